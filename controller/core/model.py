@@ -1,0 +1,220 @@
+"""Value types of the scheduling core: requests, reservations, rejections, tenants.
+
+Pure data with validation; no networkx, no os-ken. ``Reservation.to_dict`` is exactly one entry
+of the Schedule JSON contract's ``reservations`` list (see shared DESIGN.md), plus extra fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Bytes carried per frame on the wire when a reservation's bytes per period are split into frames.
+MTU_BYTES = 1500
+#: Default period of bulk flows given only as a bandwidth: 1 ms.
+DEFAULT_BULK_PERIOD_NS = 1_000_000
+
+
+class InvalidRequest(ValueError):
+    """A request field is invalid. ``field`` names it; the scheduler's reason is ``invalid:<field>``."""
+
+    def __init__(self, field_name: str, detail: str):
+        super().__init__(f"invalid {field_name}: {detail}")
+        self.field = field_name
+        self.detail = detail
+
+
+@dataclass
+class Request:
+    """A reservation request (what a tenant asks for).
+
+    Exactly one of ``frame_bytes`` (bytes sent once per period) and ``bandwidth_bps`` (a bulk rate,
+    turned into bytes per period) is normally given; when both are, ``frame_bytes`` wins and the
+    bandwidth is derived from it.
+    """
+
+    tenant: int
+    src: str
+    dst: str
+    max_latency_ns: int
+    period_ns: int | None = None
+    frame_bytes: int | None = None
+    bandwidth_bps: int | None = None
+    max_jitter_ns: int | None = None
+    paths: list[list[str]] | None = None
+    id: str | None = None
+    #: Extra match fields for the data plane (ip/port/dscp), carried through untouched.
+    match: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Request":
+        """Build a request from a JSON object; raise InvalidRequest naming the first bad field."""
+        if not isinstance(d, dict):
+            raise InvalidRequest("request", "must be a JSON object")
+        known = {"tenant", "src", "dst", "max_latency_ns", "period_ns", "frame_bytes", "bandwidth_bps",
+                 "max_jitter_ns", "paths", "id", "match"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InvalidRequest(unknown[0], "unknown field")
+        req = cls(
+            tenant=d.get("tenant", 0),
+            src=d.get("src"),
+            dst=d.get("dst"),
+            max_latency_ns=d.get("max_latency_ns"),
+            period_ns=d.get("period_ns"),
+            frame_bytes=d.get("frame_bytes"),
+            bandwidth_bps=d.get("bandwidth_bps"),
+            max_jitter_ns=d.get("max_jitter_ns"),
+            paths=d.get("paths"),
+            id=d.get("id"),
+            match=d.get("match") or {},
+        )
+        req.validate()
+        return req
+
+    def validate(self) -> None:
+        """Check types and ranges (not topology membership: the scheduler does that)."""
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not is_int(self.tenant) or self.tenant < 0:
+            raise InvalidRequest("tenant", "must be a non-negative integer")
+        for name in ("src", "dst"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v:
+                raise InvalidRequest(name, "must be a node name")
+        if self.src == self.dst:
+            raise InvalidRequest("dst", "must differ from src")
+        if not is_int(self.max_latency_ns) or not 0 < self.max_latency_ns <= 10**12:
+            raise InvalidRequest("max_latency_ns", "must be an integer in (0, 1e12]")
+        for name in ("period_ns", "frame_bytes", "bandwidth_bps", "max_jitter_ns"):
+            v = getattr(self, name)
+            if v is not None and (not is_int(v) or v <= 0):
+                raise InvalidRequest(name, "must be a positive integer")
+        if self.frame_bytes is None and self.bandwidth_bps is None:
+            raise InvalidRequest("frame_bytes", "give frame_bytes or bandwidth_bps")
+        if self.period_ns is None and self.frame_bytes is not None and self.bandwidth_bps is None:
+            raise InvalidRequest("period_ns", "required with frame_bytes")
+        if self.period_ns is not None and not 1_000 <= self.period_ns <= 10**10:
+            raise InvalidRequest("period_ns", "must be between 1 us and 10 s")
+        if self.bandwidth_bps is not None and self.bandwidth_bps > 10**13:
+            raise InvalidRequest("bandwidth_bps", "above 10 Tb/s")
+        if self.frame_bytes is not None and self.frame_bytes > 10**9:
+            raise InvalidRequest("frame_bytes", "above 1 GB per period")
+        if self.id is not None and (not isinstance(self.id, str) or not 0 < len(self.id) <= 64
+                                    or not all(c.isalnum() or c in "-_." for c in self.id)):
+            raise InvalidRequest("id", "must be 1-64 characters of letters, digits, '-', '_' or '.'")
+        if self.paths is not None:
+            if (not isinstance(self.paths, list) or not self.paths
+                    or not all(isinstance(p, list) and len(p) >= 2 and all(isinstance(n, str) for n in p)
+                               for p in self.paths)):
+                raise InvalidRequest("paths", "must be a non-empty list of node-name lists")
+        if not isinstance(self.match, dict):
+            raise InvalidRequest("match", "must be an object")
+
+    def effective_period_ns(self) -> int:
+        """The period the reservation will use (bulk flows default to 1 ms)."""
+        return self.period_ns if self.period_ns is not None else DEFAULT_BULK_PERIOD_NS
+
+    def effective_frame_bytes(self) -> int:
+        """Bytes per period: ``frame_bytes``, or ``ceil(bandwidth_bps * period / 8e9)``."""
+        if self.frame_bytes is not None:
+            return self.frame_bytes
+        assert self.bandwidth_bps is not None
+        return max(1, -(-self.bandwidth_bps * self.effective_period_ns() // 8_000_000_000))
+
+    def effective_bandwidth_bps(self) -> int:
+        """Reserved rate: bytes per period times 8 over the period."""
+        return self.effective_frame_bytes() * 8 * 1_000_000_000 // self.effective_period_ns()
+
+
+@dataclass
+class Hop:
+    """The slots a reservation holds on one directed link, as indices into the cycle."""
+
+    src: str
+    dst: str
+    slots: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"src": self.src, "dst": self.dst, "slots": list(self.slots)}
+
+
+@dataclass
+class Reservation:
+    """An admitted request: its path, its slots on every hop, its talker offsets and its bounds."""
+
+    id: str
+    tenant: int
+    src: str
+    dst: str
+    period_ns: int
+    frame_bytes: int
+    bandwidth_bps: int
+    max_latency_ns: int
+    latency_bound_ns: int
+    jitter_bound_ns: int
+    path: list[str]
+    hops: list[Hop]
+    tx_offsets_ns: list[int]
+    max_jitter_ns: int | None = None
+    match: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of the Schedule JSON contract (plus jitter_bound_ns, max_jitter_ns, match)."""
+        d = {
+            "id": self.id, "tenant": self.tenant, "src": self.src, "dst": self.dst,
+            "period_ns": self.period_ns, "frame_bytes": self.frame_bytes, "bandwidth_bps": self.bandwidth_bps,
+            "max_latency_ns": self.max_latency_ns, "latency_bound_ns": self.latency_bound_ns,
+            "jitter_bound_ns": self.jitter_bound_ns,
+            "path": list(self.path), "hops": [h.to_dict() for h in self.hops],
+            "tx_offsets_ns": list(self.tx_offsets_ns),
+        }
+        if self.max_jitter_ns is not None:
+            d["max_jitter_ns"] = self.max_jitter_ns
+        if self.match:
+            d["match"] = dict(self.match)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Reservation":
+        """Inverse of ``to_dict`` (used by the schedule importer and the store)."""
+        return cls(
+            id=str(d["id"]), tenant=int(d["tenant"]), src=d["src"], dst=d["dst"],
+            period_ns=int(d["period_ns"]), frame_bytes=int(d["frame_bytes"]),
+            bandwidth_bps=int(d["bandwidth_bps"]), max_latency_ns=int(d["max_latency_ns"]),
+            latency_bound_ns=int(d["latency_bound_ns"]),
+            jitter_bound_ns=int(d.get("jitter_bound_ns", 0)),
+            path=list(d["path"]),
+            hops=[Hop(h["src"], h["dst"], [int(s) for s in h["slots"]]) for h in d["hops"]],
+            tx_offsets_ns=[int(t) for t in d["tx_offsets_ns"]],
+            max_jitter_ns=d.get("max_jitter_ns"),
+            match=dict(d.get("match") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a request was not admitted.
+
+    ``reason`` is machine-readable: ``no_path``, ``capacity:<u>-<v>``, ``latency:<bound_ns>``,
+    ``jitter:<bound_ns>``, ``quota``, ``invalid:<field>``, ``exists``. ``detail`` is one human line.
+    """
+
+    reason: str
+    detail: str
+
+    @property
+    def code(self) -> str:
+        """The reason's kind without its argument (``capacity``, ``latency``, ...)."""
+        return self.reason.split(":", 1)[0]
+
+
+@dataclass
+class Tenant:
+    """A tenant and its quotas (None means unlimited)."""
+
+    id: int
+    name: str
+    quota_bps: int | None = None
+    max_reservations: int | None = None
