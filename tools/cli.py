@@ -17,9 +17,17 @@ import sys
 #: verb modules, in the order their verbs appear in --help
 VERB_MODULES = [
     "tools.cmd_topo",
-    "tools.cmd_emulate",
     "tools.cmd_schedule",
     "tools.cmd_tsnkit",
+    "tools.cmd_controller",
+    "tools.cmd_tenant",
+    "tools.cmd_reserve",
+    "tools.cmd_reservations",
+    "tools.cmd_paths",
+    "tools.cmd_emulate",
+    "tools.cmd_probe",
+    "tools.cmd_verify",
+    "tools.cmd_demo",
     "tools.cmd_bench",
 ]
 
