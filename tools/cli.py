@@ -27,6 +27,7 @@ VERB_MODULES = [
     "tools.cmd_emulate",
     "tools.cmd_probe",
     "tools.cmd_verify",
+    "tools.cmd_training",
     "tools.cmd_demo",
     "tools.cmd_bench",
 ]
