@@ -1,0 +1,161 @@
+"""Load a Topology by name or from a file, whatever its format.
+
+``load_topology("fntf40")`` or ``load_topology("abilene")`` (case-insensitive) reads packaged data;
+``load_topology("net.json" | "net.graphml" | "net.csv")`` dispatches on the extension:
+
+- ``.json``: the native format (``Topology.to_dict``),
+- ``.graphml``: Internet Topology Zoo GraphML (``topologies.zoo``),
+- ``.csv``: TSNKit topology CSV (``topologies.tsnkit_topo``).
+
+Every problem with a file (missing, unreadable, not the format, missing or bad fields, unknown
+nodes, empty) raises ``TopologyError`` with one line naming the file and the problem. Things a
+loader fixed up on the way (merged duplicates, guessed lengths) are *warnings*: each is issued with
+``warnings.warn(..., TopologyWarning)`` and kept in ``topology.graph.graph["warnings"]`` (read it
+with ``load_warnings``), so a CLI can print them to stderr and a library user can filter them.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from importlib import resources
+from pathlib import Path
+
+from topologies.model import DEFAULT_CAPACITY_BPS, Topology, TopologyError
+
+#: Fibre length over great-circle distance used when a format gives only coordinates (FACTS.md: 1.2-1.5).
+DEFAULT_ROUTE_FACTOR = 1.34
+
+_FORMATS = {".json": "native JSON", ".graphml": "Topology Zoo GraphML", ".csv": "TSNKit topology CSV"}
+
+
+class TopologyWarning(UserWarning):
+    """Something a loader had to fix or guess in an otherwise usable topology file."""
+
+
+def warn(topo: Topology, message: str) -> None:
+    """Record ``message`` on ``topo`` and issue it as a TopologyWarning."""
+    topo.graph.graph.setdefault("warnings", []).append(message)
+    warnings.warn(message, TopologyWarning, stacklevel=3)
+
+
+def load_warnings(topo: Topology) -> list[str]:
+    """The warnings the loader recorded on ``topo`` (empty when it loaded cleanly)."""
+    return list(topo.graph.graph.get("warnings", []))
+
+
+def _data_dir():
+    return resources.files("topologies") / "data"
+
+
+def _builtin_files() -> dict[str, object]:
+    """Lower-case name -> packaged file (a Traversable)."""
+    out: dict[str, object] = {}
+    data = _data_dir()
+    for entry in sorted(data.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            out[entry.name[:-5].lower()] = entry
+    zoo = data / "zoo"
+    if zoo.is_dir():
+        for entry in sorted(zoo.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".graphml"):
+                out[entry.name[:-8].lower()] = entry
+    return out
+
+
+def list_builtin() -> list[str]:
+    """Names of the packaged topologies (``fntf40`` first, then the Zoo samples), as spelled on disk."""
+    names = []
+    for entry in _builtin_files().values():
+        name = entry.name.rsplit(".", 1)[0]
+        names.append(name)
+    return sorted(names, key=lambda n: (n != "fntf40", n.lower()))
+
+
+def _is_bare_name(name_or_file: str) -> bool:
+    return "/" not in name_or_file and "\\" not in name_or_file and not Path(name_or_file).suffix
+
+
+def read_text(path: Path | str, source: str | None = None) -> str:
+    """A file's text, or TopologyError naming it (missing, a directory, unreadable, not UTF-8)."""
+    source = source or str(path)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise TopologyError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise TopologyError(f"{source}: is a directory, not a topology file") from None
+    except UnicodeDecodeError:
+        raise TopologyError(f"{source}: not a text file (not UTF-8)") from None
+    except OSError as e:
+        raise TopologyError(f"{source}: cannot read ({e.strerror or e})") from None
+
+
+def load_native_json(path: Path | str, source: str | None = None) -> Topology:
+    """Read the native JSON format."""
+    source = source or str(path)
+    text = read_text(path, source)
+    if not text.strip():
+        raise TopologyError(f"{source}: empty file")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TopologyError(f"{source}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    return Topology.from_dict(data, source=source)
+
+
+def _load_file(path: Path, source: str, route_factor: float, default_capacity_bps: float) -> Topology:
+    ext = path.suffix.lower()
+    if ext == ".json":
+        return load_native_json(path, source)
+    if ext == ".graphml":
+        from topologies.zoo import load_graphml
+
+        return load_graphml(path, route_factor=route_factor, default_capacity_bps=default_capacity_bps,
+                            source=source)
+    if ext == ".csv":
+        from topologies.tsnkit_topo import load_tsnkit_csv
+
+        return load_tsnkit_csv(path, source=source)
+    known = ", ".join(f"{e} ({f})" for e, f in _FORMATS.items())
+    raise TopologyError(f"{source}: unknown topology format {ext or '(no extension)'!r}; expected {known}")
+
+
+def load_topology(name_or_file: str, *, route_factor: float = DEFAULT_ROUTE_FACTOR,
+                  default_capacity_bps: float = DEFAULT_CAPACITY_BPS) -> Topology:
+    """Load a packaged topology by name (case-insensitive) or a file by path (format from its extension).
+
+    ``route_factor`` (fibre km per great-circle km) and ``default_capacity_bps`` (for links without a
+    speed) apply to formats that give coordinates rather than lengths (Zoo GraphML). Raises
+    TopologyError (one line naming the file) on any problem.
+    """
+    if not isinstance(route_factor, (int, float)) or not route_factor > 0:
+        raise TopologyError(f"route factor must be a positive number, not {route_factor!r}")
+    if not default_capacity_bps > 0:
+        raise TopologyError(f"default capacity must be positive, not {default_capacity_bps!r}")
+    name_or_file = str(name_or_file)
+    if not name_or_file.strip():
+        raise TopologyError("empty topology name")
+    if _is_bare_name(name_or_file):
+        entry = _builtin_files().get(name_or_file.lower())
+        if entry is None:
+            raise TopologyError(f"unknown topology {name_or_file!r}: builtin names are "
+                                f"{', '.join(list_builtin())}; or give a .json, .graphml or .csv file")
+        with resources.as_file(entry) as path:
+            return _safe_load(Path(path), f"{name_or_file} ({entry.name})", route_factor, default_capacity_bps)
+    return _safe_load(Path(name_or_file), name_or_file, route_factor, default_capacity_bps)
+
+
+def _safe_load(path: Path, source: str, route_factor: float, default_capacity_bps: float) -> Topology:
+    """Dispatch, turning any unexpected exception into a one-line TopologyError naming the file."""
+    try:
+        return _load_file(path, source, route_factor, default_capacity_bps)
+    except TopologyError as e:
+        msg = " ".join(str(e).split())
+        raise TopologyError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+    except RecursionError:
+        raise TopologyError(f"{source}: structure nested too deeply") from None
+    except Exception as e:  # a loader bug or a format quirk: still one line, never a traceback
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise TopologyError(f"{source}: invalid topology ({type(e).__name__}: {detail})") from None
