@@ -1,0 +1,105 @@
+"""Candidate paths: the k shortest simple paths by propagation delay, cached per node pair.
+
+The backbone is meshed, so enumerating all simple paths (as TSNKit does) does not scale; Yen's
+algorithm (``networkx.shortest_simple_paths``) yields paths in order of total propagation lazily,
+and we keep only the first ``k``. Results are cached per (src, dst) and dropped when the set of
+failed links changes. Hint paths given by a request are checked against the topology here.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import networkx as nx
+
+from .model import InvalidRequest
+
+Path = tuple[str, ...]
+
+
+class PathFinder:
+    """k shortest simple paths by ``propagation_ns`` over a DiGraph, minus failed links."""
+
+    def __init__(self, graph: nx.DiGraph, k: int = 4):
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        self.graph = graph
+        self.k = k
+        self._failed: set[tuple[str, str]] = set()
+        self._cache: dict[tuple[str, str], tuple[list[Path], Iterator | None]] = {}
+
+    # ----- failed links -----------------------------------------------------
+    @property
+    def failed(self) -> frozenset[tuple[str, str]]:
+        return frozenset(self._failed)
+
+    def fail(self, u: str, v: str) -> None:
+        """Exclude the directed link u->v from new candidate paths."""
+        if not self.graph.has_edge(u, v):
+            raise KeyError(f"no link {u}-{v}")
+        if (u, v) not in self._failed:
+            self._failed.add((u, v))
+            self._cache.clear()
+
+    def restore(self, u: str, v: str) -> None:
+        if (u, v) in self._failed:
+            self._failed.discard((u, v))
+            self._cache.clear()
+
+    def crosses_failed(self, path: Iterable[str]) -> bool:
+        p = list(path)
+        return any((a, b) in self._failed for a, b in zip(p, p[1:]))
+
+    # ----- candidates -------------------------------------------------------
+    def candidates(self, src: str, dst: str) -> Iterator[Path]:
+        """Up to k simple paths src->dst in order of propagation (none if not connected).
+
+        Lazy: Yen's algorithm runs only as far as the caller reads, and what it found is cached,
+        so a request admitted on its shortest path costs one shortest-path search per node pair.
+        """
+        key = (src, dst)
+        entry = self._cache.get(key)
+        if entry is None:
+            g = self.graph
+            if self._failed:
+                failed = frozenset(self._failed)
+                g = nx.subgraph_view(self.graph, filter_edge=lambda a, b: (a, b) not in failed)
+            entry = self._cache[key] = ([], nx.shortest_simple_paths(g, src, dst, weight="propagation_ns"))
+        found, gen = entry
+        i = 0
+        while i < self.k:
+            if i < len(found):
+                yield found[i]
+                i += 1
+                continue
+            if entry[1] is None or self._cache.get(key) is not entry:
+                return
+            try:
+                found.append(tuple(next(gen)))
+            except (StopIteration, nx.NetworkXNoPath, nx.NodeNotFound):
+                self._cache[key] = (found, None)
+                entry = self._cache[key]
+                return
+
+    def candidate_list(self, src: str, dst: str) -> list[Path]:
+        """All k candidates as a list (runs the search to the end)."""
+        return list(self.candidates(src, dst))
+
+    def propagation_ns(self, path: Iterable[str]) -> int:
+        p = list(path)
+        return sum(self.graph.edges[a, b]["propagation_ns"] for a, b in zip(p, p[1:]))
+
+    def check_hints(self, src: str, dst: str, hints: list[list[str]]) -> list[Path]:
+        """Validate hint paths; return them sorted by propagation. Raise InvalidRequest('paths', ...)."""
+        out: list[Path] = []
+        for i, p in enumerate(hints):
+            if p[0] != src or p[-1] != dst:
+                raise InvalidRequest("paths", f"path #{i} must start at {src} and end at {dst}")
+            if len(set(p)) != len(p):
+                raise InvalidRequest("paths", f"path #{i} visits a node twice")
+            for a, b in zip(p, p[1:]):
+                if not self.graph.has_edge(a, b):
+                    raise InvalidRequest("paths", f"path #{i}: no link {a}-{b}")
+            out.append(tuple(p))
+        out.sort(key=self.propagation_ns)
+        return out

@@ -1,0 +1,422 @@
+"""The scheduler: admit or reject reservation requests on the slotted model.
+
+Model (see docs/scheduling.md for the full write-up):
+
+- Time repeats in a cycle of ``cycle_ns`` (the hyperperiod of admitted periods, at least
+  ``base_cycle_ns``) cut into slots of ``slot_ns``. Every directed link has a slot table.
+- A reservation sends ``frame_bytes`` once per period. On hop i (capacity c_i) it holds
+  ``n_i = ceil(frame_bytes * 8e9 / c_i / slot_ns)`` consecutive slots, starting at ``s_i`` in every
+  period. Store-and-forward spacing: ``s_{i+1} = s_i + n_i + ceil((prop_i + proc_i) / slot_ns) + w_i``
+  with ``0 <= w_i <= max_wait_slots``.
+- No slot is held twice on a link, and reservations hold at most ``max_share`` of a link's slots.
+- Latency bound: ``(s_last + n_last - s_first) * slot_ns + prop_last + proc_last``; jitter bound:
+  one slot.
+
+Search: for each candidate path (k shortest by propagation), fold each hop's table to the
+request's period, find every feasible block start per hop (vectorised), chain the hops for all
+first-hop offsets at once and keep the offset with the lowest bound (earliest on ties).
+
+Admission is atomic: a rejected request changes nothing, not even the cycle.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from .model import InvalidRequest, Hop, Rejection, Request, Reservation
+from .paths import PathFinder
+from .slots import SlotTables, chain, expand, expand_residues, feasible_starts
+from .tenants import TenantBook
+
+Link = tuple[str, str]
+
+
+@dataclass
+class _Entry:
+    """Internal state of an admitted reservation: what to re-expand when the cycle grows."""
+
+    res: Reservation
+    links: list[Link]
+    period: int                     # slots
+    residues: list[np.ndarray]      # per hop: held slot residues modulo the period
+    tx_residues: list[int]          # talker offsets modulo the period, in ns
+    bps: int
+
+
+@dataclass
+class _Plan:
+    """A feasible placement found by the search (nothing committed yet)."""
+
+    id: str
+    request: Request
+    cycle: int                      # cycle in slots after admission
+    period: int
+    frame_bytes: int
+    bps: int
+    path: tuple[str, ...]
+    links: list[Link]
+    starts: list[int]               # unwrapped start slot per hop
+    ns: list[int]
+    bound_ns: int
+
+
+class Scheduler:
+    """Admission control and slot assignment over one Topology."""
+
+    def __init__(self, topology, *, slot_ns: int = 1000, base_cycle_ns: int = 1_000_000,
+                 max_cycle_ns: int = 100_000_000, max_share: float = 0.75, k_paths: int = 4,
+                 max_wait_slots: int = 4, processing_ns: int = 1000, tenants: TenantBook | None = None):
+        if slot_ns <= 0:
+            raise ValueError("slot_ns must be positive")
+        if base_cycle_ns <= 0 or base_cycle_ns % slot_ns:
+            raise ValueError("base_cycle_ns must be a positive multiple of slot_ns")
+        if max_cycle_ns < base_cycle_ns or max_cycle_ns % slot_ns:
+            raise ValueError("max_cycle_ns must be a multiple of slot_ns and at least base_cycle_ns")
+        if not 0 < max_share <= 1:
+            raise ValueError("max_share must be in (0, 1]")
+        if max_wait_slots < 0 or processing_ns < 0:
+            raise ValueError("max_wait_slots and processing_ns must be non-negative")
+        self.topology = topology
+        self.slot_ns = int(slot_ns)
+        self.base_cycle_ns = int(base_cycle_ns)
+        self.max_cycle_ns = int(max_cycle_ns)
+        self.max_share = float(max_share)
+        self.k_paths = int(k_paths)
+        self.max_wait_slots = int(max_wait_slots)
+        self.processing_ns = int(processing_ns)
+        self.tenants = tenants
+        g = topology.graph
+        self._graph = g
+        self._tables = SlotTables(list(g.edges), base_cycle_ns // slot_ns)
+        self._paths = PathFinder(g, k_paths)
+        # per directed link: (capacity_bps, propagation_ns, gap in slots to the next hop's earliest start)
+        self._info: dict[Link, tuple[int, int, int, int]] = {}
+        for u, v, d in g.edges(data=True):
+            cap, prop = int(d["capacity_bps"]), int(d["propagation_ns"])
+            proc = int(d.get("processing_ns", self.processing_ns))
+            self._info[(u, v)] = (cap, prop, proc, -(-(prop + proc) // self.slot_ns))
+        self._entries: dict[str, _Entry] = {}
+        self._res: dict[str, Reservation] = {}
+        self._next_id = 1
+        self._lock = threading.RLock()
+
+    # ----- read-only state --------------------------------------------------
+    @property
+    def cycle_ns(self) -> int:
+        """Current cycle (hyperperiod of admitted periods, at least base_cycle_ns)."""
+        return self._tables.cycle_slots * self.slot_ns
+
+    @property
+    def reservations(self) -> Mapping[str, Reservation]:
+        """Admitted reservations by id (read-only view; slots are relative to the current cycle)."""
+        return MappingProxyType(self._res)
+
+    def link_share(self) -> dict[Link, float]:
+        """Reserved fraction of every directed link's slots."""
+        c = self._tables.cycle_slots
+        return {l: self._tables.used(l) / c for l in self._tables.links()}
+
+    def free_slots(self, u: str, v: str) -> int:
+        """Unreserved slots of the directed link u->v over the current cycle (KeyError if no such link)."""
+        if (u, v) not in self._tables:
+            raise KeyError(f"no link {u}-{v}")
+        return self._tables.free_count((u, v))
+
+    def slot_table(self, u: str, v: str) -> np.ndarray:
+        """Read-only bool array of the link's held slots over the current cycle."""
+        return self._tables.table((u, v))
+
+    def slots_needed(self, frame_bytes: int, u: str, v: str) -> int:
+        """Slots a frame of ``frame_bytes`` needs on the link u->v: ceil(transmission / slot)."""
+        return self._need(frame_bytes, self._info[(u, v)][0])
+
+    def gap_slots(self, u: str, v: str) -> int:
+        """Minimum slots from the end of a block on u->v to the start on the next hop."""
+        return self._info[(u, v)][3]
+
+    def state_fingerprint(self) -> tuple:
+        """A value that changes whenever tables, reservations or the cycle change (for tests)."""
+        return (self._tables.cycle_slots, tuple(sorted(self._tables.snapshot().items())),
+                tuple(sorted(self._res)), frozenset(self._paths.failed))
+
+    # ----- links failing ----------------------------------------------------
+    def fail_link(self, u: str, v: str) -> None:
+        """Mark the directed link unusable for new admissions (existing reservations stay)."""
+        with self._lock:
+            self._paths.fail(u, v)
+
+    def restore_link(self, u: str, v: str) -> None:
+        with self._lock:
+            self._paths.restore(u, v)
+
+    # ----- admission --------------------------------------------------------
+    def admit(self, request: Request) -> Reservation | Rejection:
+        """Place the request and return its Reservation, or return why not (changing nothing)."""
+        with self._lock:
+            plan = self._plan(request)
+            if isinstance(plan, Rejection):
+                return plan
+            return self._commit(plan)
+
+    def evaluate(self, request: Request) -> Reservation | Rejection:
+        """What ``admit`` would answer right now, without reserving anything."""
+        with self._lock:
+            plan = self._plan(request)
+            if isinstance(plan, Rejection):
+                return plan
+            return self._build(plan, plan.cycle)
+
+    def release(self, reservation_id: str) -> Reservation:
+        """Free exactly the reservation's slots; KeyError if unknown."""
+        with self._lock:
+            e = self._entries[reservation_id]
+            c = self._tables.cycle_slots
+            for link, res in zip(e.links, e.residues):
+                self._tables.free(link, expand_residues(res, e.period, c))
+            del self._entries[reservation_id]
+            del self._res[reservation_id]
+            if self.tenants is not None:
+                self.tenants.credit(e.res.tenant, e.bps)
+            return e.res
+
+    def restore(self, reservation: Reservation) -> None:
+        """Place a reservation exactly as given (store reload, schedule import).
+
+        The slots of every hop must repeat with the reservation's period (they may be expressed
+        in any cycle that is a multiple of the period), cover the frame's transmission on that
+        link, follow the path's links and not conflict with what is held. ValueError otherwise;
+        nothing changes on error. The cycle grows to take the period if needed.
+        """
+        with self._lock:
+            r = reservation
+            if r.id in self._entries:
+                raise ValueError(f"reservation {r.id} already exists")
+            if self.tenants is not None:
+                if r.tenant not in self.tenants:
+                    raise ValueError(f"reservation {r.id}: unknown tenant {r.tenant}")
+            elif r.tenant < 1:
+                raise ValueError(f"reservation {r.id}: tenant ids start at 1")
+            if r.period_ns <= 0 or r.period_ns % self.slot_ns:
+                raise ValueError(f"reservation {r.id}: period {r.period_ns} ns is not a multiple of the slot")
+            period = r.period_ns // self.slot_ns
+            cycle = self._tables.cycle_slots
+            new_cycle = math.lcm(cycle, period)
+            if new_cycle * self.slot_ns > self.max_cycle_ns:
+                raise ValueError(f"reservation {r.id}: hyperperiod would be {new_cycle * self.slot_ns} ns, "
+                                 f"above max_cycle_ns {self.max_cycle_ns}")
+            path = list(r.path)
+            links = list(zip(path, path[1:]))
+            if len(path) < 2 or len(r.hops) != len(links):
+                raise ValueError(f"reservation {r.id}: hops do not match the path")
+            residues: list[np.ndarray] = []
+            for link, hop in zip(links, r.hops):
+                if (hop.src, hop.dst) != link:
+                    raise ValueError(f"reservation {r.id}: hop {hop.src}-{hop.dst} is not on the path")
+                if link not in self._info:
+                    raise ValueError(f"reservation {r.id}: no link {link[0]}-{link[1]} in the topology")
+                s = np.asarray(hop.slots, dtype=np.int64)
+                if len(s) == 0 or (s < 0).any():
+                    raise ValueError(f"reservation {r.id}: hop {hop.src}-{hop.dst} has no or negative slots")
+                res = np.unique(s % period)
+                c0 = (int(s.max()) // period + 1) * period
+                if not np.array_equal(np.unique(s), expand_residues(res, period, c0)):
+                    raise ValueError(f"reservation {r.id}: slots of hop {hop.src}-{hop.dst} do not repeat "
+                                     "every period")
+                need = self._need(r.frame_bytes, self._info[link][0])
+                if len(res) < need:
+                    raise ValueError(f"reservation {r.id}: hop {hop.src}-{hop.dst} holds {len(res)} slots per "
+                                     f"period, the frame needs {need}")
+                if self._tables.folded(link, period, new_cycle)[res].any():
+                    raise ValueError(f"reservation {r.id}: slot conflict on link {link[0]}-{link[1]}")
+                residues.append(res)
+            if not r.tx_offsets_ns:
+                raise ValueError(f"reservation {r.id}: no tx offsets")
+            tx_res = sorted({int(t) % r.period_ns for t in r.tx_offsets_ns})
+            if new_cycle != cycle:
+                self._grow(new_cycle)
+            res_copy = Reservation.from_dict(r.to_dict())
+            e = _Entry(res_copy, links, period, residues, tx_res, r.bandwidth_bps)
+            self._occupy(e)
+            self._expand_entry(e)
+            self._entries[r.id] = e
+            self._res[r.id] = res_copy
+            if self.tenants is not None:
+                self.tenants.charge(r.tenant, r.bandwidth_bps)
+
+    # ----- internals --------------------------------------------------------
+    def _need(self, frame_bytes: int, cap_bps: int) -> int:
+        return -(-frame_bytes * 8_000_000_000 // (cap_bps * self.slot_ns))
+
+    def _new_id(self) -> str:
+        while f"r{self._next_id}" in self._entries:
+            self._next_id += 1
+        return f"r{self._next_id}"
+
+    def _plan(self, req: Request) -> _Plan | Rejection:
+        try:
+            req.validate()
+        except InvalidRequest as e:
+            return Rejection(f"invalid:{e.field}", e.detail)
+        if self.tenants is not None:
+            if req.tenant not in self.tenants:
+                return Rejection("invalid:tenant", f"unknown tenant {req.tenant}")
+        elif req.tenant < 1:
+            return Rejection("invalid:tenant", "tenant ids start at 1")
+        for name in ("src", "dst"):
+            if getattr(req, name) not in self._graph:
+                return Rejection(f"invalid:{name}", f"unknown node {getattr(req, name)!r}")
+        if req.id is not None and req.id in self._entries:
+            return Rejection("exists", f"reservation {req.id} already exists")
+        slot = self.slot_ns
+        period_ns = req.effective_period_ns()
+        if period_ns % slot:
+            return Rejection("invalid:period_ns", f"period {period_ns} ns is not a multiple of the slot ({slot} ns)")
+        period = period_ns // slot
+        cycle = self._tables.cycle_slots
+        new_cycle = math.lcm(cycle, period)
+        if new_cycle * slot > self.max_cycle_ns:
+            return Rejection("invalid:period_ns",
+                             f"with period {period_ns} ns the hyperperiod would be {new_cycle * slot} ns, "
+                             f"above the limit of {self.max_cycle_ns} ns")
+        if req.max_jitter_ns is not None and req.max_jitter_ns < slot:
+            return Rejection(f"jitter:{slot}", f"the jitter bound is one slot ({slot} ns), above {req.max_jitter_ns} ns")
+        frame = req.effective_frame_bytes()
+        bps = req.effective_bandwidth_bps()
+        if self.tenants is not None:
+            why = self.tenants.check(req.tenant, bps)
+            if why:
+                return Rejection("quota", why)
+        if req.paths:
+            try:
+                cands = self._paths.check_hints(req.src, req.dst, req.paths)
+            except InvalidRequest as e:
+                return Rejection(f"invalid:{e.field}", e.detail)
+            cands = [p for p in cands if not self._paths.crosses_failed(p)]
+            if not cands:
+                return Rejection("no_path", "every hinted path crosses a failed link")
+        else:
+            cands = self._paths.candidates(req.src, req.dst)   # lazy: paths are searched as needed
+
+        per_period = new_cycle // period
+        scale = new_cycle // cycle
+        limit = int(self.max_share * new_cycle)
+        tables, info, max_lat = self._tables, self._info, req.max_latency_ns
+        first_kind: str | None = None
+        capacity_link: Link | None = None
+        capacity_detail = ""
+        best_latency: int | None = None
+        tried = 0
+        for path in cands:
+            tried += 1
+            links = list(zip(path, path[1:]))
+            infos = [info[l] for l in links]
+            ns = [self._need(frame, i[0]) for i in infos]
+            gaps = [i[3] for i in infos]
+            tail_ns = infos[-1][1] + infos[-1][2]
+            lower = (sum(ns[:-1]) + sum(gaps[:-1]) + ns[-1]) * slot + tail_ns
+            if lower > max_lat:
+                first_kind = first_kind or "latency"
+                best_latency = lower if best_latency is None else min(best_latency, lower)
+                continue
+            blocked = None
+            for l, n in zip(links, ns):
+                if n > period:
+                    blocked, why = l, f"a frame needs {n} slots on {l[0]}-{l[1]}, more than the period ({period})"
+                    break
+                if tables.used(l) * scale + n * per_period > limit:
+                    blocked, why = l, f"link {l[0]}-{l[1]} would exceed its reservable share ({self.max_share:g})"
+                    break
+            if blocked is None:
+                hops = []
+                for l, n, gap in zip(links, ns, gaps):
+                    starts = feasible_starts(tables.folded(l, period, new_cycle), n)
+                    if len(starts) == 0:
+                        blocked, why = l, f"no free block of {n} slots per period on {l[0]}-{l[1]}"
+                        break
+                    hops.append((starts, n, gap))
+            if blocked is None:
+                S, failed = chain(hops[0][0], hops, period, self.max_wait_slots)
+                if failed >= 0:
+                    l = links[failed]
+                    blocked, why = l, (f"no slots on {l[0]}-{l[1]} within {self.max_wait_slots} slots of wait "
+                                       "for any offset")
+            if blocked is not None:
+                if first_kind is None:
+                    first_kind, capacity_link, capacity_detail = "capacity", blocked, why
+                continue
+            lat = S[:, -1] + ns[-1] - S[:, 0]
+            best = int(np.argmin(lat))
+            bound = int(lat[best]) * slot + tail_ns
+            if bound > max_lat:
+                first_kind = first_kind or "latency"
+                best_latency = bound if best_latency is None else min(best_latency, bound)
+                continue
+            rid = req.id if req.id is not None else self._new_id()
+            return _Plan(rid, req, new_cycle, period, frame, bps, tuple(path), links,
+                         [int(x) for x in S[best]], ns, bound)
+        if not tried:
+            return Rejection("no_path", f"{req.src} and {req.dst} are not connected")
+        if first_kind == "latency" or capacity_link is None:
+            return Rejection(f"latency:{best_latency}",
+                             f"best latency bound {best_latency} ns is above the requested {max_lat} ns")
+        return Rejection(f"capacity:{capacity_link[0]}-{capacity_link[1]}", capacity_detail)
+
+    def _build(self, plan: _Plan, cycle: int) -> Reservation:
+        slot, period, req = self.slot_ns, plan.period, plan.request
+        hops = [Hop(l[0], l[1], expand(s % period, n, period, cycle).tolist())
+                for l, s, n in zip(plan.links, plan.starts, plan.ns)]
+        s0 = plan.starts[0] % period
+        tx = [(s0 + k * period) * slot for k in range(cycle // period)]
+        return Reservation(
+            id=plan.id, tenant=req.tenant, src=req.src, dst=req.dst, period_ns=period * slot,
+            frame_bytes=plan.frame_bytes, bandwidth_bps=plan.bps, max_latency_ns=req.max_latency_ns,
+            latency_bound_ns=plan.bound_ns, jitter_bound_ns=slot, path=list(plan.path), hops=hops,
+            tx_offsets_ns=tx, max_jitter_ns=req.max_jitter_ns, match=dict(req.match))
+
+    def _commit(self, plan: _Plan) -> Reservation:
+        if plan.cycle != self._tables.cycle_slots:
+            self._grow(plan.cycle)
+        res = self._build(plan, plan.cycle)
+        p = plan.period
+        residues = [(s % p + np.arange(n, dtype=np.int64)) % p for s, n in zip(plan.starts, plan.ns)]
+        e = _Entry(res, plan.links, p, residues, [plan.starts[0] % p * self.slot_ns], plan.bps)
+        self._occupy(e)
+        self._entries[res.id] = e
+        self._res[res.id] = res
+        if self.tenants is not None:
+            self.tenants.charge(res.tenant, plan.bps)
+        return res
+
+    def _occupy(self, e: _Entry) -> None:
+        """Mark an entry's slots held on every hop, all or nothing."""
+        c = self._tables.cycle_slots
+        done: list[tuple[Link, np.ndarray]] = []
+        try:
+            for link, res in zip(e.links, e.residues):
+                idx = expand_residues(res, e.period, c)
+                self._tables.occupy(link, idx)
+                done.append((link, idx))
+        except ValueError:
+            for link, idx in done:
+                self._tables.free(link, idx)
+            raise
+
+    def _expand_entry(self, e: _Entry) -> None:
+        """Rewrite an entry's Reservation slots and tx offsets for the current cycle."""
+        c = self._tables.cycle_slots
+        for hop, res in zip(e.res.hops, e.residues):
+            hop.slots = expand_residues(res, e.period, c).tolist()
+        pns = e.period * self.slot_ns
+        e.res.tx_offsets_ns = sorted(t + k * pns for k in range(c // e.period) for t in e.tx_residues)
+
+    def _grow(self, new_cycle: int) -> None:
+        """Tile all tables to the new cycle and re-expand every reservation's slots and offsets."""
+        self._tables.grow(new_cycle)
+        for e in self._entries.values():
+            self._expand_entry(e)
