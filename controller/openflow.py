@@ -1,0 +1,648 @@
+"""OpenFlow 1.3 translation: topology, host plan and reservations in; flow and meter specs out.
+
+Pure (no os-ken import): every function returns plain data that the os-ken shim
+(``controller.ofshim``) turns into messages, so the whole pipeline is unit-testable.
+
+Pipeline on every switch (see docs/dataplane.md):
+
+- table 0, **classification** (``TABLE_CLASSIFY``): LLDP from inter-switch ports -> controller;
+  at a host port: tagged frames -> drop, ARP -> controller, untagged -> push the port's tenant
+  VLAN and go to table 1; at an inter-switch port: tagged frames -> table 1; anything else -> drop.
+- table 1, **deterministic** (``TABLE_DETERMINISTIC``): one entry per reservation and host pair:
+  tenant VLAN + IPv4 (+ optional proto/port/DSCP) + in_port -> (ingress: the reservation's meter)
+  -> next-hop port (egress: pop the VLAN, host port). Miss -> table 2.
+- table 2, **best effort** (``TABLE_BEST_EFFORT``): per tenant VLAN and destination host MAC ->
+  the port's aggregate best-effort meter -> next hop on the shortest path by propagation
+  (local host: pop VLAN, host port). Miss (foreign MACs, broadcast, multicast) -> drop.
+
+Cookies (64 bits, most significant first)::
+
+    | kind (8) | tenant (16) | reservation number (32) | digest (8) |
+
+``kind`` says which layer wrote the entry (``KIND_BASE``, ``KIND_BEST_EFFORT``,
+``KIND_RESERVATION``); ``tenant`` is 0 for entries shared by all tenants; the reservation number
+is a stable 32-bit hash of the reservation id (0 outside reservations); ``digest`` is an 8-bit
+hash of the entry's content so a resync notices a changed action under an unchanged match.
+``cookie_mask_*`` give the masks that select all entries of one reservation or one tenant.
+
+Meter ids: best-effort meters use the id ``BE_METER_BASE + port`` (one per inter-switch port);
+a reservation's meter (on its ingress switch only) uses
+``RES_METER_BASE + number % RES_METER_SPAN``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import networkx as nx
+
+# ---------------------------------------------------------------------------------------------
+# OpenFlow constants (values from the OpenFlow 1.3 specification; kept here to stay pure)
+OFPP_CONTROLLER = 0xFFFFFFFD
+OFPP_IN_PORT = 0xFFFFFFF8
+OFPCML_NO_BUFFER = 0xFFFF
+OFPVID_PRESENT = 0x1000
+OFPVID_NONE = 0x0000
+ETH_TYPE_IPV4 = 0x0800
+ETH_TYPE_ARP = 0x0806
+ETH_TYPE_VLAN = 0x8100
+ETH_TYPE_LLDP = 0x88CC
+IP_PROTO_TCP = 6
+IP_PROTO_UDP = 17
+LLDP_MULTICAST = "01:80:c2:00:00:0e"
+
+TABLE_CLASSIFY = 0
+TABLE_DETERMINISTIC = 1
+TABLE_BEST_EFFORT = 2
+
+# priorities
+PRIO_LLDP = 1000
+PRIO_TAGGED_DROP = 900
+PRIO_ARP = 800
+PRIO_CLASSIFY = 100
+PRIO_RESERVATION = 1000
+PRIO_BEST_EFFORT = 100
+PRIO_MISS = 0
+
+# cookie layout
+KIND_BASE = 0x01
+KIND_BEST_EFFORT = 0x02
+KIND_RESERVATION = 0x03
+_KIND_SHIFT, _TENANT_SHIFT, _NUMBER_SHIFT = 56, 40, 8
+COOKIE_ALL = 0xFFFF_FFFF_FFFF_FFFF
+
+# meter ids
+BE_METER_BASE = 0
+RES_METER_BASE = 0x0001_0000
+RES_METER_SPAN = 0xFFFF_0000 - RES_METER_BASE - 1   # stay below OFPM_MAX
+
+#: Bytes of one full frame on the wire counted by a meter (MTU payload + Ethernet + VLAN header).
+FULL_FRAME_BYTES = 1522
+#: A reservation meter lets this many full frames pass back to back (its burst).
+BURST_FRAMES = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# specs
+@dataclass
+class FlowSpec:
+    """One flow entry to install on switch ``dpid``.
+
+    ``match`` uses os-ken/OXM field names (``in_port``, ``vlan_vid``, ``eth_type``, ``eth_dst``,
+    ``ipv4_src``, ...); a masked field is a ``(value, mask)`` tuple. ``instructions`` is a list of
+    plain dicts: ``{"type": "apply", "actions": [...]}``, ``{"type": "goto", "table": n}``,
+    ``{"type": "meter", "meter_id": n}``; actions are ``{"type": "output", "port": n}``,
+    ``{"type": "push_vlan"}``, ``{"type": "pop_vlan"}``, ``{"type": "set_vlan", "vid": n}``,
+    ``{"type": "set_queue", "queue_id": n}``. No instructions means drop.
+    """
+
+    dpid: int
+    table_id: int
+    priority: int
+    match: dict[str, Any]
+    instructions: list[dict[str, Any]] = field(default_factory=list)
+    cookie: int = 0
+
+    @property
+    def meter_id(self) -> int | None:
+        for ins in self.instructions:
+            if ins["type"] == "meter":
+                return ins["meter_id"]
+        return None
+
+    def key(self) -> tuple:
+        """Identity of the entry in its switch: (table, priority, normalised match)."""
+        return (self.table_id, self.priority, normalize_match(self.match))
+
+    def outputs(self) -> list[int]:
+        return [a["port"] for ins in self.instructions if ins["type"] == "apply"
+                for a in ins["actions"] if a["type"] == "output"]
+
+    def actions(self) -> list[dict[str, Any]]:
+        return [a for ins in self.instructions if ins["type"] == "apply" for a in ins["actions"]]
+
+
+@dataclass
+class MeterSpec:
+    """A drop-band meter in kbit/s with a burst in kbit."""
+
+    dpid: int
+    meter_id: int
+    rate_kbps: int
+    burst_kb: int
+    cookie: int = 0   # not sent to the switch; says who owns the meter (kind/tenant/reservation)
+
+
+# ---------------------------------------------------------------------------------------------
+# cookies
+def reservation_number(res_id: str) -> int:
+    """Stable 32-bit number of a reservation id (same across restarts), never 0."""
+    n = int.from_bytes(hashlib.sha256(str(res_id).encode()).digest()[:4], "big")
+    return n or 1
+
+
+def make_cookie(kind: int, tenant: int = 0, number: int = 0, digest: int = 0) -> int:
+    """Pack a cookie; each field is range-checked."""
+    if not (0 <= kind < 256 and 0 <= tenant < 65536 and 0 <= number < 2**32 and 0 <= digest < 256):
+        raise ValueError(f"cookie field out of range: kind={kind} tenant={tenant} number={number}")
+    return (kind << _KIND_SHIFT) | (tenant << _TENANT_SHIFT) | (number << _NUMBER_SHIFT) | digest
+
+
+def parse_cookie(cookie: int) -> dict[str, int]:
+    """Inverse of ``make_cookie``."""
+    return {"kind": (cookie >> _KIND_SHIFT) & 0xFF, "tenant": (cookie >> _TENANT_SHIFT) & 0xFFFF,
+            "number": (cookie >> _NUMBER_SHIFT) & 0xFFFF_FFFF, "digest": cookie & 0xFF}
+
+
+#: selects one reservation's entries: kind, tenant and number must match; the digest is free.
+COOKIE_MASK_RESERVATION = 0xFFFF_FFFF_FFFF_FF00
+#: selects every entry of one tenant, whatever its kind.
+COOKIE_MASK_TENANT = 0x00FF_FF00_0000_0000
+#: selects every entry of one kind.
+COOKIE_MASK_KIND = 0xFF00_0000_0000_0000
+
+
+def reservation_cookie(tenant: int, res_id: str) -> int:
+    """The cookie (digest 0) of a reservation; use with ``COOKIE_MASK_RESERVATION``."""
+    return make_cookie(KIND_RESERVATION, tenant, reservation_number(res_id))
+
+
+def tenant_cookie(tenant: int) -> int:
+    """A cookie value to use with ``COOKIE_MASK_TENANT`` to select all entries of a tenant."""
+    return make_cookie(0, tenant, 0)
+
+
+def cookie_selects(cookie: int, value: int, mask: int) -> bool:
+    """True when an entry with ``cookie`` is selected by ``value``/``mask`` (OpenFlow semantics)."""
+    return (cookie & mask) == (value & mask)
+
+
+def reservation_meter_id(res_id: str) -> int:
+    return RES_METER_BASE + reservation_number(res_id) % RES_METER_SPAN
+
+
+def be_meter_id(port: int) -> int:
+    return BE_METER_BASE + port
+
+
+def _digest(match: dict[str, Any], instructions: list[dict[str, Any]]) -> int:
+    text = repr((normalize_match(match), _canon(instructions)))
+    return hashlib.sha256(text.encode()).digest()[0]
+
+
+def _canon(x: Any) -> Any:
+    if isinstance(x, dict):
+        return tuple(sorted((k, _canon(v)) for k, v in x.items()))
+    if isinstance(x, (list, tuple)):
+        return tuple(_canon(v) for v in x)
+    return x
+
+
+def _flow(dpid: int, table: int, prio: int, match: dict[str, Any], instructions: list[dict[str, Any]],
+          kind: int, tenant: int = 0, number: int = 0) -> FlowSpec:
+    cookie = make_cookie(kind, tenant, number, _digest(match, instructions))
+    return FlowSpec(dpid, table, prio, dict(match), instructions, cookie)
+
+
+# ---------------------------------------------------------------------------------------------
+# matches
+def normalize_match(match: dict[str, Any]) -> tuple:
+    """A hashable, order-free form of a match, equal for a spec and the switch's echo of it.
+
+    Masked fields with an all-ones mask become plain values; MACs are lower-cased; IPv4 values
+    are canonical dotted quads.
+    """
+    out = []
+    for k, v in match.items():
+        if isinstance(v, list):
+            v = tuple(v)
+        if isinstance(v, tuple) and len(v) == 2:
+            val, mask = v
+            if isinstance(val, str) and isinstance(mask, str) and val.count(".") == 3:
+                if mask == "255.255.255.255":
+                    v = str(ipaddress.IPv4Address(val))
+                else:
+                    v = (str(ipaddress.IPv4Address(val)), str(ipaddress.IPv4Address(mask)))
+            elif isinstance(val, str):
+                v = (val.lower(), mask.lower()) if mask.lower() != "ff:ff:ff:ff:ff:ff" else val.lower()
+        elif isinstance(v, str):
+            v = v.lower()
+        out.append((k, v))
+    return tuple(sorted(out))
+
+
+def _ipv4_match(value: str) -> Any:
+    """'10.0.1.2' -> '10.0.1.2'; '10.0.1.0/24' -> ('10.0.1.0', '255.255.255.0')."""
+    net = ipaddress.IPv4Network(value, strict=False)
+    if net.prefixlen == 32:
+        return str(net.network_address)
+    return (str(net.network_address), str(net.netmask))
+
+
+def _tagged(tenant: int) -> int:
+    return OFPVID_PRESENT | tenant
+
+
+def _out(port: int) -> dict[str, Any]:
+    if port == OFPP_CONTROLLER:
+        return {"type": "output", "port": port, "max_len": OFPCML_NO_BUFFER}
+    return {"type": "output", "port": port}
+
+
+def _apply(*actions: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "apply", "actions": list(actions)}
+
+
+# ---------------------------------------------------------------------------------------------
+# best-effort routing and meters
+def _next_hops_towards(plan: Any, dst: str) -> dict[str, str]:
+    """For every switch, the next switch on a shortest path (by propagation) towards ``dst``.
+
+    One shortest-path tree per destination, so the per-switch choices are loop-free.
+    """
+    g = plan.topology.graph
+    pred = nx.dijkstra_predecessor_and_distance(g.reverse(copy=False), dst, weight="propagation_ns")[0]
+    # in the reversed graph, pred[n] lists n's parents towards dst: pick a deterministic one
+    return {n: sorted(ps)[0] for n, ps in pred.items() if ps}
+
+
+def inter_switch_ports(plan: Any, node: str) -> dict[int, str]:
+    """Port number -> neighbour switch, for the inter-switch ports of ``node``."""
+    return {p: v for (u, v), p in plan.link_ports().items() if u == node}
+
+
+def reserved_share_by_port(plan: Any, node: str, reservations: Iterable[Any]) -> dict[int, float]:
+    """Share of each inter-switch port's capacity held by reservations leaving ``node`` through it."""
+    topo = plan.topology
+    used: dict[int, int] = {}
+    for res in reservations:
+        p = list(res.path)
+        for a, b in zip(p, p[1:]):
+            if a == node:
+                port = plan.port(a, b)
+                used[port] = used.get(port, 0) + int(res.bandwidth_bps)
+    nbrs = inter_switch_ports(plan, node)
+    return {port: min(1.0, bw / topo.capacity_bps(node, nbrs[port])) for port, bw in used.items()}
+
+
+def best_effort_meters(plan: Any, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
+                       rate_scale: float = 1.0) -> list[MeterSpec]:
+    """One aggregate meter per inter-switch port: capacity x (1 - reserved share) x rate_scale."""
+    shares = reserved_share_by_port or {}
+    dpid = plan.dpid(node)
+    meters = []
+    for port, nbr in sorted(inter_switch_ports(plan, node).items()):
+        cap = plan.topology.capacity_bps(node, nbr)
+        rate_bps = cap * max(0.0, 1.0 - shares.get(port, 0.0)) * rate_scale
+        rate_kbps = max(1, int(rate_bps // 1000))
+        burst_kb = max(1, math.ceil(8 * FULL_FRAME_BYTES * 10 / 1000))   # ten full frames
+        meters.append(MeterSpec(dpid, be_meter_id(port), rate_kbps, burst_kb, make_cookie(KIND_BEST_EFFORT)))
+    return meters
+
+
+# ---------------------------------------------------------------------------------------------
+# baseline
+def baseline(plan: Any, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
+             rate_scale: float = 1.0) -> tuple[list[FlowSpec], list[MeterSpec]]:
+    """Everything a switch needs without any reservation: classification, tenant best effort,
+    per-port best-effort meters and drop by default."""
+    dpid = plan.dpid(node)
+    isl = inter_switch_ports(plan, node)
+    hosts_here = plan.host_ports(node)
+    flows: list[FlowSpec] = []
+
+    # table 0: classification
+    for port in sorted(isl):
+        flows.append(_flow(dpid, TABLE_CLASSIFY, PRIO_LLDP, {"in_port": port, "eth_type": ETH_TYPE_LLDP},
+                           [_apply(_out(OFPP_CONTROLLER))], KIND_BASE))
+        flows.append(_flow(dpid, TABLE_CLASSIFY, PRIO_CLASSIFY,
+                           {"in_port": port, "vlan_vid": (OFPVID_PRESENT, OFPVID_PRESENT)},
+                           [{"type": "goto", "table": TABLE_DETERMINISTIC}], KIND_BASE))
+    for h in hosts_here:
+        flows.append(_flow(dpid, TABLE_CLASSIFY, PRIO_TAGGED_DROP,
+                           {"in_port": h.port, "vlan_vid": (OFPVID_PRESENT, OFPVID_PRESENT)},
+                           [], KIND_BASE, h.tenant))
+        flows.append(_flow(dpid, TABLE_CLASSIFY, PRIO_ARP,
+                           {"in_port": h.port, "vlan_vid": OFPVID_NONE, "eth_type": ETH_TYPE_ARP},
+                           [_apply(_out(OFPP_CONTROLLER))], KIND_BASE, h.tenant))
+        flows.append(_flow(dpid, TABLE_CLASSIFY, PRIO_CLASSIFY, {"in_port": h.port, "vlan_vid": OFPVID_NONE},
+                           [_apply({"type": "push_vlan", "ethertype": ETH_TYPE_VLAN},
+                                   {"type": "set_vlan", "vid": h.tenant}),
+                            {"type": "goto", "table": TABLE_DETERMINISTIC}], KIND_BASE, h.tenant))
+    flows.append(_flow(dpid, TABLE_CLASSIFY, PRIO_MISS, {}, [], KIND_BASE))
+
+    # table 1: deterministic entries come from reservation_flows; a miss goes on to best effort
+    flows.append(_flow(dpid, TABLE_DETERMINISTIC, PRIO_MISS, {},
+                       [{"type": "goto", "table": TABLE_BEST_EFFORT}], KIND_BASE))
+
+    # table 2: tenant-scoped best effort, per destination host MAC
+    towards: dict[str, dict[str, str]] = {}
+    for h in plan.hosts:
+        match = {"vlan_vid": _tagged(h.tenant), "eth_dst": h.mac.lower()}
+        if h.switch == node:
+            ins = [_apply({"type": "pop_vlan"}, _out(h.port))]
+        else:
+            if h.switch not in towards:
+                towards[h.switch] = _next_hops_towards(plan, h.switch)
+            nxt = towards[h.switch].get(node)
+            if nxt is None:
+                continue   # unreachable from here
+            port = plan.port(node, nxt)
+            ins = [{"type": "meter", "meter_id": be_meter_id(port)}, _apply(_out(port))]
+        flows.append(_flow(dpid, TABLE_BEST_EFFORT, PRIO_BEST_EFFORT, match, ins, KIND_BEST_EFFORT, h.tenant))
+    flows.append(_flow(dpid, TABLE_BEST_EFFORT, PRIO_MISS, {}, [], KIND_BASE))
+
+    meters = best_effort_meters(plan, node, reserved_share_by_port, rate_scale=rate_scale)
+    return flows, meters
+
+
+# ---------------------------------------------------------------------------------------------
+# reservations
+class TranslationError(ValueError):
+    """A reservation cannot be expressed as flows (e.g. no host of its tenant at one end)."""
+
+
+def _select_hosts(plan: Any, tenant: int, node: str, prefix: str | None, what: str, res_id: str) -> list[Any]:
+    hosts = [h for h in plan.host_ports(node) if h.tenant == tenant]
+    if prefix is not None:
+        try:
+            net = ipaddress.IPv4Network(str(prefix), strict=False)
+        except ValueError:
+            raise TranslationError(f"reservation {res_id}: {what} {prefix!r} is not an IPv4 address/prefix") from None
+        hosts = [h for h in hosts if ipaddress.IPv4Address(h.ip) in net]
+    if not hosts:
+        raise TranslationError(f"reservation {res_id}: no host of tenant {tenant} at {node}"
+                               + (f" matches {what} {prefix}" if prefix is not None else ""))
+    return hosts
+
+
+def _extra_match(res: Any) -> dict[str, Any]:
+    m = dict(getattr(res, "match", None) or {})
+    out: dict[str, Any] = {}
+    proto = m.get("ip_proto")
+    if m.get("udp_dst") is not None:
+        if proto not in (None, IP_PROTO_UDP):
+            raise TranslationError(f"reservation {res.id}: udp_dst needs ip_proto 17")
+        proto = IP_PROTO_UDP
+        out["udp_dst"] = int(m["udp_dst"])
+    if m.get("tcp_dst") is not None:
+        if proto not in (None, IP_PROTO_TCP) or "udp_dst" in out:
+            raise TranslationError(f"reservation {res.id}: tcp_dst needs ip_proto 6")
+        proto = IP_PROTO_TCP
+        out["tcp_dst"] = int(m["tcp_dst"])
+    if proto is not None:
+        out["ip_proto"] = int(proto)
+    if m.get("ip_dscp") is not None:
+        dscp = int(m["ip_dscp"])
+        if not 0 <= dscp < 64:
+            raise TranslationError(f"reservation {res.id}: ip_dscp must be 0..63")
+        out["ip_dscp"] = dscp
+    return out
+
+
+def reservation_meter(plan: Any, res: Any, *, rate_scale: float = 1.0) -> MeterSpec:
+    """The reservation's meter on its ingress switch: its rate, a burst of a few frames (or one
+    period's bytes at the scaled rate when that is larger)."""
+    rate_kbps = max(1, math.ceil(res.bandwidth_bps * rate_scale / 1000))
+    frame = min(int(res.frame_bytes), FULL_FRAME_BYTES)
+    burst_bytes = max(BURST_FRAMES * frame, math.ceil(int(res.frame_bytes) * rate_scale))
+    burst_kb = max(1, math.ceil(burst_bytes * 8 / 1000))
+    cookie = reservation_cookie(res.tenant, res.id)
+    return MeterSpec(plan.dpid(res.path[0]), reservation_meter_id(res.id), rate_kbps, burst_kb, cookie)
+
+
+def reservation_flows(plan: Any, res: Any, *, rate_scale: float = 1.0, queue_id: int | None = None
+                      ) -> tuple[list[FlowSpec], list[MeterSpec]]:
+    """The deterministic entries of one reservation on every switch of its path.
+
+    One entry per (source host, destination host) pair of the tenant at the path's ends (filtered
+    by ``res.match`` ip_src/ip_dst when given), on each switch: tenant VLAN + IPv4 addresses +
+    optional proto/port/DSCP + the port the frame must arrive on. The ingress entry goes through
+    the reservation's meter; the egress entry pops the VLAN and outputs to the host's port.
+    ``queue_id`` adds a set_queue action (only where the datapath has queues).
+    Raises TranslationError when the reservation has no host pair to carry.
+    """
+    path = list(res.path)
+    if len(path) < 2:
+        raise TranslationError(f"reservation {res.id}: path needs two switches")
+    m = dict(getattr(res, "match", None) or {})
+    srcs = _select_hosts(plan, res.tenant, path[0], m.get("ip_src"), "ip_src", res.id)
+    dsts = _select_hosts(plan, res.tenant, path[-1], m.get("ip_dst"), "ip_dst", res.id)
+    extra = _extra_match(res)
+    number = reservation_number(res.id)
+    meter = reservation_meter(plan, res, rate_scale=rate_scale)
+    flows = []
+    for i, node in enumerate(path):
+        dpid = plan.dpid(node)
+        for s in srcs:
+            for d in dsts:
+                match: dict[str, Any] = {
+                    "in_port": s.port if i == 0 else plan.port(node, path[i - 1]),
+                    "vlan_vid": _tagged(res.tenant), "eth_type": ETH_TYPE_IPV4,
+                    "ipv4_src": s.ip, "ipv4_dst": d.ip, **extra}
+                actions: list[dict[str, Any]] = []
+                if queue_id is not None:
+                    actions.append({"type": "set_queue", "queue_id": int(queue_id)})
+                if i == len(path) - 1:
+                    actions += [{"type": "pop_vlan"}, _out(d.port)]
+                else:
+                    actions.append(_out(plan.port(node, path[i + 1])))
+                ins: list[dict[str, Any]] = []
+                if i == 0:
+                    ins.append({"type": "meter", "meter_id": meter.meter_id})
+                ins.append(_apply(*actions))
+                flows.append(_flow(dpid, TABLE_DETERMINISTIC, PRIO_RESERVATION, match, ins,
+                                   KIND_RESERVATION, res.tenant, number))
+    return flows, [meter]
+
+
+def desired_state(plan: Any, node: str, reservations: Iterable[Any], *, rate_scale: float = 1.0,
+                  queue_id: int | None = None, on_error: Any = None) -> tuple[list[FlowSpec], list[MeterSpec]]:
+    """Everything switch ``node`` should hold: baseline (meters sized by the reservations leaving
+    through each port) plus the entries of every reservation whose path crosses it.
+    ``on_error(res, exc)`` is called for reservations that cannot be translated (skipped)."""
+    reservations = list(reservations)
+    flows, meters = baseline(plan, node, reserved_share_by_port(plan, node, reservations), rate_scale=rate_scale)
+    dpid = plan.dpid(node)
+    for res in reservations:
+        if node not in res.path:
+            continue
+        try:
+            rf, rm = reservation_flows(plan, res, rate_scale=rate_scale, queue_id=queue_id)
+        except TranslationError as e:
+            if on_error:
+                on_error(res, e)
+            continue
+        flows += [f for f in rf if f.dpid == dpid]
+        meters += [mt for mt in rm if mt.dpid == dpid]
+    return flows, meters
+
+
+# ---------------------------------------------------------------------------------------------
+# resync
+def resync_plan(desired: list[FlowSpec], actual: list[dict[str, Any]]) -> tuple[list[FlowSpec], list[dict[str, Any]]]:
+    """What to send to make a switch's flow table equal ``desired``.
+
+    ``actual`` lists the switch's entries as dicts with ``table_id``, ``priority``, ``match``
+    (field -> value or (value, mask)) and ``cookie``. An entry is the same when table, priority
+    and match agree; it is up to date when its cookie (whose low byte digests the actions) agrees
+    too. Returns (entries to add, which replace outdated ones in place; actual entries to delete).
+    """
+    have = {(a["table_id"], a["priority"], normalize_match(a.get("match") or {})): a for a in actual}
+    want = {f.key(): f for f in desired}
+    to_add = [f for k, f in want.items() if k not in have or int(have[k].get("cookie", 0)) != f.cookie]
+    to_delete = [a for k, a in have.items() if k not in want]
+    return to_add, to_delete
+
+
+def meter_resync_plan(desired: list[MeterSpec], actual: list[dict[str, Any]]
+                      ) -> tuple[list[MeterSpec], list[MeterSpec], list[int]]:
+    """(meters to add, meters to modify, meter ids to delete); ``actual`` items have ``meter_id``,
+    ``rate_kbps`` and ``burst_kb``."""
+    have = {int(a["meter_id"]): a for a in actual}
+    want = {m.meter_id: m for m in desired}
+    add = [m for i, m in want.items() if i not in have]
+    modify = [m for i, m in want.items() if i in have
+              and (int(have[i]["rate_kbps"]), int(have[i]["burst_kb"])) != (m.rate_kbps, m.burst_kb)]
+    delete = sorted(i for i in have if i not in want)
+    return add, modify, delete
+
+
+# ---------------------------------------------------------------------------------------------
+# LLDP link check
+Endpoint = tuple[int, int]   # (dpid, port)
+
+
+def expected_links(plan: Any) -> set[tuple[Endpoint, Endpoint]]:
+    """Every directed inter-switch link the topology promises: ((dpid_u, port_uv), (dpid_v, port_vu))."""
+    out = set()
+    for (u, v), port in plan.link_ports().items():
+        out.add(((plan.dpid(u), port), (plan.dpid(v), plan.port(v, u))))
+    return out
+
+
+def compare_links(expected: set[tuple[Endpoint, Endpoint]], seen: Iterable[tuple[Endpoint, Endpoint]],
+                  plan: Any = None) -> dict[str, Any]:
+    """The LLDP verification report: counts, missing and unexpected links as [u, v] pairs
+    (node names when ``plan`` knows the dpid, ``dpid:N`` otherwise) plus their exact ports."""
+    seen = set(seen)
+
+    def name(ep: Endpoint) -> str:
+        if plan is not None:
+            try:
+                return plan.node_of_dpid(ep[0])
+            except KeyError:
+                pass
+        return f"dpid:{ep[0]}"
+
+    missing = sorted(expected - seen)
+    unexpected = sorted(seen - expected)
+    return {
+        "expected": len(expected), "seen": len(seen & expected),
+        "missing": [[name(a), name(b)] for a, b in missing],
+        "unexpected": [[name(a), name(b)] for a, b in unexpected],
+        "missing_ports": [[list(a), list(b)] for a, b in missing],
+        "unexpected_ports": [[list(a), list(b)] for a, b in unexpected],
+        "ok": not missing and not unexpected,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# frames the controller sends or reads (LLDP probes, ARP replies), as bytes
+def _mac_bytes(mac: str) -> bytes:
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def _mac_str(b: bytes) -> str:
+    return ":".join(f"{x:02x}" for x in b)
+
+
+def _tlv(t: int, value: bytes) -> bytes:
+    return struct.pack("!H", (t << 9) | len(value)) + value
+
+
+def lldp_frame(dpid: int, port: int) -> bytes:
+    """An LLDP probe naming (dpid, port): chassis id 'dpid:%016x', port id the port number."""
+    src = "02:dd:%02x:%02x:%02x:%02x" % ((dpid >> 8) & 0xFF, dpid & 0xFF, (port >> 8) & 0xFF, port & 0xFF)
+    body = (_tlv(1, b"\x07" + f"dpid:{dpid:016x}".encode())
+            + _tlv(2, b"\x07" + str(port).encode())
+            + _tlv(3, struct.pack("!H", 120))
+            + _tlv(0, b""))
+    return _mac_bytes(LLDP_MULTICAST) + _mac_bytes(src) + struct.pack("!H", ETH_TYPE_LLDP) + body
+
+
+def parse_lldp(frame: bytes) -> Endpoint | None:
+    """(dpid, port) from one of our LLDP probes, or None for anything else."""
+    if len(frame) < 14 or struct.unpack("!H", frame[12:14])[0] != ETH_TYPE_LLDP:
+        return None
+    i, dpid, port = 14, None, None
+    while i + 2 <= len(frame):
+        (hdr,) = struct.unpack("!H", frame[i:i + 2])
+        t, n = hdr >> 9, hdr & 0x1FF
+        v = frame[i + 2:i + 2 + n]
+        if t == 0:
+            break
+        try:
+            if t == 1 and v[:1] == b"\x07" and v[1:].startswith(b"dpid:"):
+                dpid = int(v[6:].decode(), 16)
+            elif t == 2 and v[:1] == b"\x07":
+                port = int(v[1:].decode())
+        except ValueError:
+            return None
+        i += 2 + n
+    if dpid is None or port is None:
+        return None
+    return dpid, port
+
+
+@dataclass(frozen=True)
+class Arp:
+    op: int
+    sha: str
+    spa: str
+    tha: str
+    tpa: str
+    eth_src: str
+
+
+def parse_arp(frame: bytes) -> Arp | None:
+    """An untagged Ethernet/IPv4 ARP frame, or None."""
+    if len(frame) < 42 or struct.unpack("!H", frame[12:14])[0] != ETH_TYPE_ARP:
+        return None
+    htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", frame[14:22])
+    if (htype, ptype, hlen, plen) != (1, ETH_TYPE_IPV4, 6, 4):
+        return None
+    a = frame[22:42]
+    return Arp(op, _mac_str(a[0:6]), str(ipaddress.IPv4Address(a[6:10])), _mac_str(a[10:16]),
+               str(ipaddress.IPv4Address(a[16:20])), _mac_str(frame[6:12]))
+
+
+def arp_reply(req: Arp, mac: str) -> bytes:
+    """The reply to ARP request ``req`` saying ``req.tpa`` is at ``mac``."""
+    body = struct.pack("!HHBBH", 1, ETH_TYPE_IPV4, 6, 4, 2) + _mac_bytes(mac) \
+        + ipaddress.IPv4Address(req.tpa).packed + _mac_bytes(req.sha) + ipaddress.IPv4Address(req.spa).packed
+    frame = _mac_bytes(req.sha) + _mac_bytes(mac) + struct.pack("!H", ETH_TYPE_ARP) + body
+    return frame + b"\x00" * max(0, 60 - len(frame))
+
+
+def arp_answer(plan: Any, dpid: int, in_port: int, frame: bytes) -> bytes | None:
+    """The controller's ARP policy: answer a request arriving on a host port for a known host of
+    the SAME tenant; everything else (other tenants, unknown IPs, replies, inter-switch ports)
+    gets no answer."""
+    req = parse_arp(frame)
+    if req is None or req.op != 1:
+        return None
+    try:
+        node = plan.node_of_dpid(dpid)
+    except KeyError:
+        return None
+    asker = next((h for h in plan.host_ports(node) if h.port == in_port), None)
+    target = plan.host_by_ip(req.tpa)
+    if asker is None or target is None or target.tenant != asker.tenant or target.ip == req.spa:
+        return None
+    return arp_reply(req, target.mac)
