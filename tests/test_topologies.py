@@ -11,12 +11,16 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from topologies import generate_fntf40 as gen
 from topologies.loaders import TopologyWarning, list_builtin, load_topology, load_warnings
 from topologies.model import Topology, TopologyError, great_circle_km
 from topologies.tsnkit_topo import load_tsnkit_csv
 from topologies.zoo import load_graphml
+
+pytestmark = pytest.mark.filterwarnings("ignore::topologies.loaders.TopologyWarning")
 
 DATA = Path(gen.__file__).resolve().parent / "data"
 ZOO = DATA / "zoo"
@@ -370,3 +374,23 @@ def test_broken_tsnkit_csv(tmp_path, body, problem):
     with pytest.raises(TopologyError, match=problem) as e:
         load_topology(str(path))
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+# ----- any file: a Topology or one TopologyError line, never another exception ----------------
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ext=st.sampled_from([".json", ".graphml", ".csv"]),
+       body=st.one_of(st.binary(max_size=200),
+                      st.text(alphabet='(),0123456789 \n"-.linkq_numratetprocprop{}[]:<>/=', max_size=200).map(str.encode),
+                      st.sampled_from([b'link,q_num,rate,t_proc,t_prop\n', b'{"nodes": [], "links": []}',
+                                       b'<?xml version="1.0"?><graphml>']).flatmap(
+                          lambda head: st.binary(max_size=80).map(lambda tail: head + tail))))
+def test_any_bytes_load_or_raise_one_line(tmp_path, ext, body):
+    path = tmp_path / f"fuzz{ext}"
+    path.write_bytes(body)
+    try:
+        topo = load_topology(str(path))
+    except TopologyError as e:
+        assert str(e).startswith(str(path)) and "\n" not in str(e)
+    else:
+        assert isinstance(topo, Topology) and topo.nodes
