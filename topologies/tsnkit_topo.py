@@ -87,7 +87,10 @@ def load_tsnkit_csv(path: Path | str, *, source: str | None = None) -> Topology:
     text = read_text(path, source)
     if not text.strip():
         raise TopologyError(f"{source}: empty file")
-    links = parse_rows(text, source)
+    try:
+        links = parse_rows(text, source)
+    except csv.Error as e:
+        raise TopologyError(f"{source}: not valid CSV ({e})") from None
     topo = Topology(Path(str(path)).stem)
     ids = sorted({n for uv in links for n in uv})
     neighbours = {n: set() for n in ids}
