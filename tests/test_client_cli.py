@@ -1,0 +1,440 @@
+"""dnctl's controller verbs (tenant, reserve, reservations, paths, schedule export) against a live server.
+
+The server is a real HTTP server on a free 127.0.0.1 port (uvicorn in a thread) running the
+REST app; every verb goes through ``tools.cli.main`` exactly as on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import Request  # module level: the fake app's handlers annotate with it
+
+
+from tools.cli import main
+
+ADMIN = "admin-token-for-the-cli-tests-0123456789"
+
+
+# ----------------------------------------------------------------- the server under test
+def _fake_app():
+    """A stand-in for controller/api.py implementing the agreed REST shapes over the real Scheduler."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, Response
+
+    from controller.core.model import InvalidRequest, Rejection
+    from controller.core.model import Request as Req
+    from controller.core.scheduler import Scheduler
+    from schedules.schedule_json import schedule_to_dict
+
+    sched = Scheduler(_topology())
+    tenants: dict[int, dict] = {}
+    tokens: dict[str, int] = {}
+    app = FastAPI()
+
+    def err(status, error, detail, **extra):
+        return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
+
+    def who(request: Request):
+        h = request.headers.get("authorization", "")
+        tok = h[7:] if h.startswith("Bearer ") else None
+        if tok == ADMIN:
+            return "admin"
+        if tok in tokens:
+            return tokens[tok]
+        return None
+
+    def view(t):
+        mine = [r for r in sched.reservations.values() if r.tenant == t["id"]]
+        return {**t, "reserved_bps": sum(r.bandwidth_bps for r in mine), "reservations": len(mine)}
+
+    @app.middleware("http")
+    async def auth(request: Request, call_next):
+        if who(request) is None:
+            return err(401, "unauthorized", "missing or invalid token")
+        if request.url.path.startswith("/v1/tenants") and who(request) != "admin":
+            return err(403, "forbidden", "admin only")
+        return await call_next(request)
+
+    @app.post("/v1/tenants", status_code=201)
+    async def create_tenant(request: Request):
+        body = await request.json()
+        tid = len(tenants) + 1
+        tenants[tid] = {"id": tid, "name": body["name"], "quota_bps": body.get("quota_bps"),
+                        "max_reservations": body.get("max_reservations")}
+        tok = f"tenant-token-{tid}-" + "x" * 32
+        tokens[tok] = tid
+        return {**tenants[tid], "token": tok}
+
+    @app.get("/v1/tenants")
+    async def list_tenants():
+        return {"tenants": [view(t) for t in tenants.values()]}
+
+    @app.get("/v1/tenants/{tid}")
+    async def get_tenant(tid: int):
+        return view(tenants[tid]) if tid in tenants else err(404, "not_found", f"no tenant {tid}")
+
+    @app.patch("/v1/tenants/{tid}")
+    async def patch_tenant(tid: int, request: Request):
+        if tid not in tenants:
+            return err(404, "not_found", f"no tenant {tid}")
+        tenants[tid].update(await request.json())
+        return view(tenants[tid])
+
+    def req_of(body, principal):
+        if principal != "admin":
+            body = {**body, "tenant": body.get("tenant", principal)}
+        return Req.from_dict(body)
+
+    def quota(req):
+        t = tenants.get(req.tenant)
+        if t and t["quota_bps"] is not None:
+            used = sum(r.bandwidth_bps for r in sched.reservations.values() if r.tenant == req.tenant)
+            if used + req.effective_bandwidth_bps() > t["quota_bps"]:
+                return Rejection("quota", f"tenant {req.tenant} quota exceeded")
+        return None
+
+    def full(r):
+        return {**r.to_dict(), "cycle_ns": sched.cycle_ns, "slot_ns": sched.slot_ns}
+
+    @app.post("/v1/reservations", status_code=201)
+    async def reserve(request: Request):
+        try:
+            req = req_of(await request.json(), who(request))
+        except InvalidRequest as e:
+            return err(422, "invalid", e.detail, field=e.field)
+        out = quota(req) or sched.admit(req)
+        if isinstance(out, Rejection):
+            return err(409, "rejected", out.detail, reason=out.reason)
+        return JSONResponse(full(out), status_code=201, headers={"Location": f"/v1/reservations/{out.id}"})
+
+    def visible(request, rid):
+        r = sched.reservations.get(rid)
+        p = who(request)
+        return r if r is not None and (p == "admin" or r.tenant == p) else None
+
+    @app.get("/v1/reservations")
+    async def list_res(request: Request, tenant: int | None = None):
+        p = who(request)
+        rs = [r for r in sched.reservations.values()
+              if (p == "admin" and tenant in (None, r.tenant)) or r.tenant == p]
+        return {"reservations": [full(r) for r in rs]}
+
+    @app.get("/v1/reservations/{rid}")
+    async def show_res(rid: str, request: Request):
+        r = visible(request, rid)
+        return full(r) if r else err(404, "not_found", f"no reservation {rid}")
+
+    @app.delete("/v1/reservations/{rid}")
+    async def delete_res(rid: str, request: Request):
+        if not visible(request, rid):
+            return err(404, "not_found", f"no reservation {rid}")
+        sched.release(rid)
+        return Response(status_code=204)
+
+    @app.get("/v1/paths")
+    async def paths(request: Request):
+        q = {k: (v if k in ("src", "dst") else int(v)) for k, v in request.query_params.items()}
+        try:
+            req = req_of(q, who(request))
+        except InvalidRequest as e:
+            return err(422, "invalid", e.detail, field=e.field)
+        out = quota(req) or sched.evaluate(req)
+        if isinstance(out, Rejection):
+            return {"admissible": False, "reason": out.reason, "detail": out.detail}
+        return {"admissible": True, "path": out.path, "latency_bound_ns": out.latency_bound_ns,
+                "jitter_bound_ns": out.jitter_bound_ns, "hops": [h.to_dict() for h in out.hops]}
+
+    @app.get("/v1/schedule")
+    async def schedule():
+        return schedule_to_dict(sched)
+
+    return app
+
+
+def _topology():
+    """A line Beijing - Tianjin - Jinan of 1 Gb/s links (small enough to fill in one test)."""
+    from topologies.model import Topology
+
+    t = Topology("cli-test")
+    t.add_node("Beijing", 39.9, 116.4)
+    t.add_node("Tianjin", 39.1, 117.2)
+    t.add_node("Jinan", 36.7, 117.0)
+    t.add_link("Beijing", "Tianjin", km=150, capacity_bps=10**9)
+    t.add_link("Tianjin", "Jinan", km=330, capacity_bps=10**9)
+    return t
+
+
+@contextmanager
+def _serve(app):
+    """Run ``app`` with uvicorn on a pre-bound free 127.0.0.1 port in a thread; yield its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def url():
+    with _serve(_fake_app()) as u:
+        yield u
+
+
+@pytest.fixture
+def dnctl(url, monkeypatch, capsys):
+    """Run ``dnctl ARGS`` in-process against the server; returns (exit code, stdout, stderr)."""
+    for var in ("DNCTL_URL", "DNCTL_TOKEN", "DNCTL_ADMIN_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DNCTL_URL", url)
+
+    def run(*argv, token=ADMIN):
+        if token is not None:
+            monkeypatch.setenv("DNCTL_TOKEN", token)
+        else:
+            monkeypatch.delenv("DNCTL_TOKEN", raising=False)
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _new_tenant(dnctl, name, *opts):
+    code, out, err = dnctl("tenant", "create", name, *opts, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+# ----------------------------------------------------------------- tenants
+def test_tenant_create_prints_the_token_once_and_it_works(dnctl):
+    code, out, err = dnctl("tenant", "create", "acme", "--quota", "800M", "--max-reservations", "5")
+    assert code == 0, err
+    m = re.search(r"^token: (\S+)$", out, re.M)
+    assert m and "shown only once" in out
+    tid = int(re.search(r"^tenant (\d+) 'acme' created", out).group(1))
+    assert "quota 800 Mb/s" in out and "max reservations 5" in out
+    # the printed token authenticates as that tenant: it may list its own reservations ...
+    code, out, err = dnctl("reservations", "list", token=m.group(1))
+    assert code == 0, err
+    # ... but not manage tenants (admin only): a refusal, exit 1, one line
+    code, out, err = dnctl("tenant", "list", token=m.group(1))
+    assert code == 1 and err.startswith("dnctl: forbidden") and err.count("\n") == 1
+    code, out, _ = dnctl("tenant", "show", tid, "--json")
+    t = json.loads(out)
+    assert (t["id"], t["name"], t["quota_bps"], t["max_reservations"]) == (tid, "acme", 800 * 10**6, 5)
+    assert "token" not in t
+
+
+def test_tenant_list_set_show(dnctl):
+    t = _new_tenant(dnctl, "beta", "--quota", "1.5G")
+    assert t["quota_bps"] == 1_500_000_000 and len(t["token"]) >= 16
+    code, out, err = dnctl("tenant", "list")
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["id", "name", "quota", "reserved", "reservations", "max"]
+    row = next(line for line in out.splitlines() if re.match(rf"\s*{t['id']}\s+beta\b", line))
+    assert "1.5 Gb/s" in row and "unlimited" in row
+    code, out, err = dnctl("tenant", "set", t["id"], "--quota", "unlimited", "--max-reservations", "3")
+    assert code == 0, err
+    assert re.search(r"^quota\s+unlimited$", out, re.M) and re.search(r"^max reservations\s+3$", out, re.M)
+    code, out, _ = dnctl("tenant", "show", t["id"], "--json")
+    assert json.loads(out)["quota_bps"] is None and json.loads(out)["max_reservations"] == 3
+    code, out, err = dnctl("tenant", "set", t["id"])
+    assert code == 2 and "give --quota" in err
+    code, out, err = dnctl("tenant", "show", 9999)
+    assert code == 1 and err.startswith("dnctl: not found")
+
+
+# ----------------------------------------------------------------- reservations
+def test_reserve_show_list_delete(dnctl):
+    t = _new_tenant(dnctl, "gamma")
+    code, out, err = dnctl("reserve", "--tenant", t["id"], "--src", "Beijing", "--dst", "Jinan",
+                           "--bandwidth", "100M", "--max-latency", "30ms", "--id", "g-1",
+                           "--match-udp-dst", 5000, "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert (r["id"], r["tenant"], r["src"], r["dst"]) == ("g-1", t["id"], "Beijing", "Jinan")
+    assert r["bandwidth_bps"] >= 100 * 10**6 and r["max_latency_ns"] == 30 * 10**6
+    assert r["path"] == ["Beijing", "Tianjin", "Jinan"] and r["match"] == {"udp_dst": 5000}
+
+    # human show: path, the bounds as the API gave them, per-hop slot counts, tx offsets
+    code, out, err = dnctl("reservations", "show", "g-1")
+    assert code == 0, err
+    from tools.units import format_ns
+    assert "Beijing -> Tianjin -> Jinan  (2 hops)" in out
+    assert f"bound {format_ns(r['latency_bound_ns'])} (max 30 ms)" in out
+    for h in r["hops"]:
+        assert re.search(rf"^\s+{h['src']}->{h['dst']}\s+{len(h['slots'])}\s+{min(h['slots'])}", out, re.M)
+    assert f"tx offsets  {format_ns(r['tx_offsets_ns'][0])}" in out
+
+    code, out, err = dnctl("reservations")  # bare verb = list
+    assert code == 0, err
+    assert re.search(r"^g-1\s+%d\s+Beijing\s+Jinan\s" % t["id"], out, re.M)
+    code, out, _ = dnctl("reservations", "list", "--tenant", t["id"], "--json")
+    assert [x["id"] for x in json.loads(out)["reservations"]] == ["g-1"]
+    code, out, _ = dnctl("reservations", "list", "--tenant", 9999, "--json")
+    assert json.loads(out)["reservations"] == []
+
+    code, out, err = dnctl("reservations", "delete", "g-1")
+    assert code == 0 and out.strip() == "reservation g-1 deleted"
+    code, out, err = dnctl("reservations", "show", "g-1")
+    assert code == 1 and err.startswith("dnctl: not found") and "Traceback" not in err
+
+
+def test_reserve_human_output_and_frame_with_period(dnctl):
+    t = _new_tenant(dnctl, "delta")
+    code, out, err = dnctl("reserve", "--tenant", t["id"], "--src", "Jinan", "--dst", "Beijing",
+                           "--frame-bytes", "1500B", "--period", "100us", "--max-latency", "10ms",
+                           "--max-jitter", "20us")
+    assert code == 0, err
+    rid = re.match(r"reservation (\S+) \(tenant %d\) admitted" % t["id"], out).group(1)
+    assert "1500 B every 100 us" in out and "Jinan -> Tianjin -> Beijing" in out
+    code, js, _ = dnctl("reservations", "show", rid, "--json")
+    r = json.loads(js)
+    assert (r["frame_bytes"], r["period_ns"], r["max_jitter_ns"]) == (1500, 100_000, 20_000)
+    assert dnctl("reservations", "delete", rid)[0] == 0
+
+
+def test_tenant_token_reserves_for_itself_and_cannot_see_others(dnctl):
+    a, b = _new_tenant(dnctl, "t-a"), _new_tenant(dnctl, "t-b")
+    code, out, err = dnctl("reserve", "--src", "Beijing", "--dst", "Tianjin", "--bandwidth", "10M",
+                           "--max-latency", "5ms", "--json", token=a["token"])
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["tenant"] == a["id"]
+    code, out, err = dnctl("reservations", "show", r["id"], token=b["token"])
+    assert code == 1 and "not found" in err
+    code, out, _ = dnctl("reservations", "--json", token=b["token"])
+    assert r["id"] not in [x["id"] for x in json.loads(out)["reservations"]]
+    assert dnctl("reservations", "delete", r["id"], token=a["token"])[0] == 0
+
+
+def test_rejection_is_one_line_with_the_reason_and_exit_1(dnctl):
+    t = _new_tenant(dnctl, "epsilon")
+    code, out, err = dnctl("reserve", "--tenant", t["id"], "--src", "Beijing", "--dst", "Tianjin",
+                           "--bandwidth", "5G", "--max-latency", "30ms")
+    assert code == 1 and out == ""
+    assert re.fullmatch(r"dnctl: rejected \((capacity:\S+|no_path)\): .+\n", err), err
+    # a quota refusal names the quota
+    q = _new_tenant(dnctl, "zeta", "--quota", "10M")
+    code, out, err = dnctl("reserve", "--tenant", q["id"], "--src", "Beijing", "--dst", "Tianjin",
+                           "--bandwidth", "20M", "--max-latency", "30ms")
+    assert code == 1 and err.startswith("dnctl: rejected (quota): ")
+
+
+def test_invalid_request_from_the_api_names_the_field(dnctl):
+    code, out, err = dnctl("reserve", "--tenant", 1, "--src", "Beijing", "--dst", "Jinan", "--bandwidth", "1M",
+                           "--max-latency", "30ms", "--id", "bad id!")
+    assert code == 1 and err.startswith("dnctl: invalid id: ")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--bandwidth", "2GB"], "--bandwidth: bandwidth '2GB': give bits per second"),
+    (["--bandwidth", "0"], "--bandwidth '0': must be greater than zero"),
+    (["--frame-bytes", "1500"], "--frame-bytes needs --period"),
+    (["--bandwidth", "1G", "--max-jitter", "soon"], "--max-jitter: duration 'soon'"),
+    (["--bandwidth", "1G", "--match-udp-dst", "70000"], "a port is 0-65535"),
+    (["--bandwidth", "1G", "--match-ip-dst", "10.0.0.300"], "not an IPv4 address"),
+])
+def test_local_usage_errors_exit_2_before_any_request(argv, words, monkeypatch, capsys):
+    monkeypatch.setenv("DNCTL_URL", "http://127.0.0.1:9")  # nothing there: a request would fail differently
+    code = main(["reserve", "--src", "Beijing", "--dst", "Jinan", "--max-latency", "30ms", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------- paths and schedule
+def test_paths_what_if(dnctl):
+    tid = str(_new_tenant(dnctl, "theta")["id"])
+    code, out, err = dnctl("paths", "Beijing", "Jinan", "--bandwidth", "50M", "--max-latency", "30ms",
+                           "--tenant", tid)
+    assert code == 0, out + err
+    assert out.startswith("admissible: Beijing -> Tianjin -> Jinan (2 hops), latency bound ")
+    code, before, _ = dnctl("reservations", "--json")
+    code, out, err = dnctl("paths", "Beijing", "Jinan", "--bandwidth", "50M", "--max-latency", "30ms",
+                           "--tenant", tid, "--json")
+    ans = json.loads(out)
+    assert code == 0 and ans["admissible"] is True and ans["path"][0] == "Beijing"
+    assert json.loads(dnctl("reservations", "--json")[1]) == json.loads(before)  # reserved nothing
+    code, out, err = dnctl("paths", "Beijing", "Jinan", "--bandwidth", "50M", "--max-latency", "10us",
+                           "--tenant", tid)
+    assert code == 1 and out.startswith("not admissible (latency:")
+    code, out, err = dnctl("paths", "Beijing", "Jinan", "--bandwidth", "50M", "--max-latency", "10us",
+                           "--tenant", tid, "--json")
+    assert code == 1 and json.loads(out)["admissible"] is False
+
+
+def test_schedule_export_to_file_and_stdout(dnctl, url, tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from tools.client import schedule_export
+
+    t = _new_tenant(dnctl, "eta")
+    code, out, err = dnctl("reserve", "--tenant", t["id"], "--src", "Tianjin", "--dst", "Jinan",
+                           "--bandwidth", "20M", "--max-latency", "30ms", "--id", "sched-1")
+    assert code == 0, err
+    out_file = tmp_path / "schedule.json"
+    args = argparse.Namespace(url=url, token=ADMIN, out=str(out_file))
+    assert schedule_export(args) == 0
+    doc = json.loads(out_file.read_text())
+    assert doc["version"] == 1 and "sched-1" in [r["id"] for r in doc["reservations"]]
+    assert "written to" in capsys.readouterr().err
+    assert schedule_export(argparse.Namespace(url=url, token=ADMIN, out=None)) == 0
+    assert json.loads(capsys.readouterr().out) == doc
+    assert dnctl("reservations", "delete", "sched-1")[0] == 0
+
+
+# ----------------------------------------------------------------- auth and connection failures
+def test_bad_or_missing_token_is_401_exit_1(dnctl):
+    code, out, err = dnctl("reservations", token="not-a-valid-token-at-all")
+    assert code == 1 and err.startswith("dnctl: unauthorized") and "--token" in err
+    code, out, err = dnctl("tenant", "list", token=None)
+    assert code == 1 and err.startswith("dnctl: unauthorized")
+
+
+def test_unreachable_controller_is_one_line_exit_1(monkeypatch, capsys):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    url = f"http://127.0.0.1:{port}"
+    code = main(["reservations", "list", "--url", url, "--token", "x" * 20])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == f"dnctl: cannot reach the controller at {url} (is `dnctl controller` running?)\n"
+
+
+def test_the_installed_entry_point_prints_no_traceback(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    dnctl = Path(sys.executable).with_name("dnctl")
+    cmd = [str(dnctl)] if dnctl.exists() else [sys.executable, "-m", "tools.cli"]
+    p = subprocess.run([*cmd, "paths", "Beijing", "Jinan", "--url", f"http://127.0.0.1:{port}"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and p.stderr.startswith("dnctl: cannot reach")
+    p = subprocess.run([*cmd, "tenant", "list", "--url", "gopher://x"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.strip() == "dnctl: --url 'gopher://x': expected http://HOST:PORT or https://HOST:PORT"
