@@ -319,15 +319,19 @@ class Scheduler:
             ns = [self._need(frame, i[0]) for i in infos]
             gaps = [i[3] for i in infos]
             tail_ns = infos[-1][1] + infos[-1][2]
-            lower = (sum(ns[:-1]) + sum(gaps[:-1]) + ns[-1]) * slot + tail_ns
-            if lower > max_lat:
-                first_kind = first_kind or "latency"
-                best_latency = lower if best_latency is None else min(best_latency, lower)
-                continue
             blocked = None
             for l, n in zip(links, ns):
                 if n > period:
                     blocked, why = l, f"a frame needs {n} slots on {l[0]}-{l[1]}, more than the period ({period})"
+                    break
+            if blocked is None:
+                lower = (sum(ns[:-1]) + sum(gaps[:-1]) + ns[-1]) * slot + tail_ns
+                if lower > max_lat:
+                    first_kind = first_kind or "latency"
+                    best_latency = lower if best_latency is None else min(best_latency, lower)
+                    continue
+            for l, n in zip(links, ns):
+                if blocked is not None:
                     break
                 if tables.used(l) * scale + n * per_period > limit:
                     blocked, why = l, f"link {l[0]}-{l[1]} would exceed its reservable share ({self.max_share:g})"
