@@ -1,0 +1,288 @@
+"""The controller's persistent store: tenants, reservations and the audit log in one SQLite file.
+
+Why SQLite: one file, stdlib, transactional, survives a crash. The database runs in WAL mode so
+readers never block the writer; the controller holds a single connection guarded by a lock
+(``check_same_thread=False``) because the REST thread and the os-ken threads both write.
+
+Every mutation is one transaction. A caller that must write several rows atomically (a
+reservation and its audit entry) uses ``with store.transaction() as tx:`` and the methods of
+``tx``; the ``Store`` methods of the same names are one-transaction shortcuts.
+
+Tokens never reach this module in clear: tenants carry only the sha256 of their token, and audit
+entries pass through :func:`redact`, which drops any key that looks like a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from controller.core.model import Reservation, Tenant
+
+#: Version of the schema below; bump it and add a migration when a table changes.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tenants (
+    id               INTEGER PRIMARY KEY,
+    name             TEXT NOT NULL,
+    quota_bps        INTEGER,
+    max_reservations INTEGER,
+    token_hash       TEXT NOT NULL,
+    created          REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      TEXT NOT NULL UNIQUE,
+    tenant  INTEGER NOT NULL,
+    json    TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts      REAL NOT NULL,
+    actor   TEXT NOT NULL,
+    tenant  INTEGER,
+    action  TEXT NOT NULL,
+    request TEXT,
+    outcome TEXT,
+    status  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_tenant ON audit (tenant, seq);
+"""
+
+#: Keys never written to the audit log, whatever their nesting (compared lower-case).
+SECRET_KEYS = frozenset({"token", "admin_token", "authorization", "token_hash", "password", "secret"})
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (newer schema, not a detnet database, disk error)."""
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with every credential-like key replaced by ``"<redacted>"``."""
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if str(k).lower() in SECRET_KEYS else redact(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class StoredTenant:
+    """A tenant row: the tenant, the sha256 hex of its token and its creation time."""
+
+    tenant: Tenant
+    token_hash: str
+    created: float
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit row. ``actor`` is ``admin``, ``tenant:N`` or ``system``; ``tenant`` the tenant concerned."""
+
+    seq: int
+    ts: float
+    actor: str
+    tenant: int | None
+    action: str
+    request: Any
+    outcome: Any
+    status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "ts": self.ts, "actor": self.actor, "tenant": self.tenant,
+                "action": self.action, "request": self.request, "outcome": self.outcome,
+                "status": self.status}
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(redact(value), sort_keys=True, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Tx:
+    """The writes and reads available inside one transaction (see ``Store.transaction``)."""
+
+    def __init__(self, cur: sqlite3.Cursor):
+        self._cur = cur
+
+    # tenants -------------------------------------------------------------------
+    def save_tenant(self, tenant: Tenant, token_hash: str | None = None) -> None:
+        """Insert or update a tenant; ``token_hash`` is required on insert, kept when None on update."""
+        row = self._cur.execute("SELECT token_hash FROM tenants WHERE id = ?", (tenant.id,)).fetchone()
+        if row is None:
+            if not token_hash:
+                raise ValueError(f"tenant {tenant.id}: a new tenant needs a token hash")
+            self._cur.execute(
+                "INSERT INTO tenants (id, name, quota_bps, max_reservations, token_hash, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (tenant.id, tenant.name, tenant.quota_bps, tenant.max_reservations, token_hash, time.time()))
+        else:
+            self._cur.execute(
+                "UPDATE tenants SET name = ?, quota_bps = ?, max_reservations = ?, token_hash = ? WHERE id = ?",
+                (tenant.name, tenant.quota_bps, tenant.max_reservations, token_hash or row[0], tenant.id))
+
+    def delete_tenant(self, tenant_id: int) -> bool:
+        return self._cur.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,)).rowcount > 0
+
+    # reservations ----------------------------------------------------------------
+    def save_reservation(self, res: Reservation) -> None:
+        """Insert a reservation (replacing a row with the same id, which keeps its place in the order)."""
+        body = json.dumps(res.to_dict(), sort_keys=True, separators=(",", ":"))
+        cur = self._cur.execute("UPDATE reservations SET tenant = ?, json = ? WHERE id = ?",
+                                (res.tenant, body, res.id))
+        if cur.rowcount == 0:
+            self._cur.execute("INSERT INTO reservations (id, tenant, json, created) VALUES (?, ?, ?, ?)",
+                              (res.id, res.tenant, body, time.time()))
+
+    def delete_reservation(self, reservation_id: str) -> bool:
+        return self._cur.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,)).rowcount > 0
+
+    # audit -------------------------------------------------------------------------
+    def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
+                     status: str = "ok", tenant: int | None = None) -> int:
+        """Append one audit entry (credentials redacted); returns its sequence number."""
+        cur = self._cur.execute(
+            "INSERT INTO audit (ts, actor, tenant, action, request, outcome, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), actor, tenant, action, _dumps(request), _dumps(outcome), status))
+        return int(cur.lastrowid or 0)
+
+    # settings ------------------------------------------------------------------------
+    def set_setting(self, key: str, value: str) -> None:
+        self._cur.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+class Store:
+    """SQLite-backed persistence of tenants, reservations, the audit log and a few settings."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL"):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+                raise StoreError(f"{self.path}: bad synchronous mode {synchronous!r}")
+            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._init_schema()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: cannot open the controller database: {e}") from None
+
+    def _init_schema(self) -> None:
+        with self.transaction() as tx:
+            # executescript would commit on its own: run the statements one by one inside the transaction
+            for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                tx._cur.execute(stmt)
+            row = tx._cur.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                tx._cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema version {row[0]} is newer than this controller's "
+                                 f"({SCHEMA_VERSION}); upgrade detnet")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT); rolled back if the block raises."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(cur)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # one-transaction shortcuts -------------------------------------------------------
+    def save_tenant(self, tenant: Tenant, token_hash: str | None = None) -> None:
+        with self.transaction() as tx:
+            tx.save_tenant(tenant, token_hash)
+
+    def delete_tenant(self, tenant_id: int) -> bool:
+        with self.transaction() as tx:
+            return tx.delete_tenant(tenant_id)
+
+    def save_reservation(self, res: Reservation) -> None:
+        with self.transaction() as tx:
+            tx.save_reservation(res)
+
+    def delete_reservation(self, reservation_id: str) -> bool:
+        with self.transaction() as tx:
+            return tx.delete_reservation(reservation_id)
+
+    def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
+                     status: str = "ok", tenant: int | None = None) -> int:
+        with self.transaction() as tx:
+            return tx.append_audit(actor, action, request, outcome, status, tenant)
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as tx:
+            tx.set_setting(key, value)
+
+    # reads -----------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        return int(self._query("SELECT version FROM schema_version")[0][0])
+
+    def get_setting(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def load_tenants(self) -> list[StoredTenant]:
+        """Every tenant, by id."""
+        rows = self._query("SELECT id, name, quota_bps, max_reservations, token_hash, created "
+                           "FROM tenants ORDER BY id")
+        return [StoredTenant(Tenant(r[0], r[1], r[2], r[3]), r[4], r[5]) for r in rows]
+
+    def load_reservations(self) -> list[Reservation]:
+        """Every stored reservation, in the order they were first admitted."""
+        rows = self._query("SELECT json FROM reservations ORDER BY seq")
+        return [Reservation.from_dict(json.loads(r[0])) for r in rows]
+
+    def reservation_rows(self) -> list[tuple[str, int, str]]:
+        """(id, tenant, json) of every reservation, in order: a cheap fingerprint for tests and checks."""
+        return [(r[0], r[1], r[2]) for r in self._query("SELECT id, tenant, json FROM reservations ORDER BY seq")]
+
+    def list_audit(self, since: int = 0, *, tenant: int | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries with ``seq > since`` (oldest first), only those of ``tenant`` when given."""
+        sql = "SELECT seq, ts, actor, tenant, action, request, outcome, status FROM audit WHERE seq > ?"
+        params: tuple = (since,)
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            params += (tenant,)
+        sql += " ORDER BY seq LIMIT ?"
+        params += (max(0, int(limit)),)
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), _loads(r[6]), r[7])
+                for r in self._query(sql, params)]
+
+    def audit_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM audit")[0][0])
