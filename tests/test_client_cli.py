@@ -1,7 +1,8 @@
 """dnctl's controller verbs (tenant, reserve, reservations, paths, schedule export) against a live server.
 
-The server is a real HTTP server on a free 127.0.0.1 port (uvicorn in a thread) running the
-REST app; every verb goes through ``tools.cli.main`` exactly as on the command line.
+The server is a real HTTP server on a free 127.0.0.1 port (uvicorn in a thread) running the real
+REST app (controller.api over a ControllerService on a three-city line with a temporary SQLite
+database), so these tests hold the client to the API's actual contract; every verb goes through ``tools.cli.main`` exactly as on the command line.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from fastapi import Request  # module level: the fake app's handlers annotate with it
-
 
 from tools.cli import main
 
@@ -27,141 +26,6 @@ ADMIN = "admin-token-for-the-cli-tests-0123456789"
 
 
 # ----------------------------------------------------------------- the server under test
-def _fake_app():
-    """A stand-in for controller/api.py implementing the agreed REST shapes over the real Scheduler."""
-    from fastapi import FastAPI
-    from fastapi.responses import JSONResponse, Response
-
-    from controller.core.model import InvalidRequest, Rejection
-    from controller.core.model import Request as Req
-    from controller.core.scheduler import Scheduler
-    from schedules.schedule_json import schedule_to_dict
-
-    sched = Scheduler(_topology())
-    tenants: dict[int, dict] = {}
-    tokens: dict[str, int] = {}
-    app = FastAPI()
-
-    def err(status, error, detail, **extra):
-        return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
-
-    def who(request: Request):
-        h = request.headers.get("authorization", "")
-        tok = h[7:] if h.startswith("Bearer ") else None
-        if tok == ADMIN:
-            return "admin"
-        if tok in tokens:
-            return tokens[tok]
-        return None
-
-    def view(t):
-        mine = [r for r in sched.reservations.values() if r.tenant == t["id"]]
-        return {**t, "reserved_bps": sum(r.bandwidth_bps for r in mine), "reservations": len(mine)}
-
-    @app.middleware("http")
-    async def auth(request: Request, call_next):
-        if who(request) is None:
-            return err(401, "unauthorized", "missing or invalid token")
-        if request.url.path.startswith("/v1/tenants") and who(request) != "admin":
-            return err(403, "forbidden", "admin only")
-        return await call_next(request)
-
-    @app.post("/v1/tenants", status_code=201)
-    async def create_tenant(request: Request):
-        body = await request.json()
-        tid = len(tenants) + 1
-        tenants[tid] = {"id": tid, "name": body["name"], "quota_bps": body.get("quota_bps"),
-                        "max_reservations": body.get("max_reservations")}
-        tok = f"tenant-token-{tid}-" + "x" * 32
-        tokens[tok] = tid
-        return {**tenants[tid], "token": tok}
-
-    @app.get("/v1/tenants")
-    async def list_tenants():
-        return {"tenants": [view(t) for t in tenants.values()]}
-
-    @app.get("/v1/tenants/{tid}")
-    async def get_tenant(tid: int):
-        return view(tenants[tid]) if tid in tenants else err(404, "not_found", f"no tenant {tid}")
-
-    @app.patch("/v1/tenants/{tid}")
-    async def patch_tenant(tid: int, request: Request):
-        if tid not in tenants:
-            return err(404, "not_found", f"no tenant {tid}")
-        tenants[tid].update(await request.json())
-        return view(tenants[tid])
-
-    def req_of(body, principal):
-        if principal != "admin":
-            body = {**body, "tenant": body.get("tenant", principal)}
-        return Req.from_dict(body)
-
-    def quota(req):
-        t = tenants.get(req.tenant)
-        if t and t["quota_bps"] is not None:
-            used = sum(r.bandwidth_bps for r in sched.reservations.values() if r.tenant == req.tenant)
-            if used + req.effective_bandwidth_bps() > t["quota_bps"]:
-                return Rejection("quota", f"tenant {req.tenant} quota exceeded")
-        return None
-
-    def full(r):
-        return {**r.to_dict(), "cycle_ns": sched.cycle_ns, "slot_ns": sched.slot_ns}
-
-    @app.post("/v1/reservations", status_code=201)
-    async def reserve(request: Request):
-        try:
-            req = req_of(await request.json(), who(request))
-        except InvalidRequest as e:
-            return err(422, "invalid", e.detail, field=e.field)
-        out = quota(req) or sched.admit(req)
-        if isinstance(out, Rejection):
-            return err(409, "rejected", out.detail, reason=out.reason)
-        return JSONResponse(full(out), status_code=201, headers={"Location": f"/v1/reservations/{out.id}"})
-
-    def visible(request, rid):
-        r = sched.reservations.get(rid)
-        p = who(request)
-        return r if r is not None and (p == "admin" or r.tenant == p) else None
-
-    @app.get("/v1/reservations")
-    async def list_res(request: Request, tenant: int | None = None):
-        p = who(request)
-        rs = [r for r in sched.reservations.values()
-              if (p == "admin" and tenant in (None, r.tenant)) or r.tenant == p]
-        return {"reservations": [full(r) for r in rs]}
-
-    @app.get("/v1/reservations/{rid}")
-    async def show_res(rid: str, request: Request):
-        r = visible(request, rid)
-        return full(r) if r else err(404, "not_found", f"no reservation {rid}")
-
-    @app.delete("/v1/reservations/{rid}")
-    async def delete_res(rid: str, request: Request):
-        if not visible(request, rid):
-            return err(404, "not_found", f"no reservation {rid}")
-        sched.release(rid)
-        return Response(status_code=204)
-
-    @app.get("/v1/paths")
-    async def paths(request: Request):
-        q = {k: (v if k in ("src", "dst") else int(v)) for k, v in request.query_params.items()}
-        try:
-            req = req_of(q, who(request))
-        except InvalidRequest as e:
-            return err(422, "invalid", e.detail, field=e.field)
-        out = quota(req) or sched.evaluate(req)
-        if isinstance(out, Rejection):
-            return {"admissible": False, "reason": out.reason, "detail": out.detail}
-        return {"admissible": True, "path": out.path, "latency_bound_ns": out.latency_bound_ns,
-                "jitter_bound_ns": out.jitter_bound_ns, "hops": [h.to_dict() for h in out.hops]}
-
-    @app.get("/v1/schedule")
-    async def schedule():
-        return schedule_to_dict(sched)
-
-    return app
-
-
 def _topology():
     """A line Beijing - Tianjin - Jinan of 1 Gb/s links (small enough to fill in one test)."""
     from topologies.model import Topology
@@ -197,9 +61,18 @@ def _serve(app):
 
 
 @pytest.fixture(scope="module")
-def url():
-    with _serve(_fake_app()) as u:
-        yield u
+def url(tmp_path_factory):
+    """The real REST app (controller.api) over a ControllerService with a temporary database."""
+    from controller.api import create_app
+    from controller.service import ControllerService
+
+    db = tmp_path_factory.mktemp("cli") / "controller.db"
+    service = ControllerService(_topology(), db_path=str(db), admin_token=ADMIN, store_synchronous="OFF")
+    try:
+        with _serve(create_app(service)) as u:
+            yield u
+    finally:
+        service.close()
 
 
 @pytest.fixture
@@ -263,7 +136,7 @@ def test_tenant_list_set_show(dnctl):
     assert json.loads(out)["quota_bps"] is None and json.loads(out)["max_reservations"] == 3
     code, out, err = dnctl("tenant", "set", t["id"])
     assert code == 2 and "give --quota" in err
-    code, out, err = dnctl("tenant", "show", 9999)
+    code, out, err = dnctl("tenant", "show", 4000)
     assert code == 1 and err.startswith("dnctl: not found")
 
 
@@ -294,7 +167,7 @@ def test_reserve_show_list_delete(dnctl):
     assert re.search(r"^g-1\s+%d\s+Beijing\s+Jinan\s" % t["id"], out, re.M)
     code, out, _ = dnctl("reservations", "list", "--tenant", t["id"], "--json")
     assert [x["id"] for x in json.loads(out)["reservations"]] == ["g-1"]
-    code, out, _ = dnctl("reservations", "list", "--tenant", 9999, "--json")
+    code, out, _ = dnctl("reservations", "list", "--tenant", 4000, "--json")
     assert json.loads(out)["reservations"] == []
 
     code, out, err = dnctl("reservations", "delete", "g-1")
@@ -307,7 +180,7 @@ def test_reserve_human_output_and_frame_with_period(dnctl):
     t = _new_tenant(dnctl, "delta")
     code, out, err = dnctl("reserve", "--tenant", t["id"], "--src", "Jinan", "--dst", "Beijing",
                            "--frame-bytes", "1500B", "--period", "100us", "--max-latency", "10ms",
-                           "--max-jitter", "20us")
+                           "--max-jitter", "20us", "--via", "Tianjin")
     assert code == 0, err
     rid = re.match(r"reservation (\S+) \(tenant %d\) admitted" % t["id"], out).group(1)
     assert "1500 B every 100 us" in out and "Jinan -> Tianjin -> Beijing" in out
@@ -315,6 +188,16 @@ def test_reserve_human_output_and_frame_with_period(dnctl):
     r = json.loads(js)
     assert (r["frame_bytes"], r["period_ns"], r["max_jitter_ns"]) == (1500, 100_000, 20_000)
     assert dnctl("reservations", "delete", rid)[0] == 0
+    # a --via that is not a path of the topology is refused by the API, naming the paths
+    code, out, err = dnctl("reserve", "--tenant", t["id"], "--src", "Beijing", "--dst", "Tianjin",
+                           "--bandwidth", "1M", "--max-latency", "10ms", "--via", "Jinan")
+    assert code == 1 and re.match(r"dnctl: (invalid paths|rejected \(invalid:paths\)): ", err), err
+
+
+def test_admin_must_name_the_tenant(dnctl):
+    code, out, err = dnctl("reserve", "--src", "Beijing", "--dst", "Jinan", "--bandwidth", "1M",
+                           "--max-latency", "30ms")
+    assert code == 1 and err.startswith("dnctl: invalid tenant: ") and "tenant: tenant" not in err
 
 
 def test_tenant_token_reserves_for_itself_and_cannot_see_others(dnctl):
@@ -433,8 +316,97 @@ def test_the_installed_entry_point_prints_no_traceback(tmp_path):
     s.close()
     dnctl = Path(sys.executable).with_name("dnctl")
     cmd = [str(dnctl)] if dnctl.exists() else [sys.executable, "-m", "tools.cli"]
-    p = subprocess.run([*cmd, "paths", "Beijing", "Jinan", "--url", f"http://127.0.0.1:{port}"],
+    p = subprocess.run([*cmd, "paths", "Beijing", "Jinan", "--max-latency", "30ms",
+                        "--url", f"http://127.0.0.1:{port}"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "Traceback" not in p.stderr and p.stderr.startswith("dnctl: cannot reach")
     p = subprocess.run([*cmd, "tenant", "list", "--url", "gopher://x"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stderr.strip() == "dnctl: --url 'gopher://x': expected http://HOST:PORT or https://HOST:PORT"
+
+
+# ----------------------------------------------------------------- answers the live API rarely gives
+def _client_answering(handler):
+    import httpx
+
+    from tools.client import ApiClient
+
+    return ApiClient("http://controller.test:8080", "t" * 20, transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("status, body, message", [
+    (409, {"error": "rejected", "reason": "capacity:Beijing-Tianjin", "detail": "no free slots on Beijing->Tianjin"},
+     "rejected (capacity:Beijing-Tianjin): no free slots on Beijing->Tianjin"),
+    (422, {"error": "invalid", "field": "max_latency_ns", "detail": "max_latency_ns: must be positive"},
+     "invalid max_latency_ns: must be positive"),
+    (422, {"detail": [{"loc": ["body", "src"], "msg": "Field required"},
+                      {"loc": ["query", "dst"], "msg": "too long"}]},
+     "invalid request: src: Field required; dst: too long"),
+    (429, {"error": "rate_limited", "detail": "slow down"}, "rate limited: slow down (try again shortly)"),
+    (413, {"error": "too_large", "detail": "body above 65536 bytes"}, "request too large: body above 65536 bytes"),
+    (502, "<html>\nBad   gateway\n</html>", "controller error (HTTP 502): <html> Bad gateway </html>"),
+    (418, {"error": "teapot", "detail": "short and stout"}, "teapot: short and stout"),
+])
+def test_error_answers_become_one_line(status, body, message):
+    import httpx
+
+    from tools.client import ApiError
+
+    def handler(request):
+        if isinstance(body, dict):
+            return httpx.Response(status, json=body)
+        return httpx.Response(status, text=body, headers={"content-type": "text/html"})
+
+    with _client_answering(handler) as api, pytest.raises(ApiError) as e:
+        api.get("/v1/reservations")
+    assert str(e.value) == message and e.value.code == 1 and e.value.status == status
+    if isinstance(body, dict) and "reason" in body:
+        assert e.value.reason == body["reason"]
+
+
+def test_client_sends_the_bearer_token_and_json_and_drops_unset_params():
+    import httpx
+
+    seen = {}
+
+    def handler(request):
+        seen.update(auth=request.headers.get("authorization"), query=dict(request.url.params),
+                    body=json.loads(request.content or b"null"), method=request.method)
+        return httpx.Response(201, json={"ok": True})
+
+    with _client_answering(handler) as api:
+        assert api.post("/v1/reservations", {"src": "A"}) == {"ok": True}
+        assert seen == {"auth": "Bearer " + "t" * 20, "query": {}, "body": {"src": "A"}, "method": "POST"}
+        api.get("/v1/paths", params={"src": "A", "tenant": None, "max_latency_ns": 5})
+        assert seen["query"] == {"src": "A", "max_latency_ns": "5"}
+
+
+def test_timeout_is_one_line_exit_1():
+    import httpx
+
+    from tools.cli import CliError
+
+    def handler(request):
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    with _client_answering(handler) as api, pytest.raises(CliError) as e:
+        api.get("/healthz")
+    assert e.value.code == 1 and str(e.value) == "the controller at http://controller.test:8080 did not answer within 10 s"
+
+
+def test_from_args_reads_options_then_environment(monkeypatch):
+    import argparse
+
+    from tools.client import DEFAULT_URL, ApiClient
+
+    for var in ("DNCTL_URL", "DNCTL_TOKEN", "DNCTL_ADMIN_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    api = ApiClient.from_args(argparse.Namespace())
+    assert (api.url, api.token) == (DEFAULT_URL, None)
+    monkeypatch.setenv("DNCTL_ADMIN_TOKEN", "admin-from-env")
+    monkeypatch.setenv("DNCTL_URL", "http://10.0.0.1:9000/")
+    api = ApiClient.from_args(argparse.Namespace())
+    assert (api.url, api.token) == ("http://10.0.0.1:9000", "admin-from-env")
+    monkeypatch.setenv("DNCTL_TOKEN", "tenant-from-env")
+    assert ApiClient.from_args(argparse.Namespace()).token == "tenant-from-env"
+    api = ApiClient.from_args(argparse.Namespace(url="https://ctl:8443", token="given"))
+    assert (api.url, api.token) == ("https://ctl:8443", "given")

@@ -88,6 +88,8 @@ def error_message(status: int, body: Any) -> str:
     if status == 404:
         return f"not found{tail}"
     if status == 422 or error == "invalid":
+        if field and detail.startswith(f"{field}:"):  # the API often repeats the field in its detail
+            tail = f": {detail[len(field) + 1:].strip()}"
         return f"invalid {field}{tail}" if field else f"invalid request{tail}"
     if status == 413:
         return f"request too large{tail}"

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--bandwidth", metavar="RATE", help="bulk rate, e.g. 2G")
     size.add_argument("--frame-bytes", metavar="SIZE", help="bytes per period, e.g. 1500")
-    p.add_argument("--period", metavar="TIME", help="period, e.g. 1ms")
-    p.add_argument("--max-latency", metavar="TIME", help="latency bound to meet, e.g. 30ms")
+    p.add_argument("--period", metavar="TIME", help="period, e.g. 1ms (needed with --frame-bytes)")
+    p.add_argument("--max-latency", required=True, metavar="TIME", help="latency bound to meet, e.g. 30ms")
+    p.add_argument("--max-jitter", metavar="TIME", help="jitter bound to meet, e.g. 10us")
     p.add_argument("--tenant", type=int, metavar="N", help="check against this tenant's quota (admin token)")
     add_client_args(p)
     p.set_defaults(func=_paths)
@@ -42,6 +43,7 @@ def _paths(args) -> int:
         "frame_bytes": parse_option(parse_size, args.frame_bytes, "--frame-bytes"),
         "period_ns": parse_option(parse_duration, args.period, "--period"),
         "max_latency_ns": parse_option(parse_duration, args.max_latency, "--max-latency"),
+        "max_jitter_ns": parse_option(parse_duration, args.max_jitter, "--max-jitter"),
         "tenant": args.tenant,
     }
     with ApiClient.from_args(args) as api:
