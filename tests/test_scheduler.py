@@ -74,16 +74,21 @@ def check_schedule(s: Scheduler) -> None:
             res = {x % p for x in h.slots}
             assert len(res) == n
             first = [x for x in res if (x - 1) % p not in res]
+            if n == p:       # the block fills the period: any start fits, the search takes the earliest
+                first = [None]
             assert len(first) == 1, "a hop's slots must be one block per period"
             starts.append(first[0])
             mine = held.setdefault((h.src, h.dst), set())
             assert mine.isdisjoint(h.slots), f"slot held twice on {h.src}-{h.dst}"
             mine.update(h.slots)
         # store-and-forward spacing with bounded wait
+        if starts[0] is None:
+            starts[0] = r.tx_offsets_ns[0] // slot % p
+        assert r.tx_offsets_ns[0] // slot % p == starts[0]
         unwrapped = [starts[0]]
         for i in range(1, len(links)):
             earliest = unwrapped[-1] + ns[i - 1] + s.gap_slots(*links[i - 1])
-            wait = (starts[i] - earliest) % p
+            wait = 0 if starts[i] is None else (starts[i] - earliest) % p
             assert wait <= s.max_wait_slots
             unwrapped.append(earliest + wait)
         last = links[-1]
@@ -93,7 +98,7 @@ def check_schedule(s: Scheduler) -> None:
         assert bound >= prop + r.frame_bytes * 8e9 / g.edges[links[0]]["capacity_bps"]
         assert bound <= r.max_latency_ns
         assert r.jitter_bound_ns == slot
-        assert r.tx_offsets_ns == [(starts[0] + k * p) * slot for k in range(c // p)]
+        assert r.tx_offsets_ns == [(starts[0] + k * p) * slot for k in range(c // p)], "talker offsets"
     for u, v in s.topology.directed_links():
         table = s.slot_table(u, v)
         assert len(table) == c
