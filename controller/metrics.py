@@ -13,6 +13,8 @@ Series (all prefixed ``detnet_``):
 - ``detnet_releases_total{tenant}`` counter;
 - ``detnet_admission_seconds`` histogram: time spent deciding one request (scheduler and store);
 - ``detnet_http_requests_total{code}`` counter: API answers by HTTP status;
+- ``detnet_flow_install_seconds`` histogram and ``detnet_flow_install_failures_total{op}`` counter:
+  flow programming as reported by the OpenFlow shim (``ControllerService.observe_install``);
 - ``detnet_reservations{tenant}`` gauge, ``detnet_link_reserved_share{link="u-v"}`` gauge,
   ``detnet_switches_connected`` gauge, ``detnet_tenants`` gauge.
 """
@@ -26,6 +28,9 @@ from typing import Iterable, Mapping
 #: Histogram bucket upper bounds in seconds (admission takes from ~100 us to ~100 ms).
 ADMISSION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                      2.5)
+
+#: Bucket upper bounds in seconds for installing a reservation's flows on the switches.
+INSTALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -83,6 +88,8 @@ class Metrics:
         self.releases: dict[str, int] = {}
         self.http: dict[str, int] = {}
         self.admission_seconds = Histogram()
+        self.install_seconds = Histogram(INSTALL_BUCKETS)
+        self.install_failures: dict[str, int] = {}
 
     def admitted(self, tenant: int, seconds: float) -> None:
         with self._lock:
@@ -99,6 +106,13 @@ class Metrics:
     def released(self, tenant: int) -> None:
         with self._lock:
             self.releases[str(tenant)] = self.releases.get(str(tenant), 0) + 1
+
+    def installed(self, op: str, seconds: float, ok: bool) -> None:
+        """One reservation's flows installed or removed on the switches (reported by the OpenFlow shim)."""
+        with self._lock:
+            self.install_seconds.observe(seconds)
+            if not ok:
+                self.install_failures[op] = self.install_failures.get(op, 0) + 1
 
     def http_answer(self, status: int) -> None:
         with self._lock:
@@ -127,6 +141,12 @@ class Metrics:
             out.append("# HELP detnet_admission_seconds Time to decide one reservation request.")
             out.append("# TYPE detnet_admission_seconds histogram")
             out.extend(self.admission_seconds.lines("detnet_admission_seconds"))
+            out.append("# HELP detnet_flow_install_seconds Time to install or remove one reservation's flows.")
+            out.append("# TYPE detnet_flow_install_seconds histogram")
+            out.extend(self.install_seconds.lines("detnet_flow_install_seconds"))
+            family("detnet_flow_install_failures_total", "counter",
+                   "Flow installs or removals without a complete barrier, by operation.",
+                   [({"op": o}, n) for o, n in sorted(self.install_failures.items())])
         family("detnet_reservations", "gauge", "Reservations currently held, by tenant.",
                [({"tenant": t}, n) for t, n in sorted(reservations_by_tenant.items())])
         family("detnet_link_reserved_share", "gauge", "Reserved fraction of each directed link's slots.",

@@ -534,6 +534,10 @@ class ControllerService:
                     except Exception:  # noqa: BLE001 - a broken listener must not break the API
                         log.exception("listener %r failed in %s(%s)", listener, method, res.id)
 
+    def observe_install(self, op: str, reservation_id: str, seconds: float, ok: bool) -> None:
+        """The OpenFlow shim reports how long installing/removing a reservation's flows took."""
+        self.metrics.installed(op, seconds, ok)
+
     def reservations_snapshot(self) -> list[Reservation]:
         """Copies of every admitted reservation (e.g. to program a switch that just connected)."""
         with self._lock:

@@ -382,6 +382,8 @@ def test_healthz_metrics_and_openapi(env):
     env.service.switch_connected(1)
     env.service.switch_connected(2)
     env.service.switch_disconnected(2)
+    env.service.observe_install("install", "r1", 0.003, True)
+    env.service.observe_install("remove", "r1", 0.2, False)
     h = env.client.get("/healthz").json()
     assert h["status"] == "ok" and h["switches_connected"] == 1 and h["reservations"] == 1
     r = env.client.get("/metrics")
@@ -392,6 +394,8 @@ def test_healthz_metrics_and_openapi(env):
     assert "detnet_admission_seconds_count 2" in text and 'detnet_admission_seconds_bucket{le="+Inf"} 2' in text
     assert 'detnet_reservations{tenant="1"} 1' in text
     assert "detnet_switches_connected 1" in text
+    assert 'detnet_flow_install_seconds_bucket{le="0.005"} 1' in text and "detnet_flow_install_seconds_count 2" in text
+    assert 'detnet_flow_install_failures_total{op="remove"} 1' in text
     shares = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
               if line.startswith("detnet_link_reserved_share{")}
     assert len(shares) == 8 and shares['detnet_link_reserved_share{link="A-B"}'] == pytest.approx(0.1)
