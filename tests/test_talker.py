@@ -176,3 +176,11 @@ def test_capture_talker_and_analyzer_end_to_end_on_loopback(tmp_path, listener):
     f = rep.flows[0]
     assert (f["sent"], f["received"], f["lost"], f["duplicated"], f["reordered"]) == (40, 40, 0, 0, 0)
     assert f["latency_ns"]["min"] > 0  # kernel receive time after the payload's tx time
+
+
+def test_realtime_option_restores_the_scheduling_policy(listener):
+    before = os.sched_getscheduler(0)
+    r = send(RES, META, "127.0.0.1", listener.getsockname()[1], count=3, realtime=True, quiet=True)
+    assert r.sent == 3 and len(drain(listener, 3)) == 3
+    assert os.sched_getscheduler(0) == before
+    assert (os.geteuid() == 0) or any("SCHED_FIFO" in w for w in r.warnings)

@@ -122,6 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--duration", type=float, help="seconds to send (whole cycles)")
     q.add_argument("--rate", type=rate_arg, help="MISBEHAVE: send this rate (e.g. 50M) instead of the reserved one")
     q.add_argument("--burst", type=int, help="MISBEHAVE: send N periods' datagrams back to back every N periods")
+    q.add_argument("--rt", action="store_true", help="pace under SCHED_FIFO (root): far smaller pacing error")
     q.add_argument("--out", metavar="FILE.json", help="write the talker result (sent count for `verify pcap --talker`)")
     q.add_argument("--json", action="store_true", help="print the talker result as JSON")
     q.set_defaults(func=_send)
@@ -168,7 +169,7 @@ def _send(args: argparse.Namespace) -> int:
     port = args.port or match.get("udp_dst") or DEFAULT_PORT
     try:
         out = send(r, meta, dst, int(port), iface=args.iface, bind_ip=args.bind, count=args.count,
-                   duration=args.duration, rate=args.rate, burst=args.burst)
+                   duration=args.duration, rate=args.rate, burst=args.burst, realtime=args.rt)
     except OSError as e:
         raise CliError(f"cannot send to {dst}:{port}: {e.strerror or e}") from None
     except ValueError as e:
