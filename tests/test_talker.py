@@ -184,3 +184,15 @@ def test_realtime_option_restores_the_scheduling_policy(listener):
     assert r.sent == 3 and len(drain(listener, 3)) == 3
     assert os.sched_getscheduler(0) == before
     assert (os.geteuid() == 0) or any("SCHED_FIFO" in w for w in r.warnings)
+
+
+def test_closed_port_at_destination_is_not_a_send_error():
+    # a host that only captures answers ICMP port unreachable; the talker must keep sending
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    r = send(RES, META, "127.0.0.1", port, count=6, quiet=True)
+    assert r.sent == 6 and r.send_errors == 0
+    out = flood("127.0.0.1", 1_000_000, 0.02, port, length=100, use_iperf=False)
+    assert out["send_errors"] == 0 and out["packets"] > 0

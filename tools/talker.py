@@ -86,7 +86,11 @@ def iface_ipv4(iface: str) -> str:
 
 
 def open_socket(dst: str, port: int, iface: str | None = None, bind_ip: str | None = None) -> socket.socket:
-    """A connected UDP socket to (dst, port), bound to ``iface``/``bind_ip`` when given."""
+    """A UDP socket for (dst, port), bound to ``iface``/``bind_ip`` when given.
+
+    Not connected on purpose: a connected UDP socket reports ICMP port-unreachable as
+    ECONNREFUSED on the next send, and probes are often sent to a host that only captures.
+    """
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     if iface:
@@ -98,7 +102,6 @@ def open_socket(dst: str, port: int, iface: str | None = None, bind_ip: str | No
                 bind_ip = None
     if bind_ip:
         s.bind((bind_ip, 0))
-    s.connect((dst, port))
     return s
 
 
@@ -202,6 +205,7 @@ def send(reservation: Mapping[str, Any], schedule_meta: Mapping[str, Any], dst: 
     result.late_threshold_ns = threshold
     own = sock is None
     s = sock or open_socket(dst, port, iface=iface, bind_ip=bind_ip)
+    addr = (dst, port)
     actual = np.zeros(count, dtype=np.int64)
     bufs = {sz: bytearray(pack(Probe(plan.flow_id, 0, 0, 0, 0, reservation_id=plan.reservation_id), sz))
             for sz in set(sizes)}
@@ -220,12 +224,12 @@ def send(reservation: Mapping[str, Any], schedule_meta: Mapping[str, Any], dst: 
             fixed.pack_into(buf, 12, i, t, target, inst_off[i], frags[i], npf,
                             ((target - plan.epoch_ns) // cyc) & 0xFFFFFFFF)
             try:
-                s.send(buf)
+                s.sendto(buf, addr)
             except OSError:
                 errors += 1
                 try:  # buffer full: wait for room rather than drop the datagram silently
                     time.sleep(0.0005)
-                    s.send(buf)
+                    s.sendto(buf, addr)
                     errors -= 1
                 except OSError:
                     pass
@@ -311,7 +315,7 @@ def flood(dst: str, rate_bps: float, duration: float, port: int = 5201, *, lengt
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     if bind_ip:
         s.bind((bind_ip, 0))
-    s.connect((dst, port))
+    addr = (dst, port)
     payload = bytes(length)
     gap = (length + IP_UDP_OVERHEAD) * 8e9 / rate_bps
     start = time.time_ns()
@@ -326,7 +330,7 @@ def flood(dst: str, rate_bps: float, duration: float, port: int = 5201, *, lengt
         if target - now > 200_000:
             time.sleep((target - now) / 1e9)
         try:
-            s.send(payload)
+            s.sendto(payload, addr)
         except OSError:
             errors += 1
         n += 1
