@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from controller.auth import Principal, parse_bearer
 from controller.core.model import Rejection, Reservation
@@ -54,6 +55,27 @@ class ApiError(Exception):
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (documented in the OpenAPI spec for each status a route can give)."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str = Field(description="machine code: bad_request, unauthorized, forbidden, not_found, rejected, ...")
+    detail: str = Field(description="one human-readable line")
+    field: str | None = Field(None, description="the offending field (422)")
+    reason: str | None = Field(None, description="machine reason of a rejection (409)")
+
+
+_ERROR_TEXT = {400: "Malformed request (JSON syntax, Content-Length)", 401: "Missing or invalid bearer token",
+               403: "Not allowed with this token", 404: "No such resource (or not the caller's)",
+               409: "Well formed but rejected (reason says why)", 413: "Request body too large",
+               422: "Invalid field (field names it)", 429: "Rate limited (Retry-After says when to retry)"}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error statuses (all carry an ErrorBody)."""
+    return {c: {"model": ErrorBody, "description": _ERROR_TEXT[c]} for c in codes}
 
 
 # ----- rate limiting ----------------------------------------------------------------------------
@@ -286,8 +308,15 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         detail = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 400:      # body FastAPI could not parse
             return refused_input(request, 400, code, detail)
-        return JSONResponse(error_body(code, detail), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:      # Starlette lists only the first matching route's methods
+            allowed = set()
+            for route in app.router.routes:
+                if route.matches(request.scope)[0] != Match.NONE:
+                    allowed |= set(getattr(route, "methods", None) or ())
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
+        return JSONResponse(error_body(code, detail), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):
@@ -331,23 +360,25 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         return ApiError(409, "rejected", rej.detail, reason=rej.reason)
 
     # ----- routes ----------------------------------------------------------------------------------
-    @app.get("/healthz", tags=["status"], summary="Liveness and a few counts")
+    AUTHED = (401, 413, 429)        # every /v1 route: auth, body limit, rate limit
+    ADMIN = (*AUTHED, 403)
+    @app.get("/healthz", tags=["status"], responses=_errors(413), summary="Liveness and a few counts")
     def healthz() -> dict[str, Any]:
         return service.health()
 
-    @app.get("/metrics", tags=["status"], summary="Prometheus text exposition", response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["status"], responses=_errors(413), summary="Prometheus text exposition", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(service.metrics_text(), media_type=CONTENT_TYPE)
 
-    @app.get("/v1/topology", tags=["network"], summary="Topology JSON, host plan and LLDP link check")
+    @app.get("/v1/topology", tags=["network"], responses=_errors(*AUTHED), summary="Topology JSON, host plan and LLDP link check")
     def topology(who: Who) -> dict[str, Any]:
         return service.topology_dict()
 
-    @app.get("/v1/tenants", tags=["tenants"], summary="Every tenant with quotas and usage (admin)")
+    @app.get("/v1/tenants", tags=["tenants"], responses=_errors(*ADMIN), summary="Every tenant with quotas and usage (admin)")
     def list_tenants(who: Admin) -> dict[str, Any]:
         return {"tenants": service.list_tenants(principal=who)}
 
-    @app.post("/v1/tenants", tags=["tenants"], status_code=201,
+    @app.post("/v1/tenants", tags=["tenants"], status_code=201, responses=_errors(*ADMIN, 400, 409, 422),
               summary="Create a tenant; its token is returned once (admin)")
     def create_tenant(body: TenantCreate, who: Admin, response: Response) -> dict[str, Any]:
         tenant, token = service.create_tenant(body.name, body.quota_bps, body.max_reservations, principal=who)
@@ -357,11 +388,11 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
 
     TenantId = Annotated[int, Path(ge=1, le=4094, description="tenant id")]
 
-    @app.get("/v1/tenants/{tenant_id}", tags=["tenants"], summary="One tenant (admin)")
+    @app.get("/v1/tenants/{tenant_id}", tags=["tenants"], responses=_errors(*ADMIN, 404, 422), summary="One tenant (admin)")
     def get_tenant(tenant_id: TenantId, who: Admin) -> dict[str, Any]:
         return service.get_tenant(tenant_id, principal=who)
 
-    @app.patch("/v1/tenants/{tenant_id}", tags=["tenants"], summary="Change a tenant's name or quotas (admin)")
+    @app.patch("/v1/tenants/{tenant_id}", tags=["tenants"], responses=_errors(*ADMIN, 400, 404, 409, 422), summary="Change a tenant's name or quotas (admin)")
     def patch_tenant(tenant_id: TenantId, body: TenantPatch, who: Admin) -> dict[str, Any]:
         fields = body.model_dump(exclude_unset=True)
         if fields.get("name", "") is None:
@@ -369,6 +400,7 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         return service.update_tenant(tenant_id, principal=who, **fields)
 
     @app.post("/v1/reservations", tags=["reservations"], status_code=201,
+              responses=_errors(*AUTHED, 400, 403, 409, 422),
               summary="Request a deterministic path: 201 with the reservation, 409 with the reason")
     def create_reservation(body: ReservationBody, who: Who, response: Response) -> dict[str, Any]:
         result = service.reserve(who, body.model_dump(exclude_unset=True))
@@ -377,23 +409,24 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         response.headers["Location"] = f"/v1/reservations/{result.id}"
         return reservation_body(result)
 
-    @app.get("/v1/reservations", tags=["reservations"], summary="The caller's reservations (admin: all)")
+    @app.get("/v1/reservations", tags=["reservations"], responses=_errors(*AUTHED, 422), summary="The caller's reservations (admin: all)")
     def list_reservations(who: Who, tenant: Annotated[int | None, Query(ge=1, le=4094)] = None) -> dict[str, Any]:
         return {"reservations": [reservation_body(r) for r in service.list_reservations(who, tenant)]}
 
     ReservationId = Annotated[str, Path(max_length=256)]
 
-    @app.get("/v1/reservations/{reservation_id}", tags=["reservations"], summary="One reservation")
+    @app.get("/v1/reservations/{reservation_id}", tags=["reservations"], responses=_errors(*AUTHED, 404, 422), summary="One reservation")
     def get_reservation(reservation_id: ReservationId, who: Who) -> dict[str, Any]:
         return reservation_body(service.get_reservation(who, reservation_id))
 
     @app.delete("/v1/reservations/{reservation_id}", tags=["reservations"], status_code=204,
+                responses=_errors(*AUTHED, 404, 422),
                 response_class=Response, summary="Release a reservation")
     def delete_reservation(reservation_id: ReservationId, who: Who) -> Response:
         service.release(who, reservation_id)
         return Response(status_code=204)
 
-    @app.get("/v1/paths", tags=["reservations"], summary="What-if: would this request be admitted? Reserves nothing")
+    @app.get("/v1/paths", tags=["reservations"], responses=_errors(*AUTHED, 403, 422), summary="What-if: would this request be admitted? Reserves nothing")
     def paths(who: Who,
               src: Annotated[str, Query(min_length=1, max_length=128)],
               dst: Annotated[str, Query(min_length=1, max_length=128)],
@@ -415,11 +448,11 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         d.pop("id", None)
         return {"admissible": True, **d}
 
-    @app.get("/v1/schedule", tags=["network"], summary="The Schedule JSON (a tenant sees its own reservations)")
+    @app.get("/v1/schedule", tags=["network"], responses=_errors(*AUTHED), summary="The Schedule JSON (a tenant sees its own reservations)")
     def schedule(who: Who) -> dict[str, Any]:
         return service.schedule_dict(who)
 
-    @app.get("/v1/events", tags=["status"], summary="Audit log entries after `since` (a tenant: its own)")
+    @app.get("/v1/events", tags=["status"], responses=_errors(*AUTHED, 422), summary="Audit log entries after `since` (a tenant: its own)")
     def events(who: Who, since: Annotated[int, Query(ge=0, le=2**62)] = 0,
                limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
         items = service.events(who, since, limit)
