@@ -1,0 +1,315 @@
+"""The controller process: service + os-ken OpenFlow app + REST API, started and stopped together.
+
+``run(options)`` builds the ``ControllerService`` from the topology, host plan and config, starts
+os-ken's AppManager with ``controller.ofshim`` (OpenFlow 1.3 listener) and serves the FastAPI app
+with uvicorn in a thread. SIGINT/SIGTERM stop everything within about a second: the REST server is
+told to exit, switch connections are closed, the store is closed, then the process exits (os-ken's
+native-thread hub has no way to stop its listener thread, so the last step is ``os._exit``).
+
+Logging: one line per event, ``TIME LEVEL LOGGER: message``, on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOG = logging.getLogger("detnet.launcher")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+#: keys of the config file's [openflow] section
+OPENFLOW_KEYS = {"of_host", "of_port", "link_scale", "lldp_interval", "barrier_timeout", "reserved_queue"}
+
+
+class LaunchError(Exception):
+    """Start-up failed (bad input: ``code`` 2; the machine refused, e.g. a port in use: 1)."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class LaunchOptions:
+    """Everything ``run`` needs; ``None`` means 'from the config file, else the default'."""
+
+    topology: str | None = None
+    hosts: str | None = None
+    config: str | None = None
+    db: str | None = None
+    of_host: str | None = None
+    of_port: int | None = None
+    api_host: str | None = None
+    api_port: int | None = None
+    link_scale: float | None = None
+    log_level: str | None = None
+    lldp_interval: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Resolved:
+    """Options after merging the config file; what the process actually uses."""
+
+    config: Any
+    topology: Any
+    plan: Any
+    of_host: str
+    of_port: int
+    api_host: str
+    api_port: int
+    link_scale: float
+    lldp_interval: float
+    barrier_timeout: float
+    reserved_queue: int | None
+    log_level: str
+
+
+def _num(section: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    v = section.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
+        raise LaunchError(f"config: openflow.{key} must be {'an integer' if kind is int else 'a number'}")
+    return kind(v)
+
+
+def resolve(opts: LaunchOptions) -> Resolved:
+    """Merge command line over config file over defaults and load topology and host plan.
+
+    Raises LaunchError (one line) on any bad input.
+    """
+    from controller.config import ConfigError, load_config
+    from topologies.hosts import HostPlan
+    from topologies.loaders import load_topology
+    from topologies.model import TopologyError
+
+    try:
+        cfg = load_config(opts.config)
+    except ConfigError as e:
+        raise LaunchError(str(e)) from None
+    of_cfg = dict(cfg.openflow or {})
+    unknown = sorted(set(of_cfg) - OPENFLOW_KEYS)
+    if unknown:
+        raise LaunchError(f"config: unknown key openflow.{unknown[0]} (known: {', '.join(sorted(OPENFLOW_KEYS))})")
+    if opts.db is not None:
+        cfg.db_path = opts.db
+    if opts.api_host is not None:
+        cfg.listen_host = opts.api_host
+    if opts.api_port is not None:
+        cfg.listen_port = opts.api_port
+    if opts.log_level is not None:
+        cfg.log_level = opts.log_level
+    if opts.hosts is not None:
+        cfg.hosts = opts.hosts
+    topo_name = opts.topology or cfg.topology
+    if not topo_name:
+        raise LaunchError("no topology: give --topology NAME_OR_FILE (or 'topology' in the config file)")
+
+    of_port = opts.of_port if opts.of_port is not None else _num(of_cfg, "of_port", int, 6653)
+    of_host = opts.of_host or of_cfg.get("of_host") or "0.0.0.0"
+    link_scale = opts.link_scale if opts.link_scale is not None else _num(of_cfg, "link_scale", float, 1.0)
+    lldp = opts.lldp_interval if opts.lldp_interval is not None else _num(of_cfg, "lldp_interval", float, 2.0)
+    barrier = _num(of_cfg, "barrier_timeout", float, 5.0)
+    queue = _num(of_cfg, "reserved_queue", int, None)
+    for name, port in (("OpenFlow port", of_port), ("API port", cfg.listen_port)):
+        if not 0 < port < 65536:
+            raise LaunchError(f"{name} {port} is not a TCP port number (1-65535)")
+    if of_port == cfg.listen_port:
+        raise LaunchError(f"OpenFlow and API ports are both {of_port}")
+    if not 0 < link_scale <= 1000:
+        raise LaunchError(f"link scale {link_scale} must be in (0, 1000]")
+    if not 0.1 <= lldp <= 3600:
+        raise LaunchError(f"LLDP interval {lldp} s must be between 0.1 and 3600")
+    level = str(cfg.log_level).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise LaunchError(f"log level {cfg.log_level!r}: use debug, info, warning or error")
+
+    try:
+        topology = load_topology(topo_name)
+    except TopologyError as e:
+        raise LaunchError(str(e)) from None
+    plan = HostPlan(topology)
+    if cfg.hosts:
+        import json
+        try:
+            data = json.loads(Path(cfg.hosts).read_text())
+        except OSError as e:
+            raise LaunchError(f"{cfg.hosts}: cannot read host plan: {e.strerror or e}") from None
+        except json.JSONDecodeError as e:
+            raise LaunchError(f"{cfg.hosts}: not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise LaunchError(f"{cfg.hosts}: a host plan is a JSON object with 'hosts'")
+        if data.get("topology") not in (None, topology.name):
+            raise LaunchError(f"{cfg.hosts}: host plan is for topology {data.get('topology')!r}, not {topology.name!r}")
+        try:
+            plan = HostPlan.from_dict(topology, data)
+        except (TopologyError, KeyError, TypeError, ValueError) as e:
+            raise LaunchError(f"{cfg.hosts}: bad host plan: {e}") from None
+    return Resolved(cfg, topology, plan, of_host, of_port, cfg.listen_host, cfg.listen_port, link_scale, lldp,
+                    barrier, queue, level)
+
+
+def setup_logging(level: str) -> None:
+    """One format for every logger; os-ken's own chatter only at debug level."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for name in ("os_ken", "uvicorn.access", "httpx"):
+        logging.getLogger(name).setLevel(quiet if name != "uvicorn.access" else max(quiet, logging.INFO))
+
+
+def _check_port_free(host: str, port: int, what: str) -> None:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+    except OSError as e:
+        raise LaunchError(f"cannot listen for {what} on {host}:{port}: {e.strerror or e}", 1) from None
+    finally:
+        s.close()
+
+
+def queue_support() -> tuple[bool, str]:
+    """Whether OVS queues (kernel datapath + tc htb) exist here, and why not."""
+    try:
+        from tools import ovs
+    except ImportError:
+        return False, "tools.ovs unavailable"
+    if not Path("/sys/module/openvswitch").exists():
+        return False, "no openvswitch kernel module (userspace datapath: meters only)"
+    if not ovs.qdisc_works("htb"):
+        return False, "tc htb does not work"
+    return True, "kernel datapath and tc htb"
+
+
+class Controller:
+    """The running process parts; ``stop()`` is idempotent and bounded."""
+
+    def __init__(self, r: Resolved):
+        self.r = r
+        self.service: Any = None
+        self.server: Any = None
+        self.api_thread: threading.Thread | None = None
+        self.shim: Any = None
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        r = self.r
+        _check_port_free(r.of_host, r.of_port, "OpenFlow")
+        _check_port_free(r.api_host, r.api_port, "the REST API")
+        from controller.api import create_app
+        from controller.service import ControllerService
+        try:
+            self.service = ControllerService.from_config(r.config, r.topology, r.plan)
+        except Exception as e:  # noqa: BLE001 - store/db problems are one line
+            raise LaunchError(f"cannot start the controller service: {e}", 1) from None
+
+        # os-ken: app_manager before os_ken.controller.* (circular import otherwise)
+        from os_ken.base import app_manager
+        from os_ken import cfg as oscfg
+        import os_ken.controller.controller  # noqa: F401 - registers the ofp_* options
+        from controller import ofshim
+        oscfg.CONF.set_override("ofp_tcp_listen_port", r.of_port)
+        oscfg.CONF.set_override("ofp_listen_host", r.of_host)
+        qok, qwhy = queue_support()
+        queue_id = r.reserved_queue if qok else None
+        if r.reserved_queue is not None and not qok:
+            LOG.warning("openflow.reserved_queue ignored: no queues here (%s)", qwhy)
+        ofshim.configure(self.service, rate_scale=r.link_scale, lldp_interval=r.lldp_interval,
+                         barrier_timeout=r.barrier_timeout, queue_id=queue_id)
+        mgr = app_manager.AppManager.get_instance()
+        mgr.load_apps(["controller.ofshim"])
+        contexts = mgr.create_contexts()
+        mgr.instantiate_apps(**contexts)
+        self.shim = ofshim.instance()
+
+        import uvicorn
+        cfg = r.config
+        app = create_app(self.service, rate_limit_per_s=cfg.rate_limit_per_s, rate_limit_burst=cfg.rate_limit_burst,
+                         max_body_bytes=cfg.max_body_bytes)
+        ucfg = uvicorn.Config(app, host=r.api_host, port=r.api_port, log_config=None,
+                              log_level=r.log_level.lower(), lifespan="off", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(ucfg)
+        self.api_thread = threading.Thread(target=self.server.run, name="detnet-rest", daemon=True)
+        self.api_thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.api_thread.is_alive() or time.monotonic() > deadline:
+                raise LaunchError(f"the REST API did not start on {r.api_host}:{r.api_port}", 1)
+            time.sleep(0.02)
+        LOG.info("controller up: topology %s (%d switches, %d links), %d hosts of %d tenants; OpenFlow 1.3 on "
+                 "%s:%d; REST on http://%s:%d; link scale %g; queues: %s", r.topology.name, len(r.topology.nodes),
+                 len(r.topology.links()), len(r.plan.hosts), len(r.plan.tenants()), r.of_host, r.of_port,
+                 r.api_host, r.api_port, r.link_scale, "yes" if qok else f"no ({qwhy})")
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        t0 = time.monotonic()
+        if self.server is not None:
+            self.server.should_exit = True
+        if self.shim is not None:
+            self.shim.close()
+        if self.api_thread is not None:
+            self.api_thread.join(1.0)
+        if self.service is not None:
+            try:
+                self.service.close()
+            except Exception:  # noqa: BLE001
+                LOG.exception("closing the service failed")
+        LOG.info("controller stopped in %.0f ms", 1000 * (time.monotonic() - t0))
+
+
+def run(opts: LaunchOptions) -> int:
+    """Start everything, block until SIGINT/SIGTERM, stop, exit the process (never returns normally
+    once started: os-ken's listener thread cannot be joined). Returns only on start-up failure."""
+    stop = threading.Event()
+    got: list[int] = []
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        got.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    r = resolve(opts)
+    setup_logging(r.log_level)
+    ctl = Controller(r)
+    try:
+        ctl.start()
+    except LaunchError:
+        ctl.stop()
+        raise
+    except Exception as e:  # noqa: BLE001
+        LOG.exception("start-up failed")
+        ctl.stop()
+        raise LaunchError(f"start-up failed: {type(e).__name__}: {e}", 1) from None
+    while not stop.wait(0.2):
+        pass
+    LOG.info("%s received: stopping", signal.Signals(got[0]).name if got else "stop")
+    code = 0
+    try:
+        ctl.stop()
+    except Exception:  # noqa: BLE001
+        LOG.exception("stop failed")
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

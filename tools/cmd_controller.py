@@ -1,0 +1,51 @@
+"""``dnctl controller``: run the detnet controller (scheduler + REST API + OpenFlow 1.3) in one process.
+
+Everything runs until SIGINT/SIGTERM, which stop it within about a second. Settings come from
+the command line, else the config file (``--config``, JSON or TOML; OpenFlow settings in its
+``[openflow]`` section: of_host, of_port, link_scale, lldp_interval, barrier_timeout,
+reserved_queue), else defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tools.cli import CliError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "controller", help="run the controller: REST API + OpenFlow 1.3 (until Ctrl-C)",
+        description="Run the detnet controller in the foreground: the scheduler and store, the REST API "
+                    "and the OpenFlow 1.3 listener that programs the switches. Stops cleanly on "
+                    "SIGINT/SIGTERM. The admin token comes from the config file or $DNCTL_ADMIN_TOKEN; "
+                    "without either, one is generated and printed once on stderr.")
+    p.add_argument("--topology", metavar="NAME_OR_FILE",
+                   help="builtin topology name (e.g. fntf40) or a .json/.graphml/.csv file")
+    p.add_argument("--hosts", metavar="PLAN.json", help="host plan (tenant hosts and ports) as written by "
+                   "the emulation; without it no host is known (no ARP, no best effort, no reservation flows)")
+    p.add_argument("--config", metavar="FILE", help="controller config file (JSON or TOML)")
+    p.add_argument("--db", metavar="PATH", help="SQLite state file (default detnet-controller.db)")
+    p.add_argument("--of-host", metavar="ADDR", help="OpenFlow listen address (default 0.0.0.0)")
+    p.add_argument("--of-port", type=int, metavar="PORT", help="OpenFlow listen port (default 6653)")
+    p.add_argument("--api-host", metavar="ADDR", help="REST API listen address (default 127.0.0.1)")
+    p.add_argument("--api-port", type=int, metavar="PORT", help="REST API port (default 8080)")
+    p.add_argument("--link-scale", type=float, metavar="F",
+                   help="factor applied to meter rates, as the emulation scales link capacities "
+                        "(0.001: 100 Gb/s links are 100 Mb/s; default 1)")
+    p.add_argument("--lldp-interval", type=float, metavar="S", help="seconds between LLDP probes (default 2)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], type=str.lower,
+                   help="log level (default info)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.launcher import LaunchError, LaunchOptions, run
+    opts = LaunchOptions(topology=args.topology, hosts=args.hosts, config=args.config, db=args.db,
+                         of_host=args.of_host, of_port=args.of_port, api_host=args.api_host,
+                         api_port=args.api_port, link_scale=args.link_scale, log_level=args.log_level,
+                         lldp_interval=args.lldp_interval)
+    try:
+        return run(opts)
+    except LaunchError as e:
+        raise CliError(str(e), e.code) from None
