@@ -363,11 +363,14 @@ class WriteReport:
     files: list[str]
 
 
-def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path) -> WriteReport:
+def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path,
+                  renumber: dict[int, int] | None = None) -> WriteReport:
     """Write GCL.csv, OFFSET.csv, ROUTE.csv, QUEUE.csv and DELAY.csv for the admitted streams.
 
     Checks each stream against TSNKit's semantics on the way (delay within the deadline, every
     window long enough for the frame); a stream failing a check is listed in ``problems``.
+    ``renumber`` (original stream id -> id written) restricts the output to those streams, e.g.
+    to simulate the scheduled part of an instance with ``write_subset_task``.
     """
     slot = scheduler.slot_ns
     cycle = scheduler.cycle_ns
@@ -379,7 +382,7 @@ def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path) -> Wr
     chosen: list[tuple[TsnStream, Reservation, list[_Frame]]] = []
     for s in instance.streams:
         res = scheduler.reservations.get(s.request_id)
-        if res is None:
+        if res is None or (renumber is not None and s.id not in renumber):
             continue
         fr = _frames_of(res, s, slot)
         period_of[s.id] = s.period
@@ -402,15 +405,16 @@ def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path) -> Wr
 
     gcl_rows, offset_rows, route_rows, queue_rows, delay_rows = [], [], [], [], []
     for s, res, fr in chosen:
-        offset_rows.append((s.id, 0, fr[0].start_ns % s.period))
+        sid = s.id if renumber is None else renumber[s.id]
+        offset_rows.append((sid, 0, fr[0].start_ns % s.period))
         for f in fr:
             lab = _link_label(*f.link)
-            route_rows.append((s.id, lab))
-            queue_rows.append((s.id, 0, lab, f.queue))
+            route_rows.append((sid, lab))
+            queue_rows.append((sid, 0, lab, f.queue))
             for k in range(cycle // s.period):
                 start = (f.start_ns + k * s.period) % cycle
                 gcl_rows.append((lab, f.queue, start, start + (f.end_ns - f.start_ns), cycle))
-        delay_rows.append((s.id, 0, fr[-1].start_ns - fr[0].start_ns))
+        delay_rows.append((sid, 0, fr[-1].start_ns - fr[0].start_ns))
     gcl_rows.sort(key=lambda r: (r[0], r[2]))
 
     files = []
@@ -429,3 +433,18 @@ def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path) -> Wr
     write("QUEUE.csv", ("stream", "frame", "link", "queue"), queue_rows)
     write("DELAY.csv", ("stream", "frame", "delay"), delay_rows)
     return WriteReport(len(chosen), problems, files)
+
+
+def write_subset_task(instance: TsnkitInstance, stream_ids: list[int], path: str | Path) -> dict[int, int]:
+    """Write a stream CSV of only ``stream_ids``, renumbered 0..n-1 in file order (TSNKit's simulator
+    needs ids equal to row numbers); return the renumbering for ``write_outputs``."""
+    keep = set(stream_ids)
+    mapping: dict[int, int] = {}
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(STREAM_COLUMNS)
+        for s in instance.streams:
+            if s.id in keep:
+                mapping[s.id] = len(mapping)
+                w.writerow((mapping[s.id], s.src, str(list(s.dst)), s.size, s.period, s.deadline, s.jitter))
+    return mapping
