@@ -70,6 +70,7 @@ class ErrorBody(BaseModel):
 _ERROR_TEXT = {400: "Malformed request (JSON syntax, Content-Length)", 401: "Missing or invalid bearer token",
                403: "Not allowed with this token", 404: "No such resource (or not the caller's)",
                409: "Well formed but rejected (reason says why)", 413: "Request body too large",
+               415: "The body is not application/json",
                422: "Invalid field (field names it)", 429: "Rate limited (Retry-After says when to retry)"}
 
 
@@ -236,6 +237,17 @@ def _field_of(loc: tuple | list) -> str:
     return ".".join(parts) if parts else str(loc[0]) if loc else "request"
 
 
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return "transfer-encoding" in request.headers or (length is not None and length.strip() not in ("", "0"))
+
+
+def _is_json(content_type: str | None) -> bool:
+    """``application/json`` or ``application/*+json``, any parameters."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 # ----- the app ----------------------------------------------------------------------------------------
 def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, rate_limit_burst: int = 100,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
@@ -294,7 +306,11 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         first = errors[0] if errors else {"loc": ("request",), "msg": "invalid request", "type": ""}
         if first.get("type") == "json_invalid":
             return refused_input(request, 400, "bad_request", "malformed JSON body")
-        field = _field_of(tuple(first.get("loc", ())))
+        loc = tuple(first.get("loc", ()))
+        if loc[:1] == ("body",) and _has_body(request) and not _is_json(request.headers.get("content-type")):
+            # FastAPI did not even try to read it as JSON (form, text/plain, no Content-Type: curl -d)
+            return refused_input(request, 415, "unsupported_media_type", "the body must be application/json")
+        field = _field_of(loc)
         msg = str(first.get("msg", "invalid value"))
         if first.get("type") == "extra_forbidden":
             msg = "unknown field"
@@ -378,7 +394,7 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
     def list_tenants(who: Admin) -> dict[str, Any]:
         return {"tenants": service.list_tenants(principal=who)}
 
-    @app.post("/v1/tenants", tags=["tenants"], status_code=201, responses=_errors(*ADMIN, 400, 409, 422),
+    @app.post("/v1/tenants", tags=["tenants"], status_code=201, responses=_errors(*ADMIN, 400, 409, 415, 422),
               summary="Create a tenant; its token is returned once (admin)")
     def create_tenant(body: TenantCreate, who: Admin, response: Response) -> dict[str, Any]:
         tenant, token = service.create_tenant(body.name, body.quota_bps, body.max_reservations, principal=who)
@@ -392,7 +408,7 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
     def get_tenant(tenant_id: TenantId, who: Admin) -> dict[str, Any]:
         return service.get_tenant(tenant_id, principal=who)
 
-    @app.patch("/v1/tenants/{tenant_id}", tags=["tenants"], responses=_errors(*ADMIN, 400, 404, 409, 422), summary="Change a tenant's name or quotas (admin)")
+    @app.patch("/v1/tenants/{tenant_id}", tags=["tenants"], responses=_errors(*ADMIN, 400, 404, 409, 415, 422), summary="Change a tenant's name or quotas (admin)")
     def patch_tenant(tenant_id: TenantId, body: TenantPatch, who: Admin) -> dict[str, Any]:
         fields = body.model_dump(exclude_unset=True)
         if fields.get("name", "") is None:
@@ -400,7 +416,7 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         return service.update_tenant(tenant_id, principal=who, **fields)
 
     @app.post("/v1/reservations", tags=["reservations"], status_code=201,
-              responses=_errors(*AUTHED, 400, 403, 409, 422),
+              responses=_errors(*AUTHED, 400, 403, 409, 415, 422),
               summary="Request a deterministic path: 201 with the reservation, 409 with the reason")
     def create_reservation(body: ReservationBody, who: Who, response: Response) -> dict[str, Any]:
         result = service.reserve(who, body.model_dump(exclude_unset=True))
