@@ -278,6 +278,15 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
             return JSONResponse(error_body("rejected", exc.detail, reason=exc.reason), status_code=409)
         return JSONResponse(error_body("bad_request", exc.detail), status_code=400)
 
+    def rate_limit(request: Request, who: Principal | None) -> ApiError | None:
+        """Take one token from the caller's bucket (its principal, else its address); the 429 if empty."""
+        key = who.actor if who is not None else f"addr:{request.client.host if request.client else '-'}"
+        wait = limiter.allow(key)
+        if wait > 0:
+            return ApiError(429, "rate_limited", f"too many requests; retry in {wait:.2f} s",
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        return None
+
     def refused_input(request: Request, status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         """Answer a body/parameter error FastAPI found before our handler ran.
 
@@ -287,8 +296,12 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         """
         if request.url.path.startswith("/v1/"):
             who = getattr(request.state, "principal", None)
-            if who is None:
+            if who is None:         # the principal dependency did not run: charge its bucket here
                 who = service.authenticate(parse_bearer(request.headers.get("authorization")))
+                limited = rate_limit(request, who)
+                if limited is not None:
+                    return JSONResponse(error_body(limited.code, limited.detail), status_code=429,
+                                        headers=limited.headers)
             if who is None:
                 return JSONResponse(error_body("unauthorized", "missing or invalid bearer token"), status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
@@ -344,11 +357,9 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
                   creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
         token = creds.credentials if creds is not None else None
         who = service.authenticate(token) if token else None
-        key = who.actor if who is not None else f"addr:{request.client.host if request.client else '-'}"
-        wait = limiter.allow(key)
-        if wait > 0:
-            raise ApiError(429, "rate_limited", f"too many requests; retry in {wait:.2f} s",
-                           headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        limited = rate_limit(request, who)
+        if limited is not None:
+            raise limited
         request.state.principal = who
         if who is None:
             raise ApiError(401, "unauthorized", "missing bearer token" if token is None else "invalid bearer token",
