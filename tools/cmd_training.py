@@ -34,6 +34,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--interference", default="0",
                    help="unresponsive interference on each site's channel, e.g. 30G (default 0)")
     q.set_defaults(func=_estimate)
+
+    q = tsub.add_parser("run", help="run a job for real on the emulated backbone (--emulate)",
+                        description="Run the job on the Mininet backbone: controller, emulation, training and "
+                                    "interference tenants, one train agent per site; the deterministic run "
+                                    "(reservations) then the best-effort run (none), with the same interference, "
+                                    "and a single-site baseline. Needs root and Open vSwitch (see docs/demo.md).")
+    q.add_argument("job", help="job file (JSON or YAML) or shipped job name (see `dnctl training list`)")
+    q.add_argument("--emulate", action="store_true", required=True,
+                   help="run on the emulation (the only way to run a job here)")
+    q.add_argument("--topology", default="fntf40", help="topology name or file (default fntf40)")
+    q.add_argument("--scale", type=float, default=None,
+                   help="rate scale: link, meter and channel rates and the bytes moved are multiplied by it, "
+                        "times are kept (default 1e-4: 100 Gb/s links become 10 Mb/s)")
+    q.add_argument("--network", choices=("deterministic", "best-effort", "both"), default="both",
+                   help="which run(s) to do (default both)")
+    q.add_argument("--interference", default="auto",
+                   help="UDP flood per ring hop: 'auto' (0.9x the narrowest link of the hop's path), "
+                        "a model-unit rate such as 90G, or 'off' (default auto)")
+    q.add_argument("--iterations", type=int, help="iterations per run (default: the job's)")
+    q.add_argument("--tenants", type=int, help="tenants to create (default: 1 + one per ring hop)")
+    q.add_argument("--out", metavar="DIR", help="keep logs, per-iteration files and run.json here")
+    q.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    q.set_defaults(func=_run)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -166,4 +189,49 @@ def _estimate(args) -> int:
             else:
                 cells.append(f"{v:14.3f} {unit}")
         print(f"{label:44}" + "".join(f"{c:>16}" for c in cells))
+    return 0
+
+
+def _run(args) -> int:
+    """``dnctl training run JOB --emulate``: see tools/training_run.py."""
+    import sys
+
+    from tools.training_run import DEFAULT_SCALE, RunError, RunOptions, execute, table
+    from tools.units import parse_bandwidth
+
+    _load(args)   # validate job and topology first: a bad name is a usage error, before any emulation
+    interference: str | float = args.interference.strip().lower()
+    if interference not in ("auto", "off"):
+        try:
+            interference = float(parse_bandwidth(args.interference))
+        except ValueError as e:
+            raise CliError(f"--interference: {e} (or 'auto' / 'off')") from None
+        if interference <= 0:
+            raise CliError("--interference must be positive (or 'off')")
+    scale = DEFAULT_SCALE if args.scale is None else args.scale
+    if not 0 < scale <= 1:
+        raise CliError("--scale must be in (0, 1]")
+    if args.iterations is not None and args.iterations < 2:
+        raise CliError("--iterations must be at least 2 (the first is a warm-up)")
+    if args.tenants is not None and args.tenants < 1:
+        raise CliError("--tenants must be at least 1")
+    opts = RunOptions(args.job, topology=args.topology, scale=scale, network=args.network,
+                      interference=interference, iterations=args.iterations, out=args.out, tenants=args.tenants)
+    try:
+        result = execute(opts, progress=lambda m: print(f"training: {m}", file=sys.stderr, flush=True))
+    except RunError as e:
+        raise CliError(str(e), code=1) from None
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    job = result["job"]
+    print(f"{job['name']}: {len(job['sites'])} sites, emulated at scale {scale:g} "
+          f"({result['run']['volume_bytes_per_site'] / 1e3:.0f} kB per site per iteration at "
+          f"{result['run']['channel_bps'] / 1e6:.2f} Mb/s); {result['iterations']} iterations per run, "
+          f"first left out")
+    print(table(result))
+    t = result["targets"]
+    if t:
+        print("targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in t.items()))
+    print(f"files in {result['workdir']}")
     return 0
