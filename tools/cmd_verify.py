@@ -41,6 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--all", action="store_true",
                    help="require every reservation of --schedule to be present (missing ones fail)")
     q.set_defaults(func=_pcap)
+    import importlib
+    for name in ("tools.isolation", "tools.scenario"):   # verify isolation, verify scenario
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        if mod.register_action not in EXTRA_ACTIONS:
+            EXTRA_ACTIONS.append(mod.register_action)
     for add in EXTRA_ACTIONS:
         add(vs)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

@@ -204,3 +204,26 @@ class ControllerProcess:
         if not self.keep_tmp and self.tmpdir.exists():
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         return code
+
+
+@contextlib.contextmanager
+def controlled_emulation(topology: Any, plan: Any, *, link_scale: float | None = None, db: Any = None,
+                         log_dir: Any = None, connect_timeout: float = 60.0, verbose: bool = True,
+                         **emulation_kw: Any) -> Any:
+    """``with controlled_emulation(topo, plan) as (ctl, emu):`` a controller child process and a Mininet
+    emulation connected to it, all switches synced; both torn down on exit (also on Ctrl-C).
+
+    Takes the machine-wide emulation lock for the whole block (before the controller starts, so a
+    waiting run does not hold ports). ``link_scale`` goes to both (meters and shaped links agree);
+    default: the emulation's default (1/1000).
+    """
+    from tools.emulation import Emulation, emulation_lock
+    from topologies.mininet_topo import DEFAULT_LINK_SCALE
+
+    scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
+    with emulation_lock():
+        with ControllerProcess(topology, plan, db=db, link_scale=scale, log_dir=log_dir) as ctl:
+            with Emulation(topology, plan, controller=("127.0.0.1", ctl.of_port), link_scale=scale,
+                           verbose=verbose, wait_connected_s=0, **emulation_kw) as emu:
+                ctl.wait_switches(len(topology.nodes), connect_timeout)
+                yield ctl, emu
