@@ -15,7 +15,7 @@ from tsnkit.data.dataset_spec import TOPO_FUNC, generate_flowset
 from controller.core.model import Hop, Reservation
 from controller.core.scheduler import Scheduler
 from schedules.tsnkit_io import (TsnkitFormatError, _assign_queues, _Frame, read_instance, schedule_instance,
-                                 write_outputs)
+                                 write_outputs, write_subset_task)
 from tools.cli import main
 
 TOPO_CSV = """link,q_num,rate,t_proc,t_prop
@@ -38,11 +38,6 @@ def generate(tmp_path, topo: str, num_sw: int, streams: int, seed: int, period=1
     finally:
         np.random.set_state(state)
     return tmp_path / "inst_task.csv", tmp_path / "inst_topo.csv"
-
-
-def simulate(task, outdir) -> str:
-    """Run TSNKit's simulator on our outputs; return its '[Potential Errors]' line."""
-    return simulate_full(task, outdir)[0]
 
 
 def simulate_full(task, outdir) -> tuple[str, dict[int, float]]:
@@ -156,6 +151,15 @@ def test_infeasible_deadline_exits_1(tmp_path, capsys):
     code = main(["tsnkit", str(tmp_path / "task.csv"), str(tmp_path / "topo.csv"), str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert code == 1 and "scheduled 1/2" in out and "latency 1" in out
+    # the scheduled part, renumbered for the simulator, passes it
+    inst = read_instance(tmp_path / "task.csv", tmp_path / "topo.csv")
+    run = schedule_instance(inst)
+    assert run.admitted == ["s1"] and set(run.rejected) == {"s0"}
+    mapping = write_subset_task(inst, [1], tmp_path / "part.csv")
+    assert mapping == {1: 0}
+    write_outputs(run.scheduler, inst, tmp_path / "part", renumber=mapping)
+    errors, delays = simulate_full(tmp_path / "part.csv", tmp_path / "part")
+    assert errors == "[Potential Errors]: []" and delays == expected_sim_delays(tmp_path / "part")
 
 
 @pytest.mark.parametrize("task, needle", [
