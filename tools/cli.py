@@ -81,4 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the importable module, not __main__, so CliError raised by verbs is the same class.
+    from tools.cli import main as _main
+
+    sys.exit(_main())
