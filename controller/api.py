@@ -252,7 +252,9 @@ def _is_json(content_type: str | None) -> bool:
 def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, rate_limit_burst: int = 100,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The FastAPI application serving REST API v1 for ``service``."""
-    app = FastAPI(title="detnet controller", version=API_VERSION,
+    # no trailing-slash redirects: they answered 307 with an empty body and a Location built from the
+    # client's Host header, before authentication (e.g. /v1/reservations/ID/ -> /v1/reservations/ID)
+    app = FastAPI(title="detnet controller", version=API_VERSION, redirect_slashes=False,
                   description="Deterministic wide-area networking: tenants, reservations, schedule.")
     app.state.service = service
     limiter = RateLimiter(rate_limit_per_s, rate_limit_burst)
