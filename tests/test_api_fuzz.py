@@ -69,6 +69,7 @@ def snapshot(service: ControllerService) -> dict:
                     for s in store.load_tenants()],
         "settings": store._query("SELECT key, value FROM settings ORDER BY key"),
         "schedule": json.dumps(service.schedule_dict(), sort_keys=True),
+        "slots": service.scheduler.state_fingerprint(),
         "usage": sorted((t.id, service.tenants.usage(t.id).bps, service.tenants.usage(t.id).reservations)
                         for t in service.tenants),
         "unrestored": sorted(r.id for r in service.unrestored()),
