@@ -2,7 +2,7 @@
 
 ``dnctl training run JOB --emulate`` and ``dnctl demo`` use this module. One run:
 
-1. **stack**: the controller (``dnctl controller`` as a subprocess: temporary state file, free ports,
+1. **stack**: the controller (``controller.launcher.run``, what ``dnctl controller`` runs, as a subprocess: temporary state file, free ports,
    an admin token it gets from the environment) and the controller-attached fntf40 emulation
    (``tools.emulation.Emulation``), rates scaled by ``scale``;
 2. **tenants**: the training tenant (id 1: one host per site city) and interference tenants (one per
@@ -261,6 +261,19 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 # ----- the running stack ------------------------------------------------------------------------
 
+#: what ``dnctl controller`` runs, without importing every dnctl verb (one broken verb module
+#: elsewhere must not take the run down)
+CONTROLLER_CODE = r"""
+import json, sys
+from controller.launcher import LaunchError, LaunchOptions, run
+try:
+    sys.exit(run(LaunchOptions(**json.loads(sys.argv[1]))))
+except LaunchError as e:
+    print(f"controller: {e}", file=sys.stderr)
+    sys.exit(e.code)
+"""
+
+
 class Stack:
     """The controller subprocess + the controller-attached emulation + processes in its hosts.
 
@@ -327,11 +340,10 @@ class Stack:
             db.unlink()
         self.ctl_log = open(self.workdir / "controller.log", "w")
         self.ctl = subprocess.Popen(
-            [sys.executable, "-m", "tools.cli", "controller", "--topology", self.run.topology_spec,
-             "--hosts", str(plan_file), "--db", str(db), "--of-host", "127.0.0.1",
-             "--of-port", str(self.of_port), "--api-port", str(self.api_port),
-             "--link-scale", repr(self.run.scale), "--lldp-interval", str(self.lldp_interval),
-             "--log-level", "info"],
+            [sys.executable, "-c", CONTROLLER_CODE, json.dumps({
+                "topology": self.run.topology_spec, "hosts": str(plan_file), "db": str(db),
+                "of_host": "127.0.0.1", "of_port": self.of_port, "api_port": self.api_port,
+                "link_scale": self.run.scale, "lldp_interval": self.lldp_interval, "log_level": "info"})],
             cwd=REPO, env=env, stdout=self.ctl_log, stderr=subprocess.STDOUT, start_new_session=True)
         self.api = ApiClient(self.url, self.token, timeout=30)
         self._wait(lambda: self._health() is not None, 30, "the controller's REST API")
