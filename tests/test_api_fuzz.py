@@ -30,7 +30,7 @@ from collections import Counter
 
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the test extras (pip install .[test])")
+import schemathesis  # noqa: E402  (in the test extras of setup.cfg)
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
