@@ -370,6 +370,12 @@ class DetnetShim(app_manager.OSKenApp):
         msg = ev.msg
         key = (msg.datapath.id, msg.xid)
         what = self._sent.get(key, "?")
+        o = msg.datapath.ofproto
+        if what.startswith("meter add") and (msg.type, msg.code) == (o.OFPET_METER_MOD_FAILED,
+                                                                     o.OFPMMFC_METER_EXISTS):
+            # a resync that ran between commit and this call already installed the same meter
+            LOG.debug("switch %s: %s: meter already there", self._node(msg.datapath.id), what)
+            return
         self._errors[key] = what
         LOG.error("switch %s (dpid %s) rejected %s: OpenFlow error type=%d code=%d", self._node(msg.datapath.id),
                   msg.datapath.id, what, msg.type, msg.code)
