@@ -22,8 +22,9 @@ and at the scaled rates each best-effort frame queued ahead of a probe costs 1.2
 the slotted schedule's at 100 Gb/s), ``tx_slot``, ``arrival_window`` and ``instance_bytes`` (they
 judge the Python talker's send times). Required, and what the emulation can show: under
 saturating interference, the reserved rate (x 0.9) is delivered in every 100 ms window with no
-loss, no duplicates and no reordering. The flows are probed one at a time (concurrent Python
-talkers on 2 cores fall behind their slots).
+loss, no duplicates and no reordering. The flows are probed one at a time, and the talker runs
+at real-time priority (``chrt -f 50``): a Python talker starved by the floods and the datapath on
+2 cores falls behind and then catches up in bursts larger than the reservation's meter burst.
 
 Isolation audit: every host port of the active tenants (and a sample of the others) is captured
 while the interference runs and a cross-tenant ping matrix is attempted (with spoofed ARP entries
@@ -38,6 +39,7 @@ import html
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -151,7 +153,8 @@ def _probe_one(st: Stack, r: dict[str, Any], sched_file: Path, outdir: Path, dur
     for r in [r]:
         src = st.run.hosts.host_by_ip(r["match"]["ip_src"])
         out = outdir / f"talker-{r['id']}.json"
-        talkers.append((r, out, st.popen(src, [sys.executable, "-c", TALKER_CODE, str(sched_file), str(r["id"]),
+        rt = ["chrt", "-f", "50"] if shutil.which("chrt") else []   # a slotted talker must not be starved
+        talkers.append((r, out, st.popen(src, rt + [sys.executable, "-c", TALKER_CODE, str(sched_file), str(r["id"]),
                                                r["match"]["ip_dst"], str(PROBE_PORT), str(duration_s), str(out)],
                                          f"talker-{r['id']}.log", "talker")))
     for _, _, p in talkers:

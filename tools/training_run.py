@@ -461,15 +461,27 @@ class Stack:
 
 # ----- phases -----------------------------------------------------------------------------------
 
+def api_retry(call: Callable[..., Any], *args: Any, tries: int = 50) -> Any:
+    """``call(*args)``, retried while the controller answers 429 (its per-principal rate limit)."""
+    from tools.client import ApiError
+    for i in range(tries):
+        try:
+            return call(*args)
+        except ApiError as e:
+            if getattr(e, "status", None) != 429 or i == tries - 1:
+                raise
+            time.sleep(0.1 + 0.05 * i)
+
+
 def create_tenants(st: Stack) -> list[dict[str, Any]]:
     """Tenants 1..N over REST (ids must come out as the host plan numbered them)."""
     out = []
-    have = {t["id"] for t in st.api.get("/v1/tenants").get("tenants", [])}
+    have = {t["id"] for t in api_retry(st.api.get, "/v1/tenants").get("tenants", [])}
     for t in range(1, st.run.tenants + 1):
         if t in have:
             continue
         name = "training" if t == TRAINING_TENANT else f"tenant-{t}"
-        r = st.api.post("/v1/tenants", {"name": name, "quota_bps": None, "max_reservations": None})
+        r = api_retry(st.api.post, "/v1/tenants", {"name": name, "quota_bps": None, "max_reservations": None})
         if int(r["id"]) != t:
             raise RunError(f"controller gave tenant {name} id {r['id']}, the host plan expects {t}")
         out.append({k: r[k] for k in ("id", "name")})
@@ -511,7 +523,7 @@ def reserve(st: Stack, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     made = []
     for r in requests:
         try:
-            made.append(st.api.post("/v1/reservations", r))
+            made.append(api_retry(st.api.post, "/v1/reservations", r))
         except ApiError as e:
             raise RunError(f"reservation {r['id']} ({r['src']} -> {r['dst']}) not admitted: {e}") from None
     return made
@@ -519,7 +531,7 @@ def reserve(st: Stack, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def release(st: Stack, reservations: list[dict[str, Any]]) -> None:
     for r in reservations:
-        st.api.delete(f"/v1/reservations/{r['id']}")
+        api_retry(st.api.delete, f"/v1/reservations/{r['id']}")
 
 
 def run_agents(st: Stack, label: str, iterations: int, timeout_s: float | None = None) -> dict[str, Any]:
