@@ -13,6 +13,8 @@ from typing import Any
 MTU_BYTES = 1500
 #: Default period of bulk flows given only as a bandwidth: 1 ms.
 DEFAULT_BULK_PERIOD_NS = 1_000_000
+#: Values of ``Request.protection`` (None: one path).
+PROTECTION_MODES = (None, "disjoint")
 
 
 class InvalidRequest(ValueError):
@@ -45,6 +47,9 @@ class Request:
     id: str | None = None
     #: Extra match fields for the data plane (ip/port/dscp), carried through untouched.
     match: dict[str, Any] = field(default_factory=dict)
+    #: Service protection: None, or "disjoint" (two link-disjoint paths, frames replicated at the
+    #: ingress switch, duplicates eliminated at the listener).
+    protection: str | None = None
 
     @classmethod
     def from_dict(cls, d: Any) -> "Request":
@@ -52,7 +57,7 @@ class Request:
         if not isinstance(d, dict):
             raise InvalidRequest("request", "must be a JSON object")
         known = {"tenant", "src", "dst", "max_latency_ns", "period_ns", "frame_bytes", "bandwidth_bps",
-                 "max_jitter_ns", "paths", "id", "match"}
+                 "max_jitter_ns", "paths", "id", "match", "protection"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise InvalidRequest(unknown[0], "unknown field")
@@ -68,6 +73,7 @@ class Request:
             paths=d.get("paths"),
             id=d.get("id"),
             match=d.get("match") or {},
+            protection=d.get("protection"),
         )
         req.validate()
         return req
@@ -111,6 +117,8 @@ class Request:
                 raise InvalidRequest("paths", "must be a non-empty list of node-name lists")
         if not isinstance(self.match, dict):
             raise InvalidRequest("match", "must be an object")
+        if self.protection not in PROTECTION_MODES:
+            raise InvalidRequest("protection", "must be null or \"disjoint\"")
 
     def effective_period_ns(self) -> int:
         """The period the reservation will use (bulk flows default to 1 ms)."""
@@ -159,9 +167,29 @@ class Reservation:
     tx_offsets_ns: list[int]
     max_jitter_ns: int | None = None
     match: dict[str, Any] = field(default_factory=dict)
+    #: "disjoint" when the request asked for protection (see Request.protection).
+    protection: str | None = None
+    #: The second, link-disjoint path of a protected reservation and its slots (None when the
+    #: reservation is unprotected, or protected but degraded to one path after a failure).
+    protection_path: list[str] | None = None
+    protection_hops: list[Hop] | None = None
+    protection_latency_bound_ns: int | None = None
+    #: None while the reservation is carried; "down" when a failure left it without a path
+    #: (``status_reason`` says why). Kept in the store so the tenant sees what happened.
+    status: str | None = None
+    status_reason: str | None = None
+
+    def all_paths(self) -> list[list[str]]:
+        """The primary path, then the protection path if any."""
+        return [list(self.path)] + ([list(self.protection_path)] if self.protection_path else [])
+
+    def links(self) -> set[tuple[str, str]]:
+        """Every directed link the reservation holds slots on (both paths)."""
+        return {(a, b) for p in self.all_paths() for a, b in zip(p, p[1:])}
 
     def to_dict(self) -> dict[str, Any]:
-        """One entry of the Schedule JSON contract (plus jitter_bound_ns, max_jitter_ns, match)."""
+        """One entry of the Schedule JSON contract (plus jitter_bound_ns, max_jitter_ns, match and,
+        when set, the protection and status fields)."""
         d = {
             "id": self.id, "tenant": self.tenant, "src": self.src, "dst": self.dst,
             "period_ns": self.period_ns, "frame_bytes": self.frame_bytes, "bandwidth_bps": self.bandwidth_bps,
@@ -174,6 +202,14 @@ class Reservation:
             d["max_jitter_ns"] = self.max_jitter_ns
         if self.match:
             d["match"] = dict(self.match)
+        if self.protection is not None:
+            d["protection"] = self.protection
+            d["protection_path"] = list(self.protection_path) if self.protection_path else None
+            d["protection_hops"] = [h.to_dict() for h in self.protection_hops] if self.protection_hops else None
+            d["protection_latency_bound_ns"] = self.protection_latency_bound_ns
+        if self.status is not None:
+            d["status"] = self.status
+            d["status_reason"] = self.status_reason
         return d
 
     @classmethod
@@ -190,6 +226,14 @@ class Reservation:
             tx_offsets_ns=[int(t) for t in d["tx_offsets_ns"]],
             max_jitter_ns=d.get("max_jitter_ns"),
             match=dict(d.get("match") or {}),
+            protection=d.get("protection"),
+            protection_path=list(d["protection_path"]) if d.get("protection_path") else None,
+            protection_hops=([Hop(h["src"], h["dst"], [int(s) for s in h["slots"]]) for h in d["protection_hops"]]
+                             if d.get("protection_hops") else None),
+            protection_latency_bound_ns=(int(d["protection_latency_bound_ns"])
+                                         if d.get("protection_latency_bound_ns") is not None else None),
+            status=d.get("status"),
+            status_reason=d.get("status_reason"),
         )
 
 

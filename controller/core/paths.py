@@ -81,6 +81,41 @@ class PathFinder:
                 entry = self._cache[key]
                 return
 
+    def candidates_avoiding(self, src: str, dst: str, avoid: Iterable[tuple[str, str]]) -> list[Path]:
+        """Up to k simple paths src->dst (by propagation) that use neither direction of any link in
+        ``avoid`` nor a failed link: the candidates for the second path of a protected reservation,
+        link-disjoint from the first. Not cached (the avoided set changes with every first path)."""
+        banned = set(self._failed)
+        for a, b in avoid:
+            banned.add((a, b))
+            banned.add((b, a))
+        g = nx.subgraph_view(self.graph, filter_edge=lambda a, b: (a, b) not in banned)
+        out: list[Path] = []
+        try:
+            for p in nx.shortest_simple_paths(g, src, dst, weight="propagation_ns"):
+                out.append(tuple(p))
+                if len(out) >= self.k:
+                    break
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            pass
+        return out
+
+    def disjoint_pair(self, src: str, dst: str) -> list[Path]:
+        """Two link-disjoint paths src->dst (ignoring link direction, minus failed links) from a
+        max-flow decomposition, shortest first; [] when none exist. A fallback for protected
+        requests whose k shortest first paths leave no disjoint second path (trap topologies)."""
+        failed = set(self._failed)
+        ug = nx.Graph()
+        ug.add_nodes_from(self.graph.nodes)
+        for a, b in self.graph.edges:
+            if (a, b) not in failed and (b, a) not in failed and self.graph.has_edge(b, a):
+                ug.add_edge(a, b)
+        try:
+            pair = [tuple(p) for p in nx.edge_disjoint_paths(ug, src, dst, cutoff=2)]
+        except (nx.NetworkXNoPath, nx.NetworkXError, nx.NodeNotFound):
+            return []
+        return sorted(pair, key=self.propagation_ns) if len(pair) == 2 else []
+
     def candidate_list(self, src: str, dst: str) -> list[Path]:
         """All k candidates as a list (runs the search to the end)."""
         return list(self.candidates(src, dst))

@@ -17,6 +17,17 @@ request's period, find every feasible block start per hop (vectorised), chain th
 first-hop offsets at once and keep the offset with the lowest bound (earliest on ties).
 
 Admission is atomic: a rejected request changes nothing, not even the cycle.
+
+Protection (``Request.protection == "disjoint"``): a second path, link-disjoint from the first
+(neither direction of any of its links), gets its own slots; its first hop starts within
+``max_wait_slots`` of the first path's start (the ingress switch replicates each frame onto both).
+The pair is found by trying each of the k shortest first paths and, for each, the k shortest
+paths that avoid its links; a max-flow disjoint pair is the fallback. Both paths are committed as
+one entry (atomic). Tenants are charged the reservation's rate once.
+
+Failures: ``fail_link`` stops new admissions from using a link; ``repair(id)`` then re-places a
+reservation that crosses it (same id, tenant and request bounds), keeping a surviving protected
+path with its exact slots, and changes nothing when no placement exists (the caller decides).
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ class _Entry:
     residues: list[np.ndarray]      # per hop: held slot residues modulo the period
     tx_residues: list[int]          # talker offsets modulo the period, in ns
     bps: int
+    n_primary: int | None = None    # hops of the primary path (the rest: protection path); None: all
 
 
 @dataclass
@@ -155,18 +167,76 @@ class Scheduler:
         with self._lock:
             self._paths.restore(u, v)
 
+    @property
+    def failed_links(self) -> frozenset[Link]:
+        """Directed links marked failed."""
+        return self._paths.failed
+
+    def affected_by(self, links) -> list[str]:
+        """Ids of the reservations holding slots on any of the directed ``links`` (either path)."""
+        links = set(links)
+        with self._lock:
+            return sorted(rid for rid, e in self._entries.items() if links.intersection(e.links))
+
+    def repair(self, reservation_id: str) -> Reservation | Rejection | None:
+        """Re-place a reservation whose path(s) cross a failed link, or re-protect a degraded one.
+
+        - a protected reservation with one path intact keeps that path with its exact slots (it
+          becomes the primary) and gets a new link-disjoint second path if one fits, else it stays
+          degraded on one path (``protection_path`` None);
+        - otherwise the reservation is admitted again, same id, tenant, period, bytes and bounds,
+          on paths avoiding failed links (a protected one falls back to one path when no disjoint
+          pair fits);
+        - None when nothing needed (or could) change; a Rejection when no placement exists, and
+          then nothing changed at all (atomic). KeyError for an unknown id.
+        """
+        with self._lock:
+            e = self._entries[reservation_id]
+            old = Reservation.from_dict(e.res.to_dict())
+            crosses = self._paths.crosses_failed
+            prim_bad = crosses(old.path)
+            sec_bad = bool(old.protection_path) and crosses(old.protection_path)
+            protected = old.protection == "disjoint"
+            if not prim_bad and not sec_bad and (not protected or old.protection_path):
+                return None
+            req = self._request_of(old)
+            keep = None
+            if protected and not prim_bad:
+                keep = "primary"
+            elif protected and old.protection_path and not sec_bad:
+                keep = "secondary"
+            self._drop(e)
+            try:
+                if keep is not None:
+                    result: Reservation | Rejection = self._keep_and_reprotect(e, old, keep, req)
+                else:
+                    result = self._place(req, allow_degraded=True)
+            except BaseException:
+                if reservation_id in self._entries:
+                    self._drop(self._entries[reservation_id])
+                self._reinstate(e)
+                raise
+            if isinstance(result, Rejection):
+                self._reinstate(e)
+                return result
+            if result.to_dict() == old.to_dict():
+                return None
+            return Reservation.from_dict(result.to_dict())
+
     # ----- admission --------------------------------------------------------
     def admit(self, request: Request) -> Reservation | Rejection:
         """Place the request and return its Reservation, or return why not (changing nothing)."""
         with self._lock:
-            plan = self._plan(request)
-            if isinstance(plan, Rejection):
-                return plan
-            return self._commit(plan)
+            return self._place(request)
 
     def evaluate(self, request: Request) -> Reservation | Rejection:
         """What ``admit`` would answer right now, without reserving anything."""
         with self._lock:
+            if request.protection == "disjoint":
+                pair = self._plan_protected(request)
+                if isinstance(pair, Rejection):
+                    return pair
+                return self._build(pair[0], pair[0].cycle, pair[1])
             plan = self._plan(request)
             if isinstance(plan, Rejection):
                 return plan
@@ -176,13 +246,7 @@ class Scheduler:
         """Free exactly the reservation's slots; KeyError if unknown."""
         with self._lock:
             e = self._entries[reservation_id]
-            c = self._tables.cycle_slots
-            for link, res in zip(e.links, e.residues):
-                self._tables.free(link, expand_residues(res, e.period, c))
-            del self._entries[reservation_id]
-            del self._res[reservation_id]
-            if self.tenants is not None:
-                self.tenants.credit(e.res.tenant, e.bps)
+            self._drop(e)
             return e.res
 
     def restore(self, reservation: Reservation) -> None:
@@ -210,12 +274,19 @@ class Scheduler:
             if new_cycle * self.slot_ns > self.max_cycle_ns:
                 raise ValueError(f"reservation {r.id}: hyperperiod would be {new_cycle * self.slot_ns} ns, "
                                  f"above max_cycle_ns {self.max_cycle_ns}")
-            path = list(r.path)
-            links = list(zip(path, path[1:]))
-            if len(path) < 2 or len(r.hops) != len(links):
-                raise ValueError(f"reservation {r.id}: hops do not match the path")
+            links: list[Link] = []
+            all_hops: list = []
+            for path, hops in [(list(r.path), r.hops)] + ([(list(r.protection_path), r.protection_hops or [])]
+                                                        if r.protection_path else []):
+                plinks = list(zip(path, path[1:]))
+                if len(path) < 2 or len(hops) != len(plinks):
+                    raise ValueError(f"reservation {r.id}: hops do not match the path")
+                links += plinks
+                all_hops += list(hops)
+            if len(set(links)) != len(links):
+                raise ValueError(f"reservation {r.id}: its paths share a link")
             residues: list[np.ndarray] = []
-            for link, hop in zip(links, r.hops):
+            for link, hop in zip(links, all_hops):
                 if (hop.src, hop.dst) != link:
                     raise ValueError(f"reservation {r.id}: hop {hop.src}-{hop.dst} is not on the path")
                 if link not in self._info:
@@ -241,7 +312,7 @@ class Scheduler:
             if new_cycle != cycle:
                 self._grow(new_cycle)
             res_copy = Reservation.from_dict(r.to_dict())
-            e = _Entry(res_copy, links, period, residues, tx_res, r.bandwidth_bps)
+            e = _Entry(res_copy, links, period, residues, tx_res, r.bandwidth_bps, len(r.hops))
             self._occupy(e)
             self._expand_entry(e)
             self._entries[r.id] = e
@@ -258,7 +329,129 @@ class Scheduler:
             self._next_id += 1
         return f"r{self._next_id}"
 
-    def _plan(self, req: Request) -> _Plan | Rejection:
+    def _request_of(self, r: Reservation) -> Request:
+        """The request that re-places reservation ``r`` (same id, tenant, size, period and bounds)."""
+        return Request(tenant=r.tenant, src=r.src, dst=r.dst, max_latency_ns=r.max_latency_ns,
+                       period_ns=r.period_ns, frame_bytes=r.frame_bytes, max_jitter_ns=r.max_jitter_ns,
+                       id=r.id, match=dict(r.match), protection=r.protection)
+
+    def _place(self, req: Request, *, allow_degraded: bool = False) -> Reservation | Rejection:
+        """Plan and commit (one path, or a protected pair; ``allow_degraded``: one path when no pair fits)."""
+        if req.protection == "disjoint":
+            pair = self._plan_protected(req)
+            if not isinstance(pair, Rejection):
+                return self._commit(pair[0], pair[1])
+            if not allow_degraded:
+                return pair
+        plan = self._plan(req)
+        if isinstance(plan, Rejection):
+            return plan
+        return self._commit(plan)
+
+    def _plan_protected(self, req: Request) -> tuple[_Plan, _Plan] | Rejection:
+        """A first path and a link-disjoint second path, both with slots (nothing committed)."""
+        first = self._plan(req, probe=True)
+        if isinstance(first, Rejection) and first.reason != "ok":
+            return first
+        if req.paths:
+            try:
+                primaries = [p for p in self._paths.check_hints(req.src, req.dst, req.paths)
+                             if not self._paths.crosses_failed(p)]
+            except InvalidRequest as e:
+                return Rejection(f"invalid:{e.field}", e.detail)
+        else:
+            primaries = list(self._paths.candidates(req.src, req.dst))
+        fallback = self._paths.disjoint_pair(req.src, req.dst)
+        attempts: list[tuple[tuple[str, ...], list[tuple[str, ...]] | None]] = [(p, None) for p in primaries]
+        if fallback:
+            attempts.append((fallback[0], [fallback[1]]))
+        prim_rej: Rejection | None = None
+        sec_rej: Rejection | None = None
+        for path, second in attempts:
+            prim = self._plan(req, only=[path])
+            if isinstance(prim, Rejection):
+                prim_rej = prim_rej or prim
+                continue
+            start = prim.starts[0] % prim.period
+            if second is None:
+                sec = self._plan(req, avoid=prim.links, start=start, secondary=True)
+            else:
+                sec = self._plan(req, only=second, start=start, secondary=True)
+            if isinstance(sec, Rejection):
+                if sec.code != "no_path" or sec_rej is None:
+                    sec_rej = sec
+                continue
+            return prim, sec
+        if sec_rej is not None:
+            if sec_rej.code == "no_path":
+                return Rejection("no_disjoint_path", f"no second path from {req.src} to {req.dst} is link-disjoint "
+                                                     "from a first path with room")
+            return Rejection(sec_rej.reason, "protection path: " + sec_rej.detail)
+        if prim_rej is not None:
+            return prim_rej
+        return Rejection("no_path", f"{req.src} and {req.dst} are not connected")
+
+    def _keep_and_reprotect(self, e: _Entry, old: Reservation, keep: str, req: Request) -> Reservation:
+        """Re-occupy the surviving path of a (dropped) protected entry exactly, plus a new disjoint
+        second path when one fits."""
+        n1 = e.n_primary if e.n_primary is not None else len(e.links)
+        if keep == "primary":
+            sl = slice(0, n1)
+            path, hops, bound = list(old.path), old.hops, old.latency_bound_ns
+        else:
+            sl = slice(n1, len(e.links))
+            path, hops = list(old.protection_path), old.protection_hops or []
+            bound = int(old.protection_latency_bound_ns or old.latency_bound_ns)
+        links, residues = e.links[sl], e.residues[sl]
+        start = e.tx_residues[0] // self.slot_ns % e.period
+        sec = self._plan(req, avoid=links, start=start, secondary=True)
+        res = Reservation.from_dict(old.to_dict())
+        res.path, res.hops, res.latency_bound_ns = path, [Hop(h.src, h.dst, list(h.slots)) for h in hops], bound
+        res.protection_path = res.protection_hops = res.protection_latency_bound_ns = None
+        res.status = res.status_reason = None
+        if not isinstance(sec, Rejection):
+            c = self._tables.cycle_slots
+            res.protection_path = list(sec.path)
+            res.protection_hops = [Hop(l[0], l[1], expand(s % sec.period, n, sec.period, c).tolist())
+                                   for l, s, n in zip(sec.links, sec.starts, sec.ns)]
+            res.protection_latency_bound_ns = sec.bound_ns
+            links = links + sec.links
+            residues = residues + [(s % sec.period + np.arange(n, dtype=np.int64)) % sec.period
+                                   for s, n in zip(sec.starts, sec.ns)]
+        ne = _Entry(res, links, e.period, residues, list(e.tx_residues), e.bps, len(path) - 1)
+        self._occupy(ne)
+        self._expand_entry(ne)
+        self._entries[res.id] = ne
+        self._res[res.id] = res
+        if self.tenants is not None:
+            self.tenants.charge(res.tenant, ne.bps)
+        return res
+
+    def _drop(self, e: _Entry) -> None:
+        """Free an entry's slots, credit its tenant and forget it."""
+        c = self._tables.cycle_slots
+        for link, res in zip(e.links, e.residues):
+            self._tables.free(link, expand_residues(res, e.period, c))
+        del self._entries[e.res.id]
+        del self._res[e.res.id]
+        if self.tenants is not None:
+            self.tenants.credit(e.res.tenant, e.bps)
+
+    def _reinstate(self, e: _Entry) -> None:
+        """Put a dropped entry back exactly (its slots were free since it was dropped)."""
+        self._occupy(e)
+        self._expand_entry(e)
+        self._entries[e.res.id] = e
+        self._res[e.res.id] = e.res
+        if self.tenants is not None:
+            self.tenants.charge(e.res.tenant, e.bps)
+
+    def _plan(self, req: Request, *, only: list | None = None, avoid: list[Link] | None = None,
+              start: int | None = None, secondary: bool = False, probe: bool = False) -> _Plan | Rejection:
+        """Search a placement. ``only``: these candidate paths; ``avoid``: paths link-disjoint from
+        these links; ``start``: the first hop must start within max_wait_slots of this residue
+        (latency counted from it); ``secondary``: the second path of a protected reservation (no
+        id or quota check: the first path's plan did them); ``probe``: only validate the request."""
         try:
             req.validate()
         except InvalidRequest as e:
@@ -271,7 +464,7 @@ class Scheduler:
         for name in ("src", "dst"):
             if getattr(req, name) not in self._graph:
                 return Rejection(f"invalid:{name}", f"unknown node {getattr(req, name)!r}")
-        if req.id is not None and req.id in self._entries:
+        if req.id is not None and req.id in self._entries and not secondary:
             return Rejection("exists", f"reservation {req.id} already exists")
         slot = self.slot_ns
         period_ns = req.effective_period_ns()
@@ -288,11 +481,17 @@ class Scheduler:
             return Rejection(f"jitter:{slot}", f"the jitter bound is one slot ({slot} ns), above {req.max_jitter_ns} ns")
         frame = req.effective_frame_bytes()
         bps = req.effective_bandwidth_bps()
-        if self.tenants is not None:
+        if self.tenants is not None and not secondary:
             why = self.tenants.check(req.tenant, bps)
             if why:
                 return Rejection("quota", why)
-        if req.paths:
+        if probe:
+            return Rejection("ok", "request is valid")
+        if only is not None:
+            cands = [tuple(p) for p in only if not self._paths.crosses_failed(p)]
+        elif avoid is not None:
+            cands = self._paths.candidates_avoiding(req.src, req.dst, avoid)
+        elif req.paths:
             try:
                 cands = self._paths.check_hints(req.src, req.dst, req.paths)
             except InvalidRequest as e:
@@ -345,7 +544,16 @@ class Scheduler:
                         break
                     hops.append((starts, n, gap))
             if blocked is None:
-                S, failed = chain(hops[0][0], hops, period, self.max_wait_slots)
+                first_starts = hops[0][0]
+                if start is not None:
+                    window = (start + np.arange(self.max_wait_slots + 1, dtype=np.int64))
+                    first_starts = window[np.isin(window % period, first_starts)]
+                    if len(first_starts) == 0:
+                        l = links[0]
+                        blocked, why = l, (f"no slots on {l[0]}-{l[1]} within {self.max_wait_slots} slots of the "
+                                           "first path's start")
+            if blocked is None:
+                S, failed = chain(first_starts, hops, period, self.max_wait_slots)
                 if failed >= 0:
                     l = links[failed]
                     blocked, why = l, (f"no slots on {l[0]}-{l[1]} within {self.max_wait_slots} slots of wait "
@@ -354,7 +562,7 @@ class Scheduler:
                 if first_kind is None:
                     first_kind, capacity_link, capacity_detail = "capacity", blocked, why
                 continue
-            lat = S[:, -1] + ns[-1] - S[:, 0]
+            lat = S[:, -1] + ns[-1] - (S[:, 0] if start is None else start)
             best = int(np.argmin(lat))
             bound = int(lat[best]) * slot + tail_ns
             if bound > max_lat:
@@ -371,25 +579,35 @@ class Scheduler:
                              f"best latency bound {best_latency} ns is above the requested {max_lat} ns")
         return Rejection(f"capacity:{capacity_link[0]}-{capacity_link[1]}", capacity_detail)
 
-    def _build(self, plan: _Plan, cycle: int) -> Reservation:
+    def _build(self, plan: _Plan, cycle: int, second: _Plan | None = None) -> Reservation:
         slot, period, req = self.slot_ns, plan.period, plan.request
         hops = [Hop(l[0], l[1], expand(s % period, n, period, cycle).tolist())
                 for l, s, n in zip(plan.links, plan.starts, plan.ns)]
         s0 = plan.starts[0] % period
         tx = [(s0 + k * period) * slot for k in range(cycle // period)]
-        return Reservation(
+        res = Reservation(
             id=plan.id, tenant=req.tenant, src=req.src, dst=req.dst, period_ns=period * slot,
             frame_bytes=plan.frame_bytes, bandwidth_bps=plan.bps, max_latency_ns=req.max_latency_ns,
             latency_bound_ns=plan.bound_ns, jitter_bound_ns=slot, path=list(plan.path), hops=hops,
-            tx_offsets_ns=tx, max_jitter_ns=req.max_jitter_ns, match=dict(req.match))
+            tx_offsets_ns=tx, max_jitter_ns=req.max_jitter_ns, match=dict(req.match),
+            protection=req.protection)
+        if second is not None:
+            res.protection_path = list(second.path)
+            res.protection_hops = [Hop(l[0], l[1], expand(s % period, n, period, cycle).tolist())
+                                   for l, s, n in zip(second.links, second.starts, second.ns)]
+            res.protection_latency_bound_ns = second.bound_ns
+        return res
 
-    def _commit(self, plan: _Plan) -> Reservation:
+    def _commit(self, plan: _Plan, second: _Plan | None = None) -> Reservation:
         if plan.cycle != self._tables.cycle_slots:
             self._grow(plan.cycle)
-        res = self._build(plan, plan.cycle)
+        res = self._build(plan, plan.cycle, second)
         p = plan.period
+        links = list(plan.links) + (list(second.links) if second is not None else [])
         residues = [(s % p + np.arange(n, dtype=np.int64)) % p for s, n in zip(plan.starts, plan.ns)]
-        e = _Entry(res, plan.links, p, residues, [plan.starts[0] % p * self.slot_ns], plan.bps)
+        if second is not None:
+            residues += [(s % p + np.arange(n, dtype=np.int64)) % p for s, n in zip(second.starts, second.ns)]
+        e = _Entry(res, links, p, residues, [plan.starts[0] % p * self.slot_ns], plan.bps, len(plan.links))
         self._occupy(e)
         self._entries[res.id] = e
         self._res[res.id] = res
@@ -414,7 +632,7 @@ class Scheduler:
     def _expand_entry(self, e: _Entry) -> None:
         """Rewrite an entry's Reservation slots and tx offsets for the current cycle."""
         c = self._tables.cycle_slots
-        for hop, res in zip(e.res.hops, e.residues):
+        for hop, res in zip(list(e.res.hops) + list(e.res.protection_hops or []), e.residues):
             hop.slots = expand_residues(res, e.period, c).tolist()
         pns = e.period * self.slot_ns
         e.res.tx_offsets_ns = sorted(t + k * pns for k in range(c // e.period) for t in e.tx_residues)
