@@ -9,8 +9,8 @@
    ring hop: a host at the hop's sending city and one at its receiving city), created over REST;
 3. **interference**: each interference tenant floods UDP (``iperf3 -u``) from the hop's sending
    city to its receiving city. Best-effort forwarding takes the same shortest path as the
-   reservation, so the flood shares every link of the training flow; its default rate is 1.2x
-   the path's narrowest link (scaled), i.e. it saturates the shared links on its own;
+   reservation, so the flood shares every link of the training flow; its default rate is 0.9x
+   the path's narrowest link (scaled): flood + training ask for 1.4x the link, saturating it;
 4. **deterministic run**: the plan's flows are reserved (site i -> site i+1 at the job's channel
    rate) plus a small reverse reservation per flow for its TCP ACKs (5% of the channel: the data
    is TCP, and an ACK stuck behind a flood stalls the sender as surely as lost data would); then
@@ -180,7 +180,7 @@ def make_plan(job: Any, topology: Any, *, scale: float = DEFAULT_SCALE, tenants:
     Tenant 1 trains (a host per site). Each ring hop gets an interference tenant (2, 3, ...; with
     fewer tenants they are shared round-robin) with hosts at the hop's two cities. Further tenants
     (up to ``tenants``) get one host each, spread over the cities, so the controller and the
-    isolation audit see them. ``interference``: 'auto' (1.2x the narrowest link of the path),
+    isolation audit see them. ``interference``: 'auto' (0.9x the narrowest link of the path),
     'off'/None, or a model-unit rate in bit/s (scaled like every rate).
     """
     from schedules.training_plan import check_sites, plan
