@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -215,6 +215,9 @@ class ReservationBody(BaseModel):
                      Field(min_length=1, max_length=16)] | None = None
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     match: MatchBody | None = None
+    protection: Literal["disjoint"] | None = Field(
+        None, description='"disjoint": a second, link-disjoint path with its own slots; frames are replicated '
+                          "at the ingress switch and duplicates eliminated at the listener")
 
 
 class TenantCreate(BaseModel):

@@ -11,6 +11,15 @@ switch in step with the service:
   wait (bounded) for every barrier reply: the time from the call to the last reply is the
   "POST to entries on every switch" figure, logged as ``install_ms=`` and kept in
   ``DetnetShim.install_times``;
+- ``reservations_changed`` (a link event moved reservations) reprograms only the entries that
+  differ, make-before-break: new entries on the downstream switches first (barrier), then the
+  ingress entry / replication group, then the stale entries are deleted (barrier);
+- port status (OFPPortStatus: link down, port down, port deleted) of an inter-switch port is
+  turned into ``service.link_down``/``link_up`` (one worker thread, in order; a link is up when
+  both its ports are), which re-places the reservations and calls back here; then best-effort
+  forwarding is recomputed around the failed links on the switches whose entries change;
+- protected reservations get a group of type ALL on their ingress switch (add/modify/delete,
+  and compared at resync like meters);
 - ARP requests from host ports are answered from the host plan (same tenant only);
 - LLDP probes go out of every inter-switch port every ``lldp_interval`` seconds; the links seen
   are compared with the topology and reported to ``service.set_link_check``.
@@ -21,6 +30,7 @@ The launcher calls ``configure(service, ...)`` before os-ken instantiates the ap
 from __future__ import annotations
 
 import logging
+import queue
 import struct
 import threading
 import time
@@ -93,6 +103,11 @@ class DetnetShim(app_manager.OSKenApp):
         self._last_report: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._lldp_thread = threading.Thread(target=self._lldp_loop, name="detnet-lldp", daemon=True)
+        self._port_down: dict[tuple[int, int], bool] = {}     # (dpid, port) -> reported down
+        self._link_queue: queue.Queue = queue.Queue()
+        self._link_thread = threading.Thread(target=self._link_worker, name="detnet-links", daemon=True)
+        self._be_cache: dict[int, dict[tuple, of.FlowSpec]] = {}   # dpid -> best-effort entries sent
+        self.link_events: deque[dict[str, Any]] = deque(maxlen=1000)
         _CONFIG["instance"] = self
         self.service.add_listener(self)
 
@@ -100,6 +115,7 @@ class DetnetShim(app_manager.OSKenApp):
     def start(self) -> Any:
         t = super().start()
         self._lldp_thread.start()
+        self._link_thread.start()
         self._report_links()
         return t
 
@@ -169,7 +185,9 @@ class DetnetShim(app_manager.OSKenApp):
                 reservations = list(self.service.reservations_snapshot())
                 flows, meters = of.desired_state(
                     self.plan, node, reservations, rate_scale=self.rate_scale, queue_id=self.queue_id,
-                    on_error=lambda r, e: LOG.warning("reservation %s not installable: %s", r.id, e))
+                    on_error=lambda r, e: LOG.warning("reservation %s not installable: %s", r.id, e),
+                    failed=self._failed())
+                groups = of.desired_groups(self.plan, node, reservations)
                 p, o = dp.ofproto_parser, dp.ofproto
                 have_meters = [
                     {"meter_id": m.meter_id, "rate_kbps": m.bands[0].rate if m.bands else 0,
@@ -180,12 +198,21 @@ class DetnetShim(app_manager.OSKenApp):
                      "match": dict(s.match.items())}
                     for s in self._multipart(dp, p.OFPFlowStatsRequest(
                         dp, 0, o.OFPTT_ALL, o.OFPP_ANY, o.OFPG_ANY, 0, 0, p.OFPMatch()))]
+                have_groups = [
+                    {"group_id": g.group_id,
+                     "buckets": [[a.port for a in b.actions if hasattr(a, "port")] for b in g.buckets]}
+                    for g in self._multipart(dp, p.OFPGroupDescStatsRequest(dp, 0))]
                 m_add, m_mod, m_del = of.meter_resync_plan(meters, have_meters)
+                g_add, g_mod, g_del = of.group_resync_plan(groups, have_groups)
                 f_add, f_del = of.resync_plan(flows, have_flows)
                 for m in m_add:
                     self._send(dp, self._meter_mod(dp, m, o.OFPMC_ADD), f"meter add {m.meter_id}")
                 for m in m_mod:
                     self._send(dp, self._meter_mod(dp, m, o.OFPMC_MODIFY), f"meter modify {m.meter_id}")
+                for g in g_add:
+                    self._send(dp, self._group_mod(dp, g, o.OFPGC_ADD), f"group add {g.group_id}")
+                for g in g_mod:
+                    self._send(dp, self._group_mod(dp, g, o.OFPGC_MODIFY), f"group modify {g.group_id}")
                 self._send(dp, p.OFPBarrierRequest(dp), "barrier")
                 for a in f_del:
                     self._send(dp, p.OFPFlowMod(dp, table_id=a["table_id"], priority=a["priority"],
@@ -197,11 +224,15 @@ class DetnetShim(app_manager.OSKenApp):
                 self._send(dp, p.OFPBarrierRequest(dp), "barrier")
                 for mid in m_del:
                     self._send(dp, p.OFPMeterMod(dp, o.OFPMC_DELETE, 0, mid), f"meter delete {mid}")
+                for gid in g_del:
+                    self._send(dp, p.OFPGroupMod(dp, o.OFPGC_DELETE, o.OFPGT_ALL, gid, []), f"group delete {gid}")
                 ok = self._barriers([dp])
+                self._be_cache[dp.id] = {f.key(): f for f in flows if f.table_id == of.TABLE_BEST_EFFORT}
                 self._ready.add(dp.id)
-            LOG.info("switch %s (dpid %d) synced in %.1f ms: flows +%d -%d, meters +%d ~%d -%d%s", node, dp.id,
+            LOG.info("switch %s (dpid %d) synced in %.1f ms: flows +%d -%d, meters +%d ~%d -%d, "
+                     "groups +%d ~%d -%d%s", node, dp.id,
                      1000 * (time.perf_counter() - t0), len(f_add), len(f_del), len(m_add), len(m_mod),
-                     len(m_del), "" if ok else " (no barrier reply)")
+                     len(m_del), len(g_add), len(g_mod), len(g_del), "" if ok else " (no barrier reply)")
         except _Gone:
             LOG.warning("switch %s (dpid %d) went away during resync", node, dp.id)
             return
@@ -217,6 +248,7 @@ class DetnetShim(app_manager.OSKenApp):
         t0 = time.perf_counter()
         try:
             flows, meters = of.reservation_flows(self.plan, res, rate_scale=self.rate_scale, queue_id=self.queue_id)
+            groups = of.reservation_groups(self.plan, res)
         except of.TranslationError as e:
             LOG.warning("reservation %s: nothing installed: %s", res.id, e)
             return
@@ -228,6 +260,9 @@ class DetnetShim(app_manager.OSKenApp):
                 for m in meters:
                     if m.dpid == dpid:
                         self._send(dp, self._meter_mod(dp, m, o.OFPMC_ADD), f"meter add {m.meter_id} ({res.id})")
+                for g in groups:
+                    if g.dpid == dpid:
+                        self._send(dp, self._group_mod(dp, g, o.OFPGC_ADD), f"group add {g.group_id} ({res.id})")
                 for m in be.get(dpid, []):
                     self._send(dp, self._meter_mod(dp, m, o.OFPMC_MODIFY), f"meter modify {m.meter_id}")
                 self._send(dp, dp.ofproto_parser.OFPBarrierRequest(dp), "barrier")
@@ -253,14 +288,219 @@ class DetnetShim(app_manager.OSKenApp):
                 self._send(dp, p.OFPBarrierRequest(dp), "barrier")
                 if dpid == self.plan.dpid(res.path[0]):
                     self._send(dp, p.OFPMeterMod(dp, o.OFPMC_DELETE, 0, meter_id), f"meter delete {meter_id}")
+                    if getattr(res, "protection_path", None):
+                        gid = of.reservation_group_id(res.id)
+                        self._send(dp, p.OFPGroupMod(dp, o.OFPGC_DELETE, o.OFPGT_ALL, gid, []), f"group delete {gid}")
                 for m in be.get(dpid, []):
                     self._send(dp, self._meter_mod(dp, m, o.OFPMC_MODIFY), f"meter modify {m.meter_id}")
             ok = self._barriers(list(dps.values()))
         self._record("remove", res, t0, ok, len(dps), missing, "")
 
+    def reservation_changed(self, old: Any, new: Any) -> None:
+        self.reservations_changed([(old, new)])
+
+    def reservations_changed(self, pairs: list[tuple[Any, Any]]) -> None:
+        """Reprogram reservations a link event moved (same ids): only entries that differ, on the
+        switches concerned, make-before-break, two barrier rounds for the whole batch."""
+        t0 = time.perf_counter()
+        adds: dict[int, list[of.FlowSpec]] = {}          # dpid -> entries to add (non-ingress first)
+        ingress_adds: dict[int, list[of.FlowSpec]] = {}
+        dels: dict[int, list[of.FlowSpec]] = {}
+        g_add: dict[int, list[of.GroupSpec]] = {}
+        g_mod: dict[int, list[of.GroupSpec]] = {}
+        g_del: dict[int, list[int]] = {}
+        touched: dict[str, set[int]] = {}
+        for old, new in pairs:
+            try:
+                new_flows, _ = of.reservation_flows(self.plan, new, rate_scale=self.rate_scale, queue_id=self.queue_id)
+                new_groups = of.reservation_groups(self.plan, new)
+            except of.TranslationError as e:
+                LOG.warning("reservation %s: new placement not installable (%s): removing it", new.id, e)
+                self.reservation_removed(old)
+                continue
+            try:
+                old_flows, _ = of.reservation_flows(self.plan, old, rate_scale=self.rate_scale, queue_id=self.queue_id)
+                old_groups = of.reservation_groups(self.plan, old)
+            except of.TranslationError:
+                old_flows, old_groups = [], []
+            ingress = self.plan.dpid(new.path[0])
+            have = {(f.dpid, f.key()): f for f in old_flows}
+            want = {(f.dpid, f.key()): f for f in new_flows}
+            ids = touched.setdefault(new.id, set())
+            for k, f in want.items():
+                if k not in have or have[k].cookie != f.cookie:
+                    (ingress_adds if f.dpid == ingress else adds).setdefault(f.dpid, []).append(f)
+                    ids.add(f.dpid)
+            for k, f in have.items():
+                if k not in want:
+                    dels.setdefault(f.dpid, []).append(f)
+                    ids.add(f.dpid)
+            og = {g.group_id: g for g in old_groups}
+            for g in new_groups:
+                if g.group_id not in og:
+                    g_add.setdefault(g.dpid, []).append(g)
+                    ids.add(g.dpid)
+                elif og[g.group_id].bucket_ports() != g.bucket_ports():
+                    g_mod.setdefault(g.dpid, []).append(g)
+                    ids.add(g.dpid)
+            for g in old_groups:
+                if g.group_id not in {x.group_id for x in new_groups}:
+                    g_del.setdefault(g.dpid, []).append(g.group_id)
+                    ids.add(g.dpid)
+        with self._prog_lock:
+            ready = {d: self._dps[d] for d in set(adds) | set(ingress_adds) | set(dels) | set(g_add) | set(g_mod)
+                     | set(g_del) if d in self._ready and d in self._dps}
+            # phase 1: downstream entries and new groups (nothing sends into them yet)
+            phase1 = []
+            for dpid, dp in ready.items():
+                o = dp.ofproto
+                for g in g_add.get(dpid, []):
+                    self._send(dp, self._group_mod(dp, g, o.OFPGC_ADD), f"group add {g.group_id}")
+                for f in adds.get(dpid, []):
+                    self._send(dp, self._flow_mod(dp, f), "flow add (reroute)")
+                if g_add.get(dpid) or adds.get(dpid):
+                    phase1.append(dp)
+            ok = self._barriers(phase1) if phase1 else True
+            # phase 2: switch the ingress (entry or group buckets), then delete what is stale
+            for dpid, dp in ready.items():
+                p, o = dp.ofproto_parser, dp.ofproto
+                for g in g_mod.get(dpid, []):
+                    self._send(dp, self._group_mod(dp, g, o.OFPGC_MODIFY), f"group modify {g.group_id}")
+                for f in ingress_adds.get(dpid, []):
+                    self._send(dp, self._flow_mod(dp, f), "flow add (reroute ingress)")
+                for f in dels.get(dpid, []):
+                    self._send(dp, p.OFPFlowMod(dp, table_id=f.table_id, priority=f.priority,
+                                                command=o.OFPFC_DELETE_STRICT, out_port=o.OFPP_ANY,
+                                                out_group=o.OFPG_ANY, match=p.OFPMatch(**f.match)),
+                               "flow delete (reroute)")
+                if g_del.get(dpid):
+                    self._send(dp, p.OFPBarrierRequest(dp), "barrier")
+                for gid in g_del.get(dpid, []):
+                    self._send(dp, p.OFPGroupMod(dp, o.OFPGC_DELETE, o.OFPGT_ALL, gid, []), f"group delete {gid}")
+            # best-effort meters of the ports whose reserved share changed
+            try:
+                current = list(self.service.reservations_snapshot())
+            except Exception:  # noqa: BLE001
+                current = []
+            links = {(a, b) for old, new in pairs for r in (old, new) for p_ in of._paths_of(r)
+                     for a, b in zip(p_, p_[1:])}
+            for dpid, meters in self._be_meters(links, current).items():
+                dp = self._dps.get(dpid)
+                if dp is None or dpid not in self._ready:
+                    continue
+                for m in meters:
+                    self._send(dp, self._meter_mod(dp, m, dp.ofproto.OFPMC_MODIFY), f"meter modify {m.meter_id}")
+                ready.setdefault(dpid, dp)
+            ok = self._barriers(list(ready.values())) and ok
+        dt = time.perf_counter() - t0
+        LOG.info("%d reservations reprogrammed on %d switches: reprogram_ms=%.2f%s", len(pairs), len(ready),
+                 1000 * dt, "" if ok else " (barrier missing or error)")
+        for old, new in pairs:
+            self.install_times.append(("reroute", new.id, dt))
+            hook = getattr(self.service, "observe_install", None)
+            if hook is not None:
+                try:
+                    hook("reroute", new.id, dt, ok)
+                except Exception:  # noqa: BLE001
+                    LOG.exception("service.observe_install failed")
+
+    # ----------------------------------------------------------------- links failing
+    def _failed(self) -> set[tuple[str, str]]:
+        fn = getattr(self.service, "failed_links", None)
+        try:
+            return set(fn()) if fn is not None else set()
+        except Exception:  # noqa: BLE001
+            LOG.exception("service.failed_links failed")
+            return set()
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev: Any) -> None:
+        """An inter-switch port went down or up: queue the link event (handled off the event loop,
+        which must stay free to deliver the barrier replies the handling waits for)."""
+        t0 = time.perf_counter()
+        msg = ev.msg
+        dp, desc = msg.datapath, msg.desc
+        o = dp.ofproto
+        try:
+            node = self.plan.node_of_dpid(dp.id)
+        except KeyError:
+            return
+        nbr = of.inter_switch_ports(self.plan, node).get(desc.port_no)
+        if nbr is None:
+            return
+        down = (msg.reason == o.OFPPR_DELETE or bool(desc.state & o.OFPPS_LINK_DOWN)
+                or bool(desc.config & o.OFPPC_PORT_DOWN))
+        key = (dp.id, desc.port_no)
+        if self._port_down.get(key, False) == down:
+            return
+        self._port_down[key] = down
+        LOG.info("port status: %s port %d (to %s) %s", node, desc.port_no, nbr, "DOWN" if down else "up")
+        self._link_queue.put((node, nbr, t0))
+
+    def _link_is_down(self, u: str, v: str) -> bool:
+        """A physical link is down while either of its ports is reported down."""
+        return (self._port_down.get((self.plan.dpid(u), self.plan.port(u, v)), False)
+                or self._port_down.get((self.plan.dpid(v), self.plan.port(v, u)), False))
+
+    def _link_worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                u, v, t0 = self._link_queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                down = self._link_is_down(u, v)
+                fn = getattr(self.service, "link_down" if down else "link_up", None)
+                if fn is None:
+                    continue
+                summary = fn(u, v, detected_at=t0)
+                t1 = time.perf_counter()
+                changed = self._update_best_effort()
+                summary = dict(summary, best_effort_switches=changed,
+                               best_effort_s=round(time.perf_counter() - t1, 6))
+                self.link_events.append(summary)
+                LOG.info("link %s-%s %s handled: %s", u, v, "down" if down else "up",
+                         {k: summary.get(k) for k in ("reservations_affected", "reprogrammed_s",
+                                                       "best_effort_switches", "best_effort_s")})
+            except Exception:  # noqa: BLE001 - keep handling later events
+                LOG.exception("link event %s-%s failed", u, v)
+
+    def _update_best_effort(self) -> int:
+        """Recompute best-effort forwarding around the failed links; send only what changed."""
+        failed = self._failed()
+        n = 0
+        with self._prog_lock:
+            sent = []
+            for dpid in list(self._ready):
+                dp = self._dps.get(dpid)
+                if dp is None:
+                    continue
+                node = self.plan.node_of_dpid(dpid)
+                flows, _ = of.baseline(self.plan, node, rate_scale=self.rate_scale, failed=failed)
+                want = {f.key(): f for f in flows if f.table_id == of.TABLE_BEST_EFFORT}
+                have = self._be_cache.get(dpid, {})
+                add = [f for k, f in want.items() if k not in have or have[k].cookie != f.cookie]
+                gone = [f for k, f in have.items() if k not in want]
+                if not add and not gone:
+                    continue
+                p, o = dp.ofproto_parser, dp.ofproto
+                for f in add:
+                    self._send(dp, self._flow_mod(dp, f), "best-effort update")
+                for f in gone:
+                    self._send(dp, p.OFPFlowMod(dp, table_id=f.table_id, priority=f.priority,
+                                                command=o.OFPFC_DELETE_STRICT, out_port=o.OFPP_ANY,
+                                                out_group=o.OFPG_ANY, match=p.OFPMatch(**f.match)),
+                               "best-effort delete")
+                self._be_cache[dpid] = want
+                sent.append(dp)
+                n += 1
+            if sent:
+                self._barriers(sent)
+        return n
+
     def _path_dps(self, res: Any) -> tuple[dict[int, Any], list[str]]:
         dps, missing = {}, []
-        for node in res.path:
+        for node in dict.fromkeys(n for p in of._paths_of(res) for n in p):
             dpid = self.plan.dpid(node)
             if dpid in self._ready and dpid in self._dps:
                 dps[dpid] = self._dps[dpid]
@@ -275,9 +515,16 @@ class DetnetShim(app_manager.OSKenApp):
         except Exception:  # noqa: BLE001
             LOG.exception("reservations_snapshot failed")
             return {}
+        return self._be_meters({(a, b) for p in of._paths_of(res) for a, b in zip(p, p[1:])}, current)
+
+    def _be_meters(self, links: set[tuple[str, str]], current: list[Any]) -> dict[int, list[of.MeterSpec]]:
+        """Best-effort meters of the ports of ``links``, sized by the reservations ``current``."""
         out: dict[int, list[of.MeterSpec]] = {}
-        for a, b in zip(res.path, res.path[1:]):
-            shares = of.reserved_share_by_port(self.plan, a, current)
+        shares_of: dict[str, dict[int, float]] = {}
+        for a, b in sorted(links):
+            if a not in shares_of:
+                shares_of[a] = of.reserved_share_by_port(self.plan, a, current)
+            shares = shares_of[a]
             port = self.plan.port(a, b)
             out.setdefault(self.plan.dpid(a), []).extend(
                 m for m in of.best_effort_meters(self.plan, a, shares, rate_scale=self.rate_scale)
@@ -361,7 +608,8 @@ class DetnetShim(app_manager.OSKenApp):
     def _barrier_reply(self, ev: Any) -> None:
         self._reply(ev, True)
 
-    @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPMeterConfigStatsReply], MAIN_DISPATCHER)
+    @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPMeterConfigStatsReply,
+                 ofp_event.EventOFPGroupDescStatsReply], MAIN_DISPATCHER)
     def _stats_reply(self, ev: Any) -> None:
         self._reply(ev, not (ev.msg.flags & ev.msg.datapath.ofproto.OFPMPF_REPLY_MORE))
 
@@ -408,6 +656,8 @@ class DetnetShim(app_manager.OSKenApp):
                         acts.append(p.OFPActionSetField(vlan_vid=of.OFPVID_PRESENT | a["vid"]))
                     elif t == "set_queue":
                         acts.append(p.OFPActionSetQueue(a["queue_id"]))
+                    elif t == "group":
+                        acts.append(p.OFPActionGroup(a["group_id"]))
                     else:
                         raise ValueError(f"unknown action {t}")
                 ins.append(p.OFPInstructionActions(o.OFPIT_APPLY_ACTIONS, acts))
@@ -415,6 +665,15 @@ class DetnetShim(app_manager.OSKenApp):
                 raise ValueError(f"unknown instruction {i['type']}")
         return p.OFPFlowMod(dp, cookie=f.cookie, table_id=f.table_id, command=o.OFPFC_ADD, priority=f.priority,
                             match=p.OFPMatch(**f.match), instructions=ins)
+
+    @staticmethod
+    def _group_mod(dp: Any, g: of.GroupSpec, command: int) -> Any:
+        p, o = dp.ofproto_parser, dp.ofproto
+        if g.type != "all":
+            raise ValueError(f"unsupported group type {g.type}")
+        buckets = [p.OFPBucket(actions=[p.OFPActionOutput(a["port"], 0) for a in b if a["type"] == "output"])
+                   for b in g.buckets]
+        return p.OFPGroupMod(dp, command, o.OFPGT_ALL, g.group_id, buckets)
 
     @staticmethod
     def _meter_mod(dp: Any, m: of.MeterSpec, command: int) -> Any:

@@ -25,6 +25,14 @@ is a stable 32-bit hash of the reservation id (0 outside reservations); ``digest
 hash of the entry's content so a resync notices a changed action under an unchanged match.
 ``cookie_mask_*`` give the masks that select all entries of one reservation or one tenant.
 
+Protection (``res.protection_path`` set): the ingress entry sends the frame to a group of type
+ALL (``reservation_group_id``) whose two buckets output to the first hop of each path; every other
+switch of either path holds the same kind of entry as for a plain reservation (matched on the
+port the copy arrives on, so a node on both paths holds two entries); both copies reach the
+destination host, which eliminates duplicates by sequence number.
+
+Best effort follows failures: ``baseline(..., failed=links)`` routes around failed links.
+
 Meter ids: best-effort meters use the id ``BE_METER_BASE + port`` (one per inter-switch port);
 a reservation's meter (on its ingress switch only) uses
 ``RES_METER_BASE + number % RES_METER_SPAN``.
@@ -138,6 +146,22 @@ class MeterSpec:
     cookie: int = 0   # not sent to the switch; says who owns the meter (kind/tenant/reservation)
 
 
+@dataclass
+class GroupSpec:
+    """An OpenFlow group on switch ``dpid``: ``type`` "all" (replicate to every bucket); each
+    bucket is a list of actions (same dicts as in FlowSpec)."""
+
+    dpid: int
+    group_id: int
+    type: str
+    buckets: list[list[dict[str, Any]]]
+    cookie: int = 0   # not sent to the switch; says who owns the group
+
+    def bucket_ports(self) -> tuple[tuple[int, ...], ...]:
+        """Output ports of each bucket (what a resync compares with the switch's group)."""
+        return tuple(tuple(a["port"] for a in b if a["type"] == "output") for b in self.buckets)
+
+
 # ---------------------------------------------------------------------------------------------
 # cookies
 def reservation_number(res_id: str) -> int:
@@ -184,6 +208,15 @@ def cookie_selects(cookie: int, value: int, mask: int) -> bool:
 
 def reservation_meter_id(res_id: str) -> int:
     return RES_METER_BASE + reservation_number(res_id) % RES_METER_SPAN
+
+
+#: group ids of protected reservations (OFPG_MAX is 0xffffff00)
+RES_GROUP_BASE = 1
+RES_GROUP_SPAN = 0xFFFF_FF00 - RES_GROUP_BASE - 1
+
+
+def reservation_group_id(res_id: str) -> int:
+    return RES_GROUP_BASE + reservation_number(res_id) % RES_GROUP_SPAN
 
 
 def be_meter_id(port: int) -> int:
@@ -260,12 +293,16 @@ def _apply(*actions: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # best-effort routing and meters
-def _next_hops_towards(plan: Any, dst: str) -> dict[str, str]:
-    """For every switch, the next switch on a shortest path (by propagation) towards ``dst``.
+def _next_hops_towards(plan: Any, dst: str, failed: Any = None) -> dict[str, str]:
+    """For every switch, the next switch on a shortest path (by propagation) towards ``dst``,
+    avoiding the directed links in ``failed``.
 
     One shortest-path tree per destination, so the per-switch choices are loop-free.
     """
     g = plan.topology.graph
+    if failed:
+        bad = frozenset(failed)
+        g = nx.subgraph_view(g, filter_edge=lambda a, b: (a, b) not in bad)
     pred = nx.dijkstra_predecessor_and_distance(g.reverse(copy=False), dst, weight="propagation_ns")[0]
     # in the reversed graph, pred[n] lists n's parents towards dst: pick a deterministic one
     return {n: sorted(ps)[0] for n, ps in pred.items() if ps}
@@ -281,11 +318,11 @@ def reserved_share_by_port(plan: Any, node: str, reservations: Iterable[Any]) ->
     topo = plan.topology
     used: dict[int, int] = {}
     for res in reservations:
-        p = list(res.path)
-        for a, b in zip(p, p[1:]):
-            if a == node:
-                port = plan.port(a, b)
-                used[port] = used.get(port, 0) + int(res.bandwidth_bps)
+        for p in _paths_of(res):
+            for a, b in zip(p, p[1:]):
+                if a == node:
+                    port = plan.port(a, b)
+                    used[port] = used.get(port, 0) + int(res.bandwidth_bps)
     nbrs = inter_switch_ports(plan, node)
     return {port: min(1.0, bw / topo.capacity_bps(node, nbrs[port])) for port, bw in used.items()}
 
@@ -307,10 +344,17 @@ def best_effort_meters(plan: Any, node: str, reserved_share_by_port: dict[int, f
 
 # ---------------------------------------------------------------------------------------------
 # baseline
+def _paths_of(res: Any) -> list[list[str]]:
+    """A reservation's paths: primary, then the protection path when it has one."""
+    second = getattr(res, "protection_path", None)
+    return [list(res.path)] + ([list(second)] if second else [])
+
+
 def baseline(plan: Any, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
-             rate_scale: float = 1.0) -> tuple[list[FlowSpec], list[MeterSpec]]:
-    """Everything a switch needs without any reservation: classification, tenant best effort,
-    per-port best-effort meters and drop by default."""
+             rate_scale: float = 1.0, failed: Any = None) -> tuple[list[FlowSpec], list[MeterSpec]]:
+    """Everything a switch needs without any reservation: classification, tenant best effort
+    (next hops avoiding the directed links in ``failed``), per-port best-effort meters and drop
+    by default."""
     dpid = plan.dpid(node)
     isl = inter_switch_ports(plan, node)
     hosts_here = plan.host_ports(node)
@@ -348,7 +392,7 @@ def baseline(plan: Any, node: str, reserved_share_by_port: dict[int, float] | No
             ins = [_apply({"type": "pop_vlan"}, _out(h.port))]
         else:
             if h.switch not in towards:
-                towards[h.switch] = _next_hops_towards(plan, h.switch)
+                towards[h.switch] = _next_hops_towards(plan, h.switch, failed)
             nxt = towards[h.switch].get(node)
             if nxt is None:
                 continue   # unreachable from here
@@ -427,50 +471,95 @@ def reservation_flows(plan: Any, res: Any, *, rate_scale: float = 1.0, queue_id:
     ``queue_id`` adds a set_queue action (only where the datapath has queues).
     Raises TranslationError when the reservation has no host pair to carry.
     """
-    path = list(res.path)
-    if len(path) < 2:
+    paths = _paths_of(res)
+    path = paths[0]
+    if any(len(p) < 2 for p in paths):
         raise TranslationError(f"reservation {res.id}: path needs two switches")
+    if len(paths) > 1 and (paths[1][0] != path[0] or paths[1][-1] != path[-1]):
+        raise TranslationError(f"reservation {res.id}: the protection path must join the same switches")
     m = dict(getattr(res, "match", None) or {})
     srcs = _select_hosts(plan, res.tenant, path[0], m.get("ip_src"), "ip_src", res.id)
     dsts = _select_hosts(plan, res.tenant, path[-1], m.get("ip_dst"), "ip_dst", res.id)
     extra = _extra_match(res)
     number = reservation_number(res.id)
     meter = reservation_meter(plan, res, rate_scale=rate_scale)
+    group = reservation_group_id(res.id) if len(paths) > 1 else None
     flows = []
-    for i, node in enumerate(path):
-        dpid = plan.dpid(node)
-        for s in srcs:
-            for d in dsts:
-                match: dict[str, Any] = {
-                    "in_port": s.port if i == 0 else plan.port(node, path[i - 1]),
-                    "vlan_vid": _tagged(res.tenant), "eth_type": ETH_TYPE_IPV4,
-                    "ipv4_src": s.ip, "ipv4_dst": d.ip, **extra}
-                actions: list[dict[str, Any]] = []
-                if queue_id is not None:
-                    actions.append({"type": "set_queue", "queue_id": int(queue_id)})
-                if i == len(path) - 1:
-                    actions += [{"type": "pop_vlan"}, _out(d.port)]
-                else:
-                    actions.append(_out(plan.port(node, path[i + 1])))
-                ins: list[dict[str, Any]] = []
-                if i == 0:
-                    ins.append({"type": "meter", "meter_id": meter.meter_id})
-                ins.append(_apply(*actions))
-                flows.append(_flow(dpid, TABLE_DETERMINISTIC, PRIO_RESERVATION, match, ins,
-                                   KIND_RESERVATION, res.tenant, number))
+    for k, p in enumerate(paths):
+        for i, node in enumerate(p):
+            if i == 0 and k > 0:
+                continue   # one ingress entry (with the group) serves both paths
+            dpid = plan.dpid(node)
+            for s in srcs:
+                for d in dsts:
+                    match: dict[str, Any] = {
+                        "in_port": s.port if i == 0 else plan.port(node, p[i - 1]),
+                        "vlan_vid": _tagged(res.tenant), "eth_type": ETH_TYPE_IPV4,
+                        "ipv4_src": s.ip, "ipv4_dst": d.ip, **extra}
+                    actions: list[dict[str, Any]] = []
+                    if queue_id is not None:
+                        actions.append({"type": "set_queue", "queue_id": int(queue_id)})
+                    if i == len(p) - 1:
+                        actions += [{"type": "pop_vlan"}, _out(d.port)]
+                    elif i == 0 and group is not None:
+                        actions.append({"type": "group", "group_id": group})
+                    else:
+                        actions.append(_out(plan.port(node, p[i + 1])))
+                    ins: list[dict[str, Any]] = []
+                    if i == 0:
+                        ins.append({"type": "meter", "meter_id": meter.meter_id})
+                    ins.append(_apply(*actions))
+                    flows.append(_flow(dpid, TABLE_DETERMINISTIC, PRIO_RESERVATION, match, ins,
+                                       KIND_RESERVATION, res.tenant, number))
     return flows, [meter]
 
 
+def reservation_groups(plan: Any, res: Any) -> list[GroupSpec]:
+    """The replication group of a protected reservation on its ingress switch (type ALL, one
+    bucket per path's first hop); [] for a reservation with one path."""
+    paths = _paths_of(res)
+    if len(paths) < 2:
+        return []
+    node = paths[0][0]
+    buckets = [[_out(plan.port(node, p[1]))] for p in paths]
+    return [GroupSpec(plan.dpid(node), reservation_group_id(res.id), "all", buckets,
+                      reservation_cookie(res.tenant, res.id))]
+
+
+def desired_groups(plan: Any, node: str, reservations: Iterable[Any]) -> list[GroupSpec]:
+    """Every group switch ``node`` should hold (replication groups of protected reservations)."""
+    dpid = plan.dpid(node)
+    out = []
+    for res in reservations:
+        out += [g for g in reservation_groups(plan, res) if g.dpid == dpid]
+    return out
+
+
+def group_resync_plan(desired: list[GroupSpec], actual: list[dict[str, Any]]
+                      ) -> tuple[list[GroupSpec], list[GroupSpec], list[int]]:
+    """(groups to add, groups to modify, group ids to delete); ``actual`` items have ``group_id``
+    and ``buckets`` (output ports per bucket, as ``GroupSpec.bucket_ports``)."""
+    have = {int(a["group_id"]): a for a in actual}
+    want = {g.group_id: g for g in desired}
+    add = [g for i, g in want.items() if i not in have]
+    modify = [g for i, g in want.items() if i in have
+              and tuple(tuple(b) for b in have[i]["buckets"]) != g.bucket_ports()]
+    delete = sorted(i for i in have if i not in want)
+    return add, modify, delete
+
+
 def desired_state(plan: Any, node: str, reservations: Iterable[Any], *, rate_scale: float = 1.0,
-                  queue_id: int | None = None, on_error: Any = None) -> tuple[list[FlowSpec], list[MeterSpec]]:
+                  queue_id: int | None = None, on_error: Any = None, failed: Any = None
+                  ) -> tuple[list[FlowSpec], list[MeterSpec]]:
     """Everything switch ``node`` should hold: baseline (meters sized by the reservations leaving
     through each port) plus the entries of every reservation whose path crosses it.
     ``on_error(res, exc)`` is called for reservations that cannot be translated (skipped)."""
     reservations = list(reservations)
-    flows, meters = baseline(plan, node, reserved_share_by_port(plan, node, reservations), rate_scale=rate_scale)
+    flows, meters = baseline(plan, node, reserved_share_by_port(plan, node, reservations), rate_scale=rate_scale,
+                             failed=failed)
     dpid = plan.dpid(node)
     for res in reservations:
-        if node not in res.path:
+        if not any(node in p for p in _paths_of(res)):
             continue
         try:
             rf, rm = reservation_flows(plan, res, rate_scale=rate_scale, queue_id=queue_id)

@@ -13,6 +13,14 @@ exactly its slots (``Scheduler.restore``). A reservation that no longer fits (th
 changed, say) is logged and audited as ``restore_failed`` and kept in the store, listed by
 ``unrestored()``; deleting it (admin or owner) removes the row.
 
+Link failures (``link_down``/``link_up``, called by the os-ken shim on port status): every
+reservation on the failed link is re-placed by ``Scheduler.repair`` (same id, tenant and bounds;
+a protected one keeps its surviving path) and persisted; one that no longer fits anywhere is
+taken off the network but kept in the store with ``status: "down"`` and the reason, audited as
+``reservation_down`` (an event in /v1/events), and listed with its status until deleted. Listeners
+get ``reservation_changed(old, new)`` (or removed/added when they lack it). On link up the down
+reservations and degraded protected ones are tried again; the others stay where they are.
+
 The service knows nothing of HTTP: it returns Reservations and Rejections and raises
 ``Forbidden``/``NotFound``/``Invalid``/``Conflict``; ``controller.api`` maps those to status codes.
 """
@@ -126,6 +134,12 @@ class ControllerService:
         self._token_hashes: dict[int, str] = {}
         self._admin_hash: str | None = None
         self._unrestored: dict[str, Reservation] = {}
+        #: reservations a failure left without a path (status "down"), by id; stored, not scheduled
+        self._down: dict[str, Reservation] = {}
+        #: physical links (frozenset of the two nodes) reported down
+        self._links_down: set[frozenset[str]] = set()
+        self._link_stats: dict[str, Any] = {"down_events": 0, "up_events": 0, "rerouted": 0, "went_down": 0,
+                                            "last_reprogram_s": None, "last_affected": 0}
         #: True when this start generated the admin token (it was announced once).
         self.admin_token_generated = False
         self._init_admin(admin_token, announce or _stderr_announce)
@@ -171,6 +185,9 @@ class ControllerService:
             self._token_hashes[st.tenant.id] = st.token_hash
         restored = 0
         for res in self.store.load_reservations():
+            if res.status == "down":
+                self._down[res.id] = res
+                continue
             try:
                 self.scheduler.restore(res)
                 restored += 1
@@ -356,6 +373,9 @@ class ControllerService:
         tenant_of_entry = (req.tenant if isinstance(req, Request)
                            else given if isinstance(given, int) and not isinstance(given, bool) else principal.tenant)
         with self._lock:
+            if isinstance(req, Request) and req.id is not None and req.id in self._down:
+                req = Rejection("exists", f"id {req.id} belongs to a reservation that is down after a failure; "
+                                          "delete it first")
             if isinstance(req, Request) and req.id is not None and req.id in self._unrestored:
                 req = Rejection("exists", f"id {req.id} belongs to a stored reservation that could not be "
                                           "restored; delete it first")
@@ -392,13 +412,14 @@ class ControllerService:
         with self._lock:
             res = self._owned(principal, reservation_id)
             if res is None:
-                orphan = self._unrestored.get(reservation_id)
+                orphan = self._unrestored.get(reservation_id) or self._down.get(reservation_id)
                 if orphan is not None and (principal.is_admin or orphan.tenant == principal.tenant):
                     with self.store.transaction() as tx:
                         tx.delete_reservation(reservation_id)
                         tx.append_audit(principal.actor, "release", request, {"unrestored": True}, "ok",
                                         orphan.tenant)
-                    del self._unrestored[reservation_id]
+                    self._unrestored.pop(reservation_id, None)
+                    self._down.pop(reservation_id, None)
                     return orphan
                 err = NotFound(f"no reservation {reservation_id}")
                 self._audit_refusal(principal, "release", request, err, principal.tenant)
@@ -416,6 +437,9 @@ class ControllerService:
     def get_reservation(self, principal: Principal, reservation_id: str) -> Reservation:
         with self._lock:
             res = self._owned(principal, reservation_id)
+            down = self._down.get(reservation_id)
+            if res is None and down is not None and (principal.is_admin or down.tenant == principal.tenant):
+                return _copy(down)
             if res is None:
                 raise NotFound(f"no reservation {reservation_id}")
             return _copy(res)
@@ -427,7 +451,8 @@ class ControllerService:
                 return []
             tenant = principal.tenant
         with self._lock:
-            items = [_copy(r) for r in self.scheduler.reservations.values() if tenant is None or r.tenant == tenant]
+            items = [_copy(r) for r in list(self.scheduler.reservations.values()) + list(self._down.values())
+                     if tenant is None or r.tenant == tenant]
         return sorted(items, key=lambda r: r.id)
 
     def what_if(self, principal: Principal, params: dict[str, Any]) -> Reservation | Rejection:
@@ -482,6 +507,11 @@ class ControllerService:
         d = self.topology.to_dict()
         d["hosts"] = self.host_plan.to_dict()["hosts"] if self.host_plan is not None else []
         d["link_check"] = self.link_check()
+        with self._lock:
+            down = set(self._links_down)
+        for link in d.get("links", []):
+            link["state"] = "down" if frozenset((link["src"], link["dst"])) in down else "up"
+        d["links_down"] = sorted(sorted(l) for l in down)
         return d
 
     def events(self, principal: Principal, since: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
@@ -500,12 +530,38 @@ class ControllerService:
             by_tenant = {t.id: self.tenants.usage(t.id).reservations for t in self.tenants}
             share = self.scheduler.link_share()
             switches, tenants = len(self._switches), len(self.tenants)
-        return self.metrics.render(reservations_by_tenant=by_tenant, link_share=share,
+            down, stats, n_down = set(self._links_down), dict(self._link_stats), len(self._down)
+        text = self.metrics.render(reservations_by_tenant=by_tenant, link_share=share,
                                    switches_connected=switches, tenants=tenants)
+        return text + self._link_metrics(down, stats, n_down)
+
+    def _link_metrics(self, down: set[frozenset[str]], stats: dict[str, Any], n_down: int) -> str:
+        """Link state and failure-handling series (appended to the Metrics exposition)."""
+        from controller.metrics import escape_label
+        out = ["# HELP detnet_link_up Physical link state (1 up, 0 reported down).", "# TYPE detnet_link_up gauge"]
+        for l in self.topology.links():
+            out.append(f'detnet_link_up{{link="{escape_label(l.src)}-{escape_label(l.dst)}"}} '
+                       f'{0 if frozenset((l.src, l.dst)) in down else 1}')
+        for name, key, help_ in (("detnet_link_down_events_total", "down_events", "Link-down reports handled."),
+                                 ("detnet_link_up_events_total", "up_events", "Link-up reports handled."),
+                                 ("detnet_reservations_rerouted_total", "rerouted",
+                                  "Reservations re-placed after a link failure or recovery."),
+                                 ("detnet_reservations_failed_total", "went_down",
+                                  "Reservations a failure left without any path.")):
+            out += [f"# HELP {name} {help_}", f"# TYPE {name} counter", f"{name} {stats[key]}"]
+        out += ["# HELP detnet_reservations_down Reservations currently down after a failure.",
+                "# TYPE detnet_reservations_down gauge", f"detnet_reservations_down {n_down}"]
+        if stats["last_reprogram_s"] is not None:
+            out += ["# HELP detnet_link_reprogram_seconds Last link event: report to every affected "
+                    "reservation reprogrammed.", "# TYPE detnet_link_reprogram_seconds gauge",
+                    f"detnet_link_reprogram_seconds {stats['last_reprogram_s']:.6f}"]
+        return "\n".join(out) + "\n"
 
     # ----- data-plane hooks (the os-ken application calls these) --------------------------------
     def add_listener(self, listener: Any) -> None:
-        """Register an object with ``reservation_added(res)`` and ``reservation_removed(res)``.
+        """Register an object with ``reservation_added(res)`` and ``reservation_removed(res)``,
+        optionally ``reservation_changed(old, new)`` or ``reservations_changed([(old, new), ...])``
+        (a batch: all reservations one link event moved; else removed + added are called).
 
         They are called after the change is committed, outside the service lock, in commit order,
         with a copy of the Reservation; an exception in a listener is logged, never raised.
@@ -525,14 +581,30 @@ class ControllerService:
                     kind, res = self._pending.popleft()
                 except IndexError:
                     return
+                if kind == "changed":
+                    # consecutive changes (one link event) go to a listener in one batch
+                    batch = [res]
+                    while self._pending and self._pending[0][0] == "changed":
+                        batch.append(self._pending.popleft()[1])
+                    res = batch
                 with self._lock:
                     listeners = list(self._listeners)
-                method = "reservation_added" if kind == "added" else "reservation_removed"
                 for listener in listeners:
                     try:
-                        getattr(listener, method)(res)
+                        if kind == "changed":
+                            if hasattr(listener, "reservations_changed"):
+                                listener.reservations_changed(res)
+                            else:
+                                for old, new in res:
+                                    if hasattr(listener, "reservation_changed"):
+                                        listener.reservation_changed(old, new)
+                                    else:
+                                        listener.reservation_removed(old)
+                                        listener.reservation_added(new)
+                        else:
+                            getattr(listener, "reservation_added" if kind == "added" else "reservation_removed")(res)
                     except Exception:  # noqa: BLE001 - a broken listener must not break the API
-                        log.exception("listener %r failed in %s(%s)", listener, method, res.id)
+                        log.exception("listener %r failed on %s", listener, kind)
 
     def observe_install(self, op: str, reservation_id: str, seconds: float, ok: bool) -> None:
         """The OpenFlow shim reports how long installing/removing a reservation's flows took."""
@@ -565,6 +637,147 @@ class ControllerService:
     def link_check(self) -> dict[str, Any]:
         with self._lock:
             return dict(self._link_check)
+
+    # ----- link failures (the os-ken shim calls these on port status) -------------------------------
+    def failed_links(self) -> set[tuple[str, str]]:
+        """Directed links currently marked failed (both directions of every link reported down)."""
+        with self._lock:
+            return set(self.scheduler.failed_links)
+
+    def links_down(self) -> list[list[str]]:
+        with self._lock:
+            return sorted(sorted(l) for l in self._links_down)
+
+    def _check_link(self, u: str, v: str) -> None:
+        if not (self.topology.graph.has_edge(u, v) and self.topology.graph.has_edge(v, u)):
+            raise NotFound(f"no link {u}-{v}")
+
+    def link_down(self, u: str, v: str, *, detected_at: float | None = None,
+                  actor: str = "system") -> dict[str, Any]:
+        """Handle a physical link failure (both directions): re-place every reservation on it.
+
+        Returns (and audits as ``link_down``) a summary: ``reservations_affected``, ``rerouted``
+        (ids, new paths), ``down`` (ids and reasons), ``scheduling_s`` and ``reprogrammed_s``: from
+        ``detected_at`` (``time.perf_counter()`` of the port-status report; default: this call) to
+        the listeners returning, i.e. every affected reservation reprogrammed when the listener is
+        the OpenFlow shim (it waits for barrier replies). Idempotent: a link already down is a no-op.
+        """
+        t0 = time.perf_counter() if detected_at is None else detected_at
+        self._check_link(u, v)
+        key = frozenset((u, v))
+        with self._lock:
+            if key in self._links_down:
+                return {"link": [u, v], "already_down": True, "reservations_affected": 0}
+            self._links_down.add(key)
+            self._link_stats["down_events"] += 1
+            self.scheduler.fail_link(u, v)
+            self.scheduler.fail_link(v, u)
+            affected = self.scheduler.affected_by({(u, v), (v, u)})
+            summary = self._repair_all(affected, actor, "link_down", [u, v])
+        return self._finish_link_event("link_down", [u, v], summary, t0, actor)
+
+    def link_up(self, u: str, v: str, *, detected_at: float | None = None, actor: str = "system") -> dict[str, Any]:
+        """A reported-down link works again: mark it usable, re-admit reservations that are down and
+        re-protect degraded protected ones (others stay where they are: moving a working flow back
+        would only risk loss). Audited as ``link_up``."""
+        t0 = time.perf_counter() if detected_at is None else detected_at
+        self._check_link(u, v)
+        key = frozenset((u, v))
+        with self._lock:
+            if key not in self._links_down:
+                return {"link": [u, v], "already_up": True, "reservations_affected": 0}
+            self._links_down.discard(key)
+            self._link_stats["up_events"] += 1
+            self.scheduler.restore_link(u, v)
+            self.scheduler.restore_link(v, u)
+            degraded = sorted(r.id for r in self.scheduler.reservations.values()
+                              if r.protection == "disjoint" and not r.protection_path)
+            summary = self._repair_all(degraded, actor, "link_up", [u, v])
+            summary["readmitted"] = self._readmit_down(actor)
+        return self._finish_link_event("link_up", [u, v], summary, t0, actor)
+
+    def _repair_all(self, ids: list[str], actor: str, cause: str, link: list[str]) -> dict[str, Any]:
+        """Repair each reservation (atomic per reservation); persist and queue notifications. Lock held."""
+        t0 = time.perf_counter()
+        rerouted, down = [], []
+        for rid in ids:
+            old = self.scheduler.reservations.get(rid)
+            if old is None:
+                continue
+            old = _copy(old)
+            result = self.scheduler.repair(rid)
+            if result is None:
+                continue
+            if isinstance(result, Rejection):
+                self.scheduler.release(rid)
+                dead = _copy(old)
+                dead.status, dead.status_reason = "down", f"{cause} {link[0]}-{link[1]}: {result.reason}"
+                try:
+                    with self.store.transaction() as tx:
+                        tx.save_reservation(dead)
+                        tx.append_audit(actor, "reservation_down", {"id": rid, "link": link},
+                                        {"reason": result.reason, "detail": result.detail, "path": old.path},
+                                        "error", old.tenant)
+                except BaseException:
+                    self.scheduler.restore(old)
+                    raise
+                self._down[rid] = dead
+                self._link_stats["went_down"] += 1
+                down.append({"id": rid, "reason": result.reason})
+                self._pending.append(("removed", _copy(old)))
+                log.warning("reservation %s is down after %s %s-%s: %s", rid, cause, link[0], link[1], result.reason)
+                continue
+            try:
+                with self.store.transaction() as tx:
+                    tx.save_reservation(result)
+                    tx.append_audit(actor, "reroute", {"id": rid, "cause": cause, "link": link},
+                                    {"old_path": old.path, "path": result.path,
+                                     "old_protection_path": old.protection_path,
+                                     "protection_path": result.protection_path,
+                                     "latency_bound_ns": result.latency_bound_ns}, "ok", result.tenant)
+            except BaseException:
+                self.scheduler.release(rid)
+                self.scheduler.restore(old)
+                raise
+            self._link_stats["rerouted"] += 1
+            rerouted.append({"id": rid, "path": result.path, "protection_path": result.protection_path})
+            self._pending.append(("changed", (old, _copy(result))))
+        return {"reservations_affected": len(ids), "rerouted": rerouted, "down": down,
+                "scheduling_s": round(time.perf_counter() - t0, 6)}
+
+    def _readmit_down(self, actor: str) -> list[str]:
+        """Try every down reservation again (same id, tenant, bounds). Lock held."""
+        back = []
+        for rid, dead in list(self._down.items()):
+            res = self.scheduler.admit(self.scheduler._request_of(dead))
+            if isinstance(res, Rejection):
+                continue
+            try:
+                with self.store.transaction() as tx:
+                    tx.save_reservation(res)
+                    tx.append_audit(actor, "reservation_up", {"id": rid}, _summary(res), "ok", res.tenant)
+            except BaseException:
+                self.scheduler.release(rid)
+                raise
+            del self._down[rid]
+            back.append(rid)
+            self._pending.append(("added", _copy(res)))
+        return back
+
+    def _finish_link_event(self, action: str, link: list[str], summary: dict[str, Any], t0: float,
+                           actor: str) -> dict[str, Any]:
+        """Notify listeners (they reprogram the switches), then time, count and audit the event."""
+        self._flush()
+        summary = {"link": link, **summary, "reprogrammed_s": round(time.perf_counter() - t0, 6)}
+        with self._lock:
+            self._link_stats["last_reprogram_s"] = summary["reprogrammed_s"]
+            self._link_stats["last_affected"] = summary["reservations_affected"]
+        self.store.append_audit(actor, action, {"link": link}, summary,
+                                "ok" if not summary.get("down") else "degraded")
+        log.info("%s %s-%s: %d reservations affected, %d rerouted, %d down, reprogrammed in %.1f ms", action,
+                 link[0], link[1], summary["reservations_affected"], len(summary["rerouted"]),
+                 len(summary["down"]), 1000 * summary["reprogrammed_s"])
+        return summary
 
     def reservations_by_tenant(self) -> dict[int, int]:
         with self._lock:
