@@ -209,7 +209,7 @@ class ControllerProcess:
 @contextlib.contextmanager
 def controlled_emulation(topology: Any, plan: Any, *, link_scale: float | None = None, db: Any = None,
                          log_dir: Any = None, connect_timeout: float = 60.0, verbose: bool = True,
-                         **emulation_kw: Any) -> Any:
+                         lldp_interval: float | None = 1.0, **emulation_kw: Any) -> Any:
     """``with controlled_emulation(topo, plan) as (ctl, emu):`` a controller child process and a Mininet
     emulation connected to it, all switches synced; both torn down on exit (also on Ctrl-C).
 
@@ -222,7 +222,8 @@ def controlled_emulation(topology: Any, plan: Any, *, link_scale: float | None =
 
     scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
     with emulation_lock():
-        with ControllerProcess(topology, plan, db=db, link_scale=scale, log_dir=log_dir) as ctl:
+        with ControllerProcess(topology, plan, db=db, link_scale=scale, log_dir=log_dir,
+                               lldp_interval=lldp_interval) as ctl:
             with Emulation(topology, plan, controller=("127.0.0.1", ctl.of_port), link_scale=scale,
                            verbose=verbose, wait_connected_s=0, **emulation_kw) as emu:
                 ctl.wait_switches(len(topology.nodes), connect_timeout)
