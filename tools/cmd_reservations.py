@@ -83,6 +83,12 @@ def render_reservation(r: dict[str, Any], verb: str | None = None) -> str:
         ("latency", _bound_text(r.get("latency_bound_ns"), r.get("max_latency_ns"))),
         ("jitter", _bound_text(r.get("jitter_bound_ns"), r.get("max_jitter_ns"))),
     ]
+    if r.get("protection"):
+        second = list(r.get("protection_path") or [])
+        pairs.append(("protection", f"{_path_text(second)}  (link-disjoint, replicated at {path[0] if path else '?'})"
+                      if second else f"{r['protection']}: degraded to one path (no disjoint path fits)"))
+    if r.get("status"):
+        pairs.append(("status", f"{r['status']}: {r.get('status_reason') or ''}".rstrip(": ")))
     if r.get("cycle_ns") and r.get("slot_ns"):
         pairs.append(("cycle", f"{format_ns(r['cycle_ns'])} of {r['cycle_ns'] // r['slot_ns']} slots "
                                f"of {format_ns(r['slot_ns'])}"))

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--via", action="append", metavar="CITY,CITY,...",
                    help="explicit path: the nodes between src and dst, in order; repeat to offer "
                         "alternative candidate paths")
+    p.add_argument("--protect", action="store_true",
+                   help="protection: a second, link-disjoint path with its own slots; frames are replicated "
+                        "at the ingress switch, so one link cut loses nothing (the listener drops duplicates)")
     m = p.add_argument_group("data-plane match (which packets use the reservation)")
     m.add_argument("--match-ip-src", metavar="ADDR", help="IPv4 source address")
     m.add_argument("--match-ip-dst", metavar="ADDR", help="IPv4 destination address")
@@ -129,6 +132,8 @@ def build_request(args) -> dict[str, Any]:
     match = _match(args)
     if match:
         body["match"] = match
+    if getattr(args, "protect", False):
+        body["protection"] = "disjoint"
     return {k: v for k, v in body.items() if v is not None}
 
 

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allowed lateness past a slot window for the tx_slot check (default 0)")
     q.add_argument("--propagation", choices=("auto", "emulated", "not-emulated"), default="auto",
                    help="whether links add their modeled propagation (default auto: from the measured latency)")
+    q.add_argument("--eliminate", action="store_true",
+                   help="duplicate elimination for every flow (protected reservations get it anyway): duplicates "
+                        "are expected and loss counts distinct sequence numbers")
     q.add_argument("--rate-fraction", type=float, default=0.9,
                    help="rate check: fraction of the reserved rate every window must carry (default 0.9)")
     q.add_argument("--all", action="store_true",
@@ -79,7 +82,7 @@ def _pcap(args: argparse.Namespace) -> int:
             raise CliError(f"{t}: not a talker result (from `dnctl probe send --out`)") from None
     require = [str(r["id"]) for r in reservations] if (args.reservation or args.all) else None
     th = Thresholds(rate_fraction=args.rate_fraction, tx_tolerance_ns=args.tx_tolerance,
-                    propagation=args.propagation)
+                    propagation=args.propagation, eliminate=getattr(args, "eliminate", False))
     try:
         report = analyze(args.pcaps, reservations, meta, sent_counts=sent, thresholds=th, require=require)
     except PcapError as e:
