@@ -30,6 +30,7 @@ VERB_MODULES = [
     "tools.cmd_training",
     "tools.cmd_demo",
     "tools.cmd_bench",
+    "tools.cmd_chaos",
 ]
 
 
