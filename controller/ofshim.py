@@ -509,13 +509,36 @@ class DetnetShim(app_manager.OSKenApp):
         return dps, missing
 
     def _best_effort_updates(self, res: Any) -> dict[int, list[of.MeterSpec]]:
-        """New best-effort meters for the path's switches, from the reservations now committed."""
+        """New best-effort meters for the path's switches, from the reservations now committed.
+
+        Uses the service's per-link reserved bit/s (O(links)) when it has them: copying every
+        reservation on each change made installing N reservations O(N^2) (about 0.1 s per POST
+        at 4,000 reservations). The shares are the same numbers ``of.reserved_share_by_port``
+        computes for a resync."""
+        links = {(a, b) for p in of._paths_of(res) for a, b in zip(p, p[1:])}
+        link_bps = getattr(self.service, "link_reserved_bps", None)
+        if link_bps is None:
+            try:
+                current = list(self.service.reservations_snapshot())
+            except Exception:  # noqa: BLE001
+                LOG.exception("reservations_snapshot failed")
+                return {}
+            return self._be_meters(links, current)
         try:
-            current = list(self.service.reservations_snapshot())
+            used = link_bps()
         except Exception:  # noqa: BLE001
-            LOG.exception("reservations_snapshot failed")
+            LOG.exception("link_reserved_bps failed")
             return {}
-        return self._be_meters({(a, b) for p in of._paths_of(res) for a, b in zip(p, p[1:])}, current)
+        topo = self.plan.topology
+        out: dict[int, list[of.MeterSpec]] = {}
+        for a, b in sorted(links):
+            shares = {self.plan.port(u, v): min(1.0, bw / topo.capacity_bps(u, v))
+                      for (u, v), bw in used.items() if u == a and bw}
+            port = self.plan.port(a, b)
+            out.setdefault(self.plan.dpid(a), []).extend(
+                m for m in of.best_effort_meters(self.plan, a, shares, rate_scale=self.rate_scale)
+                if m.meter_id == of.be_meter_id(port))
+        return out
 
     def _be_meters(self, links: set[tuple[str, str]], current: list[Any]) -> dict[int, list[of.MeterSpec]]:
         """Best-effort meters of the ports of ``links``, sized by the reservations ``current``."""

@@ -610,6 +610,12 @@ class ControllerService:
         """The OpenFlow shim reports how long installing/removing a reservation's flows took."""
         self.metrics.installed(op, seconds, ok)
 
+    def link_reserved_bps(self) -> dict[tuple[str, str], int]:
+        """Reserved bit/s per directed link (cheap: no reservation is copied), for the shim's
+        best-effort meters after each change."""
+        with self._lock:
+            return self.scheduler.reserved_bps()
+
     def reservations_snapshot(self) -> list[Reservation]:
         """Copies of every admitted reservation (e.g. to program a switch that just connected)."""
         with self._lock:

@@ -115,6 +115,8 @@ class Scheduler:
             self._info[(u, v)] = (cap, prop, proc, -(-(prop + proc) // self.slot_ns))
         self._entries: dict[str, _Entry] = {}
         self._res: dict[str, Reservation] = {}
+        # reserved bit/s per directed link (every path of every entry), kept by _occupy/_drop
+        self._link_bps: dict[Link, int] = {}
         self._next_id = 1
         self._lock = threading.RLock()
 
@@ -128,6 +130,11 @@ class Scheduler:
     def reservations(self) -> Mapping[str, Reservation]:
         """Admitted reservations by id (read-only view; slots are relative to the current cycle)."""
         return MappingProxyType(self._res)
+
+    def reserved_bps(self) -> dict[Link, int]:
+        """Reserved bit/s on every directed link that carries a reservation (primary and protection
+        paths), kept up to date on every change: O(links), whatever the number of reservations."""
+        return {l: b for l, b in self._link_bps.items() if b}
 
     def link_share(self) -> dict[Link, float]:
         """Reserved fraction of every directed link's slots."""
@@ -432,6 +439,7 @@ class Scheduler:
         c = self._tables.cycle_slots
         for link, res in zip(e.links, e.residues):
             self._tables.free(link, expand_residues(res, e.period, c))
+            self._link_bps[link] = self._link_bps.get(link, 0) - e.bps
         del self._entries[e.res.id]
         del self._res[e.res.id]
         if self.tenants is not None:
@@ -628,6 +636,8 @@ class Scheduler:
             for link, idx in done:
                 self._tables.free(link, idx)
             raise
+        for link in e.links:
+            self._link_bps[link] = self._link_bps.get(link, 0) + e.bps
 
     def _expand_entry(self, e: _Entry) -> None:
         """Rewrite an entry's Reservation slots and tx offsets for the current cycle."""
