@@ -72,4 +72,9 @@ def _admission(args) -> int:
     return 0
 
 
-KINDS = [_register_admission]
+def _register_rest(bsub: argparse._SubParsersAction) -> None:
+    from tools.bench_rest import register_kind   # dnctl bench rest (REST load on the emulation)
+    register_kind(bsub)
+
+
+KINDS = [_register_admission, _register_rest]
