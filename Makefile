@@ -24,6 +24,7 @@ test-emulation: setup
 bench: setup
 	$(DNCTL) bench admission --topology fntf40 --reservations 4096 --tenants 128
 	$(DNCTL) bench admission --topology fntf40 --reservations 20000 --tenants 128
+	$(DNCTL) bench rest --topology fntf40 --reservations 4096 --tenants 128
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info
