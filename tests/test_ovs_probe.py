@@ -1,0 +1,99 @@
+"""tools/ovs.py: the machine probe, the datapath choice, the OVS bring-up errors (no root needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tools import ovs
+from tools.ovs import Capabilities
+
+
+def caps(**kw) -> Capabilities:
+    base = dict(ovs_installed=True, ovs_running=True, kernel_datapath=False, netem=False, htb=True,
+                is_root=True, mininet_importable=True)
+    base.update(kw)
+    return Capabilities(**base)
+
+
+def test_probe_returns_consistent_types():
+    c = ovs.probe()
+    for f in dataclasses.fields(c):
+        assert isinstance(getattr(c, f.name), bool), f.name
+    assert c.datapath in ("kernel", "user")
+    assert c.datapath == ("kernel" if c.kernel_datapath else "user")
+    d = c.to_dict()
+    assert d["datapath"] == c.datapath and d["missing_for_emulation"] == c.missing_for_emulation()
+    assert ("not root" in c.missing_for_emulation()) == (not c.is_root)
+    assert ("Open vSwitch not installed" in c.missing_for_emulation()) == (not c.ovs_installed)
+    assert ("mininet not importable" in c.missing_for_emulation()) == (not c.mininet_importable)
+    if not c.is_root:  # the qdisc checks need root: they must say no rather than guess
+        assert not c.netem and not c.htb
+
+
+def test_datapath_choice_follows_kernel_module():
+    assert caps(kernel_datapath=True).datapath == "kernel"
+    assert caps(kernel_datapath=False).datapath == "user"
+
+
+def test_missing_lists_only_hard_requirements():
+    assert caps().missing_for_emulation() == []
+    # OVS not running is not missing (ensure_ovs_running starts it); no netem/htb only limits
+    assert caps(ovs_running=False, netem=False, htb=False).missing_for_emulation() == []
+    assert caps(is_root=False, ovs_installed=False, mininet_importable=False).missing_for_emulation() == [
+        "not root", "Open vSwitch not installed", "mininet not importable"]
+    lim = caps(kernel_datapath=False, netem=False, htb=False).limitations()
+    assert any("userspace" in l for l in lim) and any("netem" in l for l in lim) and any("htb" in l for l in lim)
+    assert caps(kernel_datapath=True, netem=True, htb=True).limitations() == []
+
+
+def test_emulation_datapath_choice_with_fake_capabilities(monkeypatch):
+    pytest.importorskip("networkx")
+    from tools.emulation import Emulation, EmulationError
+    from topologies.hosts import HostPlan
+    from topologies.model import Topology
+    t = Topology("two")
+    t.add_node("A"), t.add_node("B")
+    t.add_link("A", "B", 10)
+    plan = HostPlan.build(t, [(1, "A"), (1, "B")])
+
+    monkeypatch.setattr(ovs, "load_kernel_datapath", lambda: True)
+    assert Emulation(t, plan)._choose_datapath(caps(kernel_datapath=True)) == "kernel"
+    assert Emulation(t, plan)._choose_datapath(caps(kernel_datapath=False)) == "user"
+    assert Emulation(t, plan, datapath="user")._choose_datapath(caps(kernel_datapath=True)) == "user"
+    # the module is said loadable but will not load: auto falls back to user, with a note
+    monkeypatch.setattr(ovs, "load_kernel_datapath", lambda: False)
+    e = Emulation(t, plan)
+    assert e._choose_datapath(caps(kernel_datapath=True)) == "user"
+    assert any("would not load" in n for n in e.notes)
+    with pytest.raises(EmulationError, match="kernel datapath requested"):
+        Emulation(t, plan, datapath="kernel")._choose_datapath(caps(kernel_datapath=False))
+
+
+def test_ensure_ovs_running_says_not_installed(monkeypatch):
+    monkeypatch.setattr(ovs.shutil, "which", lambda _name: None)
+    with pytest.raises(ovs.OvsError) as e:
+        ovs.ensure_ovs_running()
+    msg = str(e.value)
+    assert "not installed" in msg and "\n" not in msg
+
+
+def test_ensure_ovs_running_does_nothing_when_running(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ovs, "ovs_installed", lambda: True)
+    monkeypatch.setattr(ovs, "ovs_running", lambda: True)
+    monkeypatch.setattr(ovs, "_run", lambda *a, **k: calls.append(a))
+    ovs.ensure_ovs_running()
+    assert calls == []  # never restarts a running OVS
+
+
+def test_ensure_ovs_running_reports_failed_start(monkeypatch):
+    import subprocess
+    monkeypatch.setattr(ovs, "ovs_installed", lambda: True)
+    monkeypatch.setattr(ovs, "ovs_running", lambda: False)
+    monkeypatch.setattr(ovs, "_ovs_ctl", lambda: "/fake/ovs-ctl")
+    monkeypatch.setattr(ovs.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(ovs, "_run", lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, "", "boom: no db\n"))
+    with pytest.raises(ovs.OvsError, match="could not start Open vSwitch.*boom: no db"):
+        ovs.ensure_ovs_running()

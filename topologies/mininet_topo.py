@@ -1,0 +1,240 @@
+"""The Mininet topology built from a Topology and a HostPlan (also a ``mn --custom`` file).
+
+Why: the emulation must be the same network the controller schedules on. Everything here is
+derived from the Topology and the HostPlan (topologies/hosts.py), never discovered:
+
+- one switch per node, named ``plan.switch_name(node)`` (``s1``, ``s2``, ...) with datapath id
+  ``plan.dpid(node)`` as 16 hex digits;
+- inter-switch links on exactly the ports ``plan.port(u, v)`` / ``plan.port(v, u)``;
+- hosts with the plan's name, MAC, IP/prefix, on the plan's switch port.
+
+Link parameters (used when the link class is Mininet's ``TCLink``, as with ``mn --link tc``):
+``bw`` is the link capacity times ``link_scale`` (default 1/1000: 100 Gb/s becomes 100 Mb/s,
+1.2 Tb/s becomes 1.2 Gb/s), in Mb/s; ``delay`` is the propagation delay times ``delay_scale``
+(default 1), set only when tc ``netem`` works on this machine (checked, or forced with
+``delay=True/False``). Host access links carry no shaping. tools/emulation.py does not use TCLink:
+it builds plain links and applies the same shaping afterwards with one ``tc -batch`` (``tc_batch``
+below), which is several times faster than Mininet's per-interface tc calls.
+
+With ``mn`` (see docs/emulation.md)::
+
+    mn --custom topologies/mininet_topo.py --topo fntf40 --switch detnet --controller none \\
+       --link tc --test static+cli
+    mn --custom topologies/mininet_topo.py --topo detnet,topologies/data/fntf40.json,tenants=2 ...
+
+``--switch detnet`` is Open vSwitch speaking OpenFlow 1.3, fail mode secure, on the kernel
+datapath when the openvswitch module is usable, else the userspace one. ``--test static``
+installs the controller-less static forwarding of tools/emulation.py; ``--test cli`` opens the
+Mininet CLI. With a controller instead: ``--controller remote,ip=127.0.0.1,port=6653``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+# ``mn --custom`` exec()s this file without ``__file__``; the code object still knows its path.
+_REPO = Path(os.path.abspath(globals().get("__file__") or sys._getframe(0).f_code.co_filename)
+             ).resolve().parent.parent
+
+
+def _make_importable() -> None:
+    """Under ``mn`` (the system python, no venv) make the project and the venv's libraries importable."""
+    if str(_REPO) not in sys.path:
+        sys.path.insert(0, str(_REPO))
+    try:
+        import networkx  # noqa: F401
+    except ImportError:
+        site = _REPO / ".venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+        if site.is_dir():
+            sys.path.append(str(site))
+
+
+_make_importable()
+
+from mininet.link import TCIntf  # noqa: E402
+from mininet.node import OVSSwitch  # noqa: E402
+from mininet.topo import Topo  # noqa: E402
+
+from topologies.hosts import Host, HostPlan  # noqa: E402
+from topologies.model import Topology  # noqa: E402
+
+#: default link bandwidth scale: 100 Gb/s in the model is 100 Mb/s in the emulation
+DEFAULT_LINK_SCALE = 1 / 1000
+#: default propagation delay scale: real propagation (only where netem works)
+DEFAULT_DELAY_SCALE = 1.0
+#: no cap on ``bw`` by default (Mininet's own TCLink refuses more than 1000 Mb/s: see _mn_topo)
+MAX_BW_MBPS = float("inf")
+#: Linux interface names are at most 15 characters
+IFNAMSIZ = 15
+
+
+def host_intf_name(host: Host) -> str:
+    """The host's interface name: ``<host>-eth0`` (Mininet's habit), ``eth0`` if that is too long.
+
+    Host interfaces live in the host's own network namespace, so ``eth0`` never collides.
+    """
+    name = f"{host.name}-eth0"
+    return name if len(name) <= IFNAMSIZ else "eth0"
+
+
+def switch_intf_name(switch: str, port: int) -> str:
+    """Name of a switch port's interface in the root namespace (``s3-eth2``)."""
+    return f"{switch}-eth{port}"
+
+
+def link_params(capacity_bps: int, propagation_ns: int, *, link_scale: float | None = DEFAULT_LINK_SCALE,
+                delay_scale: float = DEFAULT_DELAY_SCALE, delay: bool = False,
+                max_bw_mbps: float = MAX_BW_MBPS) -> dict:
+    """Mininet link parameters for one inter-switch link (``bw`` in Mb/s, ``delay`` as a string).
+
+    ``link_scale=None`` (or 0) means no shaping; ``delay=False`` means no netem delay.
+    """
+    params: dict = {}
+    if link_scale:
+        params["bw"] = min(round(capacity_bps * link_scale / 1e6, 3), max_bw_mbps)
+    if delay and propagation_ns > 0:
+        params["delay"] = f"{max(1, round(propagation_ns * delay_scale / 1000))}us"
+    return params
+
+
+def tc_batch(topology: Topology, plan: HostPlan, *, link_scale: float | None = DEFAULT_LINK_SCALE,
+             delay_scale: float = DEFAULT_DELAY_SCALE, delay: bool = False) -> str:
+    """``tc -batch`` input shaping every inter-switch interface (root namespace) like ``link_params``.
+
+    Per directed link u->v, on u's port towards v: HTB at capacity x ``link_scale`` (when given),
+    then netem with the propagation delay x ``delay_scale`` (when ``delay``), its queue limit
+    large enough for twice the bandwidth-delay product. Empty when there is nothing to do.
+    """
+    lines: list[str] = []
+    for (u, v), port in plan.link_ports().items():
+        dev = switch_intf_name(plan.switch_name(u), port)
+        cap, prop = topology.capacity_bps(u, v), topology.propagation_ns(u, v)
+        parent = "root"
+        rate_bps = None
+        if link_scale:
+            rate_bps = max(8_000, int(cap * link_scale))
+            lines.append(f"qdisc replace dev {dev} root handle 5: htb default 1")
+            lines.append(f"class replace dev {dev} parent 5: classid 5:1 htb rate {rate_bps // 1000}kbit "
+                         "burst 15k quantum 60000")
+            parent = "parent 5:1"
+        if delay and prop > 0:
+            us = max(1, round(prop * delay_scale / 1000))
+            bdp_pkts = 2 * (rate_bps or cap) * us / 1e6 / (1500 * 8)
+            lines.append(f"qdisc replace dev {dev} {parent} handle 10: netem delay {us}us "
+                         f"limit {max(1000, math.ceil(bdp_pkts))}")
+    return "".join(l + "\n" for l in lines)
+
+
+def default_plan(topology: Topology, tenants: int = 1, per_city: int = 1,
+                 cities: list[str] | None = None) -> HostPlan:
+    """``per_city`` hosts of each tenant 1..``tenants`` at every city (or the ``cities`` given)."""
+    nodes = cities if cities is not None else topology.nodes
+    return HostPlan.build(topology, [(t, n, per_city) for t in range(1, tenants + 1) for n in nodes])
+
+
+class BackboneTopo(Topo):
+    """Mininet Topo of ``topology`` with the hosts of ``plan`` (see the module docstring)."""
+
+    def build(self, topology: Topology, plan: HostPlan | None = None, *,
+              link_scale: float | None = DEFAULT_LINK_SCALE, delay_scale: float = DEFAULT_DELAY_SCALE,
+              delay: bool | None = None, max_bw_mbps: float = MAX_BW_MBPS) -> None:
+        if plan is None:
+            plan = default_plan(topology)
+        if plan.topology is not topology:
+            raise ValueError(f"host plan is for topology {plan.topology.name!r}, not {topology.name!r}")
+        if delay is None:
+            from tools.ovs import qdisc_works
+            delay = qdisc_works("netem delay 1ms")
+        self.topology, self.plan = topology, plan
+        self.link_scale, self.delay_scale, self.delay = link_scale, delay_scale, bool(delay)
+        for node in topology.nodes:
+            self.addSwitch(plan.switch_name(node), dpid=f"{plan.dpid(node):016x}")
+        for link in topology.links():
+            u, v = link.src, link.dst
+            su, sv = plan.switch_name(u), plan.switch_name(v)
+            pu, pv = plan.port(u, v), plan.port(v, u)
+            self.addLink(su, sv, port1=pu, port2=pv,
+                         intfName1=switch_intf_name(su, pu), intfName2=switch_intf_name(sv, pv),
+                         **link_params(link.capacity_bps, link.propagation_ns, link_scale=link_scale,
+                                       delay_scale=delay_scale, delay=self.delay, max_bw_mbps=max_bw_mbps))
+        for h in plan.hosts:
+            self.addHost(h.name, ip=f"{h.ip}/{h.prefix_len}", mac=h.mac)
+            sw = plan.switch_name(h.switch)
+            self.addLink(h.name, sw, port2=h.port, intfName1=host_intf_name(h),
+                         intfName2=switch_intf_name(sw, h.port))
+
+
+def load_topology(name_or_file: str) -> Topology:
+    """The teammates' loader when present; else the native JSON file or ``topologies/data/<name>.json``."""
+    try:
+        from topologies.loaders import load_topology as _load
+    except ImportError:
+        import json
+        path = Path(name_or_file)
+        if not path.exists():
+            path = _REPO / "topologies" / "data" / f"{name_or_file}.json"
+        return Topology.from_dict(json.loads(path.read_text()), source=str(path))
+    return _load(name_or_file)
+
+
+# ----- mn --custom entry points -------------------------------------------------------
+
+def _mn_topo(name_or_file: str, tenants: int = 1, per_city: int = 1, link_scale: float = DEFAULT_LINK_SCALE,
+             delay_scale: float = DEFAULT_DELAY_SCALE) -> BackboneTopo:
+    topology = load_topology(name_or_file)
+    plan = default_plan(topology, int(tenants), int(per_city))
+    # Under mn only Mininet's own TCLink is selectable (--link tc): it refuses more than 1 Gb/s.
+    return BackboneTopo(topology, plan, link_scale=float(link_scale), delay_scale=float(delay_scale),
+                        max_bw_mbps=TCIntf.bwParamMax)
+
+
+def _fntf40(tenants: int = 1, per_city: int = 1, **kw) -> BackboneTopo:
+    return _mn_topo("fntf40", tenants, per_city, **kw)
+
+
+class DetnetSwitch(OVSSwitch):
+    """``--switch detnet``: OVS, OpenFlow 1.3, fail mode secure, kernel datapath if usable else user."""
+
+    def __init__(self, name, **params):
+        if "datapath" not in params:
+            from tools.ovs import kernel_datapath_available
+            params["datapath"] = "kernel" if kernel_datapath_available() else "user"
+        params.setdefault("protocols", "OpenFlow13")
+        params.setdefault("failMode", "secure")
+        # No passive OpenFlow listener (mn's default ptcp:6654+n): it counts as a controller that
+        # never connects, so `mn --test ...` would wait forever. ovs-ofctl uses the mgmt socket.
+        params["listenPort"] = None
+        OVSSwitch.__init__(self, name, **params)
+
+    def start(self, controllers):
+        """``--controller none`` is a NullController: give the bridge no controller entry at all
+        (else OVS would dial 127.0.0.1:6653 and ``mn`` would wait forever for it to connect)."""
+        from mininet.node import NullController
+        OVSSwitch.start(self, [c for c in controllers if not isinstance(c, NullController)])
+
+    def connected(self):
+        """Without any controller there is nothing to wait for."""
+        return not self.controllerUUIDs(update=True) or OVSSwitch.connected(self)
+
+
+def _static_test(net) -> None:
+    """``--test static``: controller-less static forwarding and static ARP (tools/emulation.py)."""
+    from tools.emulation import install_static
+    plan = getattr(net.topo, "plan", None)
+    if plan is None:
+        raise RuntimeError("--test static needs a detnet topology (--topo fntf40 or --topo detnet,FILE)")
+    install_static(net, plan)
+
+
+def _cli_test(net) -> None:
+    """``--test cli``: the Mininet CLI (so ``--test static+cli`` installs flows, then hands over)."""
+    from mininet.cli import CLI
+    CLI(net)
+
+
+topos = {"fntf40": _fntf40, "detnet": _mn_topo}
+switches = {"detnet": DetnetSwitch}
+tests = {"static": _static_test, "cli": _cli_test}
