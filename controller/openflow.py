@@ -91,8 +91,24 @@ RES_METER_SPAN = 0xFFFF_0000 - RES_METER_BASE - 1   # stay below OFPM_MAX
 
 #: Bytes of one full frame on the wire counted by a meter (MTU payload + Ethernet + VLAN header).
 FULL_FRAME_BYTES = 1522
+#: IP bytes per datagram (the MTU): ``frame_bytes`` (IP bytes per period) is carried in
+#: ``ceil(frame_bytes / MTU_IP_BYTES)`` datagrams.
+MTU_IP_BYTES = 1500
+#: What a meter counts per datagram beyond its IP bytes: Ethernet header (14) + VLAN tag (4).
+#: (Open vSwitch meters count the frame without preamble and FCS.)
+L2_OVERHEAD_BYTES = 18
+#: Smallest frame a meter counts (an Ethernet minimum frame without FCS).
+MIN_FRAME_BYTES = 60
+#: A reservation meter polices at its wire rate x (1 + this): room for the meter's own clock
+#: granularity and for the timing noise of a real talker; documented in docs/dataplane.md.
+RES_METER_TOLERANCE = 0.02
 #: A reservation meter lets this many full frames pass back to back (its burst).
 BURST_FRAMES = 3
+#: Best-effort meters police at this share of (capacity - reserved): headroom so a saturated port
+#: is never driven to exactly 100% by best effort (a link's queue would then build behind it).
+BE_HEADROOM = 0.9
+#: A best-effort meter's burst, in full frames (small: a burst is queueing for the next frame).
+BE_BURST_FRAMES = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,16 +344,22 @@ def reserved_share_by_port(plan: Any, node: str, reservations: Iterable[Any]) ->
 
 
 def best_effort_meters(plan: Any, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
-                       rate_scale: float = 1.0) -> list[MeterSpec]:
-    """One aggregate meter per inter-switch port: capacity x (1 - reserved share) x rate_scale."""
+                       rate_scale: float = 1.0, headroom: float = BE_HEADROOM) -> list[MeterSpec]:
+    """One aggregate meter per inter-switch port: capacity x (1 - reserved share) x headroom x
+    rate_scale, with a burst of ``BE_BURST_FRAMES`` full frames.
+
+    ``headroom`` (default ``BE_HEADROOM``) keeps best effort a little below what the reservations
+    leave, so a port flooded with best effort is not held at exactly 100% of its capacity."""
+    if not 0 < headroom <= 1:
+        raise ValueError(f"best-effort headroom {headroom} must be in (0, 1]")
     shares = reserved_share_by_port or {}
     dpid = plan.dpid(node)
     meters = []
     for port, nbr in sorted(inter_switch_ports(plan, node).items()):
         cap = plan.topology.capacity_bps(node, nbr)
-        rate_bps = cap * max(0.0, 1.0 - shares.get(port, 0.0)) * rate_scale
+        rate_bps = cap * max(0.0, 1.0 - shares.get(port, 0.0)) * headroom * rate_scale
         rate_kbps = max(1, int(rate_bps // 1000))
-        burst_kb = max(1, math.ceil(8 * FULL_FRAME_BYTES * 10 / 1000))   # ten full frames
+        burst_kb = max(1, math.ceil(8 * FULL_FRAME_BYTES * BE_BURST_FRAMES / 1000))
         meters.append(MeterSpec(dpid, be_meter_id(port), rate_kbps, burst_kb, make_cookie(KIND_BEST_EFFORT)))
     return meters
 
@@ -351,7 +373,8 @@ def _paths_of(res: Any) -> list[list[str]]:
 
 
 def baseline(plan: Any, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
-             rate_scale: float = 1.0, failed: Any = None) -> tuple[list[FlowSpec], list[MeterSpec]]:
+             rate_scale: float = 1.0, failed: Any = None, headroom: float = BE_HEADROOM
+             ) -> tuple[list[FlowSpec], list[MeterSpec]]:
     """Everything a switch needs without any reservation: classification, tenant best effort
     (next hops avoiding the directed links in ``failed``), per-port best-effort meters and drop
     by default."""
@@ -401,7 +424,7 @@ def baseline(plan: Any, node: str, reserved_share_by_port: dict[int, float] | No
         flows.append(_flow(dpid, TABLE_BEST_EFFORT, PRIO_BEST_EFFORT, match, ins, KIND_BEST_EFFORT, h.tenant))
     flows.append(_flow(dpid, TABLE_BEST_EFFORT, PRIO_MISS, {}, [], KIND_BASE))
 
-    meters = best_effort_meters(plan, node, reserved_share_by_port, rate_scale=rate_scale)
+    meters = best_effort_meters(plan, node, reserved_share_by_port, rate_scale=rate_scale, headroom=headroom)
     return flows, meters
 
 
@@ -449,12 +472,39 @@ def _extra_match(res: Any) -> dict[str, Any]:
     return out
 
 
+def wire_bytes_per_period(ip_bytes: float) -> int:
+    """What a switch's meter counts for ``ip_bytes`` IP bytes per period: the IP bytes plus the
+    Ethernet + VLAN header of each of their ``ceil(ip_bytes / MTU_IP_BYTES)`` datagrams (each at
+    least a minimum frame)."""
+    ip = max(1, math.ceil(ip_bytes))
+    n = math.ceil(ip / MTU_IP_BYTES)
+    last = ip - (n - 1) * MTU_IP_BYTES
+    return (n - 1) * (MTU_IP_BYTES + L2_OVERHEAD_BYTES) + max(MIN_FRAME_BYTES, last + L2_OVERHEAD_BYTES)
+
+
+def reservation_meter_rate_bps(res: Any, rate_scale: float = 1.0) -> float:
+    """The rate a reservation's meter polices at, in bit/s as the datapath sees them.
+
+    ``frame_bytes`` are IP bytes per period (what a talker sends: IP header onward). A meter counts
+    Ethernet frames, so the rate is that of the period's bytes *as the datapath carries them*
+    (``frame_bytes x rate_scale``, split in MTU-sized datagrams, each with its L2 header:
+    ``wire_bytes_per_period``) times (1 + ``RES_METER_TOLERANCE``). Never below the reserved
+    ``bandwidth_bps x rate_scale`` (x the tolerance)."""
+    period_ns = int(getattr(res, "period_ns", 0) or 0)
+    reserved = float(res.bandwidth_bps) * rate_scale
+    if period_ns <= 0 or not getattr(res, "frame_bytes", None):
+        return reserved * (1 + RES_METER_TOLERANCE)
+    wire = wire_bytes_per_period(int(res.frame_bytes) * rate_scale) * 8e9 / period_ns
+    return max(wire, reserved) * (1 + RES_METER_TOLERANCE)
+
+
 def reservation_meter(plan: Any, res: Any, *, rate_scale: float = 1.0) -> MeterSpec:
-    """The reservation's meter on its ingress switch: its rate, a burst of a few frames (or one
-    period's bytes at the scaled rate when that is larger)."""
-    rate_kbps = max(1, math.ceil(res.bandwidth_bps * rate_scale / 1000))
-    frame = min(int(res.frame_bytes), FULL_FRAME_BYTES)
-    burst_bytes = max(BURST_FRAMES * frame, math.ceil(int(res.frame_bytes) * rate_scale))
+    """The reservation's meter on its ingress switch: its wire rate (``reservation_meter_rate_bps``)
+    and a burst of ``BURST_FRAMES`` full frames, or one period's wire bytes at the scaled rate
+    when that is larger (a slotted talker sends a period's datagrams back to back)."""
+    rate_kbps = max(1, math.ceil(reservation_meter_rate_bps(res, rate_scale) / 1000))
+    frame = min(int(res.frame_bytes) + L2_OVERHEAD_BYTES, FULL_FRAME_BYTES)
+    burst_bytes = max(BURST_FRAMES * frame, wire_bytes_per_period(int(res.frame_bytes) * rate_scale))
     burst_kb = max(1, math.ceil(burst_bytes * 8 / 1000))
     cookie = reservation_cookie(res.tenant, res.id)
     return MeterSpec(plan.dpid(res.path[0]), reservation_meter_id(res.id), rate_kbps, burst_kb, cookie)
@@ -549,14 +599,14 @@ def group_resync_plan(desired: list[GroupSpec], actual: list[dict[str, Any]]
 
 
 def desired_state(plan: Any, node: str, reservations: Iterable[Any], *, rate_scale: float = 1.0,
-                  queue_id: int | None = None, on_error: Any = None, failed: Any = None
-                  ) -> tuple[list[FlowSpec], list[MeterSpec]]:
+                  queue_id: int | None = None, on_error: Any = None, failed: Any = None,
+                  headroom: float = BE_HEADROOM) -> tuple[list[FlowSpec], list[MeterSpec]]:
     """Everything switch ``node`` should hold: baseline (meters sized by the reservations leaving
     through each port) plus the entries of every reservation whose path crosses it.
     ``on_error(res, exc)`` is called for reservations that cannot be translated (skipped)."""
     reservations = list(reservations)
     flows, meters = baseline(plan, node, reserved_share_by_port(plan, node, reservations), rate_scale=rate_scale,
-                             failed=failed)
+                             failed=failed, headroom=headroom)
     dpid = plan.dpid(node)
     for res in reservations:
         if not any(node in p for p in _paths_of(res)):

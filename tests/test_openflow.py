@@ -75,7 +75,10 @@ def test_reservation_on_three_switch_path():
         assert acts[0] == {"type": "pop_vlan"} and acts[-1]["type"] == "output"
     # the meter: ingress switch, scaled rate, a burst of a few frames
     (m,) = meters
-    assert m.dpid == plan.dpid("A") and m.rate_kbps == 5_000
+    # 625 IP bytes per 1 ms period at scale 0.5 = one datagram: + 18 B Ethernet/VLAN, + tolerance
+    assert m.dpid == plan.dpid("A")
+    wire_bps = (625 + of.L2_OVERHEAD_BYTES) * 8e9 / 1e6
+    assert wire_bps * (1 + of.RES_METER_TOLERANCE) <= m.rate_kbps * 1000 < wire_bps * (1 + of.RES_METER_TOLERANCE) + 1000
     assert m.burst_kb >= 8 * of.BURST_FRAMES * min(r.frame_bytes, of.FULL_FRAME_BYTES) // 1000
 
 
@@ -125,8 +128,8 @@ def test_baseline_classification_and_drop_default():
         else:
             assert f.outputs() == [plan.port("A", "B")] and f.meter_id == of.be_meter_id(plan.port("A", "B"))
     rates = {m.meter_id: m.rate_kbps for m in meters}
-    assert rates[of.be_meter_id(plan.port("A", "B"))] == int(1e9 * 0.75 * 0.01 / 1000)
-    assert rates[of.be_meter_id(plan.port("A", "C"))] == int(1e9 * 0.01 / 1000)
+    assert rates[of.be_meter_id(plan.port("A", "B"))] == int(1e9 * 0.75 * of.BE_HEADROOM * 0.01 / 1000)
+    assert rates[of.be_meter_id(plan.port("A", "C"))] == int(1e9 * of.BE_HEADROOM * 0.01 / 1000)
 
 
 def test_arp_answered_for_same_tenant_only():
@@ -209,7 +212,36 @@ def test_best_effort_meter_shrinks_with_reservations():
     assert shares == {plan.port("A", "B"): pytest.approx(0.5)}
     _, meters = of.baseline(plan, "A", shares)
     rate = {m.meter_id: m.rate_kbps for m in meters}[of.be_meter_id(plan.port("A", "B"))]
-    assert rate == 500_000
+    assert rate == 500_000 * of.BE_HEADROOM
+    _, meters = of.baseline(plan, "A", shares, headroom=1.0)
+    assert {m.meter_id: m.rate_kbps for m in meters}[of.be_meter_id(plan.port("A", "B"))] == 500_000
+    with pytest.raises(ValueError):
+        of.best_effort_meters(plan, "A", shares, headroom=0)
+
+
+def test_reservation_meter_counts_ethernet_bytes_of_every_datagram():
+    """frame_bytes are IP bytes per period; the meter must pass them with their L2 headers (one
+    Ethernet + VLAN header per MTU-sized datagram) and stay within a few percent of that."""
+    plan = line_plan()
+    cases = [(100, 1_000_000, 1.0), (1500, 1_000_000, 1.0), (1501, 1_000_000, 1.0),
+             (62_500_000, 1_000_000, 1e-4), (37_500, 20_000_000, 1e-3), (5000, 1_000_000, 0.5)]
+    for ip_bytes, period, scale in cases:
+        r = res(plan)
+        r.frame_bytes, r.period_ns = ip_bytes, period
+        r.bandwidth_bps = ip_bytes * 8 * 10**9 // period
+        m = of.reservation_meter(plan, r, rate_scale=scale)
+        emu = ip_bytes * scale
+        sizes, left = [], int(round(emu))
+        while left > 0:
+            sizes.append(min(left, of.MTU_IP_BYTES))
+            left -= sizes[-1]
+        wire_bps = sum(max(of.MIN_FRAME_BYTES, d + of.L2_OVERHEAD_BYTES) for d in sizes) * 8e9 / period
+        assert m.rate_kbps * 1000 >= wire_bps, (ip_bytes, scale)
+        assert m.rate_kbps * 1000 <= wire_bps * (1 + of.RES_METER_TOLERANCE) * 1.005 + 1000, (ip_bytes, scale)
+        # a burst holds at least one period's datagrams and a few full frames
+        assert m.burst_kb * 1000 >= of.wire_bytes_per_period(emu) * 8
+    assert of.wire_bytes_per_period(1500) == 1518 and of.wire_bytes_per_period(1501) == 1518 + 60
+    assert of.wire_bytes_per_period(3000) == 2 * 1518 and of.wire_bytes_per_period(10) == of.MIN_FRAME_BYTES
 
 
 def test_lldp_and_link_report():

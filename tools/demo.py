@@ -10,9 +10,9 @@ isolation audit, the model's estimates, the report and the teardown. The trainin
 Verification of the reserved flows: while the reservations and the interference are in place,
 each ring flow's sender runs the talker (``tools.talker.send``, what ``dnctl probe send`` runs) on the reservation and its receiver
 captures (tcpdump, ns timestamps); ``tools.analyzer`` checks loss, latency against the bound,
-rate, slots. The talker gets the reservation scaled like everything else (bytes per period x
-scale) and sends 80% of those bytes as UDP payload, so the frames with their UDP/IP/Ethernet/VLAN
-headers stay within the reserved rate the ingress meter enforces.
+rate, slots. The talker gets the reservation scaled like everything else (IP bytes per period x
+scale) and sends exactly those bytes; the controller sizes the ingress meter for them with their
+Ethernet/VLAN headers (docs/dataplane.md, Meters).
 
 Some analyzer checks cannot hold in a software emulation at 1/10,000 of the rates on a shared
 2-core machine; they are reported but waived (listed per flow under ``waived``, with the reason,
@@ -50,8 +50,6 @@ from tools.training_run import (DEFAULT_SCALE, TRAINING_TENANT, REPO, RunError, 
                                 execute, model_estimates, model_interference_bps, table)
 
 PROBE_PORT = 47000
-#: share of the scaled reservation's bytes the probes carry as UDP payload (headers fit the meter)
-PROBE_SHARE = 0.8
 #: analyzer checks the emulation cannot honour (see the module doc)
 WAIVED = {
     "jitter": "bound is one 1 us slot; userspace OVS and Linux scheduling on 2 shared cores add tens of us",
@@ -99,10 +97,10 @@ class Phases:
 
 # ----- verification of the reserved flows -------------------------------------------------------
 
-def scaled_reservation(res: dict[str, Any], scale: float, share: float = PROBE_SHARE) -> dict[str, Any]:
-    """The reservation as the probes carry it in the emulation: bytes per period x scale x share."""
+def scaled_reservation(res: dict[str, Any], scale: float) -> dict[str, Any]:
+    """The reservation as the probes carry it in the emulation: IP bytes per period x scale."""
     r = dict(res)
-    fb = max(1, int(int(res["frame_bytes"]) * scale * share))
+    fb = max(1, int(int(res["frame_bytes"]) * scale))
     r["frame_bytes"] = fb
     r["bandwidth_bps"] = int(fb * 8e9 // int(res["period_ns"]))
     return r
@@ -190,7 +188,7 @@ def _verdict(report: Any, outdir: Path, talker_results: dict[str, Any], duration
         f["talker"] = talker_results.get(f["id"], {})
         flows.append(f)
     return {"flows": flows, "pass": bool(flows) and all(f["pass"] for f in flows), "files": files,
-            "probe_share": PROBE_SHARE, "duration_s": duration_s}
+            "duration_s": duration_s}
 
 
 # ----- isolation audit ------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ capture's timestamping and the scheduling stalls of this shared 2-core VM (1-50 
 measured, docs/verification.md); jitter gets the same allowance. That still fails a flow that
 queues behind tens of milliseconds of best effort, which is what the check is for. The talker
 (Python) cannot keep 1 us slots: ``tx_tolerance_ns`` (default one period) is the lateness
-allowed past a slot window. Reservations ask for the probe frames' Ethernet bytes (what meters count; ``l2_bytes``).
+allowed past a slot window. Reservations ask for the probes' IP bytes per period (``frame_bytes``,
+the definition everywhere); the controller's meters add each datagram's Ethernet/VLAN header.
 The rate check wants every 1 s window to carry at least
 90% of the (scaled) reserved rate. Interference "reduces reserved throughput" when a flow's
 received rate with interference on is below ``reduce_threshold`` (0.95) x its rate with it off.
@@ -97,22 +98,13 @@ def scenario_plan(topology: Topology, tenants: int) -> HostPlan:
     return spread_plan(topology, tenants, 2)
 
 
-#: bytes per datagram the switches' meters count beyond the IP packet (Ethernet header + VLAN tag)
-L2_OVERHEAD = 18
-
-
-def l2_bytes(emu_ip_bytes: int) -> int:
-    """Ethernet bytes (what a meter counts) of ``emu_ip_bytes`` IP bytes per period in <=1500 B datagrams."""
-    return emu_ip_bytes + math.ceil(emu_ip_bytes / 1500) * L2_OVERHEAD
-
-
 def reservation_requests(plan: HostPlan, tenants: int, m: int, cfg: ScenarioConfig,
                          scale: float) -> list[dict[str, Any]]:
     """M requests: reservation i for tenant i mod N + 1, between its two hosts, alternating direction."""
     reqs = []
-    # reserve the probe frames as the meters count them (IP + L2 header), in real (unscaled) bytes
-    ip_emu = max(1, int(round(cfg.bandwidth_bps * cfg.period_ns / 8e9 * scale)))
-    frame_bytes = int(math.ceil(l2_bytes(ip_emu) / scale))
+    # frame_bytes are IP bytes per period (what the talker sends); the controller's meters add the
+    # Ethernet/VLAN header of each datagram themselves (controller.openflow.reservation_meter)
+    frame_bytes = max(1, int(math.ceil(cfg.bandwidth_bps * cfg.period_ns / 8e9)))
     for i in range(m):
         t = i % tenants + 1
         a, b = plan.hosts_of(t)[:2]
@@ -145,14 +137,10 @@ def emulation_allowance(res: dict[str, Any], topology: Topology, scale: float, c
 
 
 def emulated_reservation(res: dict[str, Any], allowance_ns: int, scale: float) -> dict[str, Any]:
-    """The reservation as the emulation carries it: bytes and rate x scale (IP bytes: the reserved
-    Ethernet bytes less the L2 header of each datagram), bounds + allowance."""
+    """The reservation as the emulation carries it: IP bytes per period and rate x scale, bounds +
+    allowance."""
     r = dict(res)
-    wire = max(1, int(int(res["frame_bytes"]) * scale))
-    ip = wire
-    while ip > 1 and l2_bytes(ip) > wire:
-        ip -= 1
-    r["frame_bytes"] = ip
+    r["frame_bytes"] = max(1, int(int(res["frame_bytes"]) * scale))
     r["bandwidth_bps"] = int(round(int(res.get("bandwidth_bps") or 0) * scale))
     r["latency_bound_ns"] = int(res["latency_bound_ns"]) + allowance_ns
     r["jitter_bound_ns"] = int(res.get("jitter_bound_ns") or 0) + allowance_ns
