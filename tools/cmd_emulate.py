@@ -85,7 +85,6 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace):
-    from topologies.hosts import HostPlan  # noqa: F401 - for the type
     from topologies.loaders import load_topology
     from topologies.model import TopologyError
     try:
