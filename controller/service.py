@@ -379,6 +379,11 @@ class ControllerService:
             if isinstance(req, Request) and req.id is not None and req.id in self._unrestored:
                 req = Rejection("exists", f"id {req.id} belongs to a stored reservation that could not be "
                                           "restored; delete it first")
+            if isinstance(req, Request):
+                overlap = self._same_traffic(req)
+                if overlap is not None:   # a reason the scheduler would give (quota, capacity...) comes first
+                    verdict = self.scheduler.evaluate(req)
+                    req = verdict if isinstance(verdict, Rejection) else overlap
             result = req if isinstance(req, Rejection) else self.scheduler.admit(req)
             if isinstance(result, Rejection):
                 self.store.append_audit(principal.actor, "reserve", audit_body,
@@ -399,6 +404,21 @@ class ControllerService:
         self.metrics.admitted(answer.tenant, time.perf_counter() - t0)
         self._flush()
         return answer
+
+    def _same_traffic(self, req: Request) -> Rejection | None:
+        """An ``overlap:<id>`` rejection when the tenant already reserved exactly this traffic.
+
+        Two reservations with the same tenant, endpoints and match would program the same
+        OpenFlow match: the second would overwrite the first's entries on the switches and a
+        later delete of one would remove the other's. Give distinct matches (e.g. UDP ports).
+        """
+        for other in self.scheduler.reservations.values():
+            if (other.tenant == req.tenant and other.src == req.src and other.dst == req.dst
+                    and (other.match or {}) == (req.match or {})):
+                return Rejection(f"overlap:{other.id}",
+                                 f"reservation {other.id} already carries this tenant's traffic from {req.src} "
+                                 f"to {req.dst} with the same match; give a distinct match (e.g. a UDP port)")
+        return None
 
     def _owned(self, principal: Principal, reservation_id: str) -> Reservation | None:
         res = self.scheduler.reservations.get(reservation_id)

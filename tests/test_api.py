@@ -5,6 +5,7 @@ Covers the status semantics (201/204/400/401/403/404/409/413/422/429), tenant is
 OpenAPI, metrics, what-if, listeners, store-failure rollback and restarts on the same database.
 """
 
+import itertools
 import json
 import logging
 import threading
@@ -41,6 +42,8 @@ def make_service(db, topo=None, **kw) -> ControllerService:
     kw.setdefault("store_synchronous", "OFF")
     return ControllerService(topo, db_path=str(db), host_plan=HostPlan.build(topo, [(1, "A"), (2, "C")]), **kw)
 
+_PORTS = itertools.count(10000)
+
 
 class Env:
     """A service, its app and a client; helpers to create tenants and reserve."""
@@ -60,6 +63,7 @@ class Env:
         body.setdefault("dst", "C")
         body.setdefault("bandwidth_bps", 10**9)
         body.setdefault("max_latency_ns", 5_000_000)
+        body.setdefault("match", {"udp_dst": next(_PORTS)})   # distinct traffic per reservation
         return self.client.post("/v1/reservations", json=body, headers=headers)
 
     def state(self):
@@ -553,3 +557,15 @@ def test_a_reservation_that_no_longer_fits_is_reported_not_dropped(tmp_path, cap
         assert svc.unrestored() == [] and on_cd["id"] not in [r[0] for r in svc.store.reservation_rows()]
     finally:
         svc.close()
+
+
+def test_identical_traffic_twice_is_an_overlap_not_a_silent_overwrite(env):
+    """The same tenant, endpoints and match would program the same OpenFlow match: refuse the second."""
+    _, th = env.tenant("overlap")
+    first = env.reserve(th, match={"udp_dst": 7000})
+    assert first.status_code == 201
+    before = env.state()
+    body = is_error(env.reserve(th, match={"udp_dst": 7000}), 409, "rejected")
+    assert body["reason"] == f"overlap:{first.json()['id']}"
+    assert env.state() == before
+    assert env.reserve(th, match={"udp_dst": 7001}).status_code == 201

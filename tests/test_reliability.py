@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -73,8 +74,12 @@ def make_service(tmp_path, topo=None) -> tuple[ControllerService, Recorder]:
     return svc, rec
 
 
+_PORTS = itertools.count(10000)
+
+
 def reserve(svc, **body) -> Reservation:
-    body = {"tenant": 1, "period_ns": 1_000_000, "frame_bytes": 1500, "max_latency_ns": 50_000_000, **body}
+    body = {"tenant": 1, "period_ns": 1_000_000, "frame_bytes": 1500, "max_latency_ns": 50_000_000,
+            "match": {"udp_dst": next(_PORTS)}, **body}   # distinct traffic per reservation
     r = svc.reserve(ADMIN_P, body)
     assert isinstance(r, Reservation), r
     return r
