@@ -435,6 +435,12 @@ class Emulation:
         if stale:
             self._log(f"removing {len(stale)} stale bridge(s) of an earlier run: {' '.join(stale[:5])}...")
             self._del_bridges(stale)
+        stale_intfs = [n for n in self.root_interfaces() if os.path.exists(f"/sys/class/net/{n}")]
+        if stale_intfs:   # a killed earlier run (we hold the lock: no live emulation of ours owns them)
+            self._log(f"removing {len(stale_intfs)} stale interface(s) of an earlier run: "
+                      f"{' '.join(stale_intfs[:5])}...")
+            subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"link del {n}\n" for n in stale_intfs),
+                           text=True, capture_output=True, timeout=60)
 
         t1 = time.monotonic()
         self._build()
