@@ -677,6 +677,8 @@ class DetnetShim(app_manager.OSKenApp):
                         acts.append(p.OFPActionPopVlan())
                     elif t == "set_vlan":
                         acts.append(p.OFPActionSetField(vlan_vid=of.OFPVID_PRESENT | a["vid"]))
+                    elif t == "set_vlan_pcp":
+                        acts.append(p.OFPActionSetField(vlan_pcp=a["pcp"]))
                     elif t == "set_queue":
                         acts.append(p.OFPActionSetQueue(a["queue_id"]))
                     elif t == "group":

@@ -104,11 +104,19 @@ MIN_FRAME_BYTES = 60
 RES_METER_TOLERANCE = 0.02
 #: A reservation meter lets this many full frames pass back to back (its burst).
 BURST_FRAMES = 3
+#: When the switches are an emulation at ``rate_scale`` < 1 (software switches on shared cores),
+#: a reservation meter's burst also covers this long at its rate: a switch that was not scheduled
+#: for a few ms then meters a backlog that arrived at the right rate. Not applied at scale 1.
+EMULATION_BURST_NS = 20_000_000
 #: Best-effort meters police at this share of (capacity - reserved): headroom so a saturated port
 #: is never driven to exactly 100% by best effort (a link's queue would then build behind it).
 BE_HEADROOM = 0.9
-#: A best-effort meter's burst, in full frames (small: a burst is queueing for the next frame).
-BE_BURST_FRAMES = 4
+#: A best-effort meter's burst, in full frames.
+BE_BURST_FRAMES = 10
+#: 802.1Q priority (PCP) the ingress entry gives reserved frames in the network's VLAN tag, so a
+#: link with priority queues (the emulation's HTB, a real switch's egress scheduler) can serve
+#: them ahead of best effort (PCP 0); the egress entry pops the tag with it.
+RESERVED_PCP = 7
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,6 +130,7 @@ class FlowSpec:
     plain dicts: ``{"type": "apply", "actions": [...]}``, ``{"type": "goto", "table": n}``,
     ``{"type": "meter", "meter_id": n}``; actions are ``{"type": "output", "port": n}``,
     ``{"type": "push_vlan"}``, ``{"type": "pop_vlan"}``, ``{"type": "set_vlan", "vid": n}``,
+    ``{"type": "set_vlan_pcp", "pcp": n}``,
     ``{"type": "set_queue", "queue_id": n}``. No instructions means drop.
     """
 
@@ -501,10 +510,13 @@ def reservation_meter_rate_bps(res: Any, rate_scale: float = 1.0) -> float:
 def reservation_meter(plan: Any, res: Any, *, rate_scale: float = 1.0) -> MeterSpec:
     """The reservation's meter on its ingress switch: its wire rate (``reservation_meter_rate_bps``)
     and a burst of ``BURST_FRAMES`` full frames, or one period's wire bytes at the scaled rate
-    when that is larger (a slotted talker sends a period's datagrams back to back)."""
+    when that is larger (a slotted talker sends a period's datagrams back to back); in an
+    emulation (``rate_scale`` < 1) at least ``EMULATION_BURST_NS`` at the rate."""
     rate_kbps = max(1, math.ceil(reservation_meter_rate_bps(res, rate_scale) / 1000))
     frame = min(int(res.frame_bytes) + L2_OVERHEAD_BYTES, FULL_FRAME_BYTES)
     burst_bytes = max(BURST_FRAMES * frame, wire_bytes_per_period(int(res.frame_bytes) * rate_scale))
+    if rate_scale < 1:
+        burst_bytes = max(burst_bytes, math.ceil(rate_kbps * 1000 / 8 * EMULATION_BURST_NS / 1e9))
     burst_kb = max(1, math.ceil(burst_bytes * 8 / 1000))
     cookie = reservation_cookie(res.tenant, res.id)
     return MeterSpec(plan.dpid(res.path[0]), reservation_meter_id(res.id), rate_kbps, burst_kb, cookie)
@@ -549,6 +561,8 @@ def reservation_flows(plan: Any, res: Any, *, rate_scale: float = 1.0, queue_id:
                     actions: list[dict[str, Any]] = []
                     if queue_id is not None:
                         actions.append({"type": "set_queue", "queue_id": int(queue_id)})
+                    if i == 0:
+                        actions.append({"type": "set_vlan_pcp", "pcp": RESERVED_PCP})
                     if i == len(p) - 1:
                         actions += [{"type": "pop_vlan"}, _out(d.port)]
                     elif i == 0 and group is not None:

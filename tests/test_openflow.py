@@ -63,6 +63,11 @@ def test_reservation_on_three_switch_path():
         assert f.meter_id == meters[0].meter_id
         assert f.outputs() == [plan.port("A", "B")]
         assert {"type": "pop_vlan"} not in f.actions()
+        # reserved frames carry PCP 7 in the network's tag (priority queue on shaped links)
+        assert {"type": "set_vlan_pcp", "pcp": of.RESERVED_PCP} in f.actions()
+    for f in flows:
+        if f.dpid != plan.dpid("A"):
+            assert not any(a["type"] == "set_vlan_pcp" for a in f.actions())
     # transit: arrives from A, leaves to C, no meter
     for f in by_dpid[plan.dpid("B")]:
         assert f.match["in_port"] == plan.port("B", "A") and f.outputs() == [plan.port("B", "C")]

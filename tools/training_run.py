@@ -9,8 +9,8 @@
    ring hop: a host at the hop's sending city and one at its receiving city), created over REST;
 3. **interference**: each interference tenant floods UDP (``iperf3 -u``) from the hop's sending
    city to its receiving city. Best-effort forwarding takes the same shortest path as the
-   reservation, so the flood shares every link of the training flow; its default rate is 0.9x
-   the path's narrowest link (scaled): flood + training ask for 1.4x the link, saturating it;
+   reservation, so the flood shares every link of the training flow; its default rate is 0.8x
+   the path's narrowest link (scaled): flood + training ask for 1.3x the link, saturating it;
 4. **deterministic run**: the plan's flows are reserved (site i -> site i+1 at the job's channel
    rate) plus a small reverse reservation per flow for its TCP ACKs (5% of the channel: the data
    is TCP, and an ACK stuck behind a flood stalls the sender as surely as lost data would); then
@@ -19,6 +19,14 @@
    same agents run the same job again;
 6. **baseline**: one site runs the same compute pauses with no WAN exchange (measured, in a site
    host while the interference runs, so it carries the same scheduling noise).
+
+Links (``links``): "priority" (default): every inter-switch link is an HTB at its scaled
+capacity with two classes, reserved frames (the controller marks them PCP 7 in the network's VLAN
+tag at the ingress) served strictly first, best effort in the rest (``priority_tc_batch``); the
+controller's meters keep each reservation at its rate and best effort at 90% of what the
+reservations leave. "fifo": the emulation's own HTB, one FIFO for both classes (reserved frames
+wait behind queued best effort). "none": no shaping, the meters alone (docs/emulation.md,
+"Links, queues and policing").
 
 Scaling: ``scale`` multiplies every rate (link capacities, meters, reservations, the job's channel)
 and the bytes the agents move, and leaves times alone. An emulated iteration therefore lasts as
@@ -58,8 +66,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 #: default rate scale: 100 Gb/s links become 10 Mb/s (userspace OVS on 2 cores stays far from saturation)
 DEFAULT_SCALE = 1e-4
-#: interference rate (auto) as a multiple of the narrowest link of the flow's path
-INTERFERENCE_FACTOR = 0.9
+#: interference rate (auto) as a multiple of the narrowest link of the flow's path: below the
+#: best-effort meters (90% of a free link) so best-effort TCP keeps a little room in the best-effort run
+INTERFERENCE_FACTOR = 0.8
 #: training hosts shape their egress to this share of the scaled channel
 SHAPE_SHARE = 0.95
 #: reverse (ACK) reservations, as a share of the channel
@@ -180,7 +189,7 @@ def make_plan(job: Any, topology: Any, *, scale: float = DEFAULT_SCALE, tenants:
     Tenant 1 trains (a host per site). Each ring hop gets an interference tenant (2, 3, ...; with
     fewer tenants they are shared round-robin) with hosts at the hop's two cities. Further tenants
     (up to ``tenants``) get one host each, spread over the cities, so the controller and the
-    isolation audit see them. ``interference``: 'auto' (0.9x the narrowest link of the path),
+    isolation audit see them. ``interference``: 'auto' (0.8x the narrowest link of the path),
     'off'/None, or a model-unit rate in bit/s (scaled like every rate).
     """
     from schedules.training_plan import check_sites, plan
@@ -259,6 +268,53 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+# ----- links: HTB with a priority class for reserved frames ---------------------------------------
+
+LINK_MODES = {"priority": "htb, reserved (PCP 7) served first", "fifo": "htb, one FIFO for both classes",
+              "none": "unshaped, meters only"}
+
+
+def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
+    """``tc -batch`` input: each inter-switch port (root namespace) gets an HTB at the link's
+    capacity x ``scale`` with class 5:10 (prio 0, rate = ceil = capacity) for frames whose VLAN
+    tag carries PCP 7 (``controller.openflow.RESERVED_PCP``, set by the reservation's ingress
+    entry) and class 5:20 (prio 1, borrows up to capacity) for everything else.
+
+    The u32 filter reads the tag's TCI 4 bytes before the network header: verified here for the
+    frames userspace Open vSwitch sends on veths (AF_PACKET, tag inline); this kernel has no
+    flower classifier."""
+    from controller.openflow import RESERVED_PCP
+    from topologies.mininet_topo import switch_intf_name
+    lines = []
+    pcp = (RESERVED_PCP & 7) << 13
+    for (u, v), port in plan.link_ports().items():
+        dev = switch_intf_name(plan.switch_name(u), port)
+        kbit = max(8, int(topology.capacity_bps(u, v) * scale) // 1000)
+        lines += [f"qdisc add dev {dev} root handle 5: htb default 20",
+                  f"class add dev {dev} parent 5: classid 5:1 htb rate {kbit}kbit ceil {kbit}kbit burst 15k",
+                  f"class add dev {dev} parent 5:1 classid 5:10 htb rate {kbit}kbit ceil {kbit}kbit prio 0 "
+                  "burst 15k quantum 1600",
+                  f"class add dev {dev} parent 5:1 classid 5:20 htb rate 8kbit ceil {kbit}kbit prio 1 "
+                  "burst 15k quantum 1600",
+                  f"filter add dev {dev} parent 5: prio 1 protocol all u32 match u16 {pcp:#06x} 0xe000 at -4 "
+                  "classid 5:10"]
+    return "".join(l + "\n" for l in lines)
+
+
+def apply_priority_links(topology: Any, plan: Any, scale: float) -> None:
+    """Shape every inter-switch link with ``priority_tc_batch`` (replacing whatever root qdisc the
+    emulation put there); RunError when tc refuses."""
+    from topologies.mininet_topo import switch_intf_name
+    old = "".join(f"qdisc del dev {switch_intf_name(plan.switch_name(u), port)} root\n"
+                  for (u, _v), port in plan.link_ports().items())
+    subprocess.run(["tc", "-force", "-batch", "-"], input=old, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(["tc", "-force", "-batch", "-"], input=priority_tc_batch(topology, plan, scale),
+                         capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        raise RunError("cannot shape the links with a priority class: "
+                       + (res.stderr.strip().splitlines() or ["tc failed"])[-1][:200])
+
+
 # ----- the running stack ------------------------------------------------------------------------
 
 #: what ``dnctl controller`` runs, without importing every dnctl verb (one broken verb module
@@ -282,8 +338,11 @@ class Stack:
     """
 
     def __init__(self, run: RunPlan, workdir: str | Path, progress: Progress = _quiet,
-                 lldp_interval: float = 2.0):
+                 lldp_interval: float = 2.0, links: str = "priority"):
+        if links not in LINK_MODES:
+            raise RunError(f"links {links!r}: expected one of {', '.join(LINK_MODES)}")
         self.run, self.workdir, self.progress = run, Path(workdir), progress
+        self.links = links
         self.token = "dnctl-admin-" + secrets.token_hex(16)
         self.of_port, self.api_port = free_port(), free_port()
         while self.api_port == self.of_port:
@@ -351,16 +410,20 @@ class Stack:
         t0 = time.monotonic()
         self.progress(f"emulation: starting {self.run.topology.name} ({len(self.run.topology.nodes)} switches, "
                       f"{len(self.run.hosts.hosts)} hosts, userspace/kernel OVS as available)")
+        # link_scale 0: the emulation leaves the links alone ("priority" shapes them below)
         self.emu = Emulation(self.run.topology, self.run.hosts, controller=("127.0.0.1", self.of_port),
-                             link_scale=self.run.scale, verbose=False, wait_connected_s=0, lock=False)
+                             link_scale=self.run.scale if self.links == "fifo" else 0, verbose=False,
+                             wait_connected_s=0, lock=False)
         self.emu.start()
+        if self.links == "priority":
+            apply_priority_links(self.run.topology, self.run.hosts, self.run.scale)
         n = len(self.run.topology.nodes)
         self._wait(lambda: (self._health() or {}).get("switches_connected") == n, 90,
                    f"{n} switches to connect and sync")
         self.timings["emulation_s"] = time.monotonic() - t0
         self.progress(f"emulation: up, {n} switches connected in {self.timings['emulation_s']:.1f} s "
-                      f"(datapath {self.emu.datapath}, links x{self.run.scale:g}"
-                      f"{'' if self.emu.shaped else ' NOT shaped'})")
+                      f"(datapath {self.emu.datapath}, links x{self.run.scale:g}: "
+                      f"{LINK_MODES[self.links]})")
 
     def _health(self) -> dict[str, Any] | None:
         if self.ctl is not None and self.ctl.poll() is not None:
@@ -612,6 +675,7 @@ class RunOptions:
     iterations: int | None = None
     out: str | None = None
     tenants: int | None = None
+    links: str = "priority"                # priority | fifo | none (module doc)
 
 
 def model_estimates(job: Any, topology: Any, interference_bps: float) -> dict[str, Any]:
@@ -663,7 +727,7 @@ def execute(opts: RunOptions, progress: Progress = _quiet, hooks: dict[str, Call
     result: dict[str, Any] = {"job": job.to_dict(), "run": run.to_dict(), "iterations": iterations,
                               "warmup": WARMUP, "workdir": str(workdir)}
     t_start = time.monotonic()
-    with Stack(run, workdir, progress) as st:
+    with Stack(run, workdir, progress, links=opts.links) as st:
         result["timings"] = {}
         progress(f"tenants: creating {run.tenants} tenant(s) over REST")
         result["tenants_created"] = len(create_tenants(st))
