@@ -14,17 +14,23 @@ rate, slots. The talker gets the reservation scaled like everything else (IP byt
 scale) and sends exactly those bytes; the controller sizes the ingress meter for them with their
 Ethernet/VLAN headers (docs/dataplane.md, Meters).
 
-Some analyzer checks cannot hold in a software emulation at 1/10,000 of the rates on a shared
-2-core machine; they are reported but waived (listed per flow under ``waived``, with the reason,
-see ``WAIVED``): ``jitter`` (the bound is one 1 us slot), ``latency_measured`` and
-``latency_combined`` (the userspace datapath has one FIFO per link, no gates or priority queues,
-and at the scaled rates each best-effort frame queued ahead of a probe costs 1.2 ms; the bound is
-the slotted schedule's at 100 Gb/s), ``tx_slot``, ``arrival_window`` and ``instance_bytes`` (they
-judge the Python talker's send times). Required, and what the emulation can show: under
-saturating interference, the reserved rate (x 0.9) is delivered in every 100 ms window with no
-loss, no duplicates and no reordering. The flows are probed one at a time, and the talker runs
-at real-time priority (``chrt -f 50``): a Python talker starved by the floods and the datapath on
-2 cores falls behind and then catches up in bursts larger than the reservation's meter burst.
+Emulation allowances (stated per flow in the report under ``allowance_ns``, like ``dnctl verify
+scenario``'s): links carry no propagation delay here (no netem), so latency is judged as measured
+max + modeled propagation (``latency_combined``) and measured max (``latency_measured``) against
+the reservation's bound **plus** an allowance: per hop, the serialisation at the *scaled* link
+rate (which a real link does 1/scale times faster) of the flow's period bytes and of one
+best-effort frame already on the wire (the priority class is not pre-emptive), plus
+``HOP_BUDGET_NS`` of software switching; plus ``HOST_BUDGET_NS`` for the talker's send path, the
+capture's timestamps and the scheduling stalls of a shared 2-core VM. ``jitter`` gets the same
+allowance; ``tx_slot`` and the arrival window allow ``HOST_BUDGET_NS`` of lateness for the
+Python talker. One check is waived (``WAIVED``, listed per flow with the reason):
+``instance_bytes``, which groups the bytes by the talker's *send* time, so a Python talker that
+catches up after a stall puts several periods' datagrams into one; a burst the meter does not
+allow still shows as loss, which is required. Required: no loss, no duplicates, no reordering,
+the reserved rate (x 0.9) in every 100 ms window, and the latency, jitter, slot and arrival
+checks with the allowances. The flows are probed one at a time, the talker at real-time priority
+(``chrt -f 50``), with the site's training shaper (``tc tbf`` at 95% of the channel) lifted while
+it sends exactly the reserved bytes.
 
 Isolation audit: every host port of the active tenants (and a sample of the others) is captured
 while the interference runs and a cross-tenant ping matrix is attempted (with spoofed ARP entries
@@ -47,23 +53,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tools.training_run import (DEFAULT_SCALE, TRAINING_TENANT, REPO, RunError, RunOptions, Stack,
-                                execute, model_estimates, model_interference_bps, table)
+                                execute, model_estimates, model_interference_bps, shape_sites, table)
 
 PROBE_PORT = 47000
-#: analyzer checks the emulation cannot honour (see the module doc)
+#: analyzer checks that cannot apply to a Python talker in a software emulation (see the module doc)
 WAIVED = {
-    "jitter": "bound is one 1 us slot; userspace OVS and Linux scheduling on 2 shared cores add tens of us",
-    "tx_slot": "send times are a Python process's; pacing noise is the talker's, not the network's",
-    "arrival_window": "arrivals inherit the Python talker's send-time noise",
-    "arrival_window_loose": "arrivals inherit the Python talker's send-time noise",
-    "instance_bytes": "bytes are grouped by the talker's send time: a Python talker that falls behind sends "
-                      "several periods' datagrams within one period",
-    "latency_measured": "the userspace datapath has one FIFO per link (no gates, no priority queues): at the scaled "
-                        "rates each best-effort frame queued ahead costs 1.2 ms, while the bound is the slotted "
-                        "schedule's at 100 Gb/s; measured latencies are reported",
-    "latency_combined": "adds the modeled propagation to emulated queueing that is 1/scale times slower per frame "
-                        "(a 1500-B frame takes 1.2 ms at 10 Mb/s, 0.12 us at 100 Gb/s); latency_measured is required",
+    "instance_bytes": "bytes are grouped by the talker's send time: a Python talker that catches up after a "
+                      "scheduling stall sends several periods' datagrams within one period (a burst the "
+                      "reservation's meter refuses still shows as loss, which is required)",
 }
+#: software switching allowance per hop (userspace OVS on a shared 2-core VM)
+HOP_BUDGET_NS = 1_000_000
+#: talker send path, capture timestamps and scheduling stalls (1-50 ms stalls measured here,
+#: docs/verification.md; 20 ms as in ``dnctl verify scenario``)
+HOST_BUDGET_NS = 20_000_000
+#: one best-effort frame on the wire ahead of a reserved one (the priority class is not pre-emptive)
+BE_FRAME_BYTES = 1522
 FULL_JOB = "gpt-175b-4dc"
 
 
@@ -97,12 +102,39 @@ class Phases:
 
 # ----- verification of the reserved flows -------------------------------------------------------
 
-def scaled_reservation(res: dict[str, Any], scale: float) -> dict[str, Any]:
-    """The reservation as the probes carry it in the emulation: IP bytes per period x scale."""
+def emulation_allowance(res: dict[str, Any], links: list[dict[str, Any]], scale: float) -> dict[str, int]:
+    """What the emulation adds to a reserved frame's latency that the real network would not
+    (see the module doc): per hop the scaled serialisation of the period's datagrams and of one
+    best-effort frame ahead, plus software switching; plus the host budget."""
+    from tools.probe_format import IP_UDP_OVERHEAD, split_bytes
+    cap = {(str(l["src"]), str(l["dst"])): float(l["capacity_bps"]) for l in links}
+    ip_bytes = max(1, int(int(res["frame_bytes"]) * scale))
+    wire = sum(d + IP_UDP_OVERHEAD + 18 for d in split_bytes(ip_bytes, str(res["id"])))
+    path = list(res.get("path") or [])
+    ser = 0
+    for u, v in zip(path, path[1:]):
+        c = cap.get((u, v)) or cap.get((v, u))
+        if c:
+            ser += int((wire + BE_FRAME_BYTES) * 8e9 / (c * scale))
+    hops = max(0, len(path) - 1)
+    return {"serialisation_ns": ser, "switching_ns": hops * HOP_BUDGET_NS, "host_ns": HOST_BUDGET_NS,
+            "total_ns": ser + hops * HOP_BUDGET_NS + HOST_BUDGET_NS}
+
+
+def scaled_reservation(res: dict[str, Any], scale: float, links: list[dict[str, Any]] | None = None
+                       ) -> dict[str, Any]:
+    """The reservation as the probes carry it in the emulation: IP bytes per period x scale; the
+    latency and jitter bounds + the emulation allowance (when ``links`` are given)."""
     r = dict(res)
     fb = max(1, int(int(res["frame_bytes"]) * scale))
     r["frame_bytes"] = fb
     r["bandwidth_bps"] = int(fb * 8e9 // int(res["period_ns"]))
+    if links is not None:
+        al = emulation_allowance(res, links, scale)
+        r["allowance_ns"] = al
+        r["real"] = {k: res.get(k) for k in ("frame_bytes", "bandwidth_bps", "latency_bound_ns", "jitter_bound_ns")}
+        r["latency_bound_ns"] = int(res["latency_bound_ns"]) + al["total_ns"]
+        r["jitter_bound_ns"] = int(res.get("jitter_bound_ns") or 0) + al["total_ns"]
     return r
 
 
@@ -114,7 +146,7 @@ def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, du
     outdir.mkdir(parents=True, exist_ok=True)
     sched = st.api.get("/v1/schedule")
     ring = [r for r in reservations if not str(r["id"]).endswith("-ack")]
-    scaled = [scaled_reservation(r, st.run.scale) for r in ring]
+    scaled = [scaled_reservation(r, st.run.scale, sched.get("links", [])) for r in ring]
     doc = {k: v for k, v in sched.items() if k != "reservations"}
     doc["reservations"] = scaled
     sched_file = outdir / "schedule-scaled.json"
@@ -123,11 +155,36 @@ def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, du
     if "epoch_ns" in sched:
         meta["epoch_ns"] = int(sched["epoch_ns"])
     pcaps, sent, talker_results = [], {}, {}
-    for r in scaled:   # one flow at a time: concurrent Python talkers on 2 cores fall behind their slots
-        pcaps.append(_probe_one(st, r, sched_file, outdir, duration_s, sent, talker_results))
+    unshape_sites(st)   # the probes send exactly the reserved bytes; the training shaper is at 95%
+    try:
+        for r in scaled:   # one flow at a time: concurrent Python talkers on 2 cores fall behind their slots
+            pcaps.append(_probe_one(st, r, sched_file, outdir, duration_s, sent, talker_results))
+    finally:
+        shape_sites(st)
+    th = Thresholds(tx_tolerance_ns=HOST_BUDGET_NS, propagation="not-emulated")
     report = analyze([str(p) for p in pcaps if p.exists()], scaled, meta, sent_counts=sent,
-                     thresholds=Thresholds(), require=[str(r["id"]) for r in scaled])
-    return _verdict(report, outdir, talker_results, duration_s)
+                     thresholds=th, require=[str(r["id"]) for r in scaled])
+    out = _verdict(report, outdir, talker_results, duration_s)
+    allow = {str(r["id"]): r["allowance_ns"] for r in scaled}
+    for f in out["flows"]:
+        f["allowance_ns"] = allow.get(str(f["id"]))
+    out["tolerances"] = {
+        "latency": "measured max, and measured max + modeled propagation, <= latency_bound_ns + allowance_ns.total_ns "
+                   "(per hop: scaled serialisation of the period's datagrams and one best-effort frame + "
+                   f"{HOP_BUDGET_NS} ns switching; + {HOST_BUDGET_NS} ns host budget)",
+        "jitter": "max - min measured latency <= jitter_bound_ns + the same allowance",
+        "tx_slot": f"lateness past the slot window <= {HOST_BUDGET_NS} ns (the host budget)",
+        "arrival_window_loose": "every arrival within [instance start, instance start + bound + allowance]",
+        "rate": "every 100 ms window >= 0.9 x the scaled reserved rate",
+        "waived": WAIVED}
+    return out
+
+
+def unshape_sites(st: Stack) -> None:
+    """Lift the training hosts' egress shaper (``shape_sites`` puts it back)."""
+    from topologies.mininet_topo import host_intf_name
+    for h in st.run.site_hosts:
+        st.sh(h, f"tc qdisc del dev {host_intf_name(h)} root 2>/dev/null")
 
 
 def _probe_one(st: Stack, r: dict[str, Any], sched_file: Path, outdir: Path, duration_s: float,
@@ -428,11 +485,10 @@ def run_demo(out: str | Path, *, tenants: int = 8, quick: bool = False, job: str
         "reserved flows passed verification": bool(ver.get("pass")),
         "zero leaked frames, no cross-tenant ping answered": bool(iso.get("pass")),
         "deterministic within 5% of single site": bool(res["targets"].get("deterministic_within_5pct")),
-        "deterministic p99/mean below 1.05 (reported)": bool(res["targets"].get("deterministic_spread_below_1.05")),
-        "best effort measurably slower (reported)": bool(res["targets"].get("best_effort_slower")),
+        "deterministic p99/mean below 1.05": bool(res["targets"].get("deterministic_spread_below_1.05")),
+        "best effort measurably slower": bool(res["targets"].get("best_effort_slower")),
     }
-    required = ["reserved flows passed verification", "zero leaked frames, no cross-tenant ping answered",
-                "deterministic within 5% of single site"]
+    required = list(checks)
     result = {
         "pass": all(checks[k] for k in required),
         "checks": checks, "required_checks": required,
