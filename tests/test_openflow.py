@@ -264,3 +264,21 @@ def test_lldp_and_link_report():
     assert rep["expected"] == len(exp) and rep["seen"] == len(exp) - 1
     assert rep["missing"] == [["A", "B"]] and rep["unexpected"] == [["A", "C"]] and not rep["ok"]
     assert of.compare_links(exp, exp, plan)["ok"]
+
+
+def test_default_emulation_scales_keep_meters_below_the_userspace_limit():
+    """OVS 3.1 userspace meters at ~1 Gb/s stopped passing traffic after a flood (128-tenant
+    isolation run at scale 1/1,000: every path over the 1.2 Tb/s Wuhan trunks dead). The tools'
+    default scales must keep every meter on fntf40 well below that."""
+    from tools.scenario import SCENARIO_LINK_SCALE
+    from tools.training_run import DEFAULT_SCALE
+    from topologies.loaders import load_topology
+    topo = load_topology("fntf40")
+    plan = HostPlan.build(topo, [(1, n) for n in topo.nodes])
+    for scale in (SCENARIO_LINK_SCALE, DEFAULT_SCALE):
+        top = max(m.rate_kbps for n in topo.nodes
+                  for m in of.best_effort_meters(plan, n, {}, rate_scale=scale, headroom=1.0))
+        assert top * 1000 <= 200e6, (scale, top)
+    # and the old default would not have been
+    top = max(m.rate_kbps for n in topo.nodes for m in of.best_effort_meters(plan, n, {}, rate_scale=1e-3))
+    assert top * 1000 > 1e9
