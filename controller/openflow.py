@@ -107,7 +107,7 @@ BURST_FRAMES = 3
 #: When the switches are an emulation at ``rate_scale`` < 1 (software switches on shared cores),
 #: a reservation meter's burst also covers this long at its rate: a switch that was not scheduled
 #: for a few ms then meters a backlog that arrived at the right rate. Not applied at scale 1.
-EMULATION_BURST_NS = 20_000_000
+EMULATION_BURST_NS = 50_000_000
 #: Best-effort meters police at this share of (capacity - reserved): headroom so a saturated port
 #: is never driven to exactly 100% by best effort (a link's queue would then build behind it).
 BE_HEADROOM = 0.9
