@@ -22,7 +22,10 @@ switch in step with the service:
   and compared at resync like meters);
 - ARP requests from host ports are answered from the host plan (same tenant only);
 - LLDP probes go out of every inter-switch port every ``lldp_interval`` seconds; the links seen
-  are compared with the topology and reported to ``service.set_link_check``.
+  are compared with the topology and reported to ``service.set_link_check``; a link whose LLDP
+  stays silent past ``lldp_timeout`` (``controller.linkwatch``) while both its switches are
+  programmed and both its ports up is taken down (``actor="lldp_timeout"``) through the same
+  worker as port status, and brought up when seen again in both directions.
 
 The launcher calls ``configure(service, ...)`` before os-ken instantiates the app.
 """
@@ -43,6 +46,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_
                                        set_ev_cls)
 from os_ken.ofproto import ofproto_v1_3
 
+from controller import linkwatch
 from controller import openflow as of
 
 LOG = logging.getLogger("detnet.ofshim")
@@ -50,12 +54,21 @@ LOG = logging.getLogger("detnet.ofshim")
 _CONFIG: dict[str, Any] = {}
 
 
+LLDP_TIMEOUT_FLOOR = 3.0   # s: the default LLDP timeout is max(3.5 x interval, this)
+
+
 def configure(service: Any, *, rate_scale: float = 1.0, lldp_interval: float = 2.0,
-              barrier_timeout: float = 5.0, queue_id: int | None = None) -> None:
-    """Hand the service and the data-plane options to the app os-ken is about to instantiate."""
+              barrier_timeout: float = 5.0, queue_id: int | None = None,
+              lldp_timeout: float | None = None) -> None:
+    """Hand the service and the data-plane options to the app os-ken is about to instantiate.
+    ``lldp_timeout``: seconds of LLDP silence that take a link down (default
+    ``max(3.5 * lldp_interval, LLDP_TIMEOUT_FLOOR)``)."""
+    if lldp_timeout is None:
+        lldp_timeout = linkwatch.lldp_timeout(float(lldp_interval), floor=LLDP_TIMEOUT_FLOOR)
     _CONFIG.clear()
     _CONFIG.update(service=service, rate_scale=float(rate_scale), lldp_interval=float(lldp_interval),
-                   barrier_timeout=float(barrier_timeout), queue_id=queue_id, instance=None)
+                   barrier_timeout=float(barrier_timeout), queue_id=queue_id, instance=None,
+                   lldp_timeout=float(lldp_timeout))
 
 
 def instance() -> "DetnetShim | None":
@@ -87,6 +100,8 @@ class DetnetShim(app_manager.OSKenApp):
         self.plan = plan
         self.rate_scale = _CONFIG["rate_scale"]
         self.lldp_interval = _CONFIG["lldp_interval"]
+        self.lldp_timeout = _CONFIG.get("lldp_timeout") or linkwatch.lldp_timeout(
+            self.lldp_interval, floor=LLDP_TIMEOUT_FLOOR)
         self.barrier_timeout = _CONFIG["barrier_timeout"]
         self.queue_id = _CONFIG["queue_id"]
         self.install_times: deque[tuple[str, str, float]] = deque(maxlen=10000)  # (op, res id, seconds)
@@ -100,6 +115,11 @@ class DetnetShim(app_manager.OSKenApp):
         self._errors: dict[tuple[int, int], str] = {}
         self._seen_links: dict[tuple[of.Endpoint, of.Endpoint], float] = {}
         self._expected_links = of.expected_links(self.plan)
+        self._phys_links = linkwatch.physical_links(self._expected_links)
+        self._lldp_down: set[linkwatch.Physical] = set()      # links LLDP silence took down
+        self._ready_since: dict[int, float] = {}              # dpid -> monotonic time programmed
+        self._port_since: dict[tuple[int, int], float] = {}   # (dpid, port) -> monotonic time up
+        self._probes_since = time.monotonic()                 # LLDP loop (re)started on time
         self._last_report: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._lldp_thread = threading.Thread(target=self._lldp_loop, name="detnet-lldp", daemon=True)
@@ -151,6 +171,7 @@ class DetnetShim(app_manager.OSKenApp):
         elif ev.state == DEAD_DISPATCHER and self._dps.get(dp.id) is dp:
             del self._dps[dp.id]
             self._ready.discard(dp.id)
+            self._ready_since.pop(dp.id, None)
             for key, w in list(self._waiters.items()):
                 if key[0] == dp.id:
                     w.failed = True
@@ -229,6 +250,7 @@ class DetnetShim(app_manager.OSKenApp):
                 ok = self._barriers([dp])
                 self._be_cache[dp.id] = {f.key(): f for f in flows if f.table_id == of.TABLE_BEST_EFFORT}
                 self._ready.add(dp.id)
+                self._ready_since[dp.id] = time.monotonic()
             LOG.info("switch %s (dpid %d) synced in %.1f ms: flows +%d -%d, meters +%d ~%d -%d, "
                      "groups +%d ~%d -%d%s", node, dp.id,
                      1000 * (time.perf_counter() - t0), len(f_add), len(f_del), len(m_add), len(m_mod),
@@ -434,18 +456,22 @@ class DetnetShim(app_manager.OSKenApp):
         if self._port_down.get(key, False) == down:
             return
         self._port_down[key] = down
+        if not down:
+            self._port_since[key] = time.monotonic()
         LOG.info("port status: %s port %d (to %s) %s", node, desc.port_no, nbr, "DOWN" if down else "up")
         self._link_queue.put((node, nbr, t0))
 
     def _link_is_down(self, u: str, v: str) -> bool:
-        """A physical link is down while either of its ports is reported down."""
-        return (self._port_down.get((self.plan.dpid(u), self.plan.port(u, v)), False)
-                or self._port_down.get((self.plan.dpid(v), self.plan.port(v, u)), False))
+        """A physical link is down while either of its ports is reported down or LLDP declared it
+        silent."""
+        a, b = (self.plan.dpid(u), self.plan.port(u, v)), (self.plan.dpid(v), self.plan.port(v, u))
+        return (self._port_down.get(a, False) or self._port_down.get(b, False)
+                or linkwatch.physical((a, b)) in self._lldp_down)
 
     def _link_worker(self) -> None:
         while not self._stop.is_set():
             try:
-                u, v, t0 = self._link_queue.get(timeout=0.5)
+                u, v, t0, *cause = self._link_queue.get(timeout=0.5)
             except queue.Empty:
                 continue
             try:
@@ -453,7 +479,7 @@ class DetnetShim(app_manager.OSKenApp):
                 fn = getattr(self.service, "link_down" if down else "link_up", None)
                 if fn is None:
                     continue
-                summary = fn(u, v, detected_at=t0)
+                summary = fn(u, v, detected_at=t0, **({"actor": cause[0]} if cause else {}))
                 t1 = time.perf_counter()
                 changed = self._update_best_effort()
                 summary = dict(summary, best_effort_switches=changed,
@@ -737,7 +763,12 @@ class DetnetShim(app_manager.OSKenApp):
                 LOG.debug("ARP: answered on %s port %d", self._node(dp.id), in_port)
 
     def _lldp_loop(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(self.lldp_interval):
+            now = time.monotonic()
+            if now - last > 2 * self.lldp_interval:   # this loop stalled: probes were not sent,
+                self._probes_since = now             # so silence until now is not the links' fault
+            last = now
             for dpid in list(self._ready):
                 dp = self._dps.get(dpid)
                 if dp is None:
@@ -753,6 +784,32 @@ class DetnetShim(app_manager.OSKenApp):
                 self._seen_links.pop(k, None)
             if stale:
                 self._report_links()
+            try:
+                self._check_liveness()
+            except Exception:  # noqa: BLE001 - keep probing
+                LOG.exception("LLDP liveness check failed")
+
+    def _check_liveness(self) -> None:
+        """Queue link events for links LLDP silence takes down or a fresh sighting brings back."""
+        now = time.monotonic()
+        watch: dict[linkwatch.Physical, float] = {}
+        for link in self._phys_links:
+            (a, b) = link
+            if (a[0] not in self._ready_since or b[0] not in self._ready_since
+                    or self._port_down.get(a, False) or self._port_down.get(b, False)):
+                continue                                # switch/port events own this link
+            watch[link] = max(self._ready_since[a[0]], self._ready_since[b[0]], self._probes_since,
+                              self._port_since.get(a, 0.0), self._port_since.get(b, 0.0))
+        verdict = linkwatch.evaluate(self._phys_links, dict(self._seen_links), watch, now,
+                                     self.lldp_timeout, self._lldp_down)
+        t0 = time.perf_counter()
+        for link, down in [(l, True) for l in verdict.down] + [(l, False) for l in verdict.up]:
+            (a, b) = link
+            u, v = self.plan.node_of_dpid(a[0]), self.plan.node_of_dpid(b[0])
+            (self._lldp_down.add if down else self._lldp_down.discard)(link)
+            LOG.warning("LLDP: link %s-%s %s", u, v,
+                        f"silent for over {self.lldp_timeout:g} s: down" if down else "seen again: up")
+            self._link_queue.put((u, v, t0, "lldp_timeout"))
 
     def link_report(self) -> dict[str, Any]:
         return of.compare_links(self._expected_links, set(self._seen_links), self.plan)

@@ -1,0 +1,87 @@
+"""LLDP liveness: which physical links to declare down (or up again) because of LLDP silence.
+
+Port status (``OFPPortStatus``) is the fast way a link failure reaches the controller, but some
+failures never produce one: a fibre cut behind a transponder, a switch that stops forwarding on a
+port whose carrier stays up, a one-way fault. The os-ken shim probes every inter-switch port with
+LLDP every ``lldp_interval`` seconds and records when each *directed* link was last seen; this
+module turns those times into link events. Pure: no os-ken, no clock (the caller passes ``now``).
+
+Policy (documented in docs/reliability.md):
+
+- a physical link is made of two directed links ``(a, b)`` and ``(b, a)`` (``a``/``b`` are
+  ``(dpid, port)`` endpoints); it is declared **down** when **either** direction has been silent
+  for longer than ``timeout``: a one-way failure loses every frame of the reservations in that
+  direction, and the service takes a physical link down as a whole anyway;
+- silence is counted from the later of the last sighting and the moment the link became
+  *watchable* (``watch_since``: both end switches connected and programmed, both ports up). A link
+  never seen since start therefore gets a full ``timeout`` of grace after its switches connect;
+- a link that is not watchable (an end switch disconnected, a port reported down) is left alone:
+  switch and port-status events own it, and LLDP silence there is expected, not news;
+- a link declared down comes back **up** when both directions have been seen within ``timeout``
+  (for the silent direction that means a sighting after it was declared down);
+- a link already in ``down`` is never declared down again, and a link not in ``down`` is never
+  declared up: the caller acts only on transitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
+
+Endpoint = tuple[int, int]                  # (dpid, port)
+Directed = tuple[Endpoint, Endpoint]        # LLDP sent from the first, received on the second
+Physical = tuple[Endpoint, Endpoint]        # canonical: first endpoint < second
+
+DEFAULT_TIMEOUT_FACTOR = 3.5                # timeout = factor x lldp_interval: three probes lost
+
+
+def lldp_timeout(lldp_interval: float, factor: float = DEFAULT_TIMEOUT_FACTOR, floor: float = 0.0) -> float:
+    """The silence after which a link is declared down: ``factor`` probe intervals (>= 1 interval),
+    but at least ``floor`` seconds (sub-second probing on a loaded host can lose a few in a row)."""
+    if lldp_interval <= 0 or factor < 1:
+        raise ValueError(f"need lldp_interval > 0 and factor >= 1 (got {lldp_interval}, {factor})")
+    return max(float(lldp_interval) * float(factor), float(floor))
+
+
+def physical(link: Directed) -> Physical:
+    """The canonical (sorted) physical link a directed link belongs to."""
+    a, b = link
+    return (a, b) if a <= b else (b, a)
+
+
+def physical_links(expected: Iterable[Directed]) -> set[Physical]:
+    """The physical links of a set of expected directed links (e.g. ``openflow.expected_links``)."""
+    return {physical(l) for l in expected}
+
+
+@dataclass
+class Verdict:
+    """Transitions to act on: physical links to declare down, and links to declare up again."""
+    down: list[Physical] = field(default_factory=list)
+    up: list[Physical] = field(default_factory=list)
+
+
+def evaluate(links: Iterable[Physical], last_seen: Mapping[Directed, float],
+             watch_since: Mapping[Physical, float], now: float, timeout: float,
+             down: Set[Physical]) -> Verdict:
+    """Decide LLDP-driven transitions.
+
+    ``links``: physical links to judge (canonical, see ``physical``); ``last_seen``: last LLDP
+    sighting per directed link (missing: not seen, or forgotten); ``watch_since``: for each
+    watchable link, when it became watchable (links absent are not judged at all); ``now``: same
+    clock as the two mappings; ``timeout``: seconds of silence; ``down``: the links currently
+    declared down by this logic. Returns the sorted transitions.
+    """
+    out = Verdict()
+    for link in sorted(set(links)):
+        since = watch_since.get(link)
+        if since is None:
+            continue                                   # switch/port events own this link now
+        a, b = link
+        seen = [last_seen.get((a, b)), last_seen.get((b, a))]
+        if link in down:
+            if all(t is not None and now - t <= timeout for t in seen):
+                out.up.append(link)
+        elif any(now - max(since, t if t is not None else since) > timeout for t in seen):
+            out.down.append(link)
+    return out
