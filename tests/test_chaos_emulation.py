@@ -17,14 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from emuhelpers import missing_features as _missing
 
 LOCK = "/tmp/detnet-emu.lock"
 DNCTL = str(Path(sys.executable).with_name("dnctl"))
-
-
-def _missing() -> list[str]:
-    from tools import ovs
-    return ovs.probe().missing_for_emulation()
 
 
 @pytest.fixture

@@ -24,40 +24,16 @@ import pytest
 
 from controller import openflow as of
 from topologies.hosts import HostPlan
-from topologies.model import Topology
+from emuhelpers import missing_features as _missing, ofctl as _ofctl, ring4, wait_for as _wait
 
 ADMIN = "test-admin-token-0123456789abcdef"
 DNCTL = str(Path(sys.executable).with_name("dnctl"))
-
-
-def _missing() -> list[str]:
-    try:
-        from tools import ovs
-    except ImportError as e:  # pragma: no cover
-        return [f"tools.ovs not importable ({e})"]
-    return ovs.probe().missing_for_emulation()
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _topology() -> Topology:
-    t = Topology("ofring")
-    for n in "ABCD":
-        t.add_node(n)
-    t.add_link("A", "B", km=100)
-    t.add_link("B", "C", km=100)
-    t.add_link("C", "D", km=600)
-    t.add_link("D", "A", km=600)
-    return t
-
-
-def _ofctl(*args: str) -> str:
-    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True, text=True,
-                          timeout=10, check=True).stdout
 
 
 def _flows(switch: str, cookie: int | None = None, mask: int | None = None) -> list[str]:
@@ -67,16 +43,6 @@ def _flows(switch: str, cookie: int | None = None, mask: int | None = None) -> l
 
 def _meter_ids(switch: str) -> set[int]:
     return {int(m) for m in re.findall(r"meter=(\d+)", _ofctl("dump-meters", switch))}
-
-
-def _wait(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class _Controller:
@@ -121,7 +87,7 @@ def test_every_spec_serialises_to_openflow13():
     class FakeDatapath:
         ofproto, ofproto_parser, id = ofproto_v1_3, ofproto_v1_3_parser, 1
 
-    topo = _topology()
+    topo = ring4("ofring")
     plan = HostPlan.build(topo, [(1, "A"), (1, "C"), (2, "A"), (2, "C")])
     res = Reservation(id="r1", tenant=1, src="A", dst="C", period_ns=10**6, frame_bytes=1500,
                       bandwidth_bps=12_000_000, max_latency_ns=10**7, latency_bound_ns=10**6, jitter_bound_ns=10**3,
@@ -147,7 +113,7 @@ def test_every_spec_serialises_to_openflow13():
 def test_controller_stops_on_signal_within_2s(tmp_path, sig):
     """No switches needed: the process starts, serves /healthz, and exits 0 within 2 s of the signal."""
     import httpx
-    topo = _topology()
+    topo = ring4("ofring")
     plan = HostPlan.build(topo, [(1, "A"), (1, "C")])
     (tmp_path / "t.json").write_text(topo.to_json())
     (tmp_path / "p.json").write_text(json.dumps(plan.to_dict()))
@@ -193,7 +159,7 @@ def test_controller_programs_switches_and_isolates_tenants(tmp_path):
     from tools.emulation import Emulation, emulation_lock, write_plan
     from topologies.mininet_topo import host_intf_name
 
-    topo = _topology()
+    topo = ring4("ofring")
     plan = HostPlan.build(topo, [(1, "A"), (1, "C"), (2, "A"), (2, "C")])
     topo_file, plan_file = tmp_path / "ofring.json", tmp_path / "plan.json"
     topo_file.write_text(topo.to_json())

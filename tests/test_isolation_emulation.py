@@ -13,25 +13,9 @@ import subprocess
 
 import pytest
 
-from topologies.model import Topology
+from emuhelpers import missing_features as _missing, ring4
 
 pytestmark = pytest.mark.emulation
-
-
-def _missing() -> list[str]:
-    from tools import ovs
-    return ovs.probe().missing_for_emulation()
-
-
-def _ring() -> Topology:
-    t = Topology("isoring")
-    for n in "ABCD":
-        t.add_node(n)
-    t.add_link("A", "B", km=100)
-    t.add_link("B", "C", km=100)
-    t.add_link("C", "D", km=600)
-    t.add_link("D", "A", km=600)
-    return t
 
 
 def test_audit_passes_and_catches_a_leaking_entry(tmp_path):
@@ -42,7 +26,7 @@ def test_audit_passes_and_catches_a_leaking_entry(tmp_path):
     from tools.emulation import emulation_lock
     from tools.isolation import audit, spread_plan
 
-    topo = _ring()
+    topo = ring4("isoring")
     plan = spread_plan(topo, 3, 2)
     assert all(len({h.switch for h in plan.hosts_of(t)}) == 2 for t in plan.tenants())
     with emulation_lock():  # fcntl.flock on /tmp/detnet-emu.lock, held for the whole test

@@ -31,33 +31,12 @@ import pytest
 from controller import openflow as of
 from controller.core.model import Reservation
 from topologies.hosts import HostPlan
-from topologies.model import Topology
+from emuhelpers import missing_features as _missing, ofctl as _ofctl, ring4, wait_for as _wait
 
 pytestmark = pytest.mark.emulation
 
 SCALE = 0.001
 PING_INTERVAL_S = 0.02
-
-
-def _missing() -> list[str]:
-    from tools import ovs
-    return ovs.probe().missing_for_emulation()
-
-
-def _topology() -> Topology:
-    t = Topology("rsring")
-    for n in "ABCD":
-        t.add_node(n)
-    t.add_link("A", "B", km=100)
-    t.add_link("B", "C", km=100)
-    t.add_link("C", "D", km=600)
-    t.add_link("D", "A", km=600)
-    return t
-
-
-def _ofctl(*args: str) -> str:
-    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True, text=True,
-                          timeout=20, check=True).stdout
 
 
 def _cookies(switch: str) -> Counter:
@@ -99,17 +78,6 @@ def _disagreement(plan: HostPlan, reservations: list[Reservation]) -> dict[str, 
     return bad
 
 
-def _wait(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
-
-
 def _replies(text: str) -> list[float]:
     """Unix times (ping -D) of the echo replies in ping's output."""
     return [float(t) for t in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", text, re.M)]
@@ -124,7 +92,7 @@ def test_sigkill_keeps_forwarding_and_restart_agrees(tmp_path):
     from tools.emulation import Emulation, emulation_lock
     from topologies.mininet_topo import host_intf_name
 
-    topo = _topology()
+    topo = ring4("rsring", 100, 600)
     plan = HostPlan.build(topo, [(1, "A"), (1, "C"), (2, "A"), (2, "C")])
     a1, c1 = plan.host("t1h1"), plan.host("t1h3")
     t_test = time.monotonic()

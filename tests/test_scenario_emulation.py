@@ -14,20 +14,9 @@ import shutil
 
 import pytest
 
-from topologies.model import Topology
+from emuhelpers import ring4
 
 pytestmark = pytest.mark.emulation
-
-
-def _ring() -> Topology:
-    t = Topology("scnring")
-    for n in "ABCD":
-        t.add_node(n)
-    t.add_link("A", "B", km=300)
-    t.add_link("B", "C", km=300)
-    t.add_link("C", "D", km=900)
-    t.add_link("D", "A", km=900)
-    return t
 
 
 def test_scenario_with_interference_passes(tmp_path):
@@ -41,7 +30,7 @@ def test_scenario_with_interference_passes(tmp_path):
     from tools.scenario import ScenarioConfig, run_scenario
 
     topo_file = tmp_path / "scnring.json"
-    topo_file.write_text(_ring().to_json())
+    topo_file.write_text(ring4("scnring", 300, 900).to_json())
     out = tmp_path / "out"
     cfg = ScenarioConfig(topology=str(topo_file), tenants=2, reservations=2, interference="both", duration=4.0,
                          out=str(out), verbose=False)

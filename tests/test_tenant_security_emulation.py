@@ -18,16 +18,9 @@ import time
 
 import pytest
 
-from topologies.model import Topology
+from emuhelpers import missing_features, ring4
 
 pytestmark = pytest.mark.emulation
-
-
-def _missing(extra: tuple[str, ...] = ()) -> list[str]:
-    import shutil
-    from tools import ovs
-    missing = ovs.probe().missing_for_emulation()
-    return missing + [x for x in extra if not shutil.which(x)]
 
 
 #: other tenants each tenant probes directly with every targeted kind (the broadcast kinds reach all)
@@ -35,7 +28,7 @@ K = 8
 
 
 def test_128_tenants_isolation_audit(tmp_path):
-    missing = _missing()
+    missing = missing_features()
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
     from tools.controller_proc import controlled_emulation
@@ -104,19 +97,8 @@ print(json.dumps({"sent": sent, "errors": errors, "seconds": seconds}))
 """
 
 
-def _ring() -> Topology:
-    t = Topology("stormring")
-    for n in "ABCD":
-        t.add_node(n)
-    t.add_link("A", "B", km=300)
-    t.add_link("B", "C", km=300)
-    t.add_link("C", "D", km=900)
-    t.add_link("D", "A", km=900)
-    return t
-
-
 def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
-    missing = _missing(("iperf3", "tcpdump"))
+    missing = missing_features("iperf3", "tcpdump")
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
     import json
@@ -133,7 +115,7 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
     from tools.training_run import apply_priority_links
     from topologies.mininet_topo import host_intf_name
 
-    topo = _ring()
+    topo = ring4("stormring", 300, 900)
     scale = SCENARIO_LINK_SCALE
     cfg = ScenarioConfig(topology="stormring", tenants=1, reservations=1, duration=4.0, verbose=False)
     plan = scenario_plan(topo, 1)                      # tenant A = 1: hosts at A and C

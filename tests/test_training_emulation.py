@@ -12,23 +12,15 @@ import fcntl
 import os
 
 import pytest
+from emuhelpers import missing_features
 
 pytestmark = pytest.mark.emulation
 
 LOCK = "/tmp/detnet-emu.lock"
 
 
-def _missing() -> list[str]:
-    from tools import ovs
-    missing = ovs.probe().missing_for_emulation()
-    import shutil
-    if not shutil.which("iperf3"):
-        missing.append("iperf3 not installed")
-    return missing
-
-
 def test_reserved_iterations_are_faster_and_steadier_than_best_effort(tmp_path):
-    missing = _missing()
+    missing = missing_features("iperf3")
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
     from tools.training_run import RunOptions, execute
