@@ -80,6 +80,16 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
+def _save(fig, path: str) -> str:
+    """Lay out, write as PNG and close one figure; returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot(report: Report, outdir: str) -> list[str]:
     """Write the PNGs of every flow into ``outdir``; returns their paths."""
     import matplotlib
@@ -108,11 +118,7 @@ def plot(report: Report, outdir: str) -> list[str]:
         ax.set_ylabel("CDF")
         ax.set_title(f"{f['id']}: latency")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = os.path.join(outdir, f"{name}-latency-cdf.png")
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, os.path.join(outdir, f"{name}-latency-cdf.png")))
 
         sl = f["slots"]
         fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -126,11 +132,7 @@ def plot(report: Report, outdir: str) -> list[str]:
         ax.set_ylabel("datagrams")
         ax.set_title(f"{f['id']}: sends and arrivals by slot")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = os.path.join(outdir, f"{name}-slots.png")
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, os.path.join(outdir, f"{name}-slots.png")))
 
         fig, ax = plt.subplots(figsize=(6, 3.6))
         if len(s["rate_bps"]):
@@ -140,11 +142,7 @@ def plot(report: Report, outdir: str) -> list[str]:
         ax.set_ylabel("Mb/s (IP bytes)")
         ax.set_title(f"{f['id']}: rate")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = os.path.join(outdir, f"{name}-rate.png")
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, os.path.join(outdir, f"{name}-rate.png")))
     return paths
 
 
