@@ -358,6 +358,19 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         return JSONResponse(error_body("internal", "internal error (logged on the controller)"), status_code=500)
 
     # ----- auth ------------------------------------------------------------------------------------
+    def unknown_query_params(request: Request) -> list[str]:
+        """Query parameters the matched route does not declare (sorted)."""
+        route = request.scope.get("route")
+        if route is None or not request.query_params:
+            return []
+        declared: set[str] = set()
+        todo = [route.dependant]
+        while todo:   # the route's own parameters and those of its dependencies
+            d = todo.pop()
+            declared.update(p.alias for p in d.query_params)
+            todo.extend(d.dependencies)
+        return sorted(set(request.query_params) - declared)
+
     def principal(request: Request,
                   creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
         token = creds.credentials if creds is not None else None
@@ -369,6 +382,9 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
         if who is None:
             raise ApiError(401, "unauthorized", "missing bearer token" if token is None else "invalid bearer token",
                            headers={"WWW-Authenticate": "Bearer"})
+        unknown = unknown_query_params(request)
+        if unknown:   # e.g. an admin's ?tennant=3 would otherwise list every tenant's reservations
+            raise ApiError(422, "invalid", f"{unknown[0]}: unknown query parameter", field=unknown[0])
         return who
 
     def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:

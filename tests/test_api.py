@@ -569,3 +569,15 @@ def test_identical_traffic_twice_is_an_overlap_not_a_silent_overwrite(env):
     assert body["reason"] == f"overlap:{first.json()['id']}"
     assert env.state() == before
     assert env.reserve(th, match={"udp_dst": 7001}).status_code == 201
+
+
+def test_unknown_query_parameter_is_422_not_ignored(env):
+    """A typo such as ?tennant=3 must not silently list every tenant's reservations."""
+    r = env.client.get("/v1/reservations", params={"tennant": 3}, headers=AH)
+    body = is_error(r, 422, "invalid")
+    assert body["field"] == "tennant"
+    assert env.client.get("/v1/reservations", params={"tenant": 3}, headers=AH).status_code == 200
+    ok = env.client.get("/v1/paths", params={"src": "A", "dst": "C", "max_latency_ns": 5_000_000,
+                                             "bandwidth_bps": 10**9}, headers=AH)
+    assert ok.status_code == 200
+    assert is_error(env.client.get("/v1/events", params={"sinse": 1}, headers=AH), 422, "invalid")["field"] == "sinse"
