@@ -410,3 +410,26 @@ def test_from_args_reads_options_then_environment(monkeypatch):
     assert ApiClient.from_args(argparse.Namespace()).token == "tenant-from-env"
     api = ApiClient.from_args(argparse.Namespace(url="https://ctl:8443", token="given"))
     assert (api.url, api.token) == ("https://ctl:8443", "given")
+
+
+def test_events_shows_reservations_and_rejections_and_scopes_tenants(dnctl):
+    t = _new_tenant(dnctl, "events-t")
+    code, _, err = dnctl("reserve", "--tenant", t["id"], "--src", "Beijing", "--dst", "Jinan",
+                         "--bandwidth", "10M", "--max-latency", "30ms", "--id", "ev-1", "--match-udp-dst", 6001)
+    assert code == 0, err
+    code, out, err = dnctl("events", "--json", "--limit", "10000")
+    assert code == 0, err
+    entries = [json.loads(line) for line in out.splitlines()]
+    mine = [e for e in entries if e["action"] == "reserve" and e["tenant"] == t["id"]]
+    assert mine and mine[-1]["status"] == "ok"
+    seqs = [e["seq"] for e in entries]
+    assert seqs == sorted(seqs)
+    # --since skips what was seen; a tenant's token sees only entries about that tenant
+    code, out, _ = dnctl("events", "--json", "--since", seqs[-1])
+    assert code == 0 and out.strip() == ""
+    code, out, _ = dnctl("events", "--json", "--limit", "10000", token=t["token"])
+    assert code == 0 and {json.loads(l)["tenant"] for l in out.splitlines()} == {t["id"]}
+    code, out, _ = dnctl("events")
+    assert code == 0 and "action" in out.splitlines()[0]
+    code, _, err = dnctl("events", "--limit", "0")
+    assert code == 2 and "--limit" in err

@@ -24,6 +24,7 @@ VERB_MODULES = [
     "tools.cmd_reserve",
     "tools.cmd_reservations",
     "tools.cmd_paths",
+    "tools.cmd_events",
     "tools.cmd_emulate",
     "tools.cmd_probe",
     "tools.cmd_verify",
