@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 ethtool"
+PKGS="mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 ethtool python3-venv"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
