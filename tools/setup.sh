@@ -31,7 +31,7 @@ fi
 stamp=.venv/.setup-stamp
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing detnet and its test extras into .venv"
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >.venv/pip.log 2>&1 || true
     if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >.venv/pip.log 2>&1; then
         cat .venv/pip.log >&2
         echo "setup: pip install failed (log above, also in .venv/pip.log)" >&2
