@@ -73,19 +73,23 @@ def test_128_tenants_isolation_audit(tmp_path):
     assert rep["pass"] is True
 
 
-# a broadcast storm from inside a host's namespace: raw socket, as fast as it goes, for SECONDS;
-# broadcast UDP (1000 B) and ARP requests for every other host's address; prints the frames sent
+# a broadcast storm from inside a host's namespace: raw socket for SECONDS at up to RATE frames/s
+# (tens of times the scaled link capacity, yet paced so three senders do not take both cores from
+# the switches and the flood this test also needs); broadcast UDP (1000 B) and ARP requests for
+# every other host's address; prints the frames sent
 _STORM = r"""
 import json, socket, sys, time
 from tools import isolation_probe as ip
-iface, mac, myip, seconds, targets = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
+iface, mac, myip, seconds, rate = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+targets = sys.argv[6:]
 frames = [ip.ether(ip.BROADCAST, mac, ip.ETH_IPV4,
                    ip.ipv4(myip, "255.255.255.255", 17, ip.udp(40000, 40000, b"S" * 1000)))]
 frames += [ip.ether(ip.BROADCAST, mac, ip.ETH_ARP, ip.arp(1, mac, myip, "00:00:00:00:00:00", t)) for t in targets]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((iface, 0))
 sent = errors = 0
-end = time.monotonic() + seconds
+start = time.monotonic()
+end = start + seconds
 while time.monotonic() < end:
     for f in frames:
         try:
@@ -93,8 +97,15 @@ while time.monotonic() < end:
             sent += 1
         except OSError:
             errors += 1
+    ahead = (sent + errors) / rate - (time.monotonic() - start)
+    if ahead > 0:
+        time.sleep(ahead)
 print(json.dumps({"sent": sent, "errors": errors, "seconds": seconds}))
 """
+
+
+#: broadcast frames per second from each of tenant B's hosts
+STORM_RATE = 30_000
 
 
 def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
@@ -170,7 +181,8 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
                 # tenant B's broadcast storm from all its hosts, spanning the whole talking phase
                 targets = [h.ip for h in plan.hosts if h.tenant == 1] + [h.ip for h in b_hosts]
                 storms = [procs.add(emu.net.get(h.name).popen(
-                    [sys.executable, "-c", _STORM, host_intf_name(h), h.mac, h.ip, str(storm_s)] + targets,
+                    [sys.executable, "-c", _STORM, host_intf_name(h), h.mac, h.ip, str(storm_s), str(STORM_RATE)]
+                        + targets,
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)) for h in b_hosts]
                 time.sleep(0.5)
                 phase = run_phase("storm", emu, plan, [flow], floods, meta, cfg, tmp_path / "storm", procs)
