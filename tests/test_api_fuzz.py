@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: 
 from controller.api import create_app  # noqa: E402
 from controller.auth import Principal  # noqa: E402
 from controller.service import ControllerService  # noqa: E402
-from topologies.model import Topology  # noqa: E402
+from apihelpers import beijing_line  # noqa: E402
 
 ADMIN = "fuzz-admin-token-0123456789abcdefghij"
 FUZZ_EXAMPLES = int(os.environ.get("DETNET_FUZZ_EXAMPLES", "100"))
@@ -48,16 +48,6 @@ HYPOTHESIS = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=Tru
 #: (token kind, operation label) -> examples run; (kind, label, status) -> answers seen
 EXAMPLES: Counter = Counter()
 STATUSES: Counter = Counter()
-
-
-def _topology() -> Topology:
-    t = Topology("fuzz")
-    t.add_node("Beijing", 39.9, 116.4)
-    t.add_node("Tianjin", 39.1, 117.2)
-    t.add_node("Jinan", 36.7, 117.0)
-    t.add_link("Beijing", "Tianjin", km=150, capacity_bps=10**9)
-    t.add_link("Tianjin", "Jinan", km=330, capacity_bps=10**9)
-    return t
 
 
 def snapshot(service: ControllerService) -> dict:
@@ -102,7 +92,7 @@ def _world(name: str):
     them (its lazy ``from_fixture`` loader does not work with this pytest).
     """
     db = os.path.join(_TMP.name, f"{name}.db")
-    service = ControllerService(_topology(), db_path=db, admin_token=ADMIN, store_synchronous="OFF")
+    service = ControllerService(beijing_line("fuzz"), db_path=db, admin_token=ADMIN, store_synchronous="OFF")
     tenant, token = service.create_tenant("fuzz-tenant", quota_bps=None, max_reservations=None)
     service.create_tenant("other-tenant", quota_bps=10**8, max_reservations=3)      # id 2, tight quotas
     res = service.reserve(Principal.of_tenant(tenant.id),

@@ -16,19 +16,17 @@ import json
 import logging
 import re
 import socket
-import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 import controller.auth as auth
 from controller.api import create_app
 from controller.service import ControllerService
 from topologies.model import Topology
+from apihelpers import serve
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -106,26 +104,6 @@ def world(tmp_path):
     w = World(tmp_path / "c.db", rate_limit_per_s=0)
     yield w
     w.close()
-
-
-@contextmanager
-def serve(app, **config):
-    """Run ``app`` under uvicorn on a free 127.0.0.1 port in a thread; yield (host, port)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", **config))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.01)
-    try:
-        yield sock.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def raw_request(addr, head: bytes, body_parts=(), timeout: float = 10.0) -> tuple[int, dict, bytes]:

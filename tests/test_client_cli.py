@@ -12,54 +12,17 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 
+from apihelpers import beijing_line, serve
 from tools.cli import main
 
 ADMIN = "admin-token-for-the-cli-tests-0123456789"
 
 
 # ----------------------------------------------------------------- the server under test
-def _topology():
-    """A line Beijing - Tianjin - Jinan of 1 Gb/s links (small enough to fill in one test)."""
-    from topologies.model import Topology
-
-    t = Topology("cli-test")
-    t.add_node("Beijing", 39.9, 116.4)
-    t.add_node("Tianjin", 39.1, 117.2)
-    t.add_node("Jinan", 36.7, 117.0)
-    t.add_link("Beijing", "Tianjin", km=150, capacity_bps=10**9)
-    t.add_link("Tianjin", "Jinan", km=330, capacity_bps=10**9)
-    return t
-
-
-@contextmanager
-def _serve(app):
-    """Run ``app`` with uvicorn on a pre-bound free 127.0.0.1 port in a thread; yield its URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     """The real REST app (controller.api) over a ControllerService with a temporary database."""
@@ -67,10 +30,10 @@ def url(tmp_path_factory):
     from controller.service import ControllerService
 
     db = tmp_path_factory.mktemp("cli") / "controller.db"
-    service = ControllerService(_topology(), db_path=str(db), admin_token=ADMIN, store_synchronous="OFF")
+    service = ControllerService(beijing_line("cli-test"), db_path=str(db), admin_token=ADMIN, store_synchronous="OFF")
     try:
-        with _serve(create_app(service)) as u:
-            yield u
+        with serve(create_app(service), log_level="warning") as (host, port):
+            yield f"http://{host}:{port}"
     finally:
         service.close()
 
