@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tools.lifecycle import Managed
+
 #: the dnctl entry point of the interpreter running us (the venv's)
 DNCTL = str(Path(sys.executable).with_name("dnctl"))
 
@@ -58,7 +60,7 @@ def _pdeathsig() -> None:  # pragma: no cover - runs in the child between fork a
         pass
 
 
-class ControllerProcess:
+class ControllerProcess(Managed):
     """A ``dnctl controller`` child process (context manager; ``stop()`` is idempotent).
 
     Attributes once started: ``url``, ``admin_token``, ``of_port``, ``api_port``, ``db``,
@@ -119,17 +121,6 @@ class ControllerProcess:
         return cmd + self.extra_args
 
     # -- lifecycle --
-    def __enter__(self) -> "ControllerProcess":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
     def start(self) -> "ControllerProcess":
         """Spawn the controller and wait until GET /healthz answers 200."""
         env = dict(os.environ, DNCTL_ADMIN_TOKEN=self.admin_token)

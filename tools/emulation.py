@@ -52,6 +52,7 @@ import networkx as nx
 from topologies.hosts import Host, HostPlan
 from topologies.model import Topology
 from tools import ovs
+from tools.lifecycle import Managed
 
 LOCK_PATH = "/tmp/detnet-emu.lock"
 #: cookie of the controller-less static entries ("ST" in the top bytes); low bits: tenant
@@ -342,7 +343,7 @@ class EmulationError(RuntimeError):
     """The emulation could not start; one line naming what is missing or failed."""
 
 
-class Emulation:
+class Emulation(Managed):
     """A running Mininet emulation of ``topology`` with the hosts of ``plan`` (context manager).
 
     ``controller``: None (controller-less static forwarding) or ``(ip, port)`` / ``'ip:port'`` of an
@@ -396,17 +397,6 @@ class Emulation:
     def _log(self, msg: str) -> None:
         if self.verbose:
             log(msg)
-
-    def __enter__(self) -> "Emulation":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Lock, ensure OVS, build and start Mininet, install static forwarding when asked."""

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import secrets
 import signal
@@ -62,6 +61,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from tools.lifecycle import Managed
 
 REPO = Path(__file__).resolve().parent.parent
 #: default rate scale: 100 Gb/s links become 10 Mb/s (userspace OVS on 2 cores stays far from saturation)
@@ -330,7 +331,7 @@ except LaunchError as e:
 """
 
 
-class Stack:
+class Stack(Managed):
     """The controller subprocess + the controller-attached emulation + processes in its hosts.
 
     ``with Stack(plan, workdir) as st:`` brings everything up; leaving the block (normally, on an
@@ -357,17 +358,6 @@ class Stack:
         self.timings: dict[str, float] = {}
 
     # -- lifecycle --
-    def __enter__(self) -> "Stack":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
     def start(self) -> None:
         from tools.client import ApiClient
         from tools.emulation import Emulation, emulation_lock, write_plan
