@@ -187,9 +187,9 @@ def _check_port_free(host: str, port: int, what: str) -> None:
 def queue_support() -> tuple[bool, str]:
     """Whether OVS queues (kernel datapath + tc htb) exist here, and why not."""
     try:
-        from tools import ovs
+        from tools.emulation import ovs
     except ImportError:
-        return False, "tools.ovs unavailable"
+        return False, "tools.emulation.ovs unavailable"
     if not Path("/sys/module/openvswitch").exists():
         return False, "no openvswitch kernel module (userspace datapath: meters only)"
     if not ovs.qdisc_works("htb"):

@@ -81,7 +81,7 @@ def simulate_scheduled_part(task: Path, topo: Path, outdir: Path, timeout: float
 
 
 def run_ours(task: Path, topo: Path, outdir: Path, timeout: float) -> dict:
-    code, out, wall = _run([sys.executable, "-m", "tools.cli", "tsnkit", str(task), str(topo), str(outdir), "--json"],
+    code, out, wall = _run([sys.executable, "-m", "tools.cli.main", "tsnkit", str(task), str(topo), str(outdir), "--json"],
                            timeout)
     if code is None:
         return {"scheduled": 0, "wall_s": wall, "status": "timeout"}

@@ -2,9 +2,9 @@
 
 - ``emulation_machine``: skips, naming the missing machine feature ('not root', 'Open vSwitch not
   installed', 'mininet not importable'), when this machine cannot run an emulation; else returns
-  the probed ``tools.ovs.Capabilities``.
+  the probed ``tools.emulation.ovs.Capabilities``.
 - ``emu_lock``: holds the machine-wide lock ``/tmp/detnet-emu.lock`` (fcntl.flock, via
-  ``tools.emulation.emulation_lock``, re-entrant in-process) for the whole test, so teammates'
+  ``tools.emulation.network.emulation_lock``, re-entrant in-process) for the whole test, so teammates'
   emulations never collide with ours.
 
 Nothing here is autouse: tests that do not ask for these fixtures are unaffected.
@@ -17,7 +17,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def emulation_machine():
-    from tools import ovs
+    from tools.emulation import ovs
     caps = ovs.probe()
     missing = caps.missing_for_emulation()
     if missing:
@@ -27,6 +27,6 @@ def emulation_machine():
 
 @pytest.fixture
 def emu_lock(emulation_machine):
-    from tools.emulation import emulation_lock
+    from tools.emulation.network import emulation_lock
     with emulation_lock():
         yield

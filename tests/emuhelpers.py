@@ -19,8 +19,7 @@ from topologies.model import Topology
 
 
 def missing_features(*commands: str) -> list[str]:
-    from tools import ovs
-
+    from tools.emulation import ovs
     missing = ovs.probe().missing_for_emulation()
     return missing + [f"{c} not installed" for c in commands if not shutil.which(c)]
 

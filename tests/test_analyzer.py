@@ -10,10 +10,10 @@ import pytest
 from scapy.all import ARP, Dot1Q, Ether, IP, Raw, UDP, wrpcap
 from scapy.utils import PcapNgWriter
 
-from tools.analyzer import (Thresholds, analyze, count_leaks, modeled_propagation_ns, read_frames,
+from tools.probes.analyzer import (Thresholds, analyze, count_leaks, modeled_propagation_ns, read_frames,
                             read_probes, rfc3550_jitter)
-from tools.cli import main
-from tools.probe_format import Probe, flow_id_of, pack, send_plan
+from tools.cli.main import main
+from tools.probes.probe_format import Probe, flow_id_of, pack, send_plan
 
 CYCLE = 1_000_000
 SLOT = 10_000
@@ -292,7 +292,7 @@ def test_leaked_frames_are_counted_per_port_and_tenant(tmp_path):
 
 
 def test_report_outputs(tmp_path):
-    from tools.report import text_summary, to_json, write_all
+    from tools.probes.report import text_summary, to_json, write_all
 
     rows = clean_rows()
     rows[5][2] = rows[5][1] + 3_000_000

@@ -12,8 +12,8 @@ import pytest
 
 from controller import openflow as of
 from controller.core.model import Hop, Reservation
-from tools import bench_rest as br
-from tools.isolation import spread_plan
+from tools.runs import bench_rest as br
+from tools.runs.isolation import spread_plan
 from topologies.loaders import load_topology
 
 DNCTL = str(Path(sys.executable).with_name("dnctl"))

@@ -1,4 +1,4 @@
-"""Link failure and protection end to end on Open vSwitch: `tools.chaos` on the small meshed ring.
+"""Link failure and protection end to end on Open vSwitch: `tools.runs.chaos` on the small meshed ring.
 
 With probe traffic flowing A->C over A-B-C, the switch-side interface of A-B is set down:
 the controller must get the port status, re-place every reservation on the link and reprogram
@@ -39,7 +39,7 @@ def emu_lock():
 
 @pytest.mark.emulation
 def test_link_cut_protected_loses_nothing_unprotected_rerouted(emu_lock, tmp_path):
-    from tools.chaos import ChaosConfig, run_chaos
+    from tools.runs.chaos import ChaosConfig, run_chaos
 
     rep = run_chaos(ChaosConfig(reservations=1, traffic=1, restart=False, cut_traffic_s=5.0, out=str(tmp_path),
                                 verbose=False))

@@ -5,9 +5,8 @@ import sys
 
 import pytest
 
-from tools import cli
-
-DNCTL = [sys.executable, "-m", "tools.cli"]
+from tools.cli import main as cli
+DNCTL = [sys.executable, "-m", "tools.cli.main"]
 
 
 def verbs():

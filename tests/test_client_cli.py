@@ -2,7 +2,7 @@
 
 The server is a real HTTP server on a free 127.0.0.1 port (uvicorn in a thread) running the real
 REST app (controller.api over a ControllerService on a three-city line with a temporary SQLite
-database), so these tests hold the client to the API's actual contract; every verb goes through ``tools.cli.main`` exactly as on the command line.
+database), so these tests hold the client to the API's actual contract; every verb goes through ``tools.cli.main.main`` exactly as on the command line.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from apihelpers import beijing_line, serve
-from tools.cli import main
+from tools.cli.main import main
 
 ADMIN = "admin-token-for-the-cli-tests-0123456789"
 
@@ -118,7 +118,7 @@ def test_reserve_show_list_delete(dnctl):
     # human show: path, the bounds as the API gave them, per-hop slot counts, tx offsets
     code, out, err = dnctl("reservations", "show", "g-1")
     assert code == 0, err
-    from tools.units import format_ns
+    from tools.cli.units import format_ns
     assert "Beijing -> Tianjin -> Jinan  (2 hops)" in out
     assert f"bound {format_ns(r['latency_bound_ns'])} (max 30 ms)" in out
     for h in r["hops"]:
@@ -278,7 +278,7 @@ def test_the_installed_entry_point_prints_no_traceback(tmp_path):
     port = s.getsockname()[1]
     s.close()
     dnctl = Path(sys.executable).with_name("dnctl")
-    cmd = [str(dnctl)] if dnctl.exists() else [sys.executable, "-m", "tools.cli"]
+    cmd = [str(dnctl)] if dnctl.exists() else [sys.executable, "-m", "tools.cli.main"]
     p = subprocess.run([*cmd, "paths", "Beijing", "Jinan", "--max-latency", "30ms",
                         "--url", f"http://127.0.0.1:{port}"],
                        capture_output=True, text=True, timeout=60)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from schedules.requests_file import RequestsFileError, parse_requests
-from tools.cli import main
+from tools.cli.main import main
 from topologies.model import Topology
 
 

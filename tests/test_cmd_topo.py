@@ -10,13 +10,13 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from tools.cli import main
-from tools.cmd_topo import summarize
+from tools.cli.main import main
+from tools.cli.cmd_topo import summarize
 from topologies.loaders import list_builtin, load_topology
 from topologies.model import Topology
 
 _SCRIPT = Path(sys.executable).with_name("dnctl")
-DNCTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tools.cli"]
+DNCTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tools.cli.main"]
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

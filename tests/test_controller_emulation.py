@@ -156,7 +156,7 @@ def test_controller_programs_switches_and_isolates_tenants(tmp_path):
         pytest.skip("machine lacks: " + ", ".join(missing))
     import httpx
 
-    from tools.emulation import Emulation, emulation_lock, write_plan
+    from tools.emulation.network import Emulation, emulation_lock, write_plan
     from topologies.mininet_topo import host_intf_name
 
     topo = ring4("ofring")

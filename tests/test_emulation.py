@@ -1,4 +1,4 @@
-"""tools/emulation.py and topologies/mininet_topo.py.
+"""tools/emulation/network.py and topologies/mininet_topo.py.
 
 Pure parts (static forwarding, tc batch, the lock) run everywhere. Tests marked ``emulation`` start
 real Mininet + Open vSwitch (root) under the machine-wide lock and check forwarding, the installed
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tools.emulation import (STATIC_COOKIE, emulation_lock, next_hops, parse_ping, static_arp, static_flows)
+from tools.emulation.network import (STATIC_COOKIE, emulation_lock, next_hops, parse_ping, static_arp, static_flows)
 from topologies.hosts import HostPlan
 from topologies.model import Topology
 
@@ -154,7 +154,7 @@ def _parse_flow(line: str) -> tuple[int, str, str]:
 
 @pytest.mark.emulation
 def test_fntf40_static_forwarding_pings_flows_and_clean_teardown(emu_lock):
-    from tools.emulation import Emulation
+    from tools.emulation.network import Emulation
     from topologies.mininet_topo import default_plan
     topo = fntf40()
     plan = default_plan(topo)
@@ -181,7 +181,7 @@ def test_fntf40_static_forwarding_pings_flows_and_clean_teardown(emu_lock):
 
 @pytest.mark.emulation
 def test_exception_inside_with_still_tears_down(emu_lock):
-    from tools.emulation import Emulation
+    from tools.emulation.network import Emulation
     topo = ring4()
     plan = HostPlan.build(topo, [(1, n) for n in topo.nodes])
     emu = Emulation(topo, plan, verbose=False)
@@ -198,7 +198,7 @@ def test_exception_inside_with_still_tears_down(emu_lock):
 @pytest.mark.emulation
 def test_ring_has_no_loop_storm(emu_lock):
     """A 4-switch ring is a loop: a broadcast must die at its ingress switch, pings still work."""
-    from tools.emulation import Emulation
+    from tools.emulation.network import Emulation
     topo = ring4()
     plan = HostPlan.build(topo, [(1, n) for n in topo.nodes] + [(2, "A"), (2, "C")])
     with Emulation(topo, plan, verbose=False) as emu:

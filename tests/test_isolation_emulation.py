@@ -22,9 +22,9 @@ def test_audit_passes_and_catches_a_leaking_entry(tmp_path):
     missing = _missing()
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
-    from tools.controller_proc import controlled_emulation
-    from tools.emulation import emulation_lock
-    from tools.isolation import audit, spread_plan
+    from tools.emulation.controller_proc import controlled_emulation
+    from tools.emulation.network import emulation_lock
+    from tools.runs.isolation import audit, spread_plan
 
     topo = ring4("isoring")
     plan = spread_plan(topo, 3, 2)

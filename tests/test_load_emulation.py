@@ -2,7 +2,7 @@
 
 The full size fits in CI (about 80 s on a 2-core machine with the userspace datapath: 6 s to
 start 40 switches and 256 hosts, ~30 s of POSTs, ~25 s of DELETEs). The scenario is
-``tools.bench_rest.run_rest_bench`` (also behind ``dnctl bench rest``): each tenant POSTs its own
+``tools.runs.bench_rest.run_rest_bench`` (also behind ``dnctl bench rest``): each tenant POSTs its own
 reservations with its own token, 8 clients at once; then every switch's reservation entries and
 meters are compared with the translation of the admitted reservations, everything is DELETEd,
 and every switch's flow and meter tables must equal the snapshot taken before the load.
@@ -14,15 +14,14 @@ import json
 
 import pytest
 
-from tools import bench_rest
-
+from tools.runs import bench_rest
 pytestmark = pytest.mark.emulation
 
 RESERVATIONS, TENANTS = 4096, 128
 
 
 def test_4096_reservations_128_tenants_installed_then_released_to_baseline(tmp_path):
-    from tools import ovs
+    from tools.emulation import ovs
     missing = ovs.probe().missing_for_emulation()
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))

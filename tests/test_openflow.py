@@ -270,8 +270,8 @@ def test_default_emulation_scales_keep_meters_below_the_userspace_limit():
     """OVS 3.1 userspace meters at ~1 Gb/s stopped passing traffic after a flood (128-tenant
     isolation run at scale 1/1,000: every path over the 1.2 Tb/s Wuhan trunks dead). The tools'
     default scales must keep every meter on fntf40 well below that."""
-    from tools.scenario import SCENARIO_LINK_SCALE
-    from tools.training_run import DEFAULT_SCALE
+    from tools.runs.scenario import SCENARIO_LINK_SCALE
+    from tools.runs.training_run import DEFAULT_SCALE
     from topologies.loaders import load_topology
     topo = load_topology("fntf40")
     plan = HostPlan.build(topo, [(1, n) for n in topo.nodes])

@@ -1,4 +1,4 @@
-"""tools/ovs.py: the machine probe, the datapath choice, the OVS bring-up errors (no root needed)."""
+"""tools/emulation/ovs.py: the machine probe, the datapath choice, the OVS bring-up errors (no root needed)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from tools import ovs
-from tools.ovs import Capabilities
+from tools.emulation import ovs
+from tools.emulation.ovs import Capabilities
 
 
 def caps(**kw) -> Capabilities:
@@ -50,7 +50,7 @@ def test_missing_lists_only_hard_requirements():
 
 def test_emulation_datapath_choice_with_fake_capabilities(monkeypatch):
     pytest.importorskip("networkx")
-    from tools.emulation import Emulation, EmulationError
+    from tools.emulation.network import Emulation, EmulationError
     from topologies.hosts import HostPlan
     from topologies.model import Topology
     t = Topology("two")

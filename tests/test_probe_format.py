@@ -1,8 +1,8 @@
-"""Probe payload encoding and the talker's send plan (tools.probe_format)."""
+"""Probe payload encoding and the talker's send plan (tools.probes.probe_format)."""
 
 import pytest
 
-from tools.probe_format import (FIXED_LEN, IP_UDP_OVERHEAD, MAGIC, Probe, ProbeFormatError, flow_id_of,
+from tools.probes.probe_format import (FIXED_LEN, IP_UDP_OVERHEAD, MAGIC, Probe, ProbeFormatError, flow_id_of,
                                 header_len, instances_of, pack, send_plan, split_bytes, unpack)
 
 

@@ -88,8 +88,8 @@ def test_sigkill_keeps_forwarding_and_restart_agrees(tmp_path):
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
     from tools.client import ApiError
-    from tools.controller_proc import ControllerProcess
-    from tools.emulation import Emulation, emulation_lock
+    from tools.emulation.controller_proc import ControllerProcess
+    from tools.emulation.network import Emulation, emulation_lock
     from topologies.mininet_topo import host_intf_name
 
     topo = ring4("rsring", 100, 600)

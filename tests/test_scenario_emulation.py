@@ -20,14 +20,14 @@ pytestmark = pytest.mark.emulation
 
 
 def test_scenario_with_interference_passes(tmp_path):
-    from tools import ovs
+    from tools.emulation import ovs
     missing = ovs.probe().missing_for_emulation()
     if not shutil.which("iperf3"):
         missing.append("iperf3")
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
-    from tools.emulation import emulation_lock
-    from tools.scenario import ScenarioConfig, run_scenario
+    from tools.emulation.network import emulation_lock
+    from tools.runs.scenario import ScenarioConfig, run_scenario
 
     topo_file = tmp_path / "scnring.json"
     topo_file.write_text(ring4("scnring", 300, 900).to_json())

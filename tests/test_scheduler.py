@@ -427,7 +427,7 @@ def test_bench_workload_is_seeded_and_documented_mix():
 
 
 def test_dnctl_bench_admission_json(capsys):
-    from tools.cli import main
+    from tools.cli.main import main
 
     assert main(["bench", "admission", "--topology", "fntf40", "--reservations", "200", "--tenants", "8",
                  "--json"]) == 0

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from tools.probe_format import FLAG_LATE, flow_id_of, unpack
-from tools.talker import TalkerResult, flood, send
+from tools.probes.probe_format import FLAG_LATE, flow_id_of, unpack
+from tools.probes.talker import TalkerResult, flood, send
 
 CYCLE = 2_000_000
 SLOT = 50_000
@@ -132,7 +132,7 @@ def test_python_flood_sends_roughly_the_rate(listener):
 
 
 def test_cli_probe_send_offline_and_bad_input(tmp_path, listener, capsys):
-    from tools.cli import main
+    from tools.cli.main import main
 
     sched = tmp_path / "s.json"
     sched.write_text(json.dumps({"version": 1, **META, "links": [], "reservations": [RES]}))
@@ -154,8 +154,8 @@ def test_cli_probe_send_offline_and_bad_input(tmp_path, listener, capsys):
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("tcpdump"), reason="needs root and tcpdump")
 def test_capture_talker_and_analyzer_end_to_end_on_loopback(tmp_path, listener):
-    from tools.analyzer import Thresholds, analyze, read_frames
-    from tools.capture import Capture
+    from tools.probes.analyzer import Thresholds, analyze, read_frames
+    from tools.probes.capture import Capture
 
     port = listener.getsockname()[1]
     pcap = str(tmp_path / "lo.pcap")

@@ -31,10 +31,10 @@ def test_128_tenants_isolation_audit(tmp_path):
     missing = missing_features()
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
-    from tools.controller_proc import controlled_emulation
-    from tools.emulation import emulation_lock
-    from tools.isolation import audit, spread_plan
-    from tools.scenario import SCENARIO_LINK_SCALE
+    from tools.emulation.controller_proc import controlled_emulation
+    from tools.emulation.network import emulation_lock
+    from tools.runs.isolation import audit, spread_plan
+    from tools.runs.scenario import SCENARIO_LINK_SCALE
     from topologies.loaders import load_topology
 
     topo = load_topology("fntf40")
@@ -79,7 +79,7 @@ def test_128_tenants_isolation_audit(tmp_path):
 # every other host's address; prints the frames sent
 _STORM = r"""
 import json, socket, sys, time
-from tools import isolation_probe as ip
+from tools.probes import isolation_probe as ip
 iface, mac, myip, seconds, rate = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 targets = sys.argv[6:]
 frames = [ip.ether(ip.BROADCAST, mac, ip.ETH_IPV4,
@@ -116,14 +116,14 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
     import subprocess
     import sys
 
-    from tools.analyzer import count_leaks
-    from tools.capture import capture_command
-    from tools.controller_proc import controlled_emulation
-    from tools.emulation import emulation_lock
-    from tools.scenario import (SCENARIO_LINK_SCALE, Procs, ScenarioConfig, emulated_reservation,
+    from tools.probes.analyzer import count_leaks
+    from tools.probes.capture import capture_command
+    from tools.emulation.controller_proc import controlled_emulation
+    from tools.emulation.network import emulation_lock
+    from tools.runs.scenario import (SCENARIO_LINK_SCALE, Procs, ScenarioConfig, emulated_reservation,
                                 emulation_allowance, interference_flows, reservation_requests, run_phase,
                                 scenario_plan)
-    from tools.training_run import apply_priority_links
+    from tools.runs.training_run import apply_priority_links
     from topologies.mininet_topo import host_intf_name
 
     topo = ring4("stormring", 300, 900)

@@ -24,7 +24,7 @@ def test_three_site_ring_runs_every_iteration_and_waits_for_compute(tmp_path):
     procs = []
     for rank in range(3):
         procs.append(subprocess.Popen([
-            sys.executable, "-m", "tools.train_agent", "--rank", str(rank), "--peers", peers,
+            sys.executable, "-m", "tools.runs.train_agent", "--rank", str(rank), "--peers", peers,
             "--volume-bytes", "400000", "--forward-s", "0.02", "--backward-s", "0.05",
             "--overlap", "0.9", "--iterations", "4", "--timeout", "20",
             "--out", str(tmp_path / f"r{rank}.jsonl")]))
@@ -40,7 +40,7 @@ def test_three_site_ring_runs_every_iteration_and_waits_for_compute(tmp_path):
 
 
 def test_bad_rank_is_a_usage_error():
-    r = subprocess.run([sys.executable, "-m", "tools.train_agent", "--rank", "5", "--peers", "a,b",
+    r = subprocess.run([sys.executable, "-m", "tools.runs.train_agent", "--rank", "5", "--peers", "a,b",
                         "--volume-bytes", "1", "--forward-s", "0", "--backward-s", "0"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "--rank" in r.stderr

@@ -23,7 +23,7 @@ def test_reserved_iterations_are_faster_and_steadier_than_best_effort(tmp_path):
     missing = missing_features("iperf3")
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
-    from tools.training_run import RunOptions, execute
+    from tools.runs.training_run import RunOptions, execute
 
     fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     try:

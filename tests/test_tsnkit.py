@@ -16,7 +16,7 @@ from controller.core.model import Hop, Reservation
 from controller.core.scheduler import Scheduler
 from schedules.tsnkit_io import (TsnkitFormatError, _assign_queues, _Frame, read_instance, schedule_instance,
                                  write_outputs, write_subset_task)
-from tools.cli import main
+from tools.cli.main import main
 
 TOPO_CSV = """link,q_num,rate,t_proc,t_prop
 "(0, 1)",8,1,2000,0

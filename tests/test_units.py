@@ -1,4 +1,4 @@
-"""tools.units: parsing of bandwidths, durations and sizes as people type them, and the formatters."""
+"""tools.cli.units: parsing of bandwidths, durations and sizes as people type them, and the formatters."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.units import format_bps, format_bytes, format_ns, parse_bandwidth, parse_duration, parse_size
+from tools.cli.units import format_bps, format_bytes, format_ns, parse_bandwidth, parse_duration, parse_size
 
 
 @pytest.mark.parametrize("text, bps", [

@@ -250,7 +250,7 @@ def schedule_export(args: argparse.Namespace) -> int:
 def parse_option(parse, text: str | None, option: str, *, positive: bool = True) -> int | None:
     """``parse(text)`` for a command-line option, None when not given; CliError (exit 2) naming it.
 
-    ``parse`` is one of ``tools.units.parse_bandwidth``/``parse_duration``/``parse_size``.
+    ``parse`` is one of ``tools.cli.units.parse_bandwidth``/``parse_duration``/``parse_size``.
     """
     if text is None:
         return None

@@ -12,7 +12,7 @@ Link parameters (used when the link class is Mininet's ``TCLink``, as with ``mn 
 ``bw`` is the link capacity times ``link_scale`` (default 1/1000: 100 Gb/s becomes 100 Mb/s,
 1.2 Tb/s becomes 1.2 Gb/s), in Mb/s; ``delay`` is the propagation delay times ``delay_scale``
 (default 1), set only when tc ``netem`` works on this machine (checked, or forced with
-``delay=True/False``). Host access links carry no shaping. tools/emulation.py does not use TCLink:
+``delay=True/False``). Host access links carry no shaping. tools/emulation/network.py does not use TCLink:
 it builds plain links and applies the same shaping afterwards with one ``tc -batch`` (``tc_batch``
 below), which is several times faster than Mininet's per-interface tc calls.
 
@@ -24,7 +24,7 @@ With ``mn`` (see docs/emulation.md)::
 
 ``--switch detnet`` is Open vSwitch speaking OpenFlow 1.3, fail mode secure, on the kernel
 datapath when the openvswitch module is usable, else the userspace one. ``--test static``
-installs the controller-less static forwarding of tools/emulation.py; ``--test cli`` opens the
+installs the controller-less static forwarding of tools/emulation/network.py; ``--test cli`` opens the
 Mininet CLI. With a controller instead: ``--controller remote,ip=127.0.0.1,port=6653``.
 """
 
@@ -146,7 +146,7 @@ class BackboneTopo(Topo):
         if plan.topology is not topology:
             raise ValueError(f"host plan is for topology {plan.topology.name!r}, not {topology.name!r}")
         if delay is None:
-            from tools.ovs import qdisc_works
+            from tools.emulation.ovs import qdisc_works
             delay = qdisc_works("netem delay 1ms")
         self.topology, self.plan = topology, plan
         self.link_scale, self.delay_scale, self.delay = link_scale, delay_scale, bool(delay)
@@ -200,7 +200,7 @@ class DetnetSwitch(OVSSwitch):
 
     def __init__(self, name, **params):
         if "datapath" not in params:
-            from tools.ovs import kernel_datapath_available
+            from tools.emulation.ovs import kernel_datapath_available
             params["datapath"] = "kernel" if kernel_datapath_available() else "user"
         params.setdefault("protocols", "OpenFlow13")
         params.setdefault("failMode", "secure")
@@ -221,8 +221,8 @@ class DetnetSwitch(OVSSwitch):
 
 
 def _static_test(net) -> None:
-    """``--test static``: controller-less static forwarding and static ARP (tools/emulation.py)."""
-    from tools.emulation import install_static
+    """``--test static``: controller-less static forwarding and static ARP (tools/emulation/network.py)."""
+    from tools.emulation.network import install_static
     plan = getattr(net.topo, "plan", None)
     if plan is None:
         raise RuntimeError("--test static needs a detnet topology (--topo fntf40 or --topo detnet,FILE)")

@@ -1,0 +1,13 @@
+"""``dnctl``: the command line (``tools.cli.main``), its verbs (``cmd_*``), units and tables.
+
+This package's own namespace holds only ``CliError``, so a verb or a helper can import it without
+pulling in every verb.
+"""
+
+
+class CliError(Exception):
+    """A one-line error for the user; ``code`` is the exit status (2: usage or bad input)."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code

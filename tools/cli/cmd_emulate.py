@@ -1,0 +1,172 @@
+"""``dnctl emulate``: probe the machine, bring a Mininet emulation of a topology up and down.
+
+- ``dnctl emulate probe [--json]``: what this machine offers (Open vSwitch, kernel datapath, netem,
+  htb, root, Mininet) and what an emulation will lack;
+- ``dnctl emulate up --topology NAME_OR_FILE [--tenants N] [--hosts-per-tenant-city K]
+  [--cities A,B,..] [--controller HOST:PORT] [--hosts-out PLAN.json] [--ping SRC DST ...]
+  [--hold SECONDS | --cli] [--json]``: start the emulation (see tools/emulation/network.py), optionally ping
+  between cities or hosts, hold it up or open the Mininet CLI, then tear it down (also on Ctrl-C).
+  Exit 0 when every ping got all its replies, 1 otherwise.
+
+Progress lines go to stderr; the result (human or ``--json``) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from tools.cli import CliError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("emulate", help="Mininet emulation of a topology: probe the machine, bring it up/down",
+                       description="Probe the machine for emulation features, or bring a Mininet + Open vSwitch "
+                                   "emulation of a topology up (controller-less static forwarding unless "
+                                   "--controller), ping, hold, and tear it down.")
+    vs = p.add_subparsers(dest="emulate_verb", metavar="ACTION")
+
+    pr = vs.add_parser("probe", help="what this machine offers an emulation (OVS, datapath, netem, htb, root)")
+    pr.add_argument("--json", action="store_true", help="machine-readable output")
+    pr.set_defaults(func=_probe)
+
+    up = vs.add_parser("up", help="bring an emulation up, optionally ping, hold or open the CLI, tear down",
+                       description="Bring the emulation of a topology up; tear it down at the end or on Ctrl-C.")
+    up.add_argument("--topology", default="fntf40", metavar="NAME_OR_FILE",
+                    help="builtin topology name or file (default fntf40)")
+    up.add_argument("--tenants", type=int, default=1, metavar="N", help="tenants 1..N get hosts (default 1)")
+    up.add_argument("--hosts-per-tenant-city", type=int, default=1, metavar="K",
+                    help="hosts of each tenant at each city (default 1)")
+    up.add_argument("--cities", metavar="A,B,...", help="attach hosts only at these nodes (default: all)")
+    up.add_argument("--controller", metavar="HOST:PORT",
+                    help="OpenFlow 1.3 controller (default: none, static forwarding installed by dnctl)")
+    up.add_argument("--static-routes", action="store_true",
+                    help="install the static forwarding even with --controller")
+    up.add_argument("--datapath", choices=["auto", "kernel", "user"], default="auto",
+                    help="Open vSwitch datapath (default auto: kernel when the module is usable)")
+    up.add_argument("--link-scale", type=float, default=None, metavar="F",
+                    help="link bandwidth factor (default 0.001: 100 Gb/s -> 100 Mb/s; 0: no shaping)")
+    up.add_argument("--delay-scale", type=float, default=None, metavar="F",
+                    help="propagation delay factor where netem exists (default 1)")
+    up.add_argument("--hosts-out", metavar="PLAN.json", help="write the host plan (names, ports, MACs, IPs)")
+    up.add_argument("--ping", nargs=2, action="append", default=[], metavar=("SRC", "DST"),
+                    help="ping from SRC to DST (city or host name; repeatable)")
+    up.add_argument("--count", type=int, default=3, help="pings per pair (default 3)")
+    hold = up.add_mutually_exclusive_group()
+    hold.add_argument("--hold", type=float, metavar="SECONDS", help="keep the emulation up this long")
+    hold.add_argument("--cli", action="store_true", help="open the Mininet CLI (exit it to tear down)")
+    up.add_argument("--json", action="store_true", help="print a JSON summary (timings, pings)")
+    up.set_defaults(func=_up)
+    p.set_defaults(func=lambda _a: (p.print_help(), 2)[1])
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from tools.emulation.ovs import probe
+    caps = probe()
+    if args.json:
+        print(json.dumps(caps.to_dict(), indent=1))
+        return 0
+    yn = lambda b: "yes" if b else "no"  # noqa: E731
+    print(f"Open vSwitch installed : {yn(caps.ovs_installed)}")
+    print(f"Open vSwitch running   : {yn(caps.ovs_running)}")
+    print(f"kernel datapath        : {yn(caps.kernel_datapath)}  -> datapath: {caps.datapath}")
+    print(f"tc netem (link delay)  : {yn(caps.netem)}")
+    print(f"tc htb (link shaping)  : {yn(caps.htb)}")
+    print(f"root                   : {yn(caps.is_root)}")
+    print(f"mininet importable     : {yn(caps.mininet_importable)}")
+    missing = caps.missing_for_emulation()
+    print("emulation              : " + ("possible" if not missing else "NOT possible: " + ", ".join(missing)))
+    for note in caps.limitations():
+        print(f"  limitation: {note}")
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from topologies.loaders import load_topology
+    from topologies.model import TopologyError
+    try:
+        topo = load_topology(args.topology)
+    except TopologyError as e:
+        raise CliError(str(e)) from None
+    if args.tenants < 1 or args.tenants > 4094:
+        raise CliError("--tenants must be between 1 and 4094")
+    if args.hosts_per_tenant_city < 1:
+        raise CliError("--hosts-per-tenant-city must be at least 1")
+    cities = None
+    if args.cities:
+        cities = [c.strip() for c in args.cities.split(",") if c.strip()]
+        unknown = [c for c in cities if not topo.has_node(c)]
+        if unknown:
+            raise CliError(f"--cities: {', '.join(unknown)} not in topology {topo.name}")
+    try:
+        from topologies.mininet_topo import default_plan
+    except ImportError as e:
+        raise CliError(f"mininet not importable ({e}); install mininet") from None
+    try:
+        plan = default_plan(topo, args.tenants, args.hosts_per_tenant_city, cities)
+    except TopologyError as e:
+        raise CliError(str(e)) from None
+    return topo, plan
+
+
+def _up(args: argparse.Namespace) -> int:
+    from tools.emulation.network import Emulation, EmulationError, parse_controller, write_plan
+    topo, plan = _load(args)
+    if args.hold is not None and args.hold < 0:
+        raise CliError("--hold must be >= 0 seconds")
+    if args.count < 1:
+        raise CliError("--count must be at least 1")
+    try:
+        controller = parse_controller(args.controller)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if len(plan.hosts) > 1000:
+        print(f"dnctl: warning: {len(plan.hosts)} hosts: each is a shell and a namespace; this will be slow",
+              file=sys.stderr)
+    emu = Emulation(topo, plan, controller=controller,
+                    datapath=None if args.datapath == "auto" else args.datapath,
+                    link_scale=args.link_scale, delay_scale=args.delay_scale,
+                    static_routes=True if args.static_routes else None)
+    # resolve ping endpoints before starting, so a typo costs nothing
+    for src, dst in args.ping:
+        try:
+            s = emu.resolve(src)
+            emu.resolve(dst, s.tenant)
+        except KeyError as e:
+            raise CliError(f"--ping {src} {dst}: {e.args[0]}") from None
+    if args.hosts_out:
+        write_plan(plan, args.hosts_out)
+    pings: list[dict[str, Any]] = []
+    try:
+        with emu:
+            for src, dst in args.ping:
+                r = emu.ping(src, dst, count=args.count)
+                pings.append({"src": src, "dst": dst, "sent": r.sent, "received": r.received,
+                              "rtt_avg_ms": r.rtt_avg_ms, "ok": r.ok})
+                if not args.json:
+                    print(r, flush=True)
+            if args.cli:
+                from mininet.cli import CLI
+                CLI(emu.net)
+            elif args.hold:
+                print(f"emulate: holding for {args.hold:g} s (Ctrl-C to tear down)", file=sys.stderr, flush=True)
+                time.sleep(args.hold)
+    except EmulationError as e:
+        raise CliError(str(e), code=1) from None
+    ok = all(p["ok"] for p in pings)
+    summary = emu.summary() | {"pings": pings, "ok": ok}
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        t = emu.timings
+        print(f"{topo.name}: {summary['switches']} switches, {summary['links']} links, {summary['hosts']} hosts, "
+              f"{emu.datapath} datapath; up in {t.up_s:.1f} s (Mininet {t.start_s:.1f} s, static "
+              f"{t.static_s:.1f} s), down in {t.stop_s:.1f} s")
+        for note in emu.notes:
+            print(f"  note: {note}")
+        if pings:
+            print(f"pings: {sum(p['ok'] for p in pings)}/{len(pings)} pairs answered in full")
+    return 0 if ok else 1

@@ -1,0 +1,150 @@
+"""``dnctl reserve``: ask the controller for a deterministic path (POST /v1/reservations).
+
+Values take units (``--bandwidth 2G``, ``--max-latency 30ms``, ``--frame-bytes 64KiB``); they are
+turned into the API's integers here, so a typo is a one-line usage error before any request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from typing import Any
+
+from tools.cli import CliError
+from tools.client import ApiClient, add_client_args, parse_option, print_json, wants_json
+from tools.cli.units import parse_bandwidth, parse_duration, parse_size
+
+_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reserve", help="reserve a deterministic path on a running controller",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Reserve a deterministic path. Give a bulk rate (--bandwidth) or a frame sent\n"
+                    "every period (--frame-bytes with --period). Prints the path, its latency and\n"
+                    "jitter bounds, the slots it holds per hop and the talker's tx offsets.\n"
+                    "A request the network cannot guarantee is refused (exit 1) with the reason.",
+        epilog="examples:\n"
+               "  dnctl reserve --src Beijing --dst Shanghai --bandwidth 2G --max-latency 30ms\n"
+               "  dnctl reserve --src Beijing --dst Wuhan --frame-bytes 1500 --period 100us \\\n"
+               "      --max-latency 20ms --max-jitter 10us --match-udp-dst 5000")
+    p.add_argument("--tenant", type=int, metavar="N",
+                   help="tenant id (needed with the admin token; a tenant token implies its own)")
+    p.add_argument("--src", required=True, metavar="CITY", help="source node")
+    p.add_argument("--dst", required=True, metavar="CITY", help="destination node")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--bandwidth", metavar="RATE", help="bulk rate, e.g. 2G, 500Mbps, 1.5 Gb/s")
+    size.add_argument("--frame-bytes", metavar="SIZE", help="bytes sent once per period, e.g. 1500, 64KiB")
+    p.add_argument("--period", metavar="TIME",
+                   help="period, e.g. 1ms, 250us (needed with --frame-bytes; bulk rates default to 1 ms)")
+    p.add_argument("--max-latency", required=True, metavar="TIME", help="end-to-end latency bound, e.g. 30ms")
+    p.add_argument("--max-jitter", metavar="TIME", help="jitter bound, e.g. 10us")
+    p.add_argument("--id", metavar="NAME", help="reservation id (default: the controller picks one)")
+    p.add_argument("--via", action="append", metavar="CITY,CITY,...",
+                   help="explicit path: the nodes between src and dst, in order; repeat to offer "
+                        "alternative candidate paths")
+    p.add_argument("--protect", action="store_true",
+                   help="protection: a second, link-disjoint path with its own slots; frames are replicated "
+                        "at the ingress switch, so one link cut loses nothing (the listener drops duplicates)")
+    m = p.add_argument_group("data-plane match (which packets use the reservation)")
+    m.add_argument("--match-ip-src", metavar="ADDR", help="IPv4 source address")
+    m.add_argument("--match-ip-dst", metavar="ADDR", help="IPv4 destination address")
+    m.add_argument("--match-ip-proto", metavar="PROTO", help="IP protocol: udp, tcp, icmp or a number")
+    m.add_argument("--match-udp-dst", type=int, metavar="PORT", help="UDP destination port")
+    m.add_argument("--match-tcp-dst", type=int, metavar="PORT", help="TCP destination port")
+    m.add_argument("--match-dscp", type=int, metavar="DSCP", help="IP DSCP (0-63)")
+    add_client_args(p)
+    p.set_defaults(func=_reserve)
+
+
+def _paths(src: str, dst: str, vias: list[str] | None) -> list[list[str]] | None:
+    """Candidate paths ``[src, *via, dst]`` from the --via options (src/dst may be repeated in them)."""
+    if not vias:
+        return None
+    paths = []
+    for via in vias:
+        nodes = [n.strip() for n in via.split(",") if n.strip()]
+        if nodes and nodes[0] == src:
+            nodes = nodes[1:]
+        if nodes and nodes[-1] == dst:
+            nodes = nodes[:-1]
+        path = [src, *nodes, dst]
+        if len(set(path)) != len(path):
+            raise CliError(f"--via {via!r}: a path may visit each node once")
+        paths.append(path)
+    return paths
+
+
+def _match(args) -> dict[str, Any]:
+    match: dict[str, Any] = {}
+    for name in ("ip_src", "ip_dst"):
+        v = getattr(args, f"match_{name}")
+        if v is not None:
+            try:
+                match[name] = str(ipaddress.IPv4Address(v))
+            except ValueError:
+                raise CliError(f"--match-{name.replace('_', '-')} {v!r}: not an IPv4 address") from None
+    if args.match_ip_proto is not None:
+        text = args.match_ip_proto.strip().lower()
+        proto = _PROTOS.get(text)
+        if proto is None:
+            try:
+                proto = int(text)
+            except ValueError:
+                proto = -1
+        if not 0 <= proto <= 255:
+            raise CliError(f"--match-ip-proto {args.match_ip_proto!r}: expected udp, tcp, icmp or 0-255")
+        match["ip_proto"] = proto
+    for name in ("udp_dst", "tcp_dst"):
+        v = getattr(args, f"match_{name}")
+        if v is not None:
+            if not 0 <= v <= 65535:
+                raise CliError(f"--match-{name.replace('_', '-')} {v}: a port is 0-65535")
+            match[name] = v
+    if args.match_dscp is not None:
+        if not 0 <= args.match_dscp <= 63:
+            raise CliError(f"--match-dscp {args.match_dscp}: DSCP is 0-63")
+        match["ip_dscp"] = args.match_dscp
+    if "udp_dst" in match and "tcp_dst" in match:
+        raise CliError("--match-udp-dst and --match-tcp-dst exclude each other")
+    return match
+
+
+def build_request(args) -> dict[str, Any]:
+    """The POST /v1/reservations body for parsed ``dnctl reserve`` options (usage errors: exit 2)."""
+    if args.src == args.dst:
+        raise CliError("--src and --dst must differ")
+    body: dict[str, Any] = {"src": args.src, "dst": args.dst}
+    if args.tenant is not None:
+        if args.tenant < 0:
+            raise CliError("--tenant must not be negative")
+        body["tenant"] = args.tenant
+    body["bandwidth_bps"] = parse_option(parse_bandwidth, args.bandwidth, "--bandwidth")
+    body["frame_bytes"] = parse_option(parse_size, args.frame_bytes, "--frame-bytes")
+    body["period_ns"] = parse_option(parse_duration, args.period, "--period")
+    if body["frame_bytes"] is not None and body["period_ns"] is None:
+        raise CliError("--frame-bytes needs --period (how often the frame is sent), e.g. --period 1ms")
+    body["max_latency_ns"] = parse_option(parse_duration, args.max_latency, "--max-latency")
+    body["max_jitter_ns"] = parse_option(parse_duration, args.max_jitter, "--max-jitter")
+    body["id"] = args.id
+    body["paths"] = _paths(args.src, args.dst, args.via)
+    match = _match(args)
+    if match:
+        body["match"] = match
+    if getattr(args, "protect", False):
+        body["protection"] = "disjoint"
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _reserve(args) -> int:
+    from tools.cli.cmd_reservations import render_reservation
+
+    body = build_request(args)
+    with ApiClient.from_args(args) as api:
+        r = api.post("/v1/reservations", body)
+    if wants_json(args):
+        print_json(r)
+        return 0
+    print(render_reservation(r, verb="admitted"))
+    return 0

@@ -1,0 +1,656 @@
+"""Start and stop a Mininet emulation of a Topology + HostPlan, as a context manager.
+
+Why: every emulation user (tests, ``dnctl emulate``, ``dnctl demo``, the controller demos) needs
+the same things done the same way: take the machine-wide lock, make sure Open vSwitch runs, pick
+the datapath and link features this machine has, build the network from the one Topology, and
+ALWAYS take it down again, leaving nothing behind, even on exceptions and Ctrl-C::
+
+    with Emulation(topology, plan) as emu:          # controller-less static forwarding
+        print(emu.ping("Harbin", "Haikou"))
+
+Controller-less mode (``controller=None``, the default) installs static forwarding itself, so the
+meshed backbone works without a controller and a broadcast never loops:
+
+- table 0 (classification): a frame from a host port whose source MAC is that host's is tagged
+  with its tenant in the OpenFlow metadata and goes to table 1; a frame from an inter-switch
+  port goes to table 2; anything else is dropped;
+- table 1 (ingress, per tenant): ``metadata=tenant, dl_dst=<MAC of a host of that tenant>``
+  outputs towards that host; so a host reaches only hosts of its own tenant;
+- table 2 (transit): ``dl_dst=<host MAC>`` outputs towards that host;
+- the next hop towards a host is its switch's shortest-path tree by propagation delay (one tree
+  per destination switch, so forwarding is loop-free); every table ends in a drop;
+- hosts get static ARP entries for the hosts of their tenant and IPv6 off: no broadcast, no
+  multicast is ever needed (and none is forwarded).
+
+Flow cookies of the static entries are ``STATIC_COOKIE | tenant``. Flows are written with one
+``ovs-ofctl add-flows`` per switch (all switches concurrently), not one process per flow.
+
+Tear-down only removes what this emulation made (its switches ``s1..sN``, their interfaces, its
+host shells); it never runs ``mn -c``. The lock (``/tmp/detnet-emu.lock``) is re-entrant within
+a process and shared with a parent ``flock /tmp/detnet-emu.lock ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import networkx as nx
+
+from topologies.hosts import Host, HostPlan
+from topologies.model import Topology
+from tools.emulation import ovs
+from tools.emulation.lifecycle import Managed
+
+LOCK_PATH = "/tmp/detnet-emu.lock"
+#: cookie of the controller-less static entries ("ST" in the top bytes); low bits: tenant
+STATIC_COOKIE = 0x5354_0000_0000_0000
+PRIO_FORWARD = 100
+PRIO_DROP = 0
+TABLE_CLASSIFY, TABLE_INGRESS, TABLE_TRANSIT = 0, 1, 2
+
+
+def log(msg: str) -> None:
+    """A progress line on stderr (stdout stays for results)."""
+    print(f"emulate: {msg}", file=sys.stderr, flush=True)
+
+
+# ----- the machine-wide lock ---------------------------------------------------------------
+
+_lock_guard = threading.Lock()
+_lock_depth = 0
+_lock_fd: tuple[int, bool] | None = None   # (fd, whether we opened it)
+
+
+def _other_lock_fds(path: str, exclude: int) -> list[int]:
+    """Other fds of this process that refer to ``path`` (a caller's, or ``flock path cmd``'s)."""
+    fds = []
+    with contextlib.suppress(OSError):
+        target = os.path.realpath(path)
+        for fd_name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                if int(fd_name) != exclude and os.path.realpath(f"/proc/self/fd/{fd_name}") == target:
+                    fds.append(int(fd_name))
+    return fds
+
+
+@contextlib.contextmanager
+def emulation_lock(path: str = LOCK_PATH, quiet: bool = False) -> Iterator[None]:
+    """Hold the machine-wide emulation lock (``fcntl.flock`` on ``path``) for the ``with`` body.
+
+    Re-entrant within the process (an Emulation inside a test that already holds it does not
+    deadlock). If a parent ran us under ``flock path ...``, the inherited descriptor already holds
+    the lock and is used. Prints one line when it has to wait for another emulation.
+    """
+    global _lock_depth, _lock_fd
+    with _lock_guard:
+        if _lock_depth > 0:
+            _lock_depth += 1
+            acquired_here = False
+        else:
+            acquired_here = True
+    if acquired_here:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        own_fd = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            # Held. By our caller (a test's own flock, or a parent's `flock path cmd` whose fd we
+            # inherited)? Then that descriptor's flock succeeds again and we share its lock.
+            shared = inherited = None
+            for inherited in _other_lock_fds(path, exclude=fd):
+                try:
+                    fcntl.flock(inherited, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    shared = True
+                    break
+                except OSError:
+                    pass
+            if shared:
+                os.close(fd)
+                fd, own_fd = inherited, False
+            else:
+                if not quiet:
+                    log(f"waiting for {path} (another emulation is running)...")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        with _lock_guard:
+            _lock_depth, _lock_fd = 1, (fd, own_fd)
+    try:
+        yield
+    finally:
+        with _lock_guard:
+            _lock_depth -= 1
+            held, release = _lock_fd, _lock_depth == 0
+            if release:
+                _lock_fd = None
+        if release and held is not None and held[1]:
+            fcntl.flock(held[0], fcntl.LOCK_UN)
+            os.close(held[0])
+
+
+# ----- static forwarding (pure) ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """One OpenFlow 1.3 entry in ``ovs-ofctl`` syntax."""
+
+    table: int
+    priority: int
+    match: str          # e.g. "in_port=3,dl_src=02:..." ('' matches everything)
+    actions: str        # e.g. "output:2" or "drop"
+    cookie: int = STATIC_COOKIE
+
+    def to_ofctl(self) -> str:
+        m = f",{self.match}" if self.match else ""
+        return f"cookie={self.cookie:#x},table={self.table},priority={self.priority}{m},actions={self.actions}"
+
+
+def next_hops(topology: Topology) -> dict[tuple[str, str], str]:
+    """``(node, destination) -> next node``: shortest paths by propagation, one tree per destination.
+
+    Each destination's entries come from one Dijkstra run on the reversed graph, so all the paths
+    towards a destination form a tree: hop-by-hop forwarding on it cannot loop.
+    """
+    reverse = topology.graph.reverse(copy=False)
+    hops: dict[tuple[str, str], str] = {}
+    for dst in topology.nodes:
+        paths = nx.single_source_dijkstra_path(reverse, dst, weight="propagation_ns")
+        for node, rpath in paths.items():
+            if node != dst:
+                hops[(node, dst)] = rpath[-2]
+    return hops
+
+
+def static_flows(plan: HostPlan) -> dict[str, list[FlowSpec]]:
+    """The controller-less forwarding of ``plan``: switch name -> its entries (see module doc)."""
+    topo = plan.topology
+    hops = next_hops(topo)
+
+    def out_port(node: str, host: Host) -> int | None:
+        if host.switch == node:
+            return host.port
+        nxt = hops.get((node, host.switch))
+        return None if nxt is None else plan.port(node, nxt)
+
+    flows: dict[str, list[FlowSpec]] = {}
+    for node in topo.nodes:
+        specs: list[FlowSpec] = []
+        for h in plan.host_ports(node):
+            specs.append(FlowSpec(TABLE_CLASSIFY, PRIO_FORWARD, f"in_port={h.port},dl_src={h.mac}",
+                                  f"write_metadata:{h.tenant:#x},goto_table:{TABLE_INGRESS}",
+                                  STATIC_COOKIE | h.tenant))
+        for nbr in sorted(topo.graph.successors(node), key=lambda v: plan.port(node, v)):
+            specs.append(FlowSpec(TABLE_CLASSIFY, PRIO_FORWARD, f"in_port={plan.port(node, nbr)}",
+                                  f"goto_table:{TABLE_TRANSIT}"))
+        for h in plan.hosts:
+            port = out_port(node, h)
+            if port is None:
+                continue  # destination unreachable from here
+            specs.append(FlowSpec(TABLE_INGRESS, PRIO_FORWARD, f"metadata={h.tenant:#x},dl_dst={h.mac}",
+                                  f"output:{port}", STATIC_COOKIE | h.tenant))
+            specs.append(FlowSpec(TABLE_TRANSIT, PRIO_FORWARD, f"dl_dst={h.mac}", f"output:{port}",
+                                  STATIC_COOKIE | h.tenant))
+        for table in (TABLE_CLASSIFY, TABLE_INGRESS, TABLE_TRANSIT):
+            specs.append(FlowSpec(table, PRIO_DROP, "", "drop"))
+        flows[plan.switch_name(node)] = specs
+    return flows
+
+
+def static_arp(plan: HostPlan) -> dict[str, list[tuple[str, str]]]:
+    """Host name -> ``(ip, mac)`` of every other host of its tenant."""
+    by_tenant: dict[int, list[Host]] = {}
+    for h in plan.hosts:
+        by_tenant.setdefault(h.tenant, []).append(h)
+    return {h.name: [(o.ip, o.mac) for o in by_tenant[h.tenant] if o.name != h.name] for h in plan.hosts}
+
+
+def add_flows(flows: dict[str, list[FlowSpec]], timeout: float = 60.0) -> None:
+    """Write each switch's entries with one ``ovs-ofctl -O OpenFlow13 add-flows SW -``, concurrently."""
+    procs = []
+    for sw, specs in flows.items():
+        p = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "--bundle", "add-flows", sw, "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append((sw, p, "\n".join(s.to_ofctl() for s in specs) + "\n"))
+    errors = []
+    for sw, p, text in procs:
+        _out, err = p.communicate(text, timeout=timeout)
+        if p.returncode != 0:
+            errors.append(f"{sw}: {err.strip().splitlines()[-1] if err.strip() else 'exit %d' % p.returncode}")
+    if errors:
+        raise RuntimeError("ovs-ofctl add-flows failed: " + "; ".join(errors[:3]))
+
+
+def configure_hosts(net: Any, plan: HostPlan, *, tx_offload_off: bool = True) -> None:
+    """Static ARP for each host's tenant, IPv6 off (no ND/MLD multicast), and, for the userspace
+    datapath, TX checksum offload off (else TCP/UDP from a veth reaches OVS with bad checksums)."""
+    from topologies.mininet_topo import host_intf_name
+    arp = static_arp(plan)
+    with tempfile.TemporaryDirectory(prefix="detnet-arp-") as tmp:
+        for h in plan.hosts:
+            node = net.get(h.name)
+            intf = host_intf_name(h)
+            path = Path(tmp) / f"{h.name}.batch"
+            path.write_text("".join(f"neigh replace {ip} lladdr {mac} dev {intf} nud permanent\n"
+                                    for ip, mac in arp[h.name]))
+            cmd = ("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+                   " >/dev/null 2>&1; ")
+            if tx_offload_off:
+                cmd += f"ethtool -K {intf} tx off >/dev/null 2>&1; "
+            cmd += f"ip -batch {path} && echo ARP-OK"
+            out = node.cmd(cmd)
+            if "ARP-OK" not in out:
+                raise RuntimeError(f"static ARP on {h.name} failed: {out.strip()[-200:]}")
+
+
+def install_static(net: Any, plan: HostPlan, *, tx_offload_off: bool = True) -> int:
+    """Controller-less static forwarding on every switch + static ARP on hosts; returns #entries."""
+    flows = static_flows(plan)
+    add_flows(flows)
+    configure_hosts(net, plan, tx_offload_off=tx_offload_off)
+    return sum(len(v) for v in flows.values())
+
+
+# ----- switch state queries ---------------------------------------------------------------
+
+def list_bridges() -> list[str]:
+    """Bridges Open vSwitch knows (``ovs-vsctl list-br``)."""
+    res = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True, timeout=10)
+    return res.stdout.split() if res.returncode == 0 else []
+
+
+def dump_flows(switch: str) -> list[str]:
+    """The entries of one switch as ``ovs-ofctl -O OpenFlow13 dump-flows --no-stats`` prints them."""
+    res = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", switch],
+                         capture_output=True, text=True, timeout=20)
+    if res.returncode != 0:
+        raise RuntimeError(f"dump-flows {switch}: {res.stderr.strip()}")
+    return [l.strip() for l in res.stdout.splitlines() if "actions=" in l]
+
+
+# ----- the emulation ------------------------------------------------------------------------------
+
+@dataclass
+class PingResult:
+    src: str
+    dst: str
+    sent: int
+    received: int
+    rtt_avg_ms: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.sent > 0 and self.received == self.sent
+
+    @property
+    def loss_pct(self) -> float:
+        return 100.0 * (self.sent - self.received) / self.sent if self.sent else 100.0
+
+    def __str__(self) -> str:
+        rtt = f", rtt {self.rtt_avg_ms:.3f} ms" if self.rtt_avg_ms is not None else ""
+        return f"{self.src} -> {self.dst}: {self.received}/{self.sent} received, {self.loss_pct:.0f}% loss{rtt}"
+
+
+def parse_ping(src: str, dst: str, out: str) -> PingResult:
+    """Parse iputils ping's summary lines."""
+    m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", out)
+    sent, recv = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    r = re.search(r"= [\d.]+/([\d.]+)/", out)
+    return PingResult(src, dst, sent, recv, float(r.group(1)) if r else None)
+
+
+def parse_controller(controller: Any) -> tuple[str, int] | None:
+    """``None``, ``('ip', port)`` or ``'ip:port'`` -> ``(ip, port)`` or None."""
+    if controller is None:
+        return None
+    if isinstance(controller, str):
+        host, sep, port = controller.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"controller {controller!r}: expected HOST:PORT")
+        return host, int(port)
+    host, port = controller
+    return str(host), int(port)
+
+
+@dataclass
+class Timings:
+    ovs_s: float = 0.0      # ensure OVS + probe
+    start_s: float = 0.0    # Mininet build + start
+    static_s: float = 0.0   # static flows + host setup
+    stop_s: float = 0.0     # tear-down incl. leftover check
+
+    @property
+    def up_s(self) -> float:
+        return self.ovs_s + self.start_s + self.static_s
+
+    def to_dict(self) -> dict[str, float]:
+        return {"ovs_s": round(self.ovs_s, 3), "start_s": round(self.start_s, 3),
+                "static_s": round(self.static_s, 3), "up_s": round(self.up_s, 3),
+                "stop_s": round(self.stop_s, 3)}
+
+
+class EmulationError(RuntimeError):
+    """The emulation could not start; one line naming what is missing or failed."""
+
+
+class Emulation(Managed):
+    """A running Mininet emulation of ``topology`` with the hosts of ``plan`` (context manager).
+
+    ``controller``: None (controller-less static forwarding) or ``(ip, port)`` / ``'ip:port'`` of an
+    OpenFlow 1.3 controller. ``datapath``: None (auto: kernel if the openvswitch module is usable,
+    else user), 'kernel' or 'user'. ``link_scale``: bandwidth factor (1/1000: 100 Gb/s -> 100 Mb/s;
+    None: no shaping). ``delay_scale``: propagation factor, applied only where netem works.
+    ``static_routes``: None (auto: only without a controller), True or False.
+    """
+
+    def __init__(self, topology: Topology, plan: HostPlan, *, controller: Any = None, datapath: str | None = None,
+                 link_scale: float | None = None, delay_scale: float | None = None,
+                 static_routes: bool | None = None, lock: bool = True, verbose: bool = True,
+                 wait_connected_s: float = 10.0, capabilities: ovs.Capabilities | None = None):
+        from topologies.mininet_topo import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE
+        if plan.topology is not topology:
+            raise ValueError(f"host plan is for topology {plan.topology.name!r}, not {topology.name!r}")
+        if datapath not in (None, "kernel", "user"):
+            raise ValueError(f"datapath {datapath!r}: expected 'kernel' or 'user'")
+        self.topology, self.plan = topology, plan
+        self.controller = parse_controller(controller)
+        self.requested_datapath = datapath
+        self.link_scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
+        self.delay_scale = DEFAULT_DELAY_SCALE if delay_scale is None else delay_scale
+        self.static_routes = (self.controller is None) if static_routes is None else bool(static_routes)
+        self.use_lock, self.verbose, self.wait_connected_s = lock, verbose, wait_connected_s
+        self.capabilities = capabilities
+        self.datapath: str | None = None
+        self.shaped = self.delayed = False
+        self.net: Any = None
+        self.flow_count = 0
+        self.timings = Timings()
+        self.notes: list[str] = []
+        self._lock_cm: contextlib.AbstractContextManager | None = None
+        self._host_pids: list[int] = []
+        self._up = False
+        self._left: dict[str, list] | None = None
+
+    # -- names this emulation owns (derived from the plan, so cleanup works even mid-build) --
+    @property
+    def switch_names(self) -> list[str]:
+        return [self.plan.switch_name(n) for n in self.topology.nodes]
+
+    def root_interfaces(self) -> list[str]:
+        """Interfaces this emulation creates in the root namespace (switch ports; bridge taps)."""
+        from topologies.mininet_topo import switch_intf_name
+        names = [switch_intf_name(self.plan.switch_name(u), p) for (u, _v), p in self.plan.link_ports().items()]
+        names += [switch_intf_name(self.plan.switch_name(h.switch), h.port) for h in self.plan.hosts]
+        return names + self.switch_names
+
+    # -- lifecycle --
+    def _log(self, msg: str) -> None:
+        if self.verbose:
+            log(msg)
+
+    def start(self) -> None:
+        """Lock, ensure OVS, build and start Mininet, install static forwarding when asked."""
+        if self.use_lock:
+            self._lock_cm = emulation_lock()
+            self._lock_cm.__enter__()
+        t0 = time.monotonic()
+        caps = self.capabilities or ovs.probe()
+        self.capabilities = caps
+        missing = caps.missing_for_emulation()
+        if missing:
+            raise EmulationError("cannot emulate on this machine: " + ", ".join(missing))
+        try:
+            ovs.ensure_ovs_running()
+        except ovs.OvsError as e:
+            raise EmulationError(str(e)) from None
+        self.datapath = self._choose_datapath(caps)
+        self.shaped = bool(self.link_scale) and caps.htb
+        self.delayed = caps.netem
+        if not caps.netem:
+            self.notes.append("no tc netem on this machine: links carry no propagation delay")
+        if self.link_scale and not caps.htb:
+            self.notes.append("no tc htb on this machine: links are not rate-limited")
+        self.timings.ovs_s = time.monotonic() - t0
+        stale = sorted(set(list_bridges()) & set(self.switch_names))
+        if stale:
+            self._log(f"removing {len(stale)} stale bridge(s) of an earlier run: {' '.join(stale[:5])}...")
+            self._del_bridges(stale)
+        stale_intfs = [n for n in self.root_interfaces() if os.path.exists(f"/sys/class/net/{n}")]
+        if stale_intfs:   # a killed earlier run (we hold the lock: no live emulation of ours owns them)
+            self._log(f"removing {len(stale_intfs)} stale interface(s) of an earlier run: "
+                      f"{' '.join(stale_intfs[:5])}...")
+            subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"link del {n}\n" for n in stale_intfs),
+                           text=True, capture_output=True, timeout=60)
+
+        t1 = time.monotonic()
+        self._build()
+        self.timings.start_s = time.monotonic() - t1
+        self._log(f"started {len(self.switch_names)} switches, {len(self.topology.links())} links, "
+                  f"{len(self.plan.hosts)} hosts in {self.timings.start_s:.1f} s")
+        for note in self.notes:
+            self._log(note)
+        if self.static_routes:
+            t2 = time.monotonic()
+            self.flow_count = install_static(self.net, self.plan, tx_offload_off=self.datapath == "user")
+            self.timings.static_s = time.monotonic() - t2
+            self._log(f"installed {self.flow_count} static entries on {len(self.switch_names)} switches "
+                      f"and static ARP on {len(self.plan.hosts)} hosts in {self.timings.static_s:.1f} s")
+        elif self.datapath == "user":
+            configure_hosts_offload_only(self.net, self.plan)
+        if self.controller and self.wait_connected_s > 0:
+            if not self.net.waitConnected(timeout=self.wait_connected_s):
+                self._log(f"warning: not all switches connected to {self.controller[0]}:{self.controller[1]} "
+                          f"within {self.wait_connected_s:.0f} s")
+        self._up = True
+        self._log(f"up in {self.timings.up_s:.1f} s")
+
+    def _choose_datapath(self, caps: ovs.Capabilities) -> str:
+        want = self.requested_datapath or caps.datapath
+        if want == "kernel" and not ovs.load_kernel_datapath():
+            if self.requested_datapath == "kernel":
+                raise EmulationError("kernel datapath requested but the openvswitch module cannot be loaded")
+            self.notes.append("openvswitch kernel module would not load: using the userspace datapath")
+            want = "user"
+        if want == "user" and not caps.kernel_datapath:
+            self.notes.append("no openvswitch kernel module: userspace datapath")
+        return want
+
+    def _build(self) -> None:
+        from functools import partial
+
+        from mininet.link import Link
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import OVSSwitch, RemoteController
+
+        from topologies.mininet_topo import BackboneTopo, tc_batch
+        setLogLevel("warning")
+        dp = self.datapath or "user"
+        self._log(f"building {self.topology.name}: {len(self.switch_names)} switches, "
+                  f"{dp} datapath, links {'x%g' % self.link_scale if self.shaped else 'unshaped'}"
+                  f"{', delay x%g' % self.delay_scale if self.delayed else ', no delay'}"
+                  f", {'controller %s:%d' % self.controller if self.controller else 'no controller'}")
+        # Plain links: the shaping is applied after start in one `tc -batch` (see tc_batch).
+        topo = BackboneTopo(self.topology, self.plan, link_scale=None, delay=False)
+        switch = partial(OVSSwitch, protocols="OpenFlow13", datapath=dp, failMode="secure")
+        self.net = Mininet(topo=topo, switch=switch, controller=None, link=Link, autoSetMacs=False,
+                           autoStaticArp=False, build=False, waitConnected=False)
+        if self.controller:
+            ip, port = self.controller
+            self.net.addController("c0", controller=RemoteController, ip=ip, port=port)
+        try:
+            self.net.build()
+        finally:
+            self._host_pids = [h.pid for h in self.net.hosts if getattr(h, "pid", None)]
+        self.net.start()
+        # IPv6 off on our root-namespace switch ports: else the kernel's own router solicitations,
+        # MLD reports and DAD probes on them enter the emulated network as traffic.
+        keys = [f"net.ipv6.conf.{n}.disable_ipv6=1" for n in self.root_interfaces()[:-len(self.switch_names)]]
+        for i in range(0, len(keys), 500):
+            subprocess.run(["sysctl", "-q", "-w", *keys[i:i + 500]], capture_output=True, timeout=60)
+        batch = tc_batch(self.topology, self.plan, link_scale=self.link_scale if self.shaped else None,
+                         delay_scale=self.delay_scale, delay=self.delayed)
+        if batch:
+            res = subprocess.run(["tc", "-batch", "-"], input=batch, capture_output=True, text=True, timeout=120)
+            if res.returncode != 0:
+                raise EmulationError(f"tc -batch failed: {res.stderr.strip().splitlines()[-1:]}")
+
+    def stop(self) -> None:
+        """Tear down (idempotent): net.stop(), then remove any leftover of ours; release the lock.
+
+        Ctrl-C during tear-down is deferred until it is done (then re-raised).
+        """
+        if self.net is None and self._lock_cm is None:
+            return
+        interrupted = []
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+            def _defer(_sig, _frm):
+                interrupted.append(True)
+                log("still tearing down, please wait...")
+            restore = signal.signal(signal.SIGINT, _defer)
+        t0 = time.monotonic()
+        try:
+            if self.net is not None:
+                self._log("stopping...")
+                if self.net.hosts:
+                    self._host_pids = sorted(set(self._host_pids) | {h.pid for h in self.net.hosts if h.pid})
+                try:
+                    self._fast_unwire()
+                    self.net.stop()
+                except Exception as e:  # noqa: BLE001 - the leftover sweep below still runs
+                    self._log(f"net.stop() failed ({type(e).__name__}: {e}); cleaning up by name")
+                self.net = None
+                self._sweep()
+                self.timings.stop_s = time.monotonic() - t0
+                self._log(f"stopped in {self.timings.stop_s:.1f} s")
+        finally:
+            self._up = False
+            if self._lock_cm is not None:
+                cm, self._lock_cm = self._lock_cm, None
+                cm.__exit__(None, None, None)
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+        if interrupted and sys.exc_info()[0] is None:
+            raise KeyboardInterrupt
+
+    def _fast_unwire(self) -> None:
+        """Before net.stop(): delete our bridges in one ovs-vsctl call and our root-namespace veths in
+        one ``ip -batch``, then let net.stop() skip its per-link ``ip link del`` (about 25 ms each
+        while OVS still holds the ports: 3 s for fntf40). net.stop() still stops the switches and
+        the hosts (whose namespaces take the host-side veth ends with them)."""
+        self._del_bridges(self.switch_names)
+        names = [n for n in self.root_interfaces() if os.path.exists(f"/sys/class/net/{n}")]
+        if names:
+            subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"link del {n}\n" for n in names),
+                                 capture_output=True, text=True, timeout=60)
+            # errors are expected: deleting one end of a veth pair deletes its peer too
+        if self.net is not None:
+            self.net.links = []
+
+    def _del_bridges(self, names: list[str]) -> None:
+        if names:
+            cmd = ["ovs-vsctl", "--timeout=20"]
+            for n in names:
+                cmd += ["--", "--if-exists", "del-br", n]
+            subprocess.run(cmd, capture_output=True, timeout=30)
+
+    def leftovers(self) -> dict[str, list]:
+        """What of ours still exists: bridges, root-namespace interfaces, host shell pids."""
+        bridges = sorted(set(list_bridges()) & set(self.switch_names))
+        intfs = [n for n in self.root_interfaces() if os.path.exists(f"/sys/class/net/{n}")]
+        pids = [p for p in self._host_pids if _alive(p)]
+        return {"bridges": bridges, "interfaces": intfs, "pids": pids}
+
+    def _sweep(self) -> None:
+        """Remove what net.stop() left of ours (by name/pid); record what could not be removed."""
+        left = self.leftovers()
+        if any(left.values()):
+            self._log(f"cleaning leftovers: {len(left['bridges'])} bridges, {len(left['interfaces'])} "
+                      f"interfaces, {len(left['pids'])} host processes")
+            self._del_bridges(left["bridges"])
+            for name in left["interfaces"]:
+                subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=10)
+            for pid in left["pids"]:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+            left = self.leftovers()
+            if any(left.values()):
+                self._log(f"warning: could not remove {left}")
+        self._left = left
+
+    # -- using the running emulation --
+    def resolve(self, spec: str, tenant: int | None = None) -> Host:
+        """A plan host from a host name (``t1h10``) or a city name (its first host of ``tenant``,
+        or of the lowest tenant there)."""
+        with contextlib.suppress(KeyError):
+            return self.plan.host(spec)
+        if not self.topology.has_node(spec):
+            raise KeyError(f"{spec!r} is neither a host nor a node of {self.topology.name}")
+        hosts = [h for h in self.plan.host_ports(spec) if tenant is None or h.tenant == tenant]
+        if not hosts:
+            raise KeyError(f"no host{'' if tenant is None else ' of tenant %d' % tenant} at {spec}")
+        return min(hosts, key=lambda h: (h.tenant, h.port))
+
+    def node(self, spec: str, tenant: int | None = None) -> Any:
+        """The Mininet host object for a host or city name."""
+        return self.net.get(self.resolve(spec, tenant).name)
+
+    def ping(self, src: str, dst: str, count: int = 3, interval_s: float = 0.2, timeout_s: float = 2.0,
+             tenant: int | None = None) -> PingResult:
+        """Ping from host/city ``src`` to host/city ``dst`` (same tenant) and parse the result."""
+        s = self.resolve(src, tenant)
+        d = self.resolve(dst, s.tenant if tenant is None else tenant)
+        out = self.net.get(s.name).cmd(f"ping -n -c {count} -i {interval_s} -W {timeout_s:g} {d.ip}")
+        return parse_ping(src, dst, out)
+
+    def flows(self, node_or_switch: str) -> list[str]:
+        """Current entries of a switch (by topology node or switch name)."""
+        sw = self.plan.switch_name(node_or_switch) if self.topology.has_node(node_or_switch) else node_or_switch
+        return dump_flows(sw)
+
+    def summary(self) -> dict[str, Any]:
+        return {"topology": self.topology.name, "switches": len(self.switch_names),
+                "links": len(self.topology.links()), "hosts": len(self.plan.hosts),
+                "datapath": self.datapath, "link_scale": self.link_scale if self.shaped else None,
+                "delay_scale": self.delay_scale if self.delayed else None,
+                "controller": f"{self.controller[0]}:{self.controller[1]}" if self.controller else None,
+                "static_routes": self.static_routes, "static_entries": self.flow_count,
+                "notes": list(self.notes), "timings": self.timings.to_dict()}
+
+
+def configure_hosts_offload_only(net: Any, plan: HostPlan) -> None:
+    """Userspace datapath with a controller: still turn TX checksum offload off on host veths."""
+    from topologies.mininet_topo import host_intf_name
+    for h in plan.hosts:
+        net.get(h.name).cmd(f"ethtool -K {host_intf_name(h)} tx off >/dev/null 2>&1")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is dead for our purposes
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
+def write_plan(plan: HostPlan, path: str | os.PathLike) -> None:
+    """The host plan as JSON (HostPlan.to_dict), for other tools to read."""
+    Path(path).write_text(json.dumps(plan.to_dict(), indent=1) + "\n")

@@ -1,0 +1,585 @@
+"""The REST load benchmark: N reservations of T tenants through the REST API, installed on the
+40-switch emulation, checked on every switch, released, and the tables checked back to baseline.
+
+Why a module of its own: ``dnctl bench rest`` (issue 4's benchmark figures) and the load test
+(issue 7 item 5, ``tests/test_load_emulation.py``) run the same scenario; the CLI prints it, the
+test asserts on it.
+
+Scenario (``run_rest_bench``):
+
+1. a host plan with ``hosts_per_tenant`` hosts of each tenant spread over the topology
+   (``tools.runs.isolation.spread_plan``); a controller child process (``tools.emulation.controller_proc``) and,
+   unless ``emulate=False``, the Mininet emulation of topology + plan connected to it;
+2. a snapshot of every switch's flow table and meter table (``ovs-ofctl --no-stats dump-flows``
+   and ``dump-meters``: no counters), once all switches are connected and synced;
+3. T tenants created by the admin; each tenant then POSTs its own reservations with its own token
+   (the seeded workload of ``rest_workload``: the core admission bench's mix, endpoints among the
+   tenant's host cities, a distinct UDP port per reservation so no two share a match), ``C``
+   concurrent clients; every POST answer is timed (it returns once the shim has the barrier
+   replies of every switch of the path, so it is the "POST to entries on every switch" time seen
+   by the client); the shim's own figure (listener call to last barrier reply) is read from its
+   ``install_ms=`` log lines;
+4. controller RSS (``/proc/PID/status`` VmRSS and VmHWM) with everything installed;
+5. every switch's reservation entries (cookie kind 3) compared with the translation of the
+   admitted reservations (``controller.openflow.reservation_flows``): same cookies (the cookie's
+   low byte digests match and actions), same count, and each reservation's meter on its ingress;
+6. every reservation DELETEd (same concurrency), then the snapshot taken again and compared with
+   step 2: ``tables_back_to_baseline``.
+
+Rate limits: each tenant uses its own token (its own bucket, 50/s burst 100 by default); a 429 is
+retried after its Retry-After and counted (``rate_limited``), never hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import math
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import networkx as nx
+
+from controller import openflow as of
+from controller.core.model import Reservation
+from topologies.hosts import HostPlan
+from topologies.model import Topology
+
+#: first UDP destination port of the workload (each reservation of a tenant gets the next one)
+UDP_BASE = 20000
+
+
+def log(msg: str) -> None:
+    print(f"bench rest: {msg}", file=sys.stderr, flush=True)
+
+
+# ----- workload (pure) --------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    """One reservation request of the workload: who sends it and the POST body."""
+
+    tenant: int
+    body: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.body["id"]
+
+
+def rest_workload(plan: HostPlan, reservations: int, tenants: int, seed: int = 1) -> list[Item]:
+    """The seeded request list: tenants round-robin 1..T, src/dst an ordered pair of distinct cities
+    where the tenant has hosts, ~10% bulk flows (1-5 Gb/s, 1 ms period) and ~90% small periodic
+    streams (64-1500 B, periods 1/2/4/8 ms), ``max_latency_ns`` = 2 x the pair's shortest
+    propagation + 5 ms, and ``match.udp_dst`` = 20000 + the reservation's rank within its tenant
+    (two reservations of one host pair never share a match)."""
+    from controller.core.bench import BULK_FRACTION, HARMONIC_PERIODS_NS
+    rng = random.Random(seed)
+    cities = {t: sorted({h.switch for h in plan.hosts_of(t)}) for t in range(1, tenants + 1)}
+    short = [t for t, c in cities.items() if len(c) < 2]
+    if short:
+        raise ValueError(f"tenant {short[0]} has hosts in fewer than two cities")
+    g = plan.topology.graph
+    dist: dict[tuple[str, str], int] = {}
+    rank: Counter[int] = Counter()
+    out = []
+    for i in range(reservations):
+        t = i % tenants + 1
+        src, dst = rng.sample(cities[t], 2)
+        if (src, dst) not in dist:
+            dist[(src, dst)] = nx.shortest_path_length(g, src, dst, weight="propagation_ns")
+        body: dict[str, Any] = {"id": f"t{t}-r{i}", "src": src, "dst": dst,
+                                "max_latency_ns": int(2 * dist[(src, dst)] + 5_000_000),
+                                "match": {"udp_dst": UDP_BASE + rank[t]}}
+        rank[t] += 1
+        if rng.random() < BULK_FRACTION:
+            body.update(period_ns=1_000_000, bandwidth_bps=rng.randint(1_000, 5_000) * 1_000_000)
+        else:
+            body.update(period_ns=rng.choice(HARMONIC_PERIODS_NS), frame_bytes=rng.randint(64, 1500))
+        out.append(Item(t, body))
+    return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (linear interpolation, as numpy's default); None for no values."""
+    if not values:
+        return None
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def expected_reservation_cookies(plan: HostPlan, reservations: list[Reservation], *, rate_scale: float = 1.0
+                                 ) -> tuple[dict[int, Counter], dict[int, set[int]]]:
+    """dpid -> Counter of the reservation entries' cookies the translation puts there, and
+    dpid -> the reservation meter ids it puts there."""
+    flows: dict[int, Counter] = {}
+    meters: dict[int, set[int]] = {}
+    for res in reservations:
+        fs, ms = of.reservation_flows(plan, res, rate_scale=rate_scale)
+        for f in fs:
+            flows.setdefault(f.dpid, Counter())[f.cookie] += 1
+        for m in ms:
+            meters.setdefault(m.dpid, set()).add(m.meter_id)
+    return flows, meters
+
+
+# ----- switch tables ----------------------------------------------------------------------------
+
+_COOKIE = re.compile(r"cookie=(0x[0-9a-f]+)")
+
+
+def _ofctl(*args: str, timeout: float = 60.0) -> str:
+    r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"ovs-ofctl {' '.join(args)}: {r.stderr.strip()[-200:]}")
+    return r.stdout
+
+
+def flow_lines(switch: str) -> list[str]:
+    """A switch's entries without counters (``--no-stats``), sorted."""
+    return sorted(l.strip() for l in _ofctl("--no-stats", "dump-flows", switch).splitlines() if "actions=" in l)
+
+
+def meter_lines(switch: str) -> list[str]:
+    """A switch's meter configurations (``dump-meters``: no counters), one string per meter, sorted."""
+    text = _ofctl("dump-meters", switch)
+    body = "\n".join(l for l in text.splitlines() if not l.startswith("OFPST_") and "reply" not in l)
+    return sorted(" ".join(("meter=" + chunk).split()) for chunk in body.split("meter=")[1:])
+
+
+def meter_ids(lines: list[str]) -> set[int]:
+    return {int(m.group(1)) for l in lines if (m := re.match(r"meter=(\d+)", l))}
+
+
+def cookies_of(lines: list[str], kind: int | None = None) -> Counter:
+    """Counter of the cookies of ``lines`` (only those of cookie ``kind`` when given)."""
+    c: Counter = Counter()
+    for l in lines:
+        m = _COOKIE.search(l)
+        v = int(m.group(1), 16) if m else 0
+        if kind is None or of.parse_cookie(v)["kind"] == kind:
+            c[v] += 1
+    return c
+
+
+def snapshot(switches: list[str], workers: int = 8) -> dict[str, dict[str, list[str]]]:
+    """switch -> {"flows": [...], "meters": [...]}, read concurrently."""
+    def one(sw: str) -> tuple[str, dict[str, list[str]]]:
+        return sw, {"flows": flow_lines(sw), "meters": meter_lines(sw)}
+    with cf.ThreadPoolExecutor(workers) as ex:
+        return dict(ex.map(one, switches))
+
+
+def snapshot_diff(before: dict[str, dict[str, list[str]]], after: dict[str, dict[str, list[str]]]
+                  ) -> dict[str, dict[str, int]]:
+    """switch -> {"flows_missing", "flows_extra", "meters_missing", "meters_extra"} where they differ."""
+    out = {}
+    for sw in sorted(set(before) | set(after)):
+        b, a = before.get(sw, {}), after.get(sw, {})
+        d = {}
+        for k in ("flows", "meters"):
+            bc, ac = Counter(b.get(k, [])), Counter(a.get(k, []))
+            d[f"{k}_missing"] = sum((bc - ac).values())
+            d[f"{k}_extra"] = sum((ac - bc).values())
+        if any(d.values()):
+            out[sw] = d
+    return out
+
+
+def verify_installed(plan: HostPlan, reservations: list[Reservation], snap: dict[str, dict[str, list[str]]],
+                     *, rate_scale: float = 1.0) -> dict[str, Any]:
+    """Compare every switch's reservation entries and meters with the translation of ``reservations``."""
+    want_flows, want_meters = expected_reservation_cookies(plan, reservations, rate_scale=rate_scale)
+    bad: dict[str, dict[str, int]] = {}
+    expected = found = 0
+    for node in plan.topology.nodes:
+        dpid, sw = plan.dpid(node), plan.switch_name(node)
+        want = want_flows.get(dpid, Counter())
+        have = cookies_of(snap[sw]["flows"], of.KIND_RESERVATION)
+        expected += sum(want.values())
+        found += sum(have.values())
+        wm = want_meters.get(dpid, set())
+        hm = {i for i in meter_ids(snap[sw]["meters"]) if i >= of.RES_METER_BASE}
+        d = {"entries_missing": sum((want - have).values()), "entries_extra": sum((have - want).values()),
+             "meters_missing": len(wm - hm), "meters_extra": len(hm - wm)}
+        if any(d.values()):
+            bad[sw] = d
+    return {"entries_expected": expected, "entries_found": found, "ok": not bad, "mismatches": bad}
+
+
+# ----- HTTP load ----------------------------------------------------------------------------------
+
+@dataclass
+class Answer:
+    status: int             # HTTP status, 0 when the request failed without an answer
+    seconds: float          # last attempt's round trip
+    body: Any = None
+    retries: int = 0        # 429s retried
+
+
+def _send(client: Any, method: str, path: str, token: str, body: Any = None, max_retries: int = 20) -> Answer:
+    import httpx
+    retries = 0
+    while True:
+        t0 = time.perf_counter()
+        try:
+            r = client.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as e:
+            return Answer(0, time.perf_counter() - t0, {"error": type(e).__name__, "detail": str(e)}, retries)
+        dt = time.perf_counter() - t0
+        if r.status_code == 429 and retries < max_retries:
+            retries += 1
+            time.sleep(min(2.0, float(r.headers.get("Retry-After", "1"))))
+            continue
+        parsed = None
+        if r.content and "json" in r.headers.get("content-type", ""):
+            with contextlib.suppress(ValueError):
+                parsed = r.json()
+        return Answer(r.status_code, dt, parsed, retries)
+
+
+def run_requests(url: str, jobs: list[tuple[str, str, str, Any]], concurrency: int, timeout: float = 60.0
+                 ) -> tuple[list[Answer], float]:
+    """Send ``jobs`` (method, path, token, body) with ``concurrency`` clients (each its own keep-alive
+    connection); answers in job order and the wall time of the whole batch."""
+    import httpx
+    answers: list[Answer | None] = [None] * len(jobs)
+    nxt = iter(range(len(jobs)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=timeout, trust_env=False) as c:
+            while True:
+                with lock:
+                    i = next(nxt, None)
+                if i is None:
+                    return
+                m, p, tok, body = jobs[i]
+                answers[i] = _send(c, m, p, tok, body)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(concurrency, len(jobs))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [a for a in answers if a is not None], time.perf_counter() - t0
+
+
+# ----- measurements of the controller process -------------------------------------------------------
+
+def proc_memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of a process in MiB."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for line in open(f"/proc/{pid}/status"):
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = round(int(v.split()[0]) / 1024, 1)
+    return out
+
+
+def mem_available_mb() -> float:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+_INSTALL = re.compile(r"reservation (\S+) (installed|removed) on (\d+) switches.*?install_ms=([\d.]+)")
+
+
+def install_times_from_log(text: str) -> dict[str, dict[str, float]]:
+    """{"installed": {id: ms}, "removed": {id: ms}} from the shim's log lines."""
+    out: dict[str, dict[str, float]] = {"installed": {}, "removed": {}}
+    for m in _INSTALL.finditer(text):
+        out[m.group(2)][m.group(1)] = float(m.group(4))
+    return out
+
+
+def metric_value(text: str, name: str) -> float | None:
+    """The value of an unlabelled sample ``name`` in Prometheus text."""
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+# ----- the scenario ----------------------------------------------------------------------------------
+
+@dataclass
+class BenchOptions:
+    topology: Any = "fntf40"
+    reservations: int = 4096
+    tenants: int = 128
+    hosts_per_tenant: int = 2
+    concurrency: int = 8
+    emulate: bool = True
+    seed: int = 1
+    link_scale: float | None = None       # None: the emulation's default (1/1000)
+    connect_timeout: float = 120.0
+    verbose: bool = True
+    keep_log: str | None = None           # a directory to keep the controller log in
+
+
+def _ms(x: float | None) -> float | None:
+    return None if x is None else round(1000 * x, 3)
+
+
+def run_rest_bench(opts: BenchOptions, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the scenario of the module docstring; return the figures as a JSON-able dict."""
+    from tools.emulation.controller_proc import ControllerProcess
+    from tools.runs.isolation import spread_plan
+    from topologies.loaders import load_topology
+    from topologies.mininet_topo import DEFAULT_LINK_SCALE
+
+    say = progress or (log if opts.verbose else (lambda _m: None))
+    t_all = time.perf_counter()
+    topo = opts.topology if isinstance(opts.topology, Topology) else load_topology(opts.topology)
+    plan = spread_plan(topo, opts.tenants, opts.hosts_per_tenant)
+    work = rest_workload(plan, opts.reservations, opts.tenants, opts.seed)
+    scale = DEFAULT_LINK_SCALE if opts.link_scale is None else opts.link_scale
+    result: dict[str, Any] = {
+        "topology": topo.name, "switches": len(topo.nodes), "tenants": opts.tenants,
+        "hosts": len(plan.hosts), "requests": len(work), "concurrency": opts.concurrency, "seed": opts.seed,
+        "emulated": opts.emulate, "link_scale": scale}
+
+    stack = contextlib.ExitStack()
+    with stack:
+        if opts.emulate:
+            from tools.emulation.network import Emulation, emulation_lock
+            t_lock = time.perf_counter()
+            stack.enter_context(emulation_lock())
+            result["lock_wait_s"] = round(time.perf_counter() - t_lock, 2)
+            t_all += time.perf_counter() - t_lock      # total_s does not count waiting for other emulations
+        ctl = stack.enter_context(ControllerProcess(topo, plan, link_scale=scale, log_dir=opts.keep_log,
+                                                    lldp_interval=5.0, start_timeout=60))
+        say(f"controller up in {ctl.started_s:.1f} s (pid {ctl.proc.pid}, {ctl.url})")
+        switches = [plan.switch_name(n) for n in topo.nodes]
+        base = None
+        if opts.emulate:
+            mem0 = mem_available_mb()
+            t0 = time.perf_counter()
+            emu = stack.enter_context(Emulation(topo, plan, controller=("127.0.0.1", ctl.of_port), link_scale=scale,
+                                                verbose=opts.verbose, wait_connected_s=0))
+            result["emulation_start_s"] = round(time.perf_counter() - t0, 2)
+            result["emulation_timings"] = emu.timings.to_dict()
+            ctl.wait_switches(len(topo.nodes), opts.connect_timeout)
+            result["switches_synced_s"] = round(time.perf_counter() - t0, 2)
+            result["emulation_mem_mb"] = round(mem0 - mem_available_mb(), 1)
+            say(f"emulation: {len(switches)} switches, {len(plan.hosts)} hosts up in "
+                f"{result['emulation_start_s']:.1f} s, all switches synced after {result['switches_synced_s']:.1f} s "
+                f"({result['emulation_mem_mb']:.0f} MiB of memory)")
+            base = snapshot(switches)
+            result["baseline_entries"] = sum(len(v["flows"]) for v in base.values())
+        else:
+            result["emulation_start_s"] = None
+        result["controller_rss_idle_mb"] = proc_memory_mb(ctl.proc.pid).get("VmRSS")
+
+        # tenants (admin), each with its own token
+        admin = ctl.admin_token
+        tjobs = [("POST", "/v1/tenants", admin, {"name": f"tenant{t}"}) for t in range(1, opts.tenants + 1)]
+        answers, _ = run_requests(ctl.url, tjobs, 1)
+        tokens: dict[int, str] = {}
+        for t, a in zip(range(1, opts.tenants + 1), answers):
+            if a.status != 201 or a.body.get("id") != t:
+                raise RuntimeError(f"creating tenant{t}: HTTP {a.status} {a.body}")
+            tokens[t] = a.body["token"]
+
+        # POST every reservation
+        t_load = time.perf_counter()
+        jobs = [("POST", "/v1/reservations", tokens[it.tenant], it.body) for it in work]
+        say(f"POSTing {len(jobs)} reservations of {opts.tenants} tenants with {opts.concurrency} clients...")
+        answers, post_s = run_requests(ctl.url, jobs, opts.concurrency)
+        admitted = [Reservation.from_dict(a.body) for a in answers if a.status == 201]
+        statuses = Counter(a.status for a in answers)
+        reasons = Counter(str(a.body.get("reason", "?")).split(":", 1)[0]
+                          for a in answers if a.status == 409 and isinstance(a.body, dict))
+        post_ok = [a.seconds for a in answers if a.status == 201]
+        post_all = [a.seconds for a in answers]
+        errors = {str(k): v for k, v in statuses.items() if k not in (201, 409)}
+        result.update(
+            admitted=len(admitted), rejected=statuses.get(409, 0), rejected_by_reason=dict(sorted(reasons.items())),
+            errors=errors, rate_limited=sum(a.retries for a in answers), post_s=round(post_s, 3),
+            requests_per_s=round(len(answers) / post_s, 1) if post_s else None,
+            reservations_per_s=round(len(admitted) / post_s, 1) if post_s else None,
+            post_p50_ms=_ms(percentile(post_ok, 50)), post_p99_ms=_ms(percentile(post_ok, 99)),
+            post_max_ms=_ms(max(post_ok, default=None)),
+            request_p50_ms=_ms(percentile(post_all, 50)), request_p99_ms=_ms(percentile(post_all, 99)))
+        say(f"{len(admitted)} admitted, {statuses.get(409, 0)} rejected in {post_s:.1f} s: "
+            f"{result['reservations_per_s']} reservations/s; POST p50 {result['post_p50_ms']} ms, "
+            f"p99 {result['post_p99_ms']} ms" + (f"; errors {errors}" if errors else ""))
+
+        mem = proc_memory_mb(ctl.proc.pid)
+        result["controller_rss_mb"] = mem.get("VmRSS")
+        result["controller_hwm_mb"] = mem.get("VmHWM")
+        health = ctl.healthz() or {}
+        result["reservations_held"] = health.get("reservations")
+        metrics = _get_text(ctl.url + "/metrics")
+        result["install_count_metric"] = metric_value(metrics, "detnet_flow_install_seconds_count")
+        result["install_failures"] = sum(float(v) for v in re.findall(
+            r"^detnet_flow_install_failures_total\{[^}]*\} (\S+)$", metrics, re.M))
+
+        if opts.emulate:
+            t_v = time.perf_counter()
+            snap = snapshot(switches)
+            check = verify_installed(plan, admitted, snap, rate_scale=scale)
+            result["verify_s"] = round(time.perf_counter() - t_v, 2)
+            result["entries_expected"] = check["entries_expected"]
+            result["entries_found"] = check["entries_found"]
+            result["installed_match"] = check["ok"]
+            result["install_mismatches"] = check["mismatches"]
+            say(f"switches hold {check['entries_found']} reservation entries, translation expects "
+                f"{check['entries_expected']}: {'match' if check['ok'] else 'MISMATCH ' + str(check['mismatches'])}")
+
+        # release everything
+        djobs = [("DELETE", f"/v1/reservations/{r.id}", tokens[r.tenant], None) for r in admitted]
+        say(f"DELETEing {len(djobs)} reservations...")
+        dans, delete_s = run_requests(ctl.url, djobs, opts.concurrency)
+        dstat = Counter(a.status for a in dans)
+        result.update(deleted=dstat.get(204, 0), delete_errors={str(k): v for k, v in dstat.items() if k != 204},
+                      delete_s=round(delete_s, 3),
+                      deletes_per_s=round(len(dans) / delete_s, 1) if delete_s else None,
+                      delete_p50_ms=_ms(percentile([a.seconds for a in dans], 50)),
+                      delete_p99_ms=_ms(percentile([a.seconds for a in dans], 99)))
+        health = ctl.healthz() or {}
+        result["reservations_left"] = health.get("reservations")
+        if opts.emulate:
+            after = snapshot(switches)
+            diff = snapshot_diff(base, after)
+            result["tables_back_to_baseline"] = not diff
+            result["baseline_diff"] = diff
+            say("tables back to baseline on every switch" if not diff else f"tables differ from baseline: {diff}")
+        else:
+            result["tables_back_to_baseline"] = None
+        result["load_s"] = round(time.perf_counter() - t_load, 2)
+
+        times = install_times_from_log(ctl.log_path.read_text(errors="replace"))
+        inst = [times["installed"][r.id] / 1000 for r in admitted if r.id in times["installed"]]
+        rem = [v / 1000 for v in times["removed"].values()]
+        result.update(install_samples=len(inst), install_p50_ms=_ms(percentile(inst, 50)),
+                      install_p99_ms=_ms(percentile(inst, 99)), install_max_ms=_ms(max(inst, default=None)),
+                      remove_p50_ms=_ms(percentile(rem, 50)), remove_p99_ms=_ms(percentile(rem, 99)))
+        if not opts.emulate:   # no switch connected: nothing was installed, no install figure
+            result.update(installed_match=None, install_samples=0, install_p50_ms=None, install_p99_ms=None,
+                          install_max_ms=None, remove_p50_ms=None, remove_p99_ms=None)
+    result["total_s"] = round(time.perf_counter() - t_all, 2)
+    return result
+
+
+def _get_text(url: str) -> str:
+    import httpx
+    try:
+        return httpx.get(url, timeout=30, trust_env=False).text
+    except httpx.HTTPError:
+        return ""
+
+
+# ----- the CLI kind (``dnctl bench rest``; tools/cli/cmd_bench.py lists it in KINDS) --------------------
+
+def register_kind(bsub: Any) -> None:
+    """Add ``dnctl bench rest`` to the ``dnctl bench`` subparsers."""
+    from tools.cli.cmd_bench import _positive
+    q = bsub.add_parser(
+        "rest", help="reservations through the REST API on the emulated network: rate, install latency, RSS",
+        description="REST load benchmark: starts the controller and (unless --no-emulate) the Mininet "
+                    "emulation of the topology with HOSTS-PER-TENANT hosts of each tenant, creates the "
+                    "tenants, POSTs the seeded workload with CONCURRENCY clients (each tenant with its own "
+                    "token), checks every switch's reservation entries against the translation, DELETEs "
+                    "everything and checks every flow and meter table is back to its baseline. Needs root, "
+                    "Open vSwitch and Mininet for --emulate; takes the emulation lock.")
+    q.add_argument("--topology", default="fntf40", help="topology name or file (default fntf40)")
+    q.add_argument("--reservations", type=_positive, default=4096, help="number of requests (default 4096)")
+    q.add_argument("--tenants", type=_positive, default=128, help="number of tenants (default 128)")
+    q.add_argument("--hosts-per-tenant", type=_positive, default=2,
+                   help="hosts of each tenant, in different cities (default 2; at least 2)")
+    q.add_argument("--concurrency", type=_positive, default=8, help="concurrent REST clients (default 8)")
+    q.add_argument("--emulate", action=argparse.BooleanOptionalAction, default=True,
+                   help="run against the Mininet emulation (default); --no-emulate: controller only, no switches")
+    q.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    q.add_argument("--link-scale", type=float, default=None,
+                   help="bandwidth scale of links and meters (default: the emulation's, 1/1000)")
+    q.add_argument("--log-dir", default=None, help="keep the controller log in this directory")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_rest)
+
+
+def _rest(args: Any) -> int:
+    import json
+
+    from tools.cli import CliError
+    from topologies.loaders import load_topology
+    from topologies.model import TopologyError
+
+    try:
+        topo = load_topology(args.topology)
+    except TopologyError as e:
+        raise CliError(str(e)) from None
+    if args.hosts_per_tenant < 2:
+        raise CliError("--hosts-per-tenant must be at least 2 (a reservation joins two of a tenant's cities)")
+    if args.hosts_per_tenant > len(topo.nodes):
+        raise CliError(f"--hosts-per-tenant {args.hosts_per_tenant}: {topo.name} has only {len(topo.nodes)} nodes")
+    if args.tenants > 4094:
+        raise CliError("--tenants must be at most 4094 (tenant ids are VLAN ids)")
+    if args.link_scale is not None and not 0 < args.link_scale <= 1000:
+        raise CliError(f"--link-scale {args.link_scale:g} must be in (0, 1000]")
+    if args.emulate:
+        from tools.emulation import ovs
+        missing = ovs.probe().missing_for_emulation()
+        if missing:
+            raise CliError("cannot emulate on this machine (" + ", ".join(missing) + "); try --no-emulate")
+    opts = BenchOptions(topology=topo, reservations=args.reservations, tenants=args.tenants,
+                        hosts_per_tenant=args.hosts_per_tenant, concurrency=args.concurrency,
+                        emulate=args.emulate, seed=args.seed, link_scale=args.link_scale, keep_log=args.log_dir)
+    try:
+        r = run_rest_bench(opts)
+    except Exception as e:  # noqa: BLE001 - a failed run is one line, never a traceback
+        raise CliError(f"bench rest failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                       code=1) from None
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(text_report(r))
+    ok = r.get("installed_match") in (True, None) and r.get("tables_back_to_baseline") in (True, None) \
+        and not r.get("errors") and not r.get("delete_errors")
+    return 0 if ok else 1
+
+
+def text_report(r: dict[str, Any]) -> str:
+    """The human summary of ``run_rest_bench``'s figures."""
+    def f(v: Any, unit: str = "") -> str:
+        return "n/a" if v is None else f"{v}{unit}"
+    reasons = ", ".join(f"{k} {v}" for k, v in r.get("rejected_by_reason", {}).items()) or "none"
+    lines = [
+        f"REST bench on {r['topology']} ({r['switches']} switches, "
+        f"{'emulated' if r['emulated'] else 'no emulation'}): {r['requests']} requests, {r['tenants']} tenants, "
+        f"{r['hosts']} hosts, {r['concurrency']} clients, seed {r['seed']}",
+        f"  emulation start      {f(r.get('emulation_start_s'), ' s')} (switches synced after "
+        f"{f(r.get('switches_synced_s'), ' s')}, {f(r.get('emulation_mem_mb'), ' MiB')})",
+        f"  admitted             {r['admitted']} (rejected {r['rejected']}: {reasons})"
+        + (f"; errors {r['errors']}" if r.get("errors") else ""),
+        f"  reservations/s       {f(r['reservations_per_s'])} (all answers: {f(r['requests_per_s'])}/s; "
+        f"POST phase {r['post_s']} s)",
+        f"  POST -> 201          p50 {f(r['post_p50_ms'], ' ms')}, p99 {f(r['post_p99_ms'], ' ms')}, "
+        f"max {f(r['post_max_ms'], ' ms')} (entries on every switch of the path when it returns)",
+        f"  install (shim)       p50 {f(r['install_p50_ms'], ' ms')}, p99 {f(r['install_p99_ms'], ' ms')}, "
+        f"max {f(r['install_max_ms'], ' ms')} ({r['install_samples']} samples, failures "
+        f"{f(r.get('install_failures'))})",
+        f"  controller RSS       {f(r['controller_rss_mb'], ' MiB')} with {f(r.get('reservations_held'))} "
+        f"reservations (peak {f(r.get('controller_hwm_mb'), ' MiB')}, idle {f(r.get('controller_rss_idle_mb'), ' MiB')})",
+        f"  entries on switches  {f(r.get('entries_found'))} of {f(r.get('entries_expected'))} expected: "
+        f"{'match' if r.get('installed_match') else 'n/a' if r.get('installed_match') is None else 'MISMATCH'}",
+        f"  released             {r['deleted']} in {r['delete_s']} s ({f(r['deletes_per_s'])}/s, p50 "
+        f"{f(r['delete_p50_ms'], ' ms')}, p99 {f(r['delete_p99_ms'], ' ms')})",
+        f"  tables at baseline   {'yes' if r['tables_back_to_baseline'] else 'n/a' if r['tables_back_to_baseline'] is None else 'NO'}",
+        f"  load (POST+check+DELETE+check) {r['load_s']} s; whole run {r['total_s']} s",
+    ]
+    return "\n".join(lines)

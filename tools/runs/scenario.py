@@ -1,0 +1,645 @@
+"""``dnctl verify scenario``: reserve, talk, interfere, capture, analyze, audit — on a real emulation.
+
+One run (``run_scenario``), everything torn down at the end, also on Ctrl-C, SIGTERM and failure:
+
+1. the controller (child process) and a Mininet emulation of the topology connected to it;
+   tenants 1..N with two hosts each in different cities (``tools.runs.isolation.spread_plan``) plus an
+   **interference tenant** (N+1) with a host at both ends of every reservation;
+2. tenants created and M reservations made over REST (tenant i mod N, between its two hosts,
+   alternating direction; each its own UDP port in ``match``);
+3. per phase (interference ``off`` and/or ``on``): tcpdump in every destination host, a slotted
+   talker (``dnctl probe send --rt``) in every source host, and, when on, ``iperf3 -u`` best-effort
+   floods between the interference tenant's hosts at the same cities (so over the same links,
+   as best-effort routing follows the shortest path) at ``interference_factor`` x the first
+   link's emulated capacity; then ``tools.probes.analyzer.analyze`` against the schedule;
+4. the isolation audit (``tools.runs.isolation.audit``) on the same emulation;
+5. OUT/report.json, summary.txt, PNGs and report.html (per phase, with ``tools.probes.report``), plus a
+   comparison figure of the phases.
+
+**Emulation scale.** Links run at ``link_scale`` x their capacity (default 1/10,000: 100 Gb/s -> 10 Mb/s;
+every link an HTB with reserved frames, PCP 7, served first: ``tools.runs.training_run.priority_tc_batch``) and the
+controller scales its meters by the same factor, so the talkers send ``link_scale`` x the reserved
+bytes per period at the reserved tx offsets, and the analyzer checks the received rate against
+the scaled reserved rate. **Tolerances** (stated in the report): links carry no propagation delay
+here (no netem), so the latency checks compare measured latency + modeled propagation against
+the bound plus an emulation allowance: per hop the serialisation of the flow's datagrams at
+the scaled link rate (which a real link does ``1/link_scale`` times faster) and ``hop_budget_ns``
+of software switching, plus ``host_budget_ns`` (default 20 ms) for the talker's send path, the
+capture's timestamping and the scheduling stalls of this shared 2-core VM (1-50 ms stalls
+measured, docs/verification.md); jitter gets the same allowance. That still fails a flow that
+queues behind tens of milliseconds of best effort, which is what the check is for. The talker
+(Python) cannot keep 1 us slots: ``tx_tolerance_ns`` (default one period) is the lateness
+allowed past a slot window. Reservations ask for the probes' IP bytes per period (``frame_bytes``,
+the definition everywhere); the controller's meters add each datagram's Ethernet/VLAN header.
+The rate check wants every 1 s window to carry at least
+90% of the (scaled) reserved rate. Interference "reduces reserved throughput" when a flow's
+received rate with interference on is below ``reduce_threshold`` (0.95) x its rate with it off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from topologies.hosts import Host, HostPlan
+from topologies.model import Topology
+
+PROBE_PORT_BASE = 47000
+#: default link scale: 1/10,000 (100 Gb/s -> 10 Mb/s). At 1/1,000 the 1.2 Tb/s trunks' meters run
+#: at ~1 Gb/s, where Open vSwitch 3.1's userspace meters were seen to stop passing traffic for
+#: good after a flood (docs/emulation.md)
+SCENARIO_LINK_SCALE = 1e-4
+IPERF_PORT_BASE = 5201
+
+
+def log(msg: str) -> None:
+    print(f"scenario: {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class ScenarioConfig:
+    topology: str = "fntf40"
+    tenants: int = 4
+    reservations: int = 4
+    interference: str = "both"           # "on" | "off" | "both" (off then on, and compare)
+    duration: float = 8.0                 # seconds of talking per phase
+    out: str = "scenario-out"
+    link_scale: float | None = None       # default: SCENARIO_LINK_SCALE (1/10,000)
+    period_ns: int = 20_000_000
+    bandwidth_bps: int = 1_000_000_000    # real (unscaled) reserved rate per reservation
+    max_latency_ns: int = 60_000_000
+    interference_factor: float = 1.3     # flood rate = factor x emulated capacity of the path's bottleneck
+    max_flood_bps: float = 130e6          # ... capped: what userspace OVS on 2 cores can still forward
+    max_interference_flows: int = 2
+    hop_budget_ns: int = 1_000_000
+    host_budget_ns: int = 20_000_000
+    tx_tolerance_ns: int | None = None    # default: one period
+    rate_fraction: float = 0.9
+    rate_window_ns: int = 1_000_000_000
+    lldp_interval: float = 30.0           # LLDP rounds stall userspace OVS ~15 ms: keep them rare
+    reduce_threshold: float = 0.95
+    audit_k: int | None = 3
+    realtime: bool = True
+    verbose: bool = True
+
+
+# ----- pure helpers ---------------------------------------------------------------------------------
+
+def scenario_plan(topology: Topology, tenants: int) -> HostPlan:
+    """Tenants 1..N with two hosts each in different cities (interference hosts are added later)."""
+    from tools.runs.isolation import spread_plan
+    return spread_plan(topology, tenants, 2)
+
+
+def reservation_requests(plan: HostPlan, tenants: int, m: int, cfg: ScenarioConfig,
+                         scale: float) -> list[dict[str, Any]]:
+    """M requests: reservation i for tenant i mod N + 1, between its two hosts, alternating direction."""
+    reqs = []
+    # frame_bytes are IP bytes per period (what the talker sends); the controller's meters add the
+    # Ethernet/VLAN header of each datagram themselves (controller.openflow.reservation_meter)
+    frame_bytes = max(1, int(math.ceil(cfg.bandwidth_bps * cfg.period_ns / 8e9)))
+    for i in range(m):
+        t = i % tenants + 1
+        a, b = plan.hosts_of(t)[:2]
+        src, dst = (a, b) if (i // tenants) % 2 == 0 else (b, a)
+        reqs.append({"tenant": t, "src": src.switch, "dst": dst.switch, "period_ns": cfg.period_ns,
+                     "frame_bytes": frame_bytes, "max_latency_ns": cfg.max_latency_ns,
+                     "match": {"ip_src": src.ip, "ip_dst": dst.ip, "ip_proto": 17, "udp_dst": PROBE_PORT_BASE + i},
+                     "_src_host": src.name, "_dst_host": dst.name})
+    return reqs
+
+
+def best_effort_path(topology: Topology, src: str, dst: str) -> list[str]:
+    """The path best effort takes (shortest by propagation, as the controller and emulation route)."""
+    return nx.shortest_path(topology.graph, src, dst, weight="propagation_ns")
+
+
+def emulation_allowance(res: dict[str, Any], topology: Topology, scale: float, cfg: ScenarioConfig) -> dict[str, int]:
+    """The latency the emulation adds that the real network would not (see the module doc)."""
+    from tools.probes.probe_format import IP_UDP_OVERHEAD, split_bytes
+    path = res["path"]
+    ip_bytes = int(round(int(res["frame_bytes"]) * scale))
+    dgrams = [s + IP_UDP_OVERHEAD for s in split_bytes(max(1, ip_bytes), str(res["id"]))]
+    ser = 0
+    for u, v in zip(path, path[1:]):
+        cap = topology.capacity_bps(u, v) * scale
+        ser += int(sum((d + 22) * 8e9 / cap for d in dgrams))      # + Ethernet header, FCS, VLAN tag
+    hops = len(path) - 1
+    return {"serialisation_ns": ser, "switching_ns": hops * cfg.hop_budget_ns, "host_ns": cfg.host_budget_ns,
+            "total_ns": ser + hops * cfg.hop_budget_ns + cfg.host_budget_ns}
+
+
+def emulated_reservation(res: dict[str, Any], allowance_ns: int, scale: float) -> dict[str, Any]:
+    """The reservation as the emulation carries it: IP bytes per period and rate x scale, bounds +
+    allowance."""
+    r = dict(res)
+    r["frame_bytes"] = max(1, int(int(res["frame_bytes"]) * scale))
+    r["bandwidth_bps"] = int(round(int(res.get("bandwidth_bps") or 0) * scale))
+    r["latency_bound_ns"] = int(res["latency_bound_ns"]) + allowance_ns
+    r["jitter_bound_ns"] = int(res.get("jitter_bound_ns") or 0) + allowance_ns
+    r["real"] = {k: res.get(k) for k in ("frame_bytes", "bandwidth_bps", "latency_bound_ns", "jitter_bound_ns")}
+    return r
+
+
+def compact_flow(f: dict[str, Any]) -> dict[str, Any]:
+    """The per-flow summary of report.json (the contract: id, sent, received, lost, pass, latency_ns)."""
+    lat = f["latency_ns"]
+    return {"id": f["id"], "tenant": f.get("tenant"), "sent": f["sent"], "received": f["received"],
+            "lost": f["lost"], "pass": f["pass"],
+            "latency_ns": {"p50": lat.get("p50"), "p99": lat.get("p99"), "max": lat.get("max"),
+                           "bound_ns": lat.get("bound_ns"), "jitter_ns": lat.get("jitter_ns"),
+                           "modeled_propagation_ns": lat.get("modeled_propagation_ns"),
+                           "combined_max_ns": lat.get("combined_max_ns")},
+            "rate": {"reserved_bps": f["rate"]["reserved_bps"], "mean_bps": f["rate"]["mean_bps"],
+                     "min_window_bps": f["rate"]["min_window_bps"]},
+            "failed_checks": [c["name"] for c in f.get("checks", []) if not c["pass"]]}
+
+
+def compare_phases(off: list[dict[str, Any]], on: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """Per flow received rate (and p99 latency) with interference off vs on."""
+    by_off = {f["id"]: f for f in off}
+    rows = []
+    for f in on:
+        o = by_off.get(f["id"])
+        if o is None:
+            continue
+        r_off, r_on = o["rate"]["mean_bps"] or 0, f["rate"]["mean_bps"] or 0
+        ratio = (r_on / r_off) if r_off else None
+        rows.append({"id": f["id"], "rate_off_bps": r_off, "rate_on_bps": r_on,
+                     "ratio": None if ratio is None else round(ratio, 4),
+                     "received_off": o["received"], "received_on": f["received"],
+                     "lost_off": o["lost"], "lost_on": f["lost"],
+                     "p99_off_ns": o["latency_ns"]["p99"], "p99_on_ns": f["latency_ns"]["p99"],
+                     "max_off_ns": o["latency_ns"]["max"], "max_on_ns": f["latency_ns"]["max"]})
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+    reduced = [r["id"] for r in rows if r["ratio"] is None or r["ratio"] < threshold]
+    return {"flows": rows, "min_ratio": min(ratios) if ratios else None, "threshold": threshold,
+            "reduced": bool(reduced) or not rows, "reduced_flows": reduced}
+
+
+# ----- process bookkeeping --------------------------------------------------------------------------
+
+class Procs:
+    """Every process started inside a host; ``stop_all`` ends them (SIGINT, then SIGKILL)."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def add(self, p: subprocess.Popen) -> subprocess.Popen:
+        self.procs.append(p)
+        return p
+
+    def stop(self, p: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 5.0) -> None:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                p.wait(5)
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            self.stop(p, signal.SIGKILL, 3.0)
+        self.procs = []
+
+
+def _dnctl() -> str:
+    return str(Path(sys.executable).with_name("dnctl"))
+
+
+# ----- one phase --------------------------------------------------------------------------------------
+
+def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], floods: list[dict[str, Any]],
+              meta: dict[str, Any], cfg: ScenarioConfig, outdir: Path, procs: Procs) -> dict[str, Any]:
+    """Captures, talkers and (if ``floods``) interference for one phase; returns the analysis."""
+    from tools.probes.analyzer import Thresholds, analyze
+    from tools.probes.capture import capture_command
+    from tools.probes.report import write_all
+    from topologies.mininet_topo import host_intf_name
+
+    say = log if cfg.verbose else (lambda _m: None)
+    outdir.mkdir(parents=True, exist_ok=True)
+    net = emu.net
+    sched_file = outdir / "emulated-schedule.json"
+    sched_file.write_text(json.dumps({**meta, "reservations": [f["emulated"] for f in flows]}, indent=1))
+    # captures in destination hosts (one per host)
+    caps: dict[str, tuple[subprocess.Popen, str]] = {}
+    for f in flows:
+        h = plan.host(f["dst_host"])
+        if h.name not in caps:
+            path = str(outdir / f"rx-{h.name}.pcap")
+            cmd = capture_command(host_intf_name(h), path, bpf=f"udp and dst portrange {PROBE_PORT_BASE}-"
+                                  f"{PROBE_PORT_BASE + 998}")
+            caps[h.name] = (procs.add(net.get(h.name).popen(cmd, stdout=subprocess.DEVNULL,
+                                                             stderr=subprocess.DEVNULL)), path)
+    deadline = time.monotonic() + 15
+    while not all(os.path.exists(p) and os.path.getsize(p) >= 24 for _, p in caps.values()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("captures did not start within 15 s")
+        time.sleep(0.05)
+    time.sleep(0.3)
+    # interference
+    flood_procs = []
+    servers: list[subprocess.Popen] = []
+    if floods:
+        for fl in floods:
+            srv = procs.add(net.get(fl["dst_host"]).popen(["iperf3", "-s", "-p", str(fl["port"]), "-1"],
+                                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            servers.append(srv)
+        time.sleep(0.5)
+        for fl in floods:
+            cli = procs.add(net.get(fl["src_host"]).popen(
+                ["iperf3", "-c", fl["dst_ip"], "-u", "-b", str(int(fl["rate_bps"])), "-l", "1400",
+                 "-t", f"{cfg.duration + 2:g}", "-p", str(fl["port"]), "--json"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+            flood_procs.append((fl, cli))
+        time.sleep(1.0)   # let the floods fill the links before the talkers start
+        rates = ", ".join("%.0f" % (fl["rate_bps"] / 1e6) for fl in floods)
+        say(f"[{name}] {len(floods)} interference flows at {rates} Mb/s")
+    # talkers
+    talkers = []
+    for f in flows:
+        res = f["emulated"]
+        out = outdir / f"talker-{f['id']}.json"
+        cmd = [_dnctl(), "probe", "send", "--schedule", str(sched_file), "--reservation", f["id"],
+               "--dst", f["dst_ip"], "--port", str(f["port"]), "--duration", f"{cfg.duration:g}",
+               "--out", str(out), "--json"] + (["--rt"] if cfg.realtime else [])
+        talkers.append((f, out, procs.add(net.get(f["src_host"]).popen(cmd, stdout=subprocess.DEVNULL,
+                                                                         stderr=subprocess.PIPE))))
+    say(f"[{name}] {len(talkers)} talkers for {cfg.duration:g} s")
+    talker_results = []
+    for f, out, p in talkers:
+        _, err = p.communicate(timeout=cfg.duration + 60)
+        try:
+            tr = json.loads(out.read_text())
+        except (OSError, ValueError):
+            raise RuntimeError(f"talker of {f['id']} failed: {err.decode(errors='replace').strip()[-300:]}") from None
+        talker_results.append(tr)
+    time.sleep(0.5)
+    flood_results = []
+    for fl, cli in flood_procs:
+        try:
+            text, _ = cli.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            procs.stop(cli)
+            text = b""
+        rec: dict[str, Any] = dict(fl)
+        try:
+            j = json.loads(text.decode(errors="replace"))
+            s = j.get("end", {}).get("sum", {})
+            rec.update(sent_bps=s.get("bits_per_second"), packets=s.get("packets"), lost_packets=s.get("lost_packets"),
+                       lost_percent=s.get("lost_percent"), error=j.get("error"))
+        except ValueError:
+            rec["error"] = text.decode(errors="replace").strip()[-200:] or "no iperf3 output"
+        flood_results.append(rec)
+    for srv in servers:
+        procs.stop(srv, signal.SIGKILL, 2)
+    for proc, _ in caps.values():
+        procs.stop(proc)
+    th = Thresholds(rate_fraction=cfg.rate_fraction, rate_window_ns=cfg.rate_window_ns,
+                    tx_tolerance_ns=tx_tolerance(cfg), propagation="not-emulated")
+    report = analyze([p for _, p in caps.values()], [f["emulated"] for f in flows], meta,
+                     sent_counts={str(t["reservation_id"]): int(t["sent"]) for t in talker_results},
+                     thresholds=th, require=[f["id"] for f in flows])
+    write_all(report, str(outdir))
+    d = report.to_dict()
+    say(f"[{name}] {'PASS' if report.passed else 'FAIL'}: " + "; ".join(
+        f"{f['id']} {f['received']}/{f['sent']} p99 {f['latency_ns']['p99'] or 0:.0f} ns "
+        f"{f['rate']['mean_bps'] / 1e6:.3f} Mb/s{'' if f['pass'] else ' FAIL ' + ','.join(c['name'] for c in f['checks'] if not c['pass'])}"
+        for f in d["flows"]))
+    return {"name": name, "pass": report.passed, "flows": d["flows"], "talkers": talker_results,
+            "interference": flood_results, "analysis": {k: v for k, v in d.items() if k != "flows"},
+            "html": str(outdir / "report.html")}
+
+
+def tx_tolerance(cfg: ScenarioConfig) -> int:
+    return cfg.tx_tolerance_ns if cfg.tx_tolerance_ns is not None else cfg.period_ns
+
+
+# ----- the whole scenario -------------------------------------------------------------------------------
+
+def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
+    """Bring up, reserve, run the phases and the audit, tear down; returns the report (also written)."""
+    from topologies.loaders import load_topology
+    from tools.emulation.controller_proc import controlled_emulation
+    from tools.runs.isolation import audit
+
+    say = log if cfg.verbose else (lambda _m: None)
+    t0 = time.monotonic()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    topo = load_topology(cfg.topology)
+    plan = scenario_plan(topo, cfg.tenants)
+    scale = SCENARIO_LINK_SCALE if cfg.link_scale is None else cfg.link_scale
+    reqs = reservation_requests(plan, cfg.tenants, cfg.reservations, cfg, scale)
+    itenant = cfg.tenants + 1
+    phases = ["off", "on"] if cfg.interference == "both" else [cfg.interference]
+    if "on" in phases:
+        cities = sorted({r["src"] for r in reqs} | {r["dst"] for r in reqs}, key=topo.nodes.index)
+        for c in cities:
+            plan.attach(itenant, c)
+    report: dict[str, Any] = {"pass": False, "topology": topo.name, "tenants": cfg.tenants,
+                              "config": {k: v for k, v in asdict(cfg).items() if k != "verbose"}}
+    seconds: dict[str, float] = {}
+    procs = Procs()
+    try:
+        with controlled_emulation(topo, plan, link_scale=scale, log_dir=out, verbose=cfg.verbose,
+                                  lldp_interval=cfg.lldp_interval) as (ctl, emu):
+            from tools.runs.training_run import apply_priority_links
+            apply_priority_links(topo, plan, scale)   # reserved frames (PCP 7) first on every link
+            seconds["bring_up_s"] = time.monotonic() - t0
+            with ctl.client() as api:
+                for t in plan.tenants():
+                    api.post("/v1/tenants", {"name": f"tenant{t}" if t != itenant else "interference"})
+                flows = []
+                for i, rq in enumerate(reqs):
+                    body = {k: v for k, v in rq.items() if not k.startswith("_")}
+                    res = api.post("/v1/reservations", body)
+                    al = emulation_allowance(res, topo, scale, cfg)
+                    flows.append({"id": res["id"], "tenant": rq["tenant"], "src_host": rq["_src_host"],
+                                  "dst_host": rq["_dst_host"], "dst_ip": plan.host(rq["_dst_host"]).ip,
+                                  "port": rq["match"]["udp_dst"], "reservation": res, "allowance_ns": al,
+                                  "emulated": emulated_reservation(res, al["total_ns"], scale)})
+                sched = api.get("/v1/schedule")
+            meta = {"cycle_ns": int(sched["cycle_ns"]), "slot_ns": int(sched["slot_ns"]),
+                    "links": sched.get("links") or []}
+            if "epoch_ns" in sched:
+                meta["epoch_ns"] = int(sched["epoch_ns"])
+            say(f"{len(flows)} reservations admitted: " + ", ".join(
+                f"{f['id']} {'-'.join(f['reservation']['path'])}" for f in flows))
+            # warm the ARP caches and prove reachability of every talker pair
+            for f in flows:
+                pr = emu.ping(f["src_host"], f["dst_host"], count=2, interval_s=0.2)
+                if not pr.ok and pr.received == 0:
+                    raise RuntimeError(f"{f['src_host']} cannot reach {f['dst_host']} before the run: {pr}")
+            floods = interference_flows(topo, plan, flows, itenant, scale, cfg)
+            report["phases"] = {}
+            for ph in phases:
+                t1 = time.monotonic()
+                report["phases"][ph] = run_phase(ph, emu, plan, flows, floods if ph == "on" else [], meta, cfg,
+                                                 out / f"interference-{ph}", procs)
+                seconds[f"phase_{ph}_s"] = time.monotonic() - t1
+            t2 = time.monotonic()
+            iso = audit(emu, plan, k=cfg.audit_k, workdir=out / "isolation", verbose=cfg.verbose)
+            seconds["isolation_s"] = time.monotonic() - t2
+            t3 = time.monotonic()
+    finally:
+        procs.stop_all()
+    seconds["tear_down_s"] = time.monotonic() - t3
+    main = report["phases"]["on" if "on" in phases else "off"]
+    report["flows"] = [compact_flow(f) for f in main["flows"]]
+    report["reservations"] = [{"id": f["id"], "tenant": f["tenant"], "src_host": f["src_host"],
+                               "dst_host": f["dst_host"], "path": f["reservation"]["path"],
+                               "latency_bound_ns": f["reservation"]["latency_bound_ns"],
+                               "jitter_bound_ns": f["reservation"]["jitter_bound_ns"],
+                               "bandwidth_bps": f["reservation"]["bandwidth_bps"],
+                               "emulated_bandwidth_bps": f["emulated"]["bandwidth_bps"],
+                               "emulated_frame_bytes": f["emulated"]["frame_bytes"],
+                               "allowance_ns": f["allowance_ns"],
+                               "best_effort_path": best_effort_path(topo, f["reservation"]["path"][0],
+                                                                    f["reservation"]["path"][-1])} for f in flows]
+    report["interference"] = {"mode": cfg.interference, "flows": floods}
+    if len(phases) == 2:
+        report["interference"]["effect"] = compare_phases(report["phases"]["off"]["flows"],
+                                                          report["phases"]["on"]["flows"], cfg.reduce_threshold)
+    iso_small = {k: v for k, v in iso.items() if k not in ("ports",)}
+    report["isolation"] = iso_small
+    report["tolerances"] = tolerances(cfg, scale)
+    report["emulation"] = emu.summary()
+    report["controller"] = {"log": str(ctl.log_path)}
+    ok = all(p["pass"] for p in report["phases"].values()) and iso["pass"]
+    if len(phases) == 2:
+        ok = ok and not report["interference"]["effect"]["reduced"]
+    report["pass"] = bool(ok)
+    seconds["total_s"] = time.monotonic() - t0
+    report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+    write_report(report, out)
+    return report
+
+
+def interference_flows(topo: Topology, plan: HostPlan, flows: list[dict[str, Any]], itenant: int, scale: float,
+                       cfg: ScenarioConfig) -> list[dict[str, Any]]:
+    """Best-effort floods between the interference tenant's hosts at each reservation's ends."""
+    hosts = {h.switch: h for h in plan.hosts_of(itenant)}
+    out = []
+    for i, f in enumerate(flows[:cfg.max_interference_flows]):
+        path = f["reservation"]["path"]
+        s, d = hosts.get(path[0]), hosts.get(path[-1])
+        if s is None or d is None:
+            continue
+        be = best_effort_path(topo, path[0], path[-1])
+        shared = {(u, v) for u, v in zip(path, path[1:])} & {(u, v) for u, v in zip(be, be[1:])}
+        bottleneck = min(topo.capacity_bps(u, v) for u, v in zip(path, path[1:]))
+        rate = min(cfg.interference_factor * bottleneck * scale, cfg.max_flood_bps)
+        out.append({"src_host": s.name, "dst_host": d.name, "dst_ip": d.ip, "port": IPERF_PORT_BASE + i,
+                    "rate_bps": int(rate), "bottleneck_bps_emulated": int(bottleneck * scale),
+                    "saturating": rate >= bottleneck * scale, "against": f["id"], "best_effort_path": be,
+                    "shared_links": len(shared), "reservation_links": len(path) - 1})
+    return out
+
+
+def tolerances(cfg: ScenarioConfig, scale: float) -> dict[str, Any]:
+    return {
+        "link_scale": scale,
+        "rate": f"talkers send link_scale x the reserved bytes per period; every {cfg.rate_window_ns / 1e9:g} s window must carry "
+                f">= {cfg.rate_fraction:g} x link_scale x bandwidth_bps",
+        "latency": "links add no propagation here: measured max + modeled propagation must be <= latency_bound_ns "
+                   "+ allowance, allowance = serialisation of the flow's datagrams at the scaled link rates + "
+                   f"{cfg.hop_budget_ns} ns per hop (software switch) + {cfg.host_budget_ns} ns (talker send "
+                   "path and capture timestamping); per flow in reservations[].allowance_ns",
+        "jitter": "max - min measured latency <= jitter_bound_ns + the same allowance",
+        "tx_slot_tolerance_ns": tx_tolerance(cfg),
+        "tx_slot": "a datagram may leave up to tx_slot_tolerance_ns after its slot window ends (the Python talker "
+                   "cannot hold 1 us slots on this machine, docs/verification.md)",
+        "interference_effect": f"reduced when a flow's received rate with interference is below "
+                               f"{cfg.reduce_threshold:g} x without, or it lost more",
+    }
+
+
+# ----- output -----------------------------------------------------------------------------------------
+
+def text_summary(rep: dict[str, Any]) -> str:
+    from tools.probes.report import _ns
+    lines = [f"scenario on {rep['topology']}: {rep['tenants']} tenants, {len(rep.get('reservations', []))} "
+             f"reservations, interference {rep['interference']['mode']}: {'PASS' if rep['pass'] else 'FAIL'}"]
+    for name, ph in rep.get("phases", {}).items():
+        lines.append(f"  phase interference {name}: {'PASS' if ph['pass'] else 'FAIL'}")
+        for f in ph["flows"]:
+            lat = f["latency_ns"]
+            failed = [c["name"] for c in f["checks"] if not c["pass"]]
+            lines.append(f"    {f['id']}: {f['received']}/{f['sent']} received, lost {f['lost']}, latency p50/p99/max "
+                         f"{_ns(lat['p50'])}/{_ns(lat['p99'])}/{_ns(lat['max'])} (bound+allowance {_ns(lat['bound_ns'])}), "
+                         f"jitter {_ns(lat['jitter_ns'])}, rate {f['rate']['mean_bps'] / 1e6:.3f} of "
+                         f"{f['rate']['reserved_bps'] / 1e6:.3f} Mb/s" + (f"; FAILED {', '.join(failed)}" if failed else ""))
+        for fl in ph.get("interference", []):
+            sent = fl.get("sent_bps")
+            lines.append(f"    interference {fl['src_host']}->{fl['dst_host']} asked {fl['rate_bps'] / 1e6:.0f} Mb/s, "
+                         f"sent {sent / 1e6 if sent else 0:.1f} Mb/s, lost {fl.get('lost_percent') or 0:.0f}% "
+                         f"(policed), shares {fl['shared_links']}/{fl['reservation_links']} links with {fl['against']}, "
+                         f"{'saturates' if fl['saturating'] else 'does NOT saturate'} its "
+                         f"{fl['bottleneck_bps_emulated'] / 1e6:.0f} Mb/s bottleneck")
+    eff = rep["interference"].get("effect")
+    if eff:
+        lines.append(f"  interference effect on reserved throughput: min ratio on/off {eff['min_ratio']}; "
+                     f"{'REDUCED: ' + ', '.join(eff['reduced_flows']) if eff['reduced'] else 'not reduced'}")
+    iso = rep["isolation"]
+    lines.append(f"  isolation: {'PASS' if iso['pass'] else 'FAIL'}: {iso['leaked_frames']} leaked frames, "
+                 f"{iso['reachability']['reachable_pairs']}/{iso['reachability']['pairs_tested']} intra-tenant pairs "
+                 f"reachable, {iso['coverage']['frames_sent_total']} probe frames")
+    lines.append(f"  seconds: " + ", ".join(f"{k} {v}" for k, v in rep["seconds"].items()))
+    return "\n".join(lines)
+
+
+def plot_comparison(rep: dict[str, Any], path: str) -> str | None:
+    """Received rate and p99 latency per flow for each phase (bars)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    phases = rep.get("phases", {})
+    if not phases:
+        return None
+    ids = [f["id"] for f in next(iter(phases.values()))["flows"]]
+    x = np.arange(len(ids))
+    w = 0.8 / len(phases)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, ph) in enumerate(phases.items()):
+        by = {f["id"]: f for f in ph["flows"]}
+        a1.bar(x + i * w, [by[k]["rate"]["mean_bps"] / 1e6 if k in by else 0 for k in ids], w,
+               label=f"interference {name}")
+        a2.bar(x + i * w, [(by[k]["latency_ns"]["p99"] or 0) / 1e3 if k in by else 0 for k in ids], w,
+               label=f"interference {name}")
+    res = next(iter(phases.values()))["flows"]
+    a1.scatter(x + 0.4 - w / 2, [f["rate"]["reserved_bps"] / 1e6 for f in res], color="red", marker="_", s=300,
+               label="reserved (scaled)", zorder=3)
+    a1.set_xticks(x + 0.4 - w / 2, ids)
+    a1.set_ylabel("received Mb/s (IP)")
+    a1.set_title("reserved flows: received rate")
+    a1.legend(fontsize=8)
+    a2.set_xticks(x + 0.4 - w / 2, ids)
+    a2.set_ylabel("p99 measured one-way latency (us)")
+    a2.set_title("reserved flows: p99 latency (no propagation emulated)")
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(rep: dict[str, Any], out: Path) -> None:
+    """report.json, summary.txt, comparison.png, isolation.png and an index report.html."""
+    import base64
+    import html
+    from tools.runs.isolation import plot_matrix
+    from tools.probes.report import _plain
+    (out / "report.json").write_text(json.dumps(rep, indent=1, default=_plain) + "\n")
+    summary = text_summary(rep)
+    (out / "summary.txt").write_text(summary + "\n")
+    pngs = [p for p in (plot_comparison(rep, str(out / "comparison.png")),
+                        plot_matrix(rep["isolation"], str(out / "isolation.png"))) if p]
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>detnet scenario</title></head><body>",
+             f"<h1>Scenario on {html.escape(rep['topology'])}: {'PASS' if rep['pass'] else 'FAIL'}</h1>",
+             "<pre>" + html.escape(summary) + "</pre>"]
+    for p in pngs:
+        b64 = base64.b64encode(Path(p).read_bytes()).decode()
+        parts.append(f"<p><img src='data:image/png;base64,{b64}'></p>")
+    for name, ph in rep.get("phases", {}).items():
+        rel = os.path.relpath(ph["html"], out)
+        parts.append(f"<p><a href='{html.escape(rel)}'>per-flow figures, interference {name}</a></p>")
+    parts.append("<h2>Tolerances</h2><pre>" + html.escape(json.dumps(rep["tolerances"], indent=1)) + "</pre>")
+    parts.append("</body></html>")
+    (out / "report.html").write_text("\n".join(parts))
+
+
+# ----- dnctl verify scenario -----------------------------------------------------------------------------
+
+def register_action(vs: argparse._SubParsersAction) -> None:
+    q = vs.add_parser("scenario", help="end to end: emulation + controller, reserve, talk, interfere, "
+                      "capture, analyze, isolation audit",
+                      description="Bring up the controller and a Mininet emulation, create tenants, reserve flows "
+                                  "between hosts in different cities, run slotted talkers and captures with and/or "
+                                  "without best-effort interference on the same links, analyze, audit isolation, "
+                                  "write OUT/report.json, summary.txt, PNGs and report.html, tear everything down "
+                                  "(also on Ctrl-C). Exit 0 only if every check passed. Needs root and Open vSwitch.")
+    q.add_argument("--topology", default="fntf40", metavar="NAME_OR_FILE", help="topology (default fntf40)")
+    q.add_argument("--tenants", type=int, default=4, help="tenants, two hosts each in different cities (default 4)")
+    q.add_argument("--reservations", type=int, default=4, help="reservations (default 4)")
+    q.add_argument("--interference", choices=("on", "off", "both"), default="both",
+                   help="best-effort interference on the reserved links: on, off, or both phases compared "
+                        "(default both)")
+    q.add_argument("--duration", type=float, default=8.0, help="seconds of probe traffic per phase (default 8)")
+    q.add_argument("--out", default="scenario-out", metavar="DIR", help="output directory (default scenario-out)")
+    q.add_argument("--link-scale", type=float, default=None, help="link capacity factor (default 1/10,000)")
+    q.add_argument("--period", type=int, default=20_000_000, metavar="NS", help="reservation period (default 20 ms)")
+    q.add_argument("--bandwidth", type=float, default=1e9, metavar="BPS",
+                   help="real reserved rate per reservation (default 1e9; the emulation carries link-scale x it)")
+    q.add_argument("--tx-tolerance", type=int, default=None, metavar="NS",
+                   help="allowed talker lateness past a slot window (default one period)")
+    q.add_argument("--hop-budget", type=int, default=1_000_000, metavar="NS",
+                   help="latency allowance per hop for the software switch (default 1 ms)")
+    q.add_argument("--no-rt", action="store_true", help="talkers without SCHED_FIFO")
+    q.add_argument("--json", action="store_true", help="print report.json instead of the summary")
+    q.set_defaults(func=_cli)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from tools.cli import CliError
+    if args.tenants < 1 or args.reservations < 1:
+        raise CliError("--tenants and --reservations must be at least 1")
+    if args.duration <= 0 or args.period <= 0 or args.bandwidth <= 0:
+        raise CliError("--duration, --period and --bandwidth must be positive")
+    from tools.emulation import ovs
+    missing = ovs.probe().missing_for_emulation()
+    if missing:
+        raise CliError("cannot emulate on this machine: " + ", ".join(missing))
+    try:
+        from topologies.loaders import load_topology
+        topo = load_topology(args.topology)
+    except Exception as e:  # noqa: BLE001 - TopologyError and file errors: one line
+        raise CliError(str(e)) from None
+    if len(topo.nodes) < 2:
+        raise CliError(f"{args.topology}: needs at least 2 nodes")
+    cfg = ScenarioConfig(topology=args.topology, tenants=args.tenants, reservations=args.reservations,
+                         interference=args.interference, duration=args.duration, out=args.out,
+                         link_scale=args.link_scale, period_ns=args.period, bandwidth_bps=int(args.bandwidth),
+                         tx_tolerance_ns=args.tx_tolerance, hop_budget_ns=args.hop_budget, realtime=not args.no_rt)
+
+    def _term(_s: int, _f: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, _term)
+    try:
+        rep = run_scenario(cfg)
+    except KeyboardInterrupt:
+        log("interrupted: everything was torn down")
+        return 130
+    except Exception as e:  # noqa: BLE001 - controller refusals, emulation failures: one line, torn down
+        from tools.client import ApiError
+        if isinstance(e, (ApiError, CliError)):
+            raise CliError(f"scenario failed: {e}") from None
+        log(f"failed: {type(e).__name__}: {e}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    print(json.dumps(rep, indent=1, default=str) if args.json else text_summary(rep))
+    print(f"report: {Path(cfg.out) / 'report.html'}", file=sys.stderr)
+    return 0 if rep["pass"] else 1

@@ -1,0 +1,824 @@
+"""Emulated training: a job's sites train for real on the Mininet backbone, with and without reservations.
+
+``dnctl training run JOB --emulate`` and ``dnctl demo`` use this module. One run:
+
+1. **stack**: the controller (``controller.launcher.run``, what ``dnctl controller`` runs, as a subprocess: temporary state file, free ports,
+   an admin token it gets from the environment) and the controller-attached fntf40 emulation
+   (``tools.emulation.network.Emulation``), rates scaled by ``scale``;
+2. **tenants**: the training tenant (id 1: one host per site city) and interference tenants (one per
+   ring hop: a host at the hop's sending city and one at its receiving city), created over REST;
+3. **interference**: each interference tenant floods UDP (``iperf3 -u``) from the hop's sending
+   city to its receiving city. Best-effort forwarding takes the same shortest path as the
+   reservation, so the flood shares every link of the training flow; its default rate is 0.8x
+   the path's narrowest link (scaled): flood + training ask for 1.3x the link, saturating it;
+4. **deterministic run**: the plan's flows are reserved (site i -> site i+1 at the job's channel
+   rate) plus a small reverse reservation per flow for its TCP ACKs (5% of the channel: the data
+   is TCP, and an ACK stuck behind a flood stalls the sender as surely as lost data would); then
+   one ``tools.runs.train_agent`` per site runs the iterations;
+5. **best-effort run**: the reservations are deleted, the same interference keeps running, the
+   same agents run the same job again;
+6. **baseline**: one site runs the same compute pauses with no WAN exchange (measured, in a site
+   host while the interference runs, so it carries the same scheduling noise).
+
+Links (``links``): "priority" (default): every inter-switch link is an HTB at its scaled
+capacity with two classes, reserved frames (the controller marks them PCP 7 in the network's VLAN
+tag at the ingress) served strictly first, best effort in the rest (``priority_tc_batch``); the
+controller's meters keep each reservation at its rate and best effort at 90% of what the
+reservations leave. "fifo": the emulation's own HTB, one FIFO for both classes (reserved frames
+wait behind queued best effort). "none": no shaping, the meters alone (docs/emulation.md,
+"Links, queues and policing").
+
+Scaling: ``scale`` multiplies every rate (link capacities, meters, reservations, the job's channel)
+and the bytes the agents move, and leaves times alone. An emulated iteration therefore lasts as
+long as the modelled one (minus propagation: this machine's emulation has no netem delay), and
+the analytic model's estimate is directly comparable.
+
+Each training host shapes its own egress to 95% of the scaled channel (``tc tbf``), in both runs:
+a site's WAN rate is the job's channel either way; the talker (here TCP) staying under its
+reserved rate is what DetNet asks of a talker. Iteration time is the ring's: the maximum over
+sites of each iteration's time; the first iteration (TCP slow start on fresh connections) is
+reported but left out of the statistics.
+
+Everything started here is stopped on success, failure and Ctrl-C (processes in the hosts first,
+then the emulation, then the controller).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tools.emulation.lifecycle import Managed
+
+REPO = Path(__file__).resolve().parent.parent
+#: default rate scale: 100 Gb/s links become 10 Mb/s (userspace OVS on 2 cores stays far from saturation)
+DEFAULT_SCALE = 1e-4
+#: interference rate (auto) as a multiple of the narrowest link of the flow's path: below the
+#: best-effort meters (90% of a free link) so best-effort TCP keeps a little room in the best-effort run
+INTERFERENCE_FACTOR = 0.8
+#: training hosts shape their egress to this share of the scaled channel
+SHAPE_SHARE = 0.95
+#: reverse (ACK) reservations, as a share of the channel
+ACK_SHARE = 0.05
+#: iterations left out of the statistics (TCP slow start on fresh connections)
+WARMUP = 1
+TRAINING_TENANT = 1
+AGENT_PORT = 5301
+FLOOD_PORT0 = 5201
+
+Progress = Callable[[str], None]
+
+
+class RunError(RuntimeError):
+    """The emulated run could not be done; one line saying why."""
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----- the plan of the run (pure) -------------------------------------------------------------
+
+@dataclass
+class Interference:
+    """One interference flow: tenant, sending and receiving city, emulated rate (bit/s)."""
+
+    tenant: int
+    src: str
+    dst: str
+    rate_bps: float
+    port: int
+    shared_links: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "src": self.src, "dst": self.dst, "rate_bps": round(self.rate_bps),
+                "port": self.port, "shared_links": [list(l) for l in self.shared_links]}
+
+
+@dataclass
+class RunPlan:
+    """Who is where: the host plan, the job's flows, the interference flows and the tenants."""
+
+    job: Any
+    topology: Any
+    hosts: Any                      # topologies.hosts.HostPlan
+    flows: list[Any]                # schedules.training_plan.PlannedFlow
+    interference: list[Interference]
+    tenants: int
+    scale: float
+    topology_spec: str = "fntf40"   # what the controller is given (name or file)
+
+    @property
+    def site_hosts(self) -> list[Any]:
+        return [self.host(TRAINING_TENANT, s) for s in self.job.sites]
+
+    def host(self, tenant: int, city: str) -> Any:
+        for h in self.hosts.host_ports(city):
+            if h.tenant == tenant:
+                return h
+        raise KeyError(f"no host of tenant {tenant} at {city}")
+
+    @property
+    def volume_bytes(self) -> int:
+        """Bytes one site sends per iteration in the emulation (the job's volume x scale)."""
+        from schedules.training_model import collective_shape
+        return max(1, int(collective_shape(self.job)[0] * self.scale))
+
+    @property
+    def channel_bps(self) -> float:
+        """The job's channel rate in the emulation."""
+        return self.job.channel_bps * self.scale
+
+    def reservation_requests(self, acks: bool = True) -> list[dict[str, Any]]:
+        """The plan's requests (model units; the controller scales meters) with host matches,
+        plus one reverse request per flow for its ACKs (unless that direction is a flow already)."""
+        from schedules.training_plan import default_max_latency_ns, shortest_propagation_ns
+        reqs = []
+        forward = {(f.request["src"], f.request["dst"]) for f in self.flows}
+        for f in self.flows:
+            r = dict(f.request)
+            s, d = self.host(TRAINING_TENANT, r["src"]), self.host(TRAINING_TENANT, r["dst"])
+            r["match"] = {"ip_src": s.ip, "ip_dst": d.ip}
+            reqs.append(r)
+            if acks and (r["dst"], r["src"]) not in forward:
+                prop = shortest_propagation_ns(self.topology, r["dst"], r["src"])
+                reqs.append({"id": f"{r['id']}-ack", "tenant": TRAINING_TENANT, "src": r["dst"], "dst": r["src"],
+                             "bandwidth_bps": max(1_000_000, int(r["bandwidth_bps"] * ACK_SHARE)),
+                             "period_ns": r["period_ns"], "max_latency_ns": default_max_latency_ns(prop),
+                             "match": {"ip_src": d.ip, "ip_dst": s.ip}})
+        return reqs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job.name, "topology": self.topology.name, "scale": self.scale,
+                "tenants": self.tenants, "hosts": len(self.hosts.hosts),
+                "site_hosts": {h.switch: {"name": h.name, "ip": h.ip} for h in self.site_hosts},
+                "volume_bytes_per_site": self.volume_bytes, "channel_bps": round(self.channel_bps),
+                "flows": [f.to_dict() for f in self.flows],
+                "interference": [i.to_dict() for i in self.interference]}
+
+
+def best_effort_path(topology: Any, src: str, dst: str) -> list[str]:
+    """The path best-effort frames take: the shortest-path tree by propagation towards ``dst``."""
+    import networkx as nx
+    return nx.shortest_path(topology.graph, src, dst, weight="propagation_ns")
+
+
+def make_plan(job: Any, topology: Any, *, scale: float = DEFAULT_SCALE, tenants: int | None = None,
+              interference: str | float | None = "auto", extra_hosts: bool = True) -> RunPlan:
+    """Host plan and flows of an emulated run.
+
+    Tenant 1 trains (a host per site). Each ring hop gets an interference tenant (2, 3, ...; with
+    fewer tenants they are shared round-robin) with hosts at the hop's two cities. Further tenants
+    (up to ``tenants``) get one host each, spread over the cities, so the controller and the
+    isolation audit see them. ``interference``: 'auto' (0.8x the narrowest link of the path),
+    'off'/None, or a model-unit rate in bit/s (scaled like every rate).
+    """
+    from schedules.training_plan import check_sites, plan
+    from topologies.hosts import HostPlan
+
+    check_sites(job, topology)
+    flows = plan(job, topology, tenant=TRAINING_TENANT)
+    hops = [(f.request["src"], f.request["dst"]) for f in flows]
+    if tenants is None:
+        tenants = 1 + len(hops)
+    if tenants < 1:
+        raise RunError("tenants must be at least 1")
+    if interference not in (None, "off") and tenants < 2:
+        raise RunError("interference needs at least 2 tenants (the training tenant is one)")
+    attach: list[tuple[int, str]] = [(TRAINING_TENANT, s) for s in job.sites]
+    inter: list[Interference] = []
+    if interference not in (None, "off"):
+        itenants = list(range(2, min(tenants, 1 + len(hops)) + 1))
+        for i, (src, dst) in enumerate(hops):
+            t = itenants[i % len(itenants)]
+            path = best_effort_path(topology, src, dst)
+            links = list(zip(path, path[1:]))
+            if interference == "auto":
+                rate = INTERFERENCE_FACTOR * min(topology.capacity_bps(a, b) for a, b in links) * scale
+            else:
+                rate = float(interference) * scale
+            inter.append(Interference(t, src, dst, rate, FLOOD_PORT0 + i, links))
+            for city in (src, dst):
+                if (t, city) not in attach:
+                    attach.append((t, city))
+    used = {t for t, _ in attach}
+    if extra_hosts:
+        cities = list(topology.nodes)
+        k = 0
+        for t in range(2, tenants + 1):
+            if t not in used:
+                attach.append((t, cities[k % len(cities)]))
+                k += 7   # spread over the map
+    hosts = HostPlan.build(topology, attach)
+    return RunPlan(job, topology, hosts, flows, inter, tenants, scale)
+
+
+# ----- statistics (pure) --------------------------------------------------------------------
+
+def ring_iterations(per_rank: dict[int, list[dict[str, Any]]]) -> list[float]:
+    """The ring's iteration times: per iteration, the slowest site's (they are synchronous)."""
+    if not per_rank:
+        return []
+    n = min(len(v) for v in per_rank.values())
+    return [max(per_rank[r][i]["iteration_s"] for r in per_rank) for i in range(n)]
+
+
+def summarize(times: list[float], baseline_s: float | None = None, warmup: int = WARMUP) -> dict[str, Any]:
+    """mean, p50, p99, max, min, spread (p99/mean), efficiency (baseline/mean) over ``times[warmup:]``."""
+    kept = np.asarray(times[warmup:] if len(times) > warmup else times, dtype=float)
+    if not len(kept):
+        return {"iterations": 0}
+    mean = float(kept.mean())
+    out = {"iterations": int(len(kept)), "warmup": min(warmup, len(times)), "mean_s": mean,
+           "p50_s": float(np.percentile(kept, 50)), "p99_s": float(np.percentile(kept, 99)),
+           "min_s": float(kept.min()), "max_s": float(kept.max()), "std_s": float(kept.std()),
+           "spread": float(np.percentile(kept, 99)) / mean, "iterations_s": [round(t, 6) for t in times]}
+    if baseline_s:
+        out["efficiency"] = baseline_s / mean
+    return out
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    out = []
+    with contextlib.suppress(FileNotFoundError):
+        for line in Path(path).read_text().splitlines():
+            line = line.strip()
+            if line:
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+    return out
+
+
+# ----- links: HTB with a priority class for reserved frames ---------------------------------------
+
+LINK_MODES = {"priority": "htb, reserved (PCP 7) served first", "fifo": "htb, one FIFO for both classes",
+              "none": "unshaped, meters only"}
+
+
+def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
+    """``tc -batch`` input: each inter-switch port (root namespace) gets an HTB at the link's
+    capacity x ``scale`` with class 5:10 (prio 0, rate = ceil = capacity) for frames whose VLAN
+    tag carries PCP 7 (``controller.openflow.RESERVED_PCP``, set by the reservation's ingress
+    entry) and class 5:20 (prio 1, borrows up to capacity) for everything else.
+
+    The u32 filter reads the tag's TCI 4 bytes before the network header: verified here for the
+    frames userspace Open vSwitch sends on veths (AF_PACKET, tag inline); this kernel has no
+    flower classifier."""
+    from controller.openflow import RESERVED_PCP
+    from topologies.mininet_topo import switch_intf_name
+    lines = []
+    pcp = (RESERVED_PCP & 7) << 13
+    for (u, v), port in plan.link_ports().items():
+        dev = switch_intf_name(plan.switch_name(u), port)
+        kbit = max(8, int(topology.capacity_bps(u, v) * scale) // 1000)
+        lines += [f"qdisc add dev {dev} root handle 5: htb default 20",
+                  f"class add dev {dev} parent 5: classid 5:1 htb rate {kbit}kbit ceil {kbit}kbit burst 15k",
+                  f"class add dev {dev} parent 5:1 classid 5:10 htb rate {kbit}kbit ceil {kbit}kbit prio 0 "
+                  "burst 15k quantum 1600",
+                  f"class add dev {dev} parent 5:1 classid 5:20 htb rate 8kbit ceil {kbit}kbit prio 1 "
+                  "burst 15k quantum 1600",
+                  f"filter add dev {dev} parent 5: prio 1 protocol all u32 match u16 {pcp:#06x} 0xe000 at -4 "
+                  "classid 5:10"]
+    return "".join(l + "\n" for l in lines)
+
+
+def apply_priority_links(topology: Any, plan: Any, scale: float) -> None:
+    """Shape every inter-switch link with ``priority_tc_batch`` (replacing whatever root qdisc the
+    emulation put there); RunError when tc refuses."""
+    from topologies.mininet_topo import switch_intf_name
+    old = "".join(f"qdisc del dev {switch_intf_name(plan.switch_name(u), port)} root\n"
+                  for (u, _v), port in plan.link_ports().items())
+    subprocess.run(["tc", "-force", "-batch", "-"], input=old, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(["tc", "-force", "-batch", "-"], input=priority_tc_batch(topology, plan, scale),
+                         capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        raise RunError("cannot shape the links with a priority class: "
+                       + (res.stderr.strip().splitlines() or ["tc failed"])[-1][:200])
+
+
+# ----- the running stack ------------------------------------------------------------------------
+
+#: what ``dnctl controller`` runs, without importing every dnctl verb (one broken verb module
+#: elsewhere must not take the run down)
+CONTROLLER_CODE = r"""
+import json, sys
+from controller.launcher import LaunchError, LaunchOptions, run
+try:
+    sys.exit(run(LaunchOptions(**json.loads(sys.argv[1]))))
+except LaunchError as e:
+    print(f"controller: {e}", file=sys.stderr)
+    sys.exit(e.code)
+"""
+
+
+class Stack(Managed):
+    """The controller subprocess + the controller-attached emulation + processes in its hosts.
+
+    ``with Stack(plan, workdir) as st:`` brings everything up; leaving the block (normally, on an
+    exception or on Ctrl-C) stops host processes, the emulation and the controller, in that order.
+    """
+
+    def __init__(self, run: RunPlan, workdir: str | Path, progress: Progress = _quiet,
+                 lldp_interval: float = 2.0, links: str = "priority"):
+        if links not in LINK_MODES:
+            raise RunError(f"links {links!r}: expected one of {', '.join(LINK_MODES)}")
+        self.run, self.workdir, self.progress = run, Path(workdir), progress
+        self.links = links
+        self.token = "dnctl-admin-" + secrets.token_hex(16)
+        self.of_port, self.api_port = free_port(), free_port()
+        while self.api_port == self.of_port:
+            self.api_port = free_port()
+        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.lldp_interval = lldp_interval
+        self.ctl: subprocess.Popen | None = None
+        self.emu: Any = None
+        self.api: Any = None
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self._lock_cm: Any = None
+        self.timings: dict[str, float] = {}
+
+    # -- lifecycle --
+    def start(self) -> None:
+        from tools.client import ApiClient
+        from tools.emulation.network import Emulation, emulation_lock, write_plan
+        from tools.emulation import ovs
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        caps = ovs.probe()
+        missing = caps.missing_for_emulation()
+        if missing:
+            raise RunError("cannot emulate on this machine: " + ", ".join(missing))
+        self._lock_cm = emulation_lock()
+        self._lock_cm.__enter__()
+        t0 = time.monotonic()
+        self.progress("OVS: checking Open vSwitch")
+        try:
+            ovs.ensure_ovs_running()
+        except ovs.OvsError as e:
+            raise RunError(str(e)) from None
+        self.timings["ovs_s"] = time.monotonic() - t0
+        plan_file = self.workdir / "hosts.json"
+        write_plan(self.run.hosts, plan_file)
+        t0 = time.monotonic()
+        self.progress(f"controller: starting (OpenFlow :{self.of_port}, REST :{self.api_port}, "
+                      f"link scale {self.run.scale:g})")
+        env = dict(os.environ, DNCTL_ADMIN_TOKEN=self.token, PYTHONUNBUFFERED="1")
+        env.pop("DNCTL_URL", None)
+        db = self.workdir / "controller.db"
+        with contextlib.suppress(FileNotFoundError):
+            db.unlink()
+        self.ctl_log = open(self.workdir / "controller.log", "w")
+        self.ctl = subprocess.Popen(
+            [sys.executable, "-c", CONTROLLER_CODE, json.dumps({
+                "topology": self.run.topology_spec, "hosts": str(plan_file), "db": str(db),
+                "of_host": "127.0.0.1", "of_port": self.of_port, "api_port": self.api_port,
+                "link_scale": self.run.scale, "lldp_interval": self.lldp_interval, "log_level": "info"})],
+            cwd=REPO, env=env, stdout=self.ctl_log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.api = ApiClient(self.url, self.token, timeout=30)
+        self._wait(lambda: self._health() is not None, 30, "the controller's REST API")
+        self.timings["controller_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        self.progress(f"emulation: starting {self.run.topology.name} ({len(self.run.topology.nodes)} switches, "
+                      f"{len(self.run.hosts.hosts)} hosts, userspace/kernel OVS as available)")
+        # link_scale 0: the emulation leaves the links alone ("priority" shapes them below)
+        self.emu = Emulation(self.run.topology, self.run.hosts, controller=("127.0.0.1", self.of_port),
+                             link_scale=self.run.scale if self.links == "fifo" else 0, verbose=False,
+                             wait_connected_s=0, lock=False)
+        self.emu.start()
+        if self.links == "priority":
+            apply_priority_links(self.run.topology, self.run.hosts, self.run.scale)
+        n = len(self.run.topology.nodes)
+        self._wait(lambda: (self._health() or {}).get("switches_connected") == n, 90,
+                   f"{n} switches to connect and sync")
+        self.timings["emulation_s"] = time.monotonic() - t0
+        self.progress(f"emulation: up, {n} switches connected in {self.timings['emulation_s']:.1f} s "
+                      f"(datapath {self.emu.datapath}, links x{self.run.scale:g}: "
+                      f"{LINK_MODES[self.links]})")
+
+    def _health(self) -> dict[str, Any] | None:
+        if self.ctl is not None and self.ctl.poll() is not None:
+            raise RunError(f"the controller exited (code {self.ctl.returncode}); see {self.workdir / 'controller.log'}: "
+                           + self._ctl_tail())
+        try:
+            return self.api.get("/healthz")
+        except Exception:  # noqa: BLE001 - not up yet
+            return None
+
+    def _ctl_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            lines = (self.workdir / "controller.log").read_text().strip().splitlines()
+            return lines[-1][-200:] if lines else ""
+        return ""
+
+    def _wait(self, cond: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = cond()
+            if v:
+                return v
+            time.sleep(0.2)
+        raise RunError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def stop(self) -> None:
+        """Stop host processes, the emulation, the controller; release the lock. Idempotent."""
+        interrupted: list[bool] = []
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+            restore = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+        try:
+            self.kill_procs()
+            if self.emu is not None:
+                emu, self.emu = self.emu, None
+                with contextlib.suppress(Exception):
+                    emu.stop()
+            if self.api is not None:
+                with contextlib.suppress(Exception):
+                    self.api.close()
+                self.api = None
+            if self.ctl is not None:
+                ctl, self.ctl = self.ctl, None
+                if ctl.poll() is None:
+                    ctl.send_signal(signal.SIGTERM)
+                    try:
+                        ctl.wait(5)
+                    except subprocess.TimeoutExpired:
+                        ctl.kill()
+                        ctl.wait(5)
+                with contextlib.suppress(Exception):
+                    self.ctl_log.close()
+        finally:
+            if self._lock_cm is not None:
+                cm, self._lock_cm = self._lock_cm, None
+                cm.__exit__(None, None, None)
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+        if interrupted and sys.exc_info()[0] is None:
+            raise KeyboardInterrupt
+
+    # -- processes in hosts --
+    def node(self, host: Any) -> Any:
+        return self.emu.net.get(host.name)
+
+    def popen(self, host: Any, argv: list[str], log_name: str, tag: str) -> subprocess.Popen:
+        """Start ``argv`` inside ``host``'s namespace; stdout+stderr to ``workdir/logs/log_name``."""
+        logs = self.workdir / "logs"
+        logs.mkdir(exist_ok=True)
+        f = open(logs / log_name, "w")
+        p = self.node(host).popen(argv, stdout=f, stderr=subprocess.STDOUT, cwd=str(REPO),
+                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        f.close()
+        self.procs.append((tag, p))
+        return p
+
+    def kill_procs(self, tag: str | None = None) -> None:
+        """SIGINT, then SIGKILL, the processes started with ``popen`` (those of ``tag``, or all)."""
+        mine = [(t, p) for t, p in self.procs if tag is None or t == tag]
+        for _, p in mine:
+            if p.poll() is None:
+                with contextlib.suppress(OSError):
+                    p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 3
+        for _, p in mine:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(max(0.05, deadline - time.monotonic()))
+            if p.poll() is None:
+                with contextlib.suppress(OSError):
+                    p.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(3)
+        self.procs = [(t, p) for t, p in self.procs if (t, p) not in mine]
+
+    def sh(self, host: Any, cmd: str) -> str:
+        return self.node(host).cmd(cmd)
+
+
+# ----- phases -----------------------------------------------------------------------------------
+
+def api_retry(call: Callable[..., Any], *args: Any, tries: int = 50) -> Any:
+    """``call(*args)``, retried while the controller answers 429 (its per-principal rate limit)."""
+    from tools.client import ApiError
+    for i in range(tries):
+        try:
+            return call(*args)
+        except ApiError as e:
+            if getattr(e, "status", None) != 429 or i == tries - 1:
+                raise
+            time.sleep(0.1 + 0.05 * i)
+
+
+def create_tenants(st: Stack) -> list[dict[str, Any]]:
+    """Tenants 1..N over REST (ids must come out as the host plan numbered them)."""
+    out = []
+    have = {t["id"] for t in api_retry(st.api.get, "/v1/tenants").get("tenants", [])}
+    for t in range(1, st.run.tenants + 1):
+        if t in have:
+            continue
+        name = "training" if t == TRAINING_TENANT else f"tenant-{t}"
+        r = api_retry(st.api.post, "/v1/tenants", {"name": name, "quota_bps": None, "max_reservations": None})
+        if int(r["id"]) != t:
+            raise RunError(f"controller gave tenant {name} id {r['id']}, the host plan expects {t}")
+        out.append({k: r[k] for k in ("id", "name")})
+    return out
+
+
+def shape_sites(st: Stack) -> None:
+    """Every training host shapes its egress to SHAPE_SHARE of the scaled channel (tbf)."""
+    from topologies.mininet_topo import host_intf_name
+    rate = int(st.run.channel_bps * SHAPE_SHARE)
+    for h in st.run.site_hosts:
+        out = st.sh(h, f"tc qdisc replace dev {host_intf_name(h)} root tbf rate {rate}bit burst 3028 "
+                       f"latency 400ms && echo TC-OK")
+        if "TC-OK" not in out:
+            raise RunError(f"cannot shape {h.name}'s egress: {out.strip()[-200:]}")
+
+
+def start_interference(st: Stack) -> list[dict[str, Any]]:
+    """iperf3 servers at the receiving hosts, UDP floods from the sending hosts (until stopped)."""
+    started = []
+    for i, it in enumerate(st.run.interference):
+        src, dst = st.run.host(it.tenant, it.src), st.run.host(it.tenant, it.dst)
+        st.popen(dst, ["iperf3", "-s", "-p", str(it.port)], f"iperf3-server-{i}.log", "flood")
+        started.append((i, it, src, dst))
+    time.sleep(0.5)
+    for i, it, src, dst in started:
+        st.popen(src, ["iperf3", "-c", dst.ip, "-u", "-b", str(int(it.rate_bps)), "-l", "1400", "-t", "0",
+                       "-p", str(it.port), "-i", "0"], f"iperf3-flood-{i}.log", "flood")
+    time.sleep(1.0)
+    dead = [(t, p) for t, p in st.procs if t == "flood" and p.poll() is not None]
+    if dead:
+        raise RunError(f"{len(dead)} interference process(es) exited at once; see {st.workdir / 'logs'}")
+    return [it.to_dict() for it in st.run.interference]
+
+
+def reserve(st: Stack, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """POST every request; raise RunError on the first rejection."""
+    from tools.client import ApiError
+    made = []
+    for r in requests:
+        try:
+            made.append(api_retry(st.api.post, "/v1/reservations", r))
+        except ApiError as e:
+            raise RunError(f"reservation {r['id']} ({r['src']} -> {r['dst']}) not admitted: {e}") from None
+    return made
+
+
+def release(st: Stack, reservations: list[dict[str, Any]]) -> None:
+    for r in reservations:
+        api_retry(st.api.delete, f"/v1/reservations/{r['id']}")
+
+
+def run_agents(st: Stack, label: str, iterations: int, timeout_s: float | None = None) -> dict[str, Any]:
+    """One train_agent per site; wait for all; the ring's iteration times."""
+    job, run = st.run.job, st.run
+    hosts = run.site_hosts
+    peers = ",".join(f"{h.ip}:{AGENT_PORT}" for h in hosts)
+    outdir = st.workdir / label
+    outdir.mkdir(exist_ok=True)
+    procs = []
+    for rank, h in enumerate(hosts):
+        out = outdir / f"rank{rank}.jsonl"
+        with contextlib.suppress(FileNotFoundError):
+            out.unlink()
+        argv = [sys.executable, "-m", "tools.runs.train_agent", "--rank", str(rank), "--peers", peers,
+                "--volume-bytes", str(run.volume_bytes), "--forward-s", repr(job.forward_s),
+                "--backward-s", repr(job.backward_s), "--overlap", repr(job.overlap),
+                "--iterations", str(iterations), "--timeout", "120", "--out", str(out)]
+        procs.append((rank, st.popen(h, argv, f"{label}-rank{rank}.log", "agent"), out))
+    if timeout_s is None:
+        timeout_s = 60 + iterations * (job.compute_s + 30)
+    deadline = time.monotonic() + timeout_s
+    try:
+        for rank, p, _ in procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise RunError(f"{label} run: site {rank} did not finish within {timeout_s:.0f} s") from None
+    finally:
+        st.kill_procs("agent")
+    per_rank = {rank: read_jsonl(out) for rank, _, out in procs}
+    bad = [rank for rank, p, _ in procs if p.returncode != 0 or not per_rank[rank]]
+    if bad:
+        log = st.workdir / "logs" / f"{label}-rank{bad[0]}.log"
+        tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
+        raise RunError(f"{label} run: site {bad[0]} failed ({tail[0][-200:] if tail else 'no output'})")
+    return {"per_rank": per_rank, "iterations": ring_iterations(per_rank)}
+
+
+BASELINE_CODE = r"""
+import json, sys, threading, time
+fwd, bwd, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    t0 = time.perf_counter()
+    time.sleep(fwd)
+    b = threading.Thread(target=time.sleep, args=(bwd,)); b.start(); b.join()
+    print(json.dumps({"iteration": i, "iteration_s": time.perf_counter() - t0}), flush=True)
+"""
+
+
+def run_baseline(st: Stack, iterations: int) -> dict[str, Any]:
+    """Single-site baseline: the agent's compute pauses, no WAN exchange, in a site host."""
+    job = st.run.job
+    h = st.run.site_hosts[0]
+    out = st.workdir / "baseline.jsonl"
+    p = st.node(h).popen([sys.executable, "-c", BASELINE_CODE, repr(job.forward_s), repr(job.backward_s),
+                          str(iterations)], stdout=open(out, "w"), stderr=subprocess.DEVNULL)
+    st.procs.append(("baseline", p))
+    try:
+        p.wait(30 + iterations * job.compute_s * 2)
+    finally:
+        st.kill_procs("baseline")
+    times = [r["iteration_s"] for r in read_jsonl(out)]
+    if not times:
+        raise RunError("baseline run produced no iterations")
+    return {"iterations": times, "mean_s": float(np.mean(times)), "nominal_s": job.compute_s}
+
+
+# ----- the whole run ------------------------------------------------------------------------------
+
+@dataclass
+class RunOptions:
+    job: str
+    topology: str = "fntf40"
+    scale: float = DEFAULT_SCALE
+    network: str = "both"                  # deterministic | best-effort | both
+    interference: str | float | None = "auto"
+    iterations: int | None = None
+    out: str | None = None
+    tenants: int | None = None
+    links: str = "priority"                # priority | fifo | none (module doc)
+
+
+def model_estimates(job: Any, topology: Any, interference_bps: float) -> dict[str, Any]:
+    """The analytic model's estimate for both networks (same numbers as ``dnctl training estimate``)."""
+    from schedules.training_model import estimate
+    from tools.cli.cmd_training import hop_delays
+    det_delay, be_delay, _ = hop_delays(job, topology)
+    return {"deterministic": estimate(job, det_delay, network="deterministic",
+                                      interference_bps=interference_bps).to_dict(),
+            "best-effort": estimate(job, be_delay, network="best-effort",
+                                    interference_bps=interference_bps).to_dict()}
+
+
+def model_interference_bps(run: RunPlan) -> float:
+    """The interference the model's best-effort channel sees, in model units: the part of the
+    flood beyond the free share of the narrowest shared link (capacity - the job's channel),
+    worst over the flows; the flood fills the idle part of the link first."""
+    worst = 0.0
+    for i in run.interference:
+        cap = min(run.topology.capacity_bps(a, b) for a, b in i.shared_links)
+        worst = max(worst, i.rate_bps / run.scale - (cap - run.job.channel_bps))
+    return max(0.0, worst)
+
+
+def execute(opts: RunOptions, progress: Progress = _quiet, hooks: dict[str, Callable] | None = None
+            ) -> dict[str, Any]:
+    """Do one emulated run (see the module doc); returns the result dict. ``hooks``: optional
+    callables ``after_deterministic(st, reservations)`` and ``before_teardown(st)`` (the demo's
+    verification and isolation checks), whose return values land in the result under their names."""
+    from schedules.training import JobError, load_job
+    from topologies.loaders import load_topology
+    from topologies.model import TopologyError
+
+    hooks = hooks or {}
+    try:
+        job = load_job(opts.job)
+        topo = load_topology(opts.topology)
+    except (JobError, TopologyError) as e:
+        raise RunError(str(e)) from None
+    if not 0 < opts.scale <= 1:
+        raise RunError(f"scale {opts.scale} must be in (0, 1]")
+    iterations = opts.iterations or job.iterations
+    if iterations < 2:
+        raise RunError("iterations must be at least 2 (the first is a warm-up)")
+    run = make_plan(job, topo, scale=opts.scale, tenants=opts.tenants, interference=opts.interference)
+    run.topology_spec = opts.topology
+    workdir = Path(opts.out) if opts.out else Path(tempfile.mkdtemp(prefix="detnet-training-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"job": job.to_dict(), "run": run.to_dict(), "iterations": iterations,
+                              "warmup": WARMUP, "workdir": str(workdir)}
+    t_start = time.monotonic()
+    with Stack(run, workdir, progress, links=opts.links) as st:
+        result["timings"] = {}
+        progress(f"tenants: creating {run.tenants} tenant(s) over REST")
+        result["tenants_created"] = len(create_tenants(st))
+        shape_sites(st)
+        if run.interference:
+            progress(f"interference: {len(run.interference)} UDP flood(s) at "
+                     f"{', '.join(f'{i.rate_bps / 1e6:.1f}' for i in run.interference)} Mb/s along the ring hops")
+            result["interference"] = start_interference(st)
+        else:
+            result["interference"] = []
+        nets = ["deterministic", "best-effort"] if opts.network == "both" else [opts.network]
+        runs: dict[str, Any] = {}
+        if "deterministic" in nets:
+            reqs = run.reservation_requests()
+            progress(f"reservations: {len(reqs)} ({len(run.flows)} ring flows at "
+                     f"{job.channel_bps / 1e9:g} Gb/s model = {run.channel_bps / 1e6:.2f} Mb/s emulated, "
+                     f"+ ACK reservations)")
+            made = reserve(st, reqs)
+            result["reservations"] = made
+            time.sleep(1.0)
+            progress(f"deterministic run: {iterations} iterations with interference")
+            t0 = time.monotonic()
+            runs["deterministic"] = run_agents(st, "deterministic", iterations)
+            result["timings"]["deterministic_s"] = time.monotonic() - t0
+            if "after_deterministic" in hooks:
+                result["after_deterministic"] = hooks["after_deterministic"](st, made)
+            progress(f"reservations: releasing {len(made)}")
+            release(st, made)
+            time.sleep(1.0)
+        if "best-effort" in nets:
+            progress(f"best-effort run: {iterations} iterations, same interference, no reservations")
+            t0 = time.monotonic()
+            runs["best-effort"] = run_agents(st, "best-effort", iterations)
+            result["timings"]["best_effort_s"] = time.monotonic() - t0
+        progress(f"baseline: single site, compute only, {iterations} iterations")
+        base = run_baseline(st, iterations)
+        if "before_teardown" in hooks:
+            result["before_teardown"] = hooks["before_teardown"](st)
+        result["emulation"] = st.emu.summary() if st.emu else {}
+        result["timings"].update({k: round(v, 3) for k, v in st.timings.items()})
+        progress("teardown: stopping host processes, emulation and controller")
+    baseline_s = base["mean_s"]
+    result["baseline"] = base
+    result["baseline_s"] = baseline_s
+    for net, r in runs.items():
+        s = summarize(r["iterations"], baseline_s)
+        s["per_rank_s"] = {str(k): [round(x["iteration_s"], 6) for x in v] for k, v in r["per_rank"].items()}
+        result[net.replace("-", "_")] = s
+    result["model"] = model_estimates(job, topo, model_interference_bps(run))
+    result["targets"] = targets(result)
+    result["timings"]["total_s"] = round(time.monotonic() - t_start, 3)
+    with open(workdir / "run.json", "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def targets(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets, evaluated on the measured figures (reported, not asserted)."""
+    det, be = result.get("deterministic"), result.get("best_effort")
+    out: dict[str, Any] = {}
+    if det and det.get("iterations"):
+        out["deterministic_within_5pct"] = det["mean_s"] <= 1.05 * result["baseline_s"]
+        out["deterministic_spread_below_1.05"] = det["spread"] < 1.05
+    if det and be and det.get("iterations") and be.get("iterations"):
+        out["best_effort_slower"] = be["mean_s"] > det["mean_s"] * 1.05
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    """The facility-style table: iteration time and efficiency, measured beside the model."""
+    rows = []
+    m = result.get("model", {})
+    hdr = f"{'network':16}{'measured mean':>15}{'p99':>10}{'p99/mean':>10}{'efficiency':>12}   " \
+          f"{'model':>10}{'model eff.':>12}"
+    rows.append(hdr)
+    rows.append(f"{'single site':16}{result['baseline_s']:>13.3f} s{'':>10}{'':>10}{100.0:>11.1f}%   "
+                f"{result['job']['forward_s'] + result['job']['backward_s']:>8.3f} s{100.0:>11.1f}%")
+    for key, name in (("deterministic", "deterministic"), ("best_effort", "best effort")):
+        s = result.get(key)
+        if not s or not s.get("iterations"):
+            continue
+        est = m.get(key.replace("_", "-"), {})
+        rows.append(f"{name:16}{s['mean_s']:>13.3f} s{s['p99_s']:>8.3f} s{s['spread']:>10.3f}"
+                    f"{100 * s['efficiency']:>11.1f}%   {est.get('iteration_s', float('nan')):>8.3f} s"
+                    f"{100 * est.get('efficiency', float('nan')):>11.1f}%")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin debugging entry
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m tools.runs.training_run")
+    p.add_argument("job")
+    p.add_argument("--scale", type=float, default=DEFAULT_SCALE)
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--network", default="both")
+    p.add_argument("--out")
+    a = p.parse_args(argv)
+    r = execute(RunOptions(a.job, scale=a.scale, iterations=a.iterations, network=a.network, out=a.out),
+                progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(table(r))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
