@@ -47,7 +47,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import networkx as nx
+from controller.dataplane import routing
 
 # ---------------------------------------------------------------------------------------------
 # OpenFlow constants (values from the OpenFlow 1.3 specification; kept here to stay pure)
@@ -319,18 +319,8 @@ def _apply(*actions: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # best-effort routing and meters
 def _next_hops_towards(plan: Any, dst: str, failed: Any = None) -> dict[str, str]:
-    """For every switch, the next switch on a shortest path (by propagation) towards ``dst``,
-    avoiding the directed links in ``failed``.
-
-    One shortest-path tree per destination, so the per-switch choices are loop-free.
-    """
-    g = plan.topology.graph
-    if failed:
-        bad = frozenset(failed)
-        g = nx.subgraph_view(g, filter_edge=lambda a, b: (a, b) not in bad)
-    pred = nx.dijkstra_predecessor_and_distance(g.reverse(copy=False), dst, weight="propagation_ns")[0]
-    # in the reversed graph, pred[n] lists n's parents towards dst: pick a deterministic one
-    return {n: sorted(ps)[0] for n, ps in pred.items() if ps}
+    """For every switch, the next switch towards ``dst`` (``controller.dataplane.routing``)."""
+    return routing.next_hops_towards(plan.topology.graph, dst, failed)
 
 
 def inter_switch_ports(plan: Any, node: str) -> dict[int, str]:

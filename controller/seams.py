@@ -1,0 +1,75 @@
+"""The typed seams between the controller's service and its data plane (pure: typing only).
+
+Two ``Protocol``s, one per direction, replace the optional ``getattr``/``hasattr`` hooks the two
+sides used to probe each other with. Every method listed here is required: a test double
+implements the whole protocol (or subclasses a ready-made no-op).
+
+- ``ReservationListener``: what the service tells the data plane, after a change is committed,
+  outside the service lock, in commit order, with copies of the reservations.
+- ``DataPlaneHost``: what the data plane (the os-ken shim) asks of, and reports to, the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from controller.core.model import Reservation
+from topologies.hosts import HostPlan
+from topologies.model import Topology
+
+Link = tuple[str, str]
+
+
+@runtime_checkable
+class ReservationListener(Protocol):
+    """Receives committed reservation changes (the os-ken shim programs the switches from them)."""
+
+    def reservation_added(self, res: Reservation) -> None:
+        """``res`` was admitted (or re-admitted): install its entries."""
+
+    def reservation_removed(self, res: Reservation) -> None:
+        """``res`` was released or went down: remove its entries."""
+
+    def reservations_changed(self, pairs: Sequence[tuple[Reservation, Reservation]]) -> None:
+        """Reservations moved by one event (a link failure or recovery), as ``(old, new)`` pairs with
+        the same ids: reprogram make-before-break."""
+
+
+@runtime_checkable
+class DataPlaneHost(Protocol):
+    """The service as the data plane sees it."""
+
+    topology: Topology
+    host_plan: HostPlan
+
+    def add_listener(self, listener: ReservationListener) -> None:
+        """Register a listener of committed changes."""
+
+    def reservations_snapshot(self) -> list[Reservation]:
+        """Copies of every reservation on the network (to program a switch that connects)."""
+
+    def link_reserved_bps(self) -> dict[Link, int]:
+        """Reserved bit/s per directed link (for the best-effort meters)."""
+
+    def failed_links(self) -> set[Link]:
+        """Directed links currently marked failed."""
+
+    def switch_connected(self, dpid: int) -> None:
+        """A switch was resynchronised and is programmable."""
+
+    def switch_disconnected(self, dpid: int) -> None:
+        """A switch's connection closed."""
+
+    def set_link_check(self, report: dict[str, Any]) -> None:
+        """The LLDP check: ``{"expected", "seen", "missing", "unexpected"}``."""
+
+    def observe_install(self, op: str, reservation_id: str, seconds: float, ok: bool) -> None:
+        """How long installing (``op="install"``) or removing a reservation's entries took."""
+
+    def link_down(self, u: str, v: str, *, detected_at: float | None = None,
+                  actor: str = "system") -> dict[str, Any]:
+        """A physical link failed: re-place what crossed it (listeners are told before this returns)."""
+
+    def link_up(self, u: str, v: str, *, detected_at: float | None = None,
+                actor: str = "system") -> dict[str, Any]:
+        """A failed physical link works again."""
