@@ -43,11 +43,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
-import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from controller.dataplane import routing
+from controller.dataplane.frames import Arp, arp_reply, lldp_frame, parse_arp, parse_lldp  # noqa: F401 (re-exported)
 
 # ---------------------------------------------------------------------------------------------
 # OpenFlow constants (values from the OpenFlow 1.3 specification; kept here to stay pure)
@@ -693,84 +693,6 @@ def compare_links(expected: set[tuple[Endpoint, Endpoint]], seen: Iterable[tuple
         "unexpected_ports": [[list(a), list(b)] for a, b in unexpected],
         "ok": not missing and not unexpected,
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# frames the controller sends or reads (LLDP probes, ARP replies), as bytes
-def _mac_bytes(mac: str) -> bytes:
-    return bytes(int(x, 16) for x in mac.split(":"))
-
-
-def _mac_str(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
-
-
-def _tlv(t: int, value: bytes) -> bytes:
-    return struct.pack("!H", (t << 9) | len(value)) + value
-
-
-def lldp_frame(dpid: int, port: int) -> bytes:
-    """An LLDP probe naming (dpid, port): chassis id 'dpid:%016x', port id the port number."""
-    src = "02:dd:%02x:%02x:%02x:%02x" % ((dpid >> 8) & 0xFF, dpid & 0xFF, (port >> 8) & 0xFF, port & 0xFF)
-    body = (_tlv(1, b"\x07" + f"dpid:{dpid:016x}".encode())
-            + _tlv(2, b"\x07" + str(port).encode())
-            + _tlv(3, struct.pack("!H", 120))
-            + _tlv(0, b""))
-    return _mac_bytes(LLDP_MULTICAST) + _mac_bytes(src) + struct.pack("!H", ETH_TYPE_LLDP) + body
-
-
-def parse_lldp(frame: bytes) -> Endpoint | None:
-    """(dpid, port) from one of our LLDP probes, or None for anything else."""
-    if len(frame) < 14 or struct.unpack("!H", frame[12:14])[0] != ETH_TYPE_LLDP:
-        return None
-    i, dpid, port = 14, None, None
-    while i + 2 <= len(frame):
-        (hdr,) = struct.unpack("!H", frame[i:i + 2])
-        t, n = hdr >> 9, hdr & 0x1FF
-        v = frame[i + 2:i + 2 + n]
-        if t == 0:
-            break
-        try:
-            if t == 1 and v[:1] == b"\x07" and v[1:].startswith(b"dpid:"):
-                dpid = int(v[6:].decode(), 16)
-            elif t == 2 and v[:1] == b"\x07":
-                port = int(v[1:].decode())
-        except ValueError:
-            return None
-        i += 2 + n
-    if dpid is None or port is None:
-        return None
-    return dpid, port
-
-
-@dataclass(frozen=True)
-class Arp:
-    op: int
-    sha: str
-    spa: str
-    tha: str
-    tpa: str
-    eth_src: str
-
-
-def parse_arp(frame: bytes) -> Arp | None:
-    """An untagged Ethernet/IPv4 ARP frame, or None."""
-    if len(frame) < 42 or struct.unpack("!H", frame[12:14])[0] != ETH_TYPE_ARP:
-        return None
-    htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", frame[14:22])
-    if (htype, ptype, hlen, plen) != (1, ETH_TYPE_IPV4, 6, 4):
-        return None
-    a = frame[22:42]
-    return Arp(op, _mac_str(a[0:6]), str(ipaddress.IPv4Address(a[6:10])), _mac_str(a[10:16]),
-               str(ipaddress.IPv4Address(a[16:20])), _mac_str(frame[6:12]))
-
-
-def arp_reply(req: Arp, mac: str) -> bytes:
-    """The reply to ARP request ``req`` saying ``req.tpa`` is at ``mac``."""
-    body = struct.pack("!HHBBH", 1, ETH_TYPE_IPV4, 6, 4, 2) + _mac_bytes(mac) \
-        + ipaddress.IPv4Address(req.tpa).packed + _mac_bytes(req.sha) + ipaddress.IPv4Address(req.spa).packed
-    frame = _mac_bytes(req.sha) + _mac_bytes(mac) + struct.pack("!H", ETH_TYPE_ARP) + body
-    return frame + b"\x00" * max(0, 60 - len(frame))
 
 
 def arp_answer(plan: Any, dpid: int, in_port: int, frame: bytes) -> bytes | None:
