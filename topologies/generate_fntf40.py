@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import json
 import math
 import sys
 from pathlib import Path
@@ -207,8 +208,6 @@ def generate(cities_csv: Path = CITIES_CSV) -> tuple[Topology, dict]:
 
 def to_json(topo: Topology, info: dict) -> str:
     """Native JSON plus a ``generator`` block (ignored by the loader) that records how it was made."""
-    import json
-
     data = topo.to_dict()
     data["generator"] = {
         "module": "topologies.generate_fntf40",

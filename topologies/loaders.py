@@ -17,31 +17,20 @@ with ``load_warnings``), so a CLI can print them to stderr and a library user ca
 from __future__ import annotations
 
 import json
-import warnings
 from importlib import resources
 from pathlib import Path
 
+from topologies.fileio import DEFAULT_ROUTE_FACTOR, TopologyWarning, load_warnings, read_text, warn
 from topologies.model import DEFAULT_CAPACITY_BPS, Topology, TopologyError
+from topologies.tsnkit_topo import load_tsnkit_csv
+from topologies.zoo import load_graphml
 
-#: Fibre length over great-circle distance used when a format gives only coordinates (FACTS.md: 1.2-1.5).
-DEFAULT_ROUTE_FACTOR = 1.34
+# The fix-up helpers are part of this module's interface (``topologies.loaders.TopologyWarning``
+# is what ``-W``/``filterwarnings`` name); they live in topologies.fileio, shared with the formats.
+__all__ = ["DEFAULT_ROUTE_FACTOR", "TopologyWarning", "list_builtin", "load_native_json", "load_topology",
+           "load_warnings", "read_text", "warn"]
 
 _FORMATS = {".json": "native JSON", ".graphml": "Topology Zoo GraphML", ".csv": "TSNKit topology CSV"}
-
-
-class TopologyWarning(UserWarning):
-    """Something a loader had to fix or guess in an otherwise usable topology file."""
-
-
-def warn(topo: Topology, message: str) -> None:
-    """Record ``message`` on ``topo`` and issue it as a TopologyWarning."""
-    topo.graph.graph.setdefault("warnings", []).append(message)
-    warnings.warn(message, TopologyWarning, stacklevel=3)
-
-
-def load_warnings(topo: Topology) -> list[str]:
-    """The warnings the loader recorded on ``topo`` (empty when it loaded cleanly)."""
-    return list(topo.graph.graph.get("warnings", []))
 
 
 def _data_dir():
@@ -76,22 +65,6 @@ def _is_bare_name(name_or_file: str) -> bool:
     return "/" not in name_or_file and "\\" not in name_or_file and not Path(name_or_file).suffix
 
 
-def read_text(path: Path | str, source: str | None = None) -> str:
-    """A file's text, or TopologyError naming it (missing, a directory, unreadable, not UTF-8)."""
-    source = source or str(path)
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise TopologyError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise TopologyError(f"{source}: is a directory, not a topology file") from None
-    except UnicodeDecodeError:
-        raise TopologyError(f"{source}: not a text file (not UTF-8)") from None
-    except OSError as e:
-        raise TopologyError(f"{source}: cannot read ({e.strerror or e})") from None
-
-
 def load_native_json(path: Path | str, source: str | None = None) -> Topology:
     """Read the native JSON format."""
     source = source or str(path)
@@ -110,13 +83,9 @@ def _load_file(path: Path, source: str, route_factor: float, default_capacity_bp
     if ext == ".json":
         return load_native_json(path, source)
     if ext == ".graphml":
-        from topologies.zoo import load_graphml
-
         return load_graphml(path, route_factor=route_factor, default_capacity_bps=default_capacity_bps,
                             source=source)
     if ext == ".csv":
-        from topologies.tsnkit_topo import load_tsnkit_csv
-
         return load_tsnkit_csv(path, source=source)
     known = ", ".join(f"{e} ({f})" for e, f in _FORMATS.items())
     raise TopologyError(f"{source}: unknown topology format {ext or '(no extension)'!r}; expected {known}")

@@ -25,7 +25,7 @@ import io
 import re
 from pathlib import Path
 
-from topologies.loaders import read_text, warn
+from topologies.fileio import read_text, warn
 from topologies.model import NS_PER_KM, Topology, TopologyError
 
 COLUMNS = ("link", "q_num", "rate", "t_proc", "t_prop")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from topologies.loaders import DEFAULT_ROUTE_FACTOR, read_text, warn
+from topologies.fileio import DEFAULT_ROUTE_FACTOR, read_text, warn
 from topologies.model import DEFAULT_CAPACITY_BPS, Topology, TopologyError, great_circle_km
 
 #: Two same-label nodes closer than this are one place (merged).
