@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from topologies.machine import qdisc_works
+
 LOG = logging.getLogger("detnet.launcher")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -186,13 +188,9 @@ def _check_port_free(host: str, port: int, what: str) -> None:
 
 def queue_support() -> tuple[bool, str]:
     """Whether OVS queues (kernel datapath + tc htb) exist here, and why not."""
-    try:
-        from tools.emulation import ovs
-    except ImportError:
-        return False, "tools.emulation.ovs unavailable"
     if not Path("/sys/module/openvswitch").exists():
         return False, "no openvswitch kernel module (userspace datapath: meters only)"
-    if not ovs.qdisc_works("htb"):
+    if not qdisc_works("htb"):
         return False, "tc htb does not work"
     return True, "kernel datapath and tc htb"
 

@@ -41,24 +41,28 @@ _REPO = Path(os.path.abspath(globals().get("__file__") or sys._getframe(0).f_cod
 
 
 def _make_importable() -> None:
-    """Under ``mn`` (the system python, no venv) make the project and the venv's libraries importable."""
+    """Under ``mn`` (the system python, no venv) make the project and the venv's libraries importable.
+
+    The project goes first; the venv's site-packages (made with this same system python) last, so
+    it only supplies what the system lacks (networkx). In the venv itself both are already there.
+    """
     if str(_REPO) not in sys.path:
         sys.path.insert(0, str(_REPO))
-    try:
-        import networkx  # noqa: F401
-    except ImportError:
-        site = _REPO / ".venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-        if site.is_dir():
-            sys.path.append(str(site))
+    site = _REPO / ".venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    if site.is_dir() and str(site) not in sys.path:
+        sys.path.append(str(site))
 
 
 _make_importable()
 
+from mininet.cli import CLI  # noqa: E402
 from mininet.link import TCIntf  # noqa: E402
-from mininet.node import OVSSwitch  # noqa: E402
+from mininet.node import NullController, OVSSwitch  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 
 from topologies.hosts import Host, HostPlan  # noqa: E402
+from topologies.loaders import load_topology  # noqa: E402
+from topologies.machine import kernel_datapath_available, qdisc_works  # noqa: E402
 from topologies.model import Topology  # noqa: E402
 
 #: default link bandwidth scale: 100 Gb/s in the model is 100 Mb/s in the emulation
@@ -146,7 +150,6 @@ class BackboneTopo(Topo):
         if plan.topology is not topology:
             raise ValueError(f"host plan is for topology {plan.topology.name!r}, not {topology.name!r}")
         if delay is None:
-            from tools.emulation.ovs import qdisc_works
             delay = qdisc_works("netem delay 1ms")
         self.topology, self.plan = topology, plan
         self.link_scale, self.delay_scale, self.delay = link_scale, delay_scale, bool(delay)
@@ -165,19 +168,6 @@ class BackboneTopo(Topo):
             sw = plan.switch_name(h.switch)
             self.addLink(h.name, sw, port2=h.port, intfName1=host_intf_name(h),
                          intfName2=switch_intf_name(sw, h.port))
-
-
-def load_topology(name_or_file: str) -> Topology:
-    """The teammates' loader when present; else the native JSON file or ``topologies/data/<name>.json``."""
-    try:
-        from topologies.loaders import load_topology as _load
-    except ImportError:
-        import json
-        path = Path(name_or_file)
-        if not path.exists():
-            path = _REPO / "topologies" / "data" / f"{name_or_file}.json"
-        return Topology.from_dict(json.loads(path.read_text()), source=str(path))
-    return _load(name_or_file)
 
 
 # ----- mn --custom entry points -------------------------------------------------------
@@ -200,7 +190,6 @@ class DetnetSwitch(OVSSwitch):
 
     def __init__(self, name, **params):
         if "datapath" not in params:
-            from tools.emulation.ovs import kernel_datapath_available
             params["datapath"] = "kernel" if kernel_datapath_available() else "user"
         params.setdefault("protocols", "OpenFlow13")
         params.setdefault("failMode", "secure")
@@ -212,7 +201,6 @@ class DetnetSwitch(OVSSwitch):
     def start(self, controllers):
         """``--controller none`` is a NullController: give the bridge no controller entry at all
         (else OVS would dial 127.0.0.1:6653 and ``mn`` would wait forever for it to connect)."""
-        from mininet.node import NullController
         OVSSwitch.start(self, [c for c in controllers if not isinstance(c, NullController)])
 
     def connected(self):
@@ -231,7 +219,6 @@ def _static_test(net) -> None:
 
 def _cli_test(net) -> None:
     """``--test cli``: the Mininet CLI (so ``--test static+cli`` installs flows, then hands over)."""
-    from mininet.cli import CLI
     CLI(net)
 
 

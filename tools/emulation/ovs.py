@@ -7,7 +7,9 @@ emulation picks the datapath and the link features from what it found.
 
 - ``ensure_ovs_running()`` starts ``ovsdb-server``/``ovs-vswitchd`` with ``ovs-ctl`` when
   ``ovs-vsctl show`` does not answer; it never stops or restarts a running Open vSwitch.
-- ``probe()`` returns ``Capabilities``. The qdisc checks run in a throw-away network namespace
+- ``probe()`` returns ``Capabilities``. The kernel checks (``qdisc_works``, ``kernel_datapath_available``,
+  ``load_kernel_datapath``) live in ``topologies.machine``, below tools/, because the Mininet topology
+  and the controller launcher ask them too; the qdisc checks run in a throw-away network namespace
   (``unshare --net``) on its loopback device, so they touch no real interface and leave nothing.
 
 Imports neither Mininet nor os-ken (only checks whether Mininet is importable).
@@ -20,8 +22,9 @@ import os
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
+
+from topologies.machine import kernel_datapath_available, load_kernel_datapath, qdisc_works
 
 #: where distributions put ovs-ctl (Debian/Ubuntu first, then source installs)
 OVS_CTL_CANDIDATES = (
@@ -92,46 +95,6 @@ def ensure_ovs_running() -> None:
 
 
 # ----- probe -------------------------------------------------------------------------
-
-def kernel_datapath_available() -> bool:
-    """The ``openvswitch`` kernel module is loaded, or ``modprobe -n`` says it can be loaded."""
-    if Path("/sys/module/openvswitch").exists():
-        return True
-    if not Path("/proc/modules").exists() or not shutil.which("modprobe"):
-        return False  # no loadable-module support at all
-    try:
-        return _run(["modprobe", "-n", "openvswitch"], timeout=5).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def load_kernel_datapath() -> bool:
-    """Load the ``openvswitch`` module if it is not loaded yet; True when it is loaded afterwards."""
-    if Path("/sys/module/openvswitch").exists():
-        return True
-    if shutil.which("modprobe"):
-        try:
-            _run(["modprobe", "openvswitch"], timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return Path("/sys/module/openvswitch").exists()
-
-
-def qdisc_works(kind_args: str) -> bool:
-    """Whether ``tc qdisc add dev lo root <kind_args>`` works, tried in a throw-away netns.
-
-    ``unshare --net`` makes a fresh, unnamed network namespace that disappears with the command,
-    so nothing needs cleaning up and no real interface is touched. Needs root (else False).
-    """
-    if os.geteuid() != 0 or not shutil.which("tc") or not shutil.which("unshare"):
-        return False
-    try:
-        res = _run(["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", *kind_args.split()],
-                   timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return res.returncode == 0
-
 
 def mininet_importable() -> bool:
     """True when ``import mininet`` would work in this interpreter (it is not imported here)."""
