@@ -20,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.core.scheduler import Scheduler
+from schedules.schedule_json import schedule_to_dict
+
 #: Traffic class whose gate is open in reserved windows (802.1Q's highest priority).
 RESERVED_TC = 7
 NUM_TC = 8
@@ -94,9 +97,7 @@ def gate_string(states: int) -> str:
 def _as_schedule_dict(schedule: Any) -> dict[str, Any]:
     if isinstance(schedule, dict):
         return schedule
-    if hasattr(schedule, "reservations") and hasattr(schedule, "cycle_ns"):
-        from schedules.schedule_json import schedule_to_dict
-
+    if isinstance(schedule, Scheduler):
         return schedule_to_dict(schedule)
     raise GCLError("expected a Schedule JSON object or a Scheduler")
 

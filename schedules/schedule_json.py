@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.core.model import Reservation
+from controller.core.scheduler import Scheduler
 
 SCHEDULE_VERSION = 1
 
@@ -138,8 +139,6 @@ def load_schedule(data: Any, topology, **scheduler_kwargs):
     The scheduler is made with the file's ``slot_ns`` and a base cycle of the file's ``cycle_ns``
     (so slot indices keep their meaning); other keyword arguments go to ``Scheduler``.
     """
-    from controller.core.scheduler import Scheduler
-
     cycle_ns, slot_ns, reservations = validate_schedule(data, topology)
     kwargs = dict(scheduler_kwargs)
     if kwargs.get("slot_ns", slot_ns) != slot_ns:

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 COLLECTIVES = ("ring", "hierarchical")
 
 
@@ -173,8 +175,6 @@ def load_job(path_or_name: str | Path) -> TrainingJob:
     except OSError as e:
         raise JobError(f"{source}: cannot read ({e.strerror})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:

@@ -25,14 +25,18 @@ import sys
 import time
 from pathlib import Path
 
+import networkx as nx
+import numpy as np
+
+from schedules.tsnkit_io import read_instance, schedule_instance, write_outputs, write_subset_task
+
 TOPOS = {"line": 0, "ring": 1, "tree": 2, "mesh": 3}
 
 
 def generate(dirpath: Path, topo: str, num_sw: int, streams: int, seed: int, size: int, period: int,
              deadline: int) -> tuple[Path, Path]:
-    """Write ``task.csv`` and ``topo.csv`` with TSNKit's own generator."""
-    import networkx as nx
-    import numpy as np
+    """Write ``task.csv`` and ``topo.csv`` with TSNKit's own generator (tsnkit, a test extra, is
+    imported here only: the rest of the module works without it)."""
     from tsnkit.data.dataset_spec import TOPO_FUNC, generate_flowset
 
     dirpath.mkdir(parents=True, exist_ok=True)
@@ -68,8 +72,6 @@ def simulate(task: Path, outdir: Path, timeout: float) -> str:
 def simulate_scheduled_part(task: Path, topo: Path, outdir: Path, timeout: float) -> str:
     """Simulate only the streams dnctl scheduled: same schedule, written for a renumbered task file
     (TSNKit's simulator needs every stream of its task file configured). Shown as 'N (part)'."""
-    from schedules.tsnkit_io import read_instance, schedule_instance, write_outputs, write_subset_task
-
     inst = read_instance(task, topo)
     run = schedule_instance(inst)
     ids = [inst.stream(rid).id for rid in run.admitted]

@@ -48,7 +48,9 @@ import networkx as nx
 import numpy as np
 
 from controller.core.model import Request, Reservation
+from controller.core.scheduler import Scheduler
 from topologies.model import Topology, TopologyError
+from topologies.tsnkit_topo import load_tsnkit_csv
 
 #: TSNKit's time unit (tsnkit.core.T_SLOT): the simulator steps in 100 ns.
 TSNKIT_SLOT_NS = 100
@@ -175,8 +177,6 @@ def read_streams(path: str | Path) -> list[TsnStream]:
 
 def read_topology(path: str | Path, *, sim_proc_ns: int = TSNKIT_SIM_PROC_NS) -> Topology:
     """Read a TSNKit topology CSV; each link's processing delay is raised to ``sim_proc_ns``."""
-    from topologies.tsnkit_topo import load_tsnkit_csv
-
     try:
         topo = load_tsnkit_csv(path)
     except TopologyError as e:
@@ -264,8 +264,6 @@ def schedule_instance(instance: TsnkitInstance, *, slot_ns: int = TSNKIT_SLOT_NS
                       k_paths: int = 4, max_wait_slots: int = 20, order: str = "deadline",
                       max_cycle_ns: int = 100_000_000) -> TsnkitRun:
     """Admit every stream of the instance in ``order``; the cycle is the instance's hyperperiod."""
-    from controller.core.scheduler import Scheduler
-
     hyper = instance.hyperperiod_ns
     if hyper % slot_ns:
         raise TsnkitFormatError(f"{instance.name}: hyperperiod {hyper} ns is not a multiple of the slot ({slot_ns} ns)")
