@@ -1,4 +1,5 @@
-"""tools/emulation/network.py and topologies/mininet_topo.py.
+"""tools/emulation/network.py, topologies/mininet_topo.py and the static forwarding they install
+(controller/dataplane/static.py, written as ovs-ofctl text by controller/dataplane/ofctl_text.py).
 
 Pure parts (static forwarding, tc batch, the lock) run everywhere. Tests marked ``emulation`` start
 real Mininet + Open vSwitch (root) under the machine-wide lock and check forwarding, the installed
@@ -15,7 +16,10 @@ import time
 
 import pytest
 
-from tools.emulation.network import (STATIC_COOKIE, emulation_lock, next_hops, parse_ping, static_arp, static_flows)
+from controller.dataplane.ofctl_text import flow_line
+from controller.dataplane.routing import next_hops
+from controller.dataplane.static import STATIC_COOKIE, static_arp, static_flows
+from tools.emulation.network import emulation_lock, parse_ping
 from topologies.hosts import HostPlan
 from topologies.model import Topology
 
@@ -38,9 +42,18 @@ def fntf40() -> Topology:
 
 # ----- pure ---------------------------------------------------------------------------------
 
+def _text(spec) -> tuple[int, str, str]:
+    """(table, match, actions) of a static entry as ovs-ofctl reads it (the add-flows line)."""
+    head, actions = flow_line(spec).split(",actions=")
+    cookie, table, prio, *match = head.split(",")
+    assert cookie == f"cookie={spec.cookie:#x}" and prio == f"priority={spec.priority}"
+    assert table == f"table={spec.table_id}"
+    return spec.table_id, ",".join(match), actions
+
+
 def test_next_hops_follow_a_loop_free_shortest_path_tree():
     topo = fntf40()
-    hops = next_hops(topo)
+    hops = next_hops(topo.graph)
     import networkx as nx
     for dst in topo.nodes:
         for src in topo.nodes:
@@ -61,23 +74,25 @@ def test_static_flows_isolate_tenants_and_end_in_drops():
     flows = static_flows(plan)
     assert set(flows) == {"s1", "s2", "s3", "s4"}
     for sw, specs in flows.items():
-        drops = [s for s in specs if s.actions == "drop"]
-        assert sorted(s.table for s in drops) == [0, 1, 2] and all(s.priority == 0 and not s.match for s in drops)
-        ingress = [s for s in specs if s.table == 1 and s.actions != "drop"]
+        assert {s.dpid for s in specs} == {plan.dpid(plan.topology.nodes[int(sw[1:]) - 1])}
+        drops = [s for s in specs if _text(s)[2] == "drop"]
+        assert sorted(s.table_id for s in drops) == [0, 1, 2] and all(s.priority == 0 and not s.match
+                                                                   and not s.instructions for s in drops)
+        ingress = [s for s in specs if s.table_id == 1 and _text(s)[2] != "drop"]
         for s in ingress:   # ingress entries only reach hosts of the tagged tenant
-            tenant = int(re.search(r"metadata=(0x[0-9a-f]+)", s.match).group(1), 16)
-            mac = re.search(r"dl_dst=([0-9a-f:]+)", s.match).group(1)
+            tenant = int(re.search(r"metadata=(0x[0-9a-f]+)", _text(s)[1]).group(1), 16)
+            mac = re.search(r"dl_dst=([0-9a-f:]+)", _text(s)[1]).group(1)
+            assert (tenant, mac) == (s.match["metadata"], s.match["eth_dst"])
             assert next(h for h in plan.hosts if h.mac == mac).tenant == tenant
             assert s.cookie == STATIC_COOKIE | tenant
     a1 = plan.host("t1h1")
-    s1 = flows["s1"]
+    s1 = [_text(s) for s in flows["s1"]]
     # classification: only the host's own source MAC on its port is accepted and tagged
-    assert any(s.table == 0 and s.match == f"in_port={a1.port},dl_src={a1.mac}"
-               and s.actions.startswith("write_metadata:0x1,") for s in s1)
+    assert any(t == 0 and m == f"in_port={a1.port},dl_src={a1.mac}" and act.startswith("write_metadata:0x1,")
+               for t, m, act in s1)
     # transit towards C from A: A-B-C is 300 km, A-D-C is 700 km, so out the port towards B
     c1 = plan.host("t1h3")
-    assert any(s.table == 2 and s.match == f"dl_dst={c1.mac}" and s.actions == f"output:{plan.port('A', 'B')}"
-               for s in s1)
+    assert any(t == 2 and m == f"dl_dst={c1.mac}" and act == f"output:{plan.port('A', 'B')}" for t, m, act in s1)
     arp = static_arp(plan)
     assert arp["t1h1"] == [(c1.ip, c1.mac)] and arp["t2h1"] == [(plan.host("t2h3").ip, plan.host("t2h3").mac)]
 
@@ -171,8 +186,8 @@ def test_fntf40_static_forwarding_pings_flows_and_clean_teardown(emu_lock):
             sw = plan.switch_name(node)
             got = emu.flows(node)
             assert len(got) == len(expected[sw]), sw
-            want = {(s.table, re.search(r"dl_dst=([0-9a-f:]+)", s.match).group(1), s.actions)
-                    for s in expected[sw] if "dl_dst=" in s.match}
+            want = {(t, re.search(r"dl_dst=([0-9a-f:]+)", m).group(1), act)
+                    for t, m, act in map(_text, expected[sw]) if "dl_dst=" in m}
             assert want <= {_parse_flow(l) for l in got}, sw
     down = emu.timings.stop_s
     print(f"\nfntf40: up {up:.1f} s ({emu.timings.to_dict()}), down {down:.1f} s")

@@ -24,7 +24,8 @@ With ``mn`` (see docs/emulation.md)::
 
 ``--switch detnet`` is Open vSwitch speaking OpenFlow 1.3, fail mode secure, on the kernel
 datapath when the openvswitch module is usable, else the userspace one. ``--test static``
-installs the controller-less static forwarding of tools/emulation/network.py; ``--test cli`` opens the
+installs the controller-less static forwarding (``controller.dataplane.static``, ``install_static``
+below); ``--test cli`` opens the
 Mininet CLI. With a controller instead: ``--controller remote,ip=127.0.0.1,port=6653``.
 """
 
@@ -32,7 +33,9 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # ``mn --custom`` exec()s this file without ``__file__``; the code object still knows its path.
@@ -60,6 +63,9 @@ from mininet.link import TCIntf  # noqa: E402
 from mininet.node import NullController, OVSSwitch  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 
+from controller.dataplane.ofctl_text import flows_text  # noqa: E402
+from controller.dataplane.specs import FlowSpec  # noqa: E402
+from controller.dataplane.static import static_arp, static_flows  # noqa: E402
 from topologies.hosts import Host, HostPlan  # noqa: E402
 from topologies.loaders import load_topology  # noqa: E402
 from topologies.machine import kernel_datapath_available, qdisc_works  # noqa: E402
@@ -208,13 +214,58 @@ class DetnetSwitch(OVSSwitch):
         return not self.controllerUUIDs(update=True) or OVSSwitch.connected(self)
 
 
+def add_flows(flows: dict[str, list[FlowSpec]], timeout: float = 60.0) -> None:
+    """Write each switch's entries with one ``ovs-ofctl -O OpenFlow13 --bundle add-flows SW -``, all
+    switches concurrently (not one process per flow)."""
+    procs = []
+    for sw, specs in flows.items():
+        p = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "--bundle", "add-flows", sw, "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append((sw, p, flows_text(specs)))
+    errors = []
+    for sw, p, text in procs:
+        _out, err = p.communicate(text, timeout=timeout)
+        if p.returncode != 0:
+            errors.append(f"{sw}: {err.strip().splitlines()[-1] if err.strip() else 'exit %d' % p.returncode}")
+    if errors:
+        raise RuntimeError("ovs-ofctl add-flows failed: " + "; ".join(errors[:3]))
+
+
+def configure_hosts(net, plan: HostPlan, *, tx_offload_off: bool = True) -> None:
+    """Static ARP for each host's tenant, IPv6 off (no ND/MLD multicast), and, for the userspace
+    datapath, TX checksum offload off (else TCP/UDP from a veth reaches OVS with bad checksums)."""
+    arp = static_arp(plan)
+    with tempfile.TemporaryDirectory(prefix="detnet-arp-") as tmp:
+        for h in plan.hosts:
+            node = net.get(h.name)
+            intf = host_intf_name(h)
+            path = Path(tmp) / f"{h.name}.batch"
+            path.write_text("".join(f"neigh replace {ip} lladdr {mac} dev {intf} nud permanent\n"
+                                    for ip, mac in arp[h.name]))
+            cmd = ("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+                   " >/dev/null 2>&1; ")
+            if tx_offload_off:
+                cmd += f"ethtool -K {intf} tx off >/dev/null 2>&1; "
+            cmd += f"ip -batch {path} && echo ARP-OK"
+            out = node.cmd(cmd)
+            if "ARP-OK" not in out:
+                raise RuntimeError(f"static ARP on {h.name} failed: {out.strip()[-200:]}")
+
+
+def install_static(net, plan: HostPlan, *, tx_offload_off: bool = True) -> int:
+    """Controller-less static forwarding (``controller.dataplane.static``) on every switch of a running
+    Mininet ``net`` and static ARP on its hosts; returns the number of entries."""
+    flows = static_flows(plan)
+    add_flows(flows)
+    configure_hosts(net, plan, tx_offload_off=tx_offload_off)
+    return sum(len(v) for v in flows.values())
+
+
 def _static_test(net) -> None:
-    """``--test static``: controller-less static forwarding and static ARP (tools/emulation/network.py)."""
-    from tools.emulation.network import install_static
-    plan = getattr(net.topo, "plan", None)
-    if plan is None:
+    """``--test static``: controller-less static forwarding and static ARP (``install_static``)."""
+    if not isinstance(net.topo, BackboneTopo):
         raise RuntimeError("--test static needs a detnet topology (--topo fntf40 or --topo detnet,FILE)")
-    install_static(net, plan)
+    install_static(net, net.topo.plan)
 
 
 def _cli_test(net) -> None:

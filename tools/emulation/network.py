@@ -8,22 +8,13 @@ ALWAYS take it down again, leaving nothing behind, even on exceptions and Ctrl-C
     with Emulation(topology, plan) as emu:          # controller-less static forwarding
         print(emu.ping("Harbin", "Haikou"))
 
-Controller-less mode (``controller=None``, the default) installs static forwarding itself, so the
-meshed backbone works without a controller and a broadcast never loops:
+Controller-less mode (``controller=None``, the default) installs the static forwarding of
+``controller.dataplane.static`` (``topologies.mininet_topo.install_static``: one ``ovs-ofctl
+add-flows`` per switch, all switches concurrently, and static ARP in the hosts), so the meshed
+backbone works without a controller, keeps tenants apart and never floods a broadcast.
 
-- table 0 (classification): a frame from a host port whose source MAC is that host's is tagged
-  with its tenant in the OpenFlow metadata and goes to table 1; a frame from an inter-switch
-  port goes to table 2; anything else is dropped;
-- table 1 (ingress, per tenant): ``metadata=tenant, dl_dst=<MAC of a host of that tenant>``
-  outputs towards that host; so a host reaches only hosts of its own tenant;
-- table 2 (transit): ``dl_dst=<host MAC>`` outputs towards that host;
-- the next hop towards a host is its switch's shortest-path tree by propagation delay (one tree
-  per destination switch, so forwarding is loop-free); every table ends in a drop;
-- hosts get static ARP entries for the hosts of their tenant and IPv6 off: no broadcast, no
-  multicast is ever needed (and none is forwarded).
-
-Flow cookies of the static entries are ``STATIC_COOKIE | tenant``. Flows are written with one
-``ovs-ofctl add-flows`` per switch (all switches concurrently), not one process per flow.
+Mininet is imported only when an emulation is built (``topologies.mininet_topo`` imports it at
+its top), so importing this module stays cheap for tools that only read its helpers.
 
 Tear-down only removes what this emulation made (its switches ``s1..sN``, their interfaces, its
 host shells); it never runs ``mn -c``. The lock (``/tmp/detnet-emu.lock``) is re-entrant within
@@ -40,31 +31,21 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import networkx as nx
-
 from topologies.hosts import Host, HostPlan
 from topologies.model import Topology
 from tools.emulation import ovs
 from tools.emulation.lifecycle import Managed
+from tools.emulation.progress import progress
 
 LOCK_PATH = "/tmp/detnet-emu.lock"
-#: cookie of the controller-less static entries ("ST" in the top bytes); low bits: tenant
-STATIC_COOKIE = 0x5354_0000_0000_0000
-PRIO_FORWARD = 100
-PRIO_DROP = 0
-TABLE_CLASSIFY, TABLE_INGRESS, TABLE_TRANSIT = 0, 1, 2
 
-
-def log(msg: str) -> None:
-    """A progress line on stderr (stdout stays for results)."""
-    print(f"emulate: {msg}", file=sys.stderr, flush=True)
+log = progress("emulate")
 
 
 # ----- the machine-wide lock ---------------------------------------------------------------
@@ -137,128 +118,6 @@ def emulation_lock(path: str = LOCK_PATH, quiet: bool = False) -> Iterator[None]
         if release and held is not None and held[1]:
             fcntl.flock(held[0], fcntl.LOCK_UN)
             os.close(held[0])
-
-
-# ----- static forwarding (pure) ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FlowSpec:
-    """One OpenFlow 1.3 entry in ``ovs-ofctl`` syntax."""
-
-    table: int
-    priority: int
-    match: str          # e.g. "in_port=3,dl_src=02:..." ('' matches everything)
-    actions: str        # e.g. "output:2" or "drop"
-    cookie: int = STATIC_COOKIE
-
-    def to_ofctl(self) -> str:
-        m = f",{self.match}" if self.match else ""
-        return f"cookie={self.cookie:#x},table={self.table},priority={self.priority}{m},actions={self.actions}"
-
-
-def next_hops(topology: Topology) -> dict[tuple[str, str], str]:
-    """``(node, destination) -> next node``: shortest paths by propagation, one tree per destination.
-
-    Each destination's entries come from one Dijkstra run on the reversed graph, so all the paths
-    towards a destination form a tree: hop-by-hop forwarding on it cannot loop.
-    """
-    reverse = topology.graph.reverse(copy=False)
-    hops: dict[tuple[str, str], str] = {}
-    for dst in topology.nodes:
-        paths = nx.single_source_dijkstra_path(reverse, dst, weight="propagation_ns")
-        for node, rpath in paths.items():
-            if node != dst:
-                hops[(node, dst)] = rpath[-2]
-    return hops
-
-
-def static_flows(plan: HostPlan) -> dict[str, list[FlowSpec]]:
-    """The controller-less forwarding of ``plan``: switch name -> its entries (see module doc)."""
-    topo = plan.topology
-    hops = next_hops(topo)
-
-    def out_port(node: str, host: Host) -> int | None:
-        if host.switch == node:
-            return host.port
-        nxt = hops.get((node, host.switch))
-        return None if nxt is None else plan.port(node, nxt)
-
-    flows: dict[str, list[FlowSpec]] = {}
-    for node in topo.nodes:
-        specs: list[FlowSpec] = []
-        for h in plan.host_ports(node):
-            specs.append(FlowSpec(TABLE_CLASSIFY, PRIO_FORWARD, f"in_port={h.port},dl_src={h.mac}",
-                                  f"write_metadata:{h.tenant:#x},goto_table:{TABLE_INGRESS}",
-                                  STATIC_COOKIE | h.tenant))
-        for nbr in sorted(topo.graph.successors(node), key=lambda v: plan.port(node, v)):
-            specs.append(FlowSpec(TABLE_CLASSIFY, PRIO_FORWARD, f"in_port={plan.port(node, nbr)}",
-                                  f"goto_table:{TABLE_TRANSIT}"))
-        for h in plan.hosts:
-            port = out_port(node, h)
-            if port is None:
-                continue  # destination unreachable from here
-            specs.append(FlowSpec(TABLE_INGRESS, PRIO_FORWARD, f"metadata={h.tenant:#x},dl_dst={h.mac}",
-                                  f"output:{port}", STATIC_COOKIE | h.tenant))
-            specs.append(FlowSpec(TABLE_TRANSIT, PRIO_FORWARD, f"dl_dst={h.mac}", f"output:{port}",
-                                  STATIC_COOKIE | h.tenant))
-        for table in (TABLE_CLASSIFY, TABLE_INGRESS, TABLE_TRANSIT):
-            specs.append(FlowSpec(table, PRIO_DROP, "", "drop"))
-        flows[plan.switch_name(node)] = specs
-    return flows
-
-
-def static_arp(plan: HostPlan) -> dict[str, list[tuple[str, str]]]:
-    """Host name -> ``(ip, mac)`` of every other host of its tenant."""
-    by_tenant: dict[int, list[Host]] = {}
-    for h in plan.hosts:
-        by_tenant.setdefault(h.tenant, []).append(h)
-    return {h.name: [(o.ip, o.mac) for o in by_tenant[h.tenant] if o.name != h.name] for h in plan.hosts}
-
-
-def add_flows(flows: dict[str, list[FlowSpec]], timeout: float = 60.0) -> None:
-    """Write each switch's entries with one ``ovs-ofctl -O OpenFlow13 add-flows SW -``, concurrently."""
-    procs = []
-    for sw, specs in flows.items():
-        p = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "--bundle", "add-flows", sw, "-"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append((sw, p, "\n".join(s.to_ofctl() for s in specs) + "\n"))
-    errors = []
-    for sw, p, text in procs:
-        _out, err = p.communicate(text, timeout=timeout)
-        if p.returncode != 0:
-            errors.append(f"{sw}: {err.strip().splitlines()[-1] if err.strip() else 'exit %d' % p.returncode}")
-    if errors:
-        raise RuntimeError("ovs-ofctl add-flows failed: " + "; ".join(errors[:3]))
-
-
-def configure_hosts(net: Any, plan: HostPlan, *, tx_offload_off: bool = True) -> None:
-    """Static ARP for each host's tenant, IPv6 off (no ND/MLD multicast), and, for the userspace
-    datapath, TX checksum offload off (else TCP/UDP from a veth reaches OVS with bad checksums)."""
-    from topologies.mininet_topo import host_intf_name
-    arp = static_arp(plan)
-    with tempfile.TemporaryDirectory(prefix="detnet-arp-") as tmp:
-        for h in plan.hosts:
-            node = net.get(h.name)
-            intf = host_intf_name(h)
-            path = Path(tmp) / f"{h.name}.batch"
-            path.write_text("".join(f"neigh replace {ip} lladdr {mac} dev {intf} nud permanent\n"
-                                    for ip, mac in arp[h.name]))
-            cmd = ("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
-                   " >/dev/null 2>&1; ")
-            if tx_offload_off:
-                cmd += f"ethtool -K {intf} tx off >/dev/null 2>&1; "
-            cmd += f"ip -batch {path} && echo ARP-OK"
-            out = node.cmd(cmd)
-            if "ARP-OK" not in out:
-                raise RuntimeError(f"static ARP on {h.name} failed: {out.strip()[-200:]}")
-
-
-def install_static(net: Any, plan: HostPlan, *, tx_offload_off: bool = True) -> int:
-    """Controller-less static forwarding on every switch + static ARP on hosts; returns #entries."""
-    flows = static_flows(plan)
-    add_flows(flows)
-    configure_hosts(net, plan, tx_offload_off=tx_offload_off)
-    return sum(len(v) for v in flows.values())
 
 
 # ----- switch state queries ---------------------------------------------------------------
@@ -441,6 +300,7 @@ class Emulation(Managed):
             self._log(note)
         if self.static_routes:
             t2 = time.monotonic()
+            from topologies.mininet_topo import install_static
             self.flow_count = install_static(self.net, self.plan, tx_offload_off=self.datapath == "user")
             self.timings.static_s = time.monotonic() - t2
             self._log(f"installed {self.flow_count} static entries on {len(self.switch_names)} switches "
