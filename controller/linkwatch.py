@@ -4,7 +4,9 @@ Port status (``OFPPortStatus``) is the fast way a link failure reaches the contr
 failures never produce one: a fibre cut behind a transponder, a switch that stops forwarding on a
 port whose carrier stays up, a one-way fault. The os-ken shim probes every inter-switch port with
 LLDP every ``lldp_interval`` seconds and records when each *directed* link was last seen; this
-module turns those times into link events. Pure: no os-ken, no clock (the caller passes ``now``).
+module turns those times into link events, and compares the links seen with the topology
+(``expected_links``, ``compare_links``: the LLDP link check). Pure: no os-ken, no clock (the
+caller passes ``now``).
 
 Policy (documented in docs/reliability.md):
 
@@ -27,6 +29,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
+from typing import Any
+
+from topologies.hosts import HostPlan
 
 Endpoint = tuple[int, int]                  # (dpid, port)
 Directed = tuple[Endpoint, Endpoint]        # LLDP sent from the first, received on the second
@@ -43,6 +48,39 @@ def lldp_timeout(lldp_interval: float, factor: float = DEFAULT_TIMEOUT_FACTOR, f
     return max(float(lldp_interval) * float(factor), float(floor))
 
 
+def expected_links(plan: HostPlan) -> set[Directed]:
+    """Every directed inter-switch link the topology promises: ((dpid_u, port_uv), (dpid_v, port_vu))."""
+    out = set()
+    for (u, v), port in plan.link_ports().items():
+        out.add(((plan.dpid(u), port), (plan.dpid(v), plan.port(v, u))))
+    return out
+
+
+def compare_links(expected: set[Directed], seen: Iterable[Directed], plan: HostPlan | None = None) -> dict[str, Any]:
+    """The LLDP verification report: counts, missing and unexpected links as [u, v] pairs
+    (node names when ``plan`` knows the dpid, ``dpid:N`` otherwise) plus their exact ports."""
+    seen = set(seen)
+
+    def name(ep: Endpoint) -> str:
+        if plan is not None:
+            try:
+                return plan.node_of_dpid(ep[0])
+            except KeyError:
+                pass
+        return f"dpid:{ep[0]}"
+
+    missing = sorted(expected - seen)
+    unexpected = sorted(seen - expected)
+    return {
+        "expected": len(expected), "seen": len(seen & expected),
+        "missing": [[name(a), name(b)] for a, b in missing],
+        "unexpected": [[name(a), name(b)] for a, b in unexpected],
+        "missing_ports": [[list(a), list(b)] for a, b in missing],
+        "unexpected_ports": [[list(a), list(b)] for a, b in unexpected],
+        "ok": not missing and not unexpected,
+    }
+
+
 def physical(link: Directed) -> Physical:
     """The canonical (sorted) physical link a directed link belongs to."""
     a, b = link
@@ -50,7 +88,7 @@ def physical(link: Directed) -> Physical:
 
 
 def physical_links(expected: Iterable[Directed]) -> set[Physical]:
-    """The physical links of a set of expected directed links (e.g. ``openflow.expected_links``)."""
+    """The physical links of a set of expected directed links (e.g. ``expected_links``)."""
     return {physical(l) for l in expected}
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import openflow as of
+from controller.dataplane import specs
+from controller.dataplane import translation as tr
 from controller.core.model import Hop, Reservation
 from tools.runs import bench_rest as br
 from tools.runs.isolation import spread_plan
@@ -73,14 +74,14 @@ def test_verify_installed_counts_per_switch_and_meters(plan):
     rs = [_res(plan, "r1", 3), _res(plan, "r2", 5)]
     snap = {plan.switch_name(n): {"flows": [], "meters": []} for n in plan.topology.nodes}
     for r in rs:
-        flows, meters = of.reservation_flows(plan, r)
+        flows, meters = tr.reservation_flows(plan, r)
         for f in flows:
             snap[plan.switch_name(plan.node_of_dpid(f.dpid))]["flows"].append(_line(f.cookie))
         for m in meters:
             snap[plan.switch_name(plan.node_of_dpid(m.dpid))]["meters"].append(
                 f"meter={m.meter_id} kbps burst bands= type=drop rate={m.rate_kbps} burst_size={m.burst_kb}")
     base = plan.switch_name(plan.topology.nodes[0])
-    snap[base]["flows"].append(_line(of.make_cookie(of.KIND_BASE)))            # baseline entries are ignored
+    snap[base]["flows"].append(_line(specs.make_cookie(specs.KIND_BASE)))            # baseline entries are ignored
     snap[base]["meters"].append("meter=3 kbps burst bands= type=drop rate=10 burst_size=1")
     ok = br.verify_installed(plan, rs, snap)
     assert ok["ok"] and ok["entries_expected"] == ok["entries_found"] == len(rs[0].path) + len(rs[1].path)
@@ -88,13 +89,13 @@ def test_verify_installed_counts_per_switch_and_meters(plan):
     ingress = plan.switch_name(rs[0].path[1])          # a transit switch of r1 loses its entry
     victim = next(l for l in snap[ingress]["flows"] if "0x3" in l[:12])
     snap[ingress]["flows"].remove(victim)
-    snap[ingress]["flows"].append(_line(of.make_cookie(of.KIND_RESERVATION, 9, 1234)))   # and gains a stale one
+    snap[ingress]["flows"].append(_line(specs.make_cookie(specs.KIND_RESERVATION, 9, 1234)))   # and gains a stale one
     bad = br.verify_installed(plan, rs, snap)
     assert not bad["ok"] and bad["mismatches"][ingress]["entries_missing"] == 1
     assert bad["mismatches"][ingress]["entries_extra"] == 1
     # a reservation meter missing on the ingress is noticed too
     first = plan.switch_name(rs[1].path[0])
-    snap[first]["meters"] = [m for m in snap[first]["meters"] if not m.startswith(f"meter={of.reservation_meter_id('r2')} ")]
+    snap[first]["meters"] = [m for m in snap[first]["meters"] if not m.startswith(f"meter={specs.reservation_meter_id('r2')} ")]
     assert br.verify_installed(plan, rs, snap)["mismatches"][first]["meters_missing"] == 1
 
 
@@ -114,9 +115,9 @@ def test_parsers():
     text = "# TYPE a counter\ndetnet_flow_install_seconds_count 42\ndetnet_x{a=\"1\"} 3\n"
     assert br.metric_value(text, "detnet_flow_install_seconds_count") == 42
     assert br.metric_value(text, "nope") is None
-    cookies = br.cookies_of([_line(of.make_cookie(of.KIND_RESERVATION, 2, 7)), _line(of.make_cookie(of.KIND_BASE)),
-                             "no cookie here actions=drop"], of.KIND_RESERVATION)
-    assert cookies == Counter({of.make_cookie(of.KIND_RESERVATION, 2, 7): 1})
+    cookies = br.cookies_of([_line(specs.make_cookie(specs.KIND_RESERVATION, 2, 7)), _line(specs.make_cookie(specs.KIND_BASE)),
+                             "no cookie here actions=drop"], specs.KIND_RESERVATION)
+    assert cookies == Counter({specs.make_cookie(specs.KIND_RESERVATION, 2, 7): 1})
     mem = br.proc_memory_mb(__import__("os").getpid())
     assert mem["VmRSS"] > 0 and mem["VmHWM"] >= mem["VmRSS"]
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import openflow as of
+from controller.dataplane import specs
+from controller.dataplane import translation as tr
 from topologies.hosts import HostPlan
 from emuhelpers import missing_features as _missing, ofctl as _ofctl, ring4, wait_for as _wait
 
@@ -82,7 +83,7 @@ def test_every_spec_serialises_to_openflow13():
     from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
     from controller.core.model import Hop, Reservation
-    from controller.ofshim import DetnetShim
+    from controller import ofchannel
 
     class FakeDatapath:
         ofproto, ofproto_parser, id = ofproto_v1_3, ofproto_v1_3_parser, 1
@@ -96,14 +97,14 @@ def test_every_spec_serialises_to_openflow13():
     dp = FakeDatapath()
     n = 0
     for node in topo.nodes:
-        flows, meters = of.desired_state(plan, node, [res], rate_scale=0.001, queue_id=1)
+        flows, meters = tr.desired_state(plan, node, [res], rate_scale=0.001, queue_id=1)
         for f in flows:
-            msg = DetnetShim._flow_mod(dp, f)
+            msg = ofchannel.flow_mod(dp, f)
             msg.serialize()
             assert msg.cookie == f.cookie and len(msg.buf) >= 56
             n += 1
         for m in meters:
-            msg = DetnetShim._meter_mod(dp, m, ofproto_v1_3.OFPMC_ADD)
+            msg = ofchannel.meter_mod(dp, m, ofproto_v1_3.OFPMC_ADD)
             msg.serialize()
             assert msg.bands[0].rate == m.rate_kbps
     assert n > 40
@@ -201,17 +202,17 @@ def test_controller_programs_switches_and_isolates_tenants(tmp_path):
                     assert r.status_code == 201, r.text
                     res = r.json()
                     assert res["path"] == ["A", "B", "C"]
-                    cookie = of.reservation_cookie(1, res["id"])
-                    meter = of.reservation_meter_id(res["id"])
+                    cookie = specs.reservation_cookie(1, res["id"])
+                    meter = specs.reservation_meter_id(res["id"])
                     # entries are on the switches when the 201 returns (the shim waits for barriers)
                     for n in res["path"]:
-                        mine = _flows(sw[n], cookie, of.COOKIE_MASK_RESERVATION)
+                        mine = _flows(sw[n], cookie, specs.COOKIE_MASK_RESERVATION)
                         assert len(mine) == 1, (n, mine)
                         assert "nw_src=" + a1.ip in mine[0] and "nw_dst=" + c1.ip in mine[0]
-                    assert f"meter:{meter}" in _flows(sw["A"], cookie, of.COOKIE_MASK_RESERVATION)[0]
-                    assert "pop_vlan" in _flows(sw["C"], cookie, of.COOKIE_MASK_RESERVATION)[0]
+                    assert f"meter:{meter}" in _flows(sw["A"], cookie, specs.COOKIE_MASK_RESERVATION)[0]
+                    assert "pop_vlan" in _flows(sw["C"], cookie, specs.COOKIE_MASK_RESERVATION)[0]
                     assert meter in _meter_ids(sw["A"]) and meter not in _meter_ids(sw["B"])
-                    assert not _flows(sw["D"], cookie, of.COOKIE_MASK_RESERVATION)
+                    assert not _flows(sw["D"], cookie, specs.COOKIE_MASK_RESERVATION)
                     install_ms = [float(x) for x in re.findall(r"installed on 3 switches.*install_ms=([\d.]+)",
                                                                ctl.log_text())]
                     assert install_ms, "no install_ms line in the controller log"
@@ -221,7 +222,7 @@ def test_controller_programs_switches_and_isolates_tenants(tmp_path):
                     assert emu.ping("t1h1", "t1h3", count=3, interval_s=0.1).ok
                     # (OVS refreshes flow counters about twice a second: wait for them)
                     _wait(lambda: int(re.search(r"n_packets=(\d+)", _flows(sw["B"], cookie,
-                                                of.COOKIE_MASK_RESERVATION)[0]).group(1)) >= 3,
+                                                specs.COOKIE_MASK_RESERVATION)[0]).group(1)) >= 3,
                           5, "the reservation entry on B to count the pings")
 
                     # isolation: a spoofed ARP entry and route towards the other tenant's host ...
@@ -252,12 +253,12 @@ def test_controller_programs_switches_and_isolates_tenants(tmp_path):
                     synced = re.findall(r"synced in [\d.]+ ms: flows \+(\d+) -(\d+), meters \+(\d+) ~(\d+) -(\d+)",
                                         ctl.log_text()[mark:])
                     assert len(synced) == 4 and all(s == ("0", "0", "0", "0", "0") for s in synced), synced
-                    assert len(_flows(sw["A"], cookie, of.COOKIE_MASK_RESERVATION)) == 1
+                    assert len(_flows(sw["A"], cookie, specs.COOKIE_MASK_RESERVATION)) == 1
 
                     # DELETE removes exactly the reservation's entries and its meter
                     assert api.delete(f"/v1/reservations/{res['id']}").status_code == 204
                     for n in topo.nodes:
-                        assert not _flows(sw[n], cookie, of.COOKIE_MASK_RESERVATION)
+                        assert not _flows(sw[n], cookie, specs.COOKIE_MASK_RESERVATION)
                         assert len(_flows(sw[n])) == before[n], n
                     assert meter not in _meter_ids(sw["A"])
                     assert emu.ping("t1h1", "t1h3", count=2).ok

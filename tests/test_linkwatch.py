@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 
 from controller import linkwatch as lw
-from controller import openflow as of
 from test_reliability import ADMIN_P, make_service, reserve
 from topologies.hosts import HostPlan
 
@@ -65,7 +64,7 @@ def test_timeout_and_physical_helpers():
 def test_physical_links_of_a_real_plan_pair_both_directions():
     from test_reliability import mesh
     plan = HostPlan.build(mesh(), [(1, n) for n in mesh().nodes])
-    expected = of.expected_links(plan)
+    expected = lw.expected_links(plan)
     phys = lw.physical_links(expected)
     assert len(phys) * 2 == len(expected) == plan.topology.graph.number_of_edges()
     assert all((a, b) in expected and (b, a) in expected for a, b in phys)

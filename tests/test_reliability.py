@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from controller import openflow as of
+from controller.dataplane import resync, specs
+from controller.dataplane import translation as tr
 from controller.api import create_app
 from controller.auth import Principal
 from controller.core.model import Rejection, Request, Reservation
@@ -258,8 +259,8 @@ def test_protected_translation_replicates_with_a_group():
     s = Scheduler(topo)
     r = s.admit(Request(tenant=1, src="A", dst="C", frame_bytes=1500, period_ns=1_000_000, max_latency_ns=10**8,
                         protection="disjoint"))
-    flows, meters = of.reservation_flows(plan, r, rate_scale=0.001)
-    groups = of.reservation_groups(plan, r)
+    flows, meters = tr.reservation_flows(plan, r, rate_scale=0.001)
+    groups = tr.reservation_groups(plan, r)
     assert len(groups) == 1 and groups[0].type == "all" and groups[0].dpid == plan.dpid("A")
     assert sorted(groups[0].bucket_ports()) == sorted(((plan.port("A", r.path[1]),),
                                                        (plan.port("A", r.protection_path[1]),)))
@@ -273,26 +274,26 @@ def test_protected_translation_replicates_with_a_group():
             assert len(mine) == 1, (p, i)
     egress = [f for f in flows if f.dpid == plan.dpid("C")]
     assert len(egress) == 2 and all({"type": "pop_vlan"} in f.actions() for f in egress)
-    cookie = of.reservation_cookie(1, r.id)
-    assert all(of.cookie_selects(f.cookie, cookie, of.COOKIE_MASK_RESERVATION) for f in flows)
+    cookie = specs.reservation_cookie(1, r.id)
+    assert all(specs.cookie_selects(f.cookie, cookie, specs.COOKIE_MASK_RESERVATION) for f in flows)
     # desired state and group resync agree with the translation
-    assert of.desired_groups(plan, "A", [r]) == groups and of.desired_groups(plan, "C", [r]) == []
-    add, mod, dele = of.group_resync_plan(groups, [{"group_id": groups[0].group_id, "buckets": [[1], [99]]},
+    assert tr.desired_groups(plan, "A", [r]) == groups and tr.desired_groups(plan, "C", [r]) == []
+    add, mod, dele = resync.group_resync_plan(groups, [{"group_id": groups[0].group_id, "buckets": [[1], [99]]},
                                                    {"group_id": 7, "buckets": [[1]]}])
     assert (add, [g.group_id for g in mod], dele) == ([], [groups[0].group_id], [7])
     # the OpenFlow messages serialise (group mod with two buckets, flow with a group action)
     from os_ken.base import app_manager  # noqa: F401 - import order os-ken needs
     from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
-    from controller.ofshim import DetnetShim
+    from controller import ofchannel
 
     class FakeDatapath:
         ofproto, ofproto_parser, id = ofproto_v1_3, ofproto_v1_3_parser, 1
 
-    msg = DetnetShim._group_mod(FakeDatapath(), groups[0], ofproto_v1_3.OFPGC_ADD)
+    msg = ofchannel.group_mod(FakeDatapath(), groups[0], ofproto_v1_3.OFPGC_ADD)
     msg.serialize()
     assert len(msg.buckets) == 2
-    DetnetShim._flow_mod(FakeDatapath(), ingress[0]).serialize()
+    ofchannel.flow_mod(FakeDatapath(), ingress[0]).serialize()
 
 
 def test_best_effort_routes_around_failed_links():
@@ -301,8 +302,8 @@ def test_best_effort_routes_around_failed_links():
     c_mac = plan.host_ports("C")[0].mac.lower()
 
     def out_port(failed):
-        flows, _ = of.baseline(plan, "A", failed=failed)
-        f = [f for f in flows if f.table_id == of.TABLE_BEST_EFFORT and f.match.get("eth_dst") == c_mac]
+        flows, _ = tr.baseline(plan, "A", failed=failed)
+        f = [f for f in flows if f.table_id == specs.TABLE_BEST_EFFORT and f.match.get("eth_dst") == c_mac]
         return f[0].outputs()[0]
 
     assert out_port(None) == plan.port("A", "B")

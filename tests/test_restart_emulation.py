@@ -28,7 +28,8 @@ from collections import Counter
 
 import pytest
 
-from controller import openflow as of
+from controller.dataplane import specs
+from controller.dataplane import translation as tr
 from controller.core.model import Reservation
 from topologies.hosts import HostPlan
 from emuhelpers import missing_features as _missing, ofctl as _ofctl, ring4, wait_for as _wait
@@ -52,7 +53,7 @@ def _meters(switch: str) -> set[tuple[int, int, int]]:
 
 
 def _packets(switch: str, cookie: int) -> int:
-    out = _ofctl("dump-flows", switch, f"cookie={cookie:#x}/{of.COOKIE_MASK_RESERVATION:#x}")
+    out = _ofctl("dump-flows", switch, f"cookie={cookie:#x}/{specs.COOKIE_MASK_RESERVATION:#x}")
     return sum(int(n) for n in re.findall(r"n_packets=(\d+)", out))
 
 
@@ -61,7 +62,7 @@ def _disagreement(plan: HostPlan, reservations: list[Reservation]) -> dict[str, 
     bad = {}
     for node in plan.topology.nodes:
         sw = plan.switch_name(node)
-        flows, meters = of.desired_state(plan, node, reservations, rate_scale=SCALE)
+        flows, meters = tr.desired_state(plan, node, reservations, rate_scale=SCALE)
         want_c = Counter(f.cookie for f in flows)
         have_c = _cookies(sw)
         want_m = {(m.meter_id, m.rate_kbps, m.burst_kb) for m in meters}
@@ -151,7 +152,7 @@ def test_sigkill_keeps_forwarding_and_restart_agrees(tmp_path):
                     poster.start()
                     _wait(lambda: sum(v == 201 for v in posted.values()) >= 5, 20, "tenant 2's POSTs")
 
-                    cookie1 = of.reservation_cookie(1, "r1")
+                    cookie1 = specs.reservation_cookie(1, "r1")
                     on_b = _packets(plan.switch_name("B"), cookie1)
                     t_kill = time.time()
                     ctl.proc.send_signal(signal.SIGKILL)
@@ -163,7 +164,7 @@ def test_sigkill_keeps_forwarding_and_restart_agrees(tmp_path):
                     time.sleep(2.0)
                     for n in ("A", "B", "C"):
                         assert sum(_cookies(plan.switch_name(n))[c] for c in _cookies(plan.switch_name(n))
-                                   if of.cookie_selects(c, cookie1, of.COOKIE_MASK_RESERVATION)) == 1, n
+                                   if specs.cookie_selects(c, cookie1, specs.COOKIE_MASK_RESERVATION)) == 1, n
                     _wait(lambda: _packets(plan.switch_name("B"), cookie1) > on_b + 20, 5,
                           "r1's entry on B to count packets while the controller is down")
                     assert ctl.healthz() is None
@@ -223,9 +224,9 @@ def test_sigkill_keeps_forwarding_and_restart_agrees(tmp_path):
                 final = [Reservation.from_dict(r) for r in admin.get("/v1/reservations")["reservations"]]
                 assert {r.id for r in final} == (set(ids) | {"r5"}) - {"r3"}
                 assert _disagreement(plan, final) == {}
-                c3 = of.reservation_cookie(2, "r3")
+                c3 = specs.reservation_cookie(2, "r3")
                 for n in topo.nodes:
-                    assert not any(of.cookie_selects(c, c3, of.COOKIE_MASK_RESERVATION)
+                    assert not any(specs.cookie_selects(c, c3, specs.COOKIE_MASK_RESERVATION)
                                    for c in _cookies(plan.switch_name(n)))
                 assert emu.ping("t1h1", "t1h3", count=2).ok
     print(f"test took {time.monotonic() - t_test:.1f} s")

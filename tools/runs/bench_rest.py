@@ -21,7 +21,7 @@ Scenario (``run_rest_bench``):
    ``install_ms=`` log lines;
 4. controller RSS (``/proc/PID/status`` VmRSS and VmHWM) with everything installed;
 5. every switch's reservation entries (cookie kind 3) compared with the translation of the
-   admitted reservations (``controller.openflow.reservation_flows``): same cookies (the cookie's
+   admitted reservations (``controller.dataplane.translation.reservation_flows``): same cookies (the cookie's
    low byte digests match and actions), same count, and each reservation's meter on its ingress;
 6. every reservation DELETEd (same concurrency), then the snapshot taken again and compared with
    step 2: ``tables_back_to_baseline``.
@@ -48,7 +48,8 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from controller import openflow as of
+from controller.dataplane import specs
+from controller.dataplane import translation as tr
 from controller.core.model import Reservation
 from topologies.hosts import HostPlan
 from topologies.model import Topology
@@ -125,7 +126,7 @@ def expected_reservation_cookies(plan: HostPlan, reservations: list[Reservation]
     flows: dict[int, Counter] = {}
     meters: dict[int, set[int]] = {}
     for res in reservations:
-        fs, ms = of.reservation_flows(plan, res, rate_scale=rate_scale)
+        fs, ms = tr.reservation_flows(plan, res, rate_scale=rate_scale)
         for f in fs:
             flows.setdefault(f.dpid, Counter())[f.cookie] += 1
         for m in ms:
@@ -167,7 +168,7 @@ def cookies_of(lines: list[str], kind: int | None = None) -> Counter:
     for l in lines:
         m = _COOKIE.search(l)
         v = int(m.group(1), 16) if m else 0
-        if kind is None or of.parse_cookie(v)["kind"] == kind:
+        if kind is None or specs.parse_cookie(v)["kind"] == kind:
             c[v] += 1
     return c
 
@@ -205,11 +206,11 @@ def verify_installed(plan: HostPlan, reservations: list[Reservation], snap: dict
     for node in plan.topology.nodes:
         dpid, sw = plan.dpid(node), plan.switch_name(node)
         want = want_flows.get(dpid, Counter())
-        have = cookies_of(snap[sw]["flows"], of.KIND_RESERVATION)
+        have = cookies_of(snap[sw]["flows"], specs.KIND_RESERVATION)
         expected += sum(want.values())
         found += sum(have.values())
         wm = want_meters.get(dpid, set())
-        hm = {i for i in meter_ids(snap[sw]["meters"]) if i >= of.RES_METER_BASE}
+        hm = {i for i in meter_ids(snap[sw]["meters"]) if i >= specs.RES_METER_BASE}
         d = {"entries_missing": sum((want - have).values()), "entries_extra": sum((have - want).values()),
              "meters_missing": len(wm - hm), "meters_extra": len(hm - wm)}
         if any(d.values()):

@@ -108,7 +108,7 @@ def reservation_requests(plan: HostPlan, tenants: int, m: int, cfg: ScenarioConf
     """M requests: reservation i for tenant i mod N + 1, between its two hosts, alternating direction."""
     reqs = []
     # frame_bytes are IP bytes per period (what the talker sends); the controller's meters add the
-    # Ethernet/VLAN header of each datagram themselves (controller.openflow.reservation_meter)
+    # Ethernet/VLAN header of each datagram themselves (controller.dataplane.translation.reservation_meter)
     frame_bytes = max(1, int(math.ceil(cfg.bandwidth_bps * cfg.period_ns / 8e9)))
     for i in range(m):
         t = i % tenants + 1

@@ -278,13 +278,13 @@ LINK_MODES = {"priority": "htb, reserved (PCP 7) served first", "fifo": "htb, on
 def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
     """``tc -batch`` input: each inter-switch port (root namespace) gets an HTB at the link's
     capacity x ``scale`` with class 5:10 (prio 0, rate = ceil = capacity) for frames whose VLAN
-    tag carries PCP 7 (``controller.openflow.RESERVED_PCP``, set by the reservation's ingress
+    tag carries PCP 7 (``controller.dataplane.translation.RESERVED_PCP``, set by the reservation's ingress
     entry) and class 5:20 (prio 1, borrows up to capacity) for everything else.
 
     The u32 filter reads the tag's TCI 4 bytes before the network header: verified here for the
     frames userspace Open vSwitch sends on veths (AF_PACKET, tag inline); this kernel has no
     flower classifier."""
-    from controller.openflow import RESERVED_PCP
+    from controller.dataplane.translation import RESERVED_PCP
     from topologies.mininet_topo import switch_intf_name
     lines = []
     pcp = (RESERVED_PCP & 7) << 13

@@ -1,7 +1,8 @@
-"""OpenFlow 1.3 translation: topology, host plan and reservations in; flow and meter specs out.
+"""The OpenFlow 1.3 translation: topology, host plan and reservations in; flow, meter and group specs out.
 
-Pure (no os-ken import): every function returns plain data that the os-ken shim
-(``controller.ofshim``) turns into messages, so the whole pipeline is unit-testable.
+Pure (no os-ken): every function returns ``controller.dataplane.specs`` that the programs
+(``controller.dataplane.programs``) order and the os-ken shim (``controller.ofshim``) sends, so the
+whole pipeline is unit-testable (``tests/fakeswitch.py`` runs frames through it).
 
 Pipeline on every switch (see docs/dataplane.md):
 
@@ -13,17 +14,8 @@ Pipeline on every switch (see docs/dataplane.md):
   -> next-hop port (egress: pop the VLAN, host port). Miss -> table 2.
 - table 2, **best effort** (``TABLE_BEST_EFFORT``): per tenant VLAN and destination host MAC ->
   the port's aggregate best-effort meter -> next hop on the shortest path by propagation
-  (local host: pop VLAN, host port). Miss (foreign MACs, broadcast, multicast) -> drop.
-
-Cookies (64 bits, most significant first)::
-
-    | kind (8) | tenant (16) | reservation number (32) | digest (8) |
-
-``kind`` says which layer wrote the entry (``KIND_BASE``, ``KIND_BEST_EFFORT``,
-``KIND_RESERVATION``); ``tenant`` is 0 for entries shared by all tenants; the reservation number
-is a stable 32-bit hash of the reservation id (0 outside reservations); ``digest`` is an 8-bit
-hash of the entry's content so a resync notices a changed action under an unchanged match.
-``cookie_mask_*`` give the masks that select all entries of one reservation or one tenant.
+  (``controller.dataplane.routing``; local host: pop VLAN, host port). Miss (foreign MACs,
+  broadcast, multicast) -> drop.
 
 Protection (``res.protection_path`` set): the ingress entry sends the frame to a group of type
 ALL (``reservation_group_id``) whose two buckets output to the first hop of each path; every other
@@ -32,62 +24,24 @@ port the copy arrives on, so a node on both paths holds two entries); both copie
 destination host, which eliminates duplicates by sequence number.
 
 Best effort follows failures: ``baseline(..., failed=links)`` routes around failed links.
-
-Meter ids: best-effort meters use the id ``BE_METER_BASE + port`` (one per inter-switch port);
-a reservation's meter (on its ingress switch only) uses
-``RES_METER_BASE + number % RES_METER_SPAN``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from controller.core.model import Reservation
 from controller.dataplane import routing
-from controller.dataplane.frames import Arp, arp_reply, lldp_frame, parse_arp, parse_lldp  # noqa: F401 (re-exported)
-
-# ---------------------------------------------------------------------------------------------
-# OpenFlow constants (values from the OpenFlow 1.3 specification; kept here to stay pure)
-OFPP_CONTROLLER = 0xFFFFFFFD
-OFPP_IN_PORT = 0xFFFFFFF8
-OFPCML_NO_BUFFER = 0xFFFF
-OFPVID_PRESENT = 0x1000
-OFPVID_NONE = 0x0000
-ETH_TYPE_IPV4 = 0x0800
-ETH_TYPE_ARP = 0x0806
-ETH_TYPE_VLAN = 0x8100
-ETH_TYPE_LLDP = 0x88CC
-IP_PROTO_TCP = 6
-IP_PROTO_UDP = 17
-LLDP_MULTICAST = "01:80:c2:00:00:0e"
-
-TABLE_CLASSIFY = 0
-TABLE_DETERMINISTIC = 1
-TABLE_BEST_EFFORT = 2
-
-# priorities
-PRIO_LLDP = 1000
-PRIO_TAGGED_DROP = 900
-PRIO_ARP = 800
-PRIO_CLASSIFY = 100
-PRIO_RESERVATION = 1000
-PRIO_BEST_EFFORT = 100
-PRIO_MISS = 0
-
-# cookie layout
-KIND_BASE = 0x01
-KIND_BEST_EFFORT = 0x02
-KIND_RESERVATION = 0x03
-_KIND_SHIFT, _TENANT_SHIFT, _NUMBER_SHIFT = 56, 40, 8
-COOKIE_ALL = 0xFFFF_FFFF_FFFF_FFFF
-
-# meter ids
-BE_METER_BASE = 0
-RES_METER_BASE = 0x0001_0000
-RES_METER_SPAN = 0xFFFF_0000 - RES_METER_BASE - 1   # stay below OFPM_MAX
+from controller.dataplane.specs import (
+    ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_LLDP, ETH_TYPE_VLAN, IP_PROTO_TCP, IP_PROTO_UDP, KIND_BASE,
+    KIND_BEST_EFFORT, KIND_RESERVATION, OFPCML_NO_BUFFER, OFPP_CONTROLLER, OFPVID_NONE, OFPVID_PRESENT,
+    PRIO_ARP, PRIO_BEST_EFFORT, PRIO_CLASSIFY, PRIO_LLDP, PRIO_MISS, PRIO_RESERVATION, PRIO_TAGGED_DROP,
+    TABLE_BEST_EFFORT, TABLE_CLASSIFY, TABLE_DETERMINISTIC, FlowSpec, GroupSpec, MeterSpec, be_meter_id,
+    content_digest, make_cookie, reservation_cookie, reservation_group_id, reservation_meter_id,
+    reservation_number)
+from topologies.hosts import HostPlan
 
 #: Bytes of one full frame on the wire counted by a meter (MTU payload + Ethernet + VLAN header).
 FULL_FRAME_BYTES = 1522
@@ -120,178 +74,11 @@ RESERVED_PCP = 7
 
 
 # ---------------------------------------------------------------------------------------------
-# specs
-@dataclass
-class FlowSpec:
-    """One flow entry to install on switch ``dpid``.
-
-    ``match`` uses os-ken/OXM field names (``in_port``, ``vlan_vid``, ``eth_type``, ``eth_dst``,
-    ``ipv4_src``, ...); a masked field is a ``(value, mask)`` tuple. ``instructions`` is a list of
-    plain dicts: ``{"type": "apply", "actions": [...]}``, ``{"type": "goto", "table": n}``,
-    ``{"type": "meter", "meter_id": n}``; actions are ``{"type": "output", "port": n}``,
-    ``{"type": "push_vlan"}``, ``{"type": "pop_vlan"}``, ``{"type": "set_vlan", "vid": n}``,
-    ``{"type": "set_vlan_pcp", "pcp": n}``,
-    ``{"type": "set_queue", "queue_id": n}``. No instructions means drop.
-    """
-
-    dpid: int
-    table_id: int
-    priority: int
-    match: dict[str, Any]
-    instructions: list[dict[str, Any]] = field(default_factory=list)
-    cookie: int = 0
-
-    @property
-    def meter_id(self) -> int | None:
-        for ins in self.instructions:
-            if ins["type"] == "meter":
-                return ins["meter_id"]
-        return None
-
-    def key(self) -> tuple:
-        """Identity of the entry in its switch: (table, priority, normalised match)."""
-        return (self.table_id, self.priority, normalize_match(self.match))
-
-    def outputs(self) -> list[int]:
-        return [a["port"] for ins in self.instructions if ins["type"] == "apply"
-                for a in ins["actions"] if a["type"] == "output"]
-
-    def actions(self) -> list[dict[str, Any]]:
-        return [a for ins in self.instructions if ins["type"] == "apply" for a in ins["actions"]]
-
-
-@dataclass
-class MeterSpec:
-    """A drop-band meter in kbit/s with a burst in kbit."""
-
-    dpid: int
-    meter_id: int
-    rate_kbps: int
-    burst_kb: int
-    cookie: int = 0   # not sent to the switch; says who owns the meter (kind/tenant/reservation)
-
-
-@dataclass
-class GroupSpec:
-    """An OpenFlow group on switch ``dpid``: ``type`` "all" (replicate to every bucket); each
-    bucket is a list of actions (same dicts as in FlowSpec)."""
-
-    dpid: int
-    group_id: int
-    type: str
-    buckets: list[list[dict[str, Any]]]
-    cookie: int = 0   # not sent to the switch; says who owns the group
-
-    def bucket_ports(self) -> tuple[tuple[int, ...], ...]:
-        """Output ports of each bucket (what a resync compares with the switch's group)."""
-        return tuple(tuple(a["port"] for a in b if a["type"] == "output") for b in self.buckets)
-
-
-# ---------------------------------------------------------------------------------------------
-# cookies
-def reservation_number(res_id: str) -> int:
-    """Stable 32-bit number of a reservation id (same across restarts), never 0."""
-    n = int.from_bytes(hashlib.sha256(str(res_id).encode()).digest()[:4], "big")
-    return n or 1
-
-
-def make_cookie(kind: int, tenant: int = 0, number: int = 0, digest: int = 0) -> int:
-    """Pack a cookie; each field is range-checked."""
-    if not (0 <= kind < 256 and 0 <= tenant < 65536 and 0 <= number < 2**32 and 0 <= digest < 256):
-        raise ValueError(f"cookie field out of range: kind={kind} tenant={tenant} number={number}")
-    return (kind << _KIND_SHIFT) | (tenant << _TENANT_SHIFT) | (number << _NUMBER_SHIFT) | digest
-
-
-def parse_cookie(cookie: int) -> dict[str, int]:
-    """Inverse of ``make_cookie``."""
-    return {"kind": (cookie >> _KIND_SHIFT) & 0xFF, "tenant": (cookie >> _TENANT_SHIFT) & 0xFFFF,
-            "number": (cookie >> _NUMBER_SHIFT) & 0xFFFF_FFFF, "digest": cookie & 0xFF}
-
-
-#: selects one reservation's entries: kind, tenant and number must match; the digest is free.
-COOKIE_MASK_RESERVATION = 0xFFFF_FFFF_FFFF_FF00
-#: selects every entry of one tenant, whatever its kind.
-COOKIE_MASK_TENANT = 0x00FF_FF00_0000_0000
-#: selects every entry of one kind.
-COOKIE_MASK_KIND = 0xFF00_0000_0000_0000
-
-
-def reservation_cookie(tenant: int, res_id: str) -> int:
-    """The cookie (digest 0) of a reservation; use with ``COOKIE_MASK_RESERVATION``."""
-    return make_cookie(KIND_RESERVATION, tenant, reservation_number(res_id))
-
-
-def tenant_cookie(tenant: int) -> int:
-    """A cookie value to use with ``COOKIE_MASK_TENANT`` to select all entries of a tenant."""
-    return make_cookie(0, tenant, 0)
-
-
-def cookie_selects(cookie: int, value: int, mask: int) -> bool:
-    """True when an entry with ``cookie`` is selected by ``value``/``mask`` (OpenFlow semantics)."""
-    return (cookie & mask) == (value & mask)
-
-
-def reservation_meter_id(res_id: str) -> int:
-    return RES_METER_BASE + reservation_number(res_id) % RES_METER_SPAN
-
-
-#: group ids of protected reservations (OFPG_MAX is 0xffffff00)
-RES_GROUP_BASE = 1
-RES_GROUP_SPAN = 0xFFFF_FF00 - RES_GROUP_BASE - 1
-
-
-def reservation_group_id(res_id: str) -> int:
-    return RES_GROUP_BASE + reservation_number(res_id) % RES_GROUP_SPAN
-
-
-def be_meter_id(port: int) -> int:
-    return BE_METER_BASE + port
-
-
-def _digest(match: dict[str, Any], instructions: list[dict[str, Any]]) -> int:
-    text = repr((normalize_match(match), _canon(instructions)))
-    return hashlib.sha256(text.encode()).digest()[0]
-
-
-def _canon(x: Any) -> Any:
-    if isinstance(x, dict):
-        return tuple(sorted((k, _canon(v)) for k, v in x.items()))
-    if isinstance(x, (list, tuple)):
-        return tuple(_canon(v) for v in x)
-    return x
-
-
+# entry helpers
 def _flow(dpid: int, table: int, prio: int, match: dict[str, Any], instructions: list[dict[str, Any]],
           kind: int, tenant: int = 0, number: int = 0) -> FlowSpec:
-    cookie = make_cookie(kind, tenant, number, _digest(match, instructions))
+    cookie = make_cookie(kind, tenant, number, content_digest(match, instructions))
     return FlowSpec(dpid, table, prio, dict(match), instructions, cookie)
-
-
-# ---------------------------------------------------------------------------------------------
-# matches
-def normalize_match(match: dict[str, Any]) -> tuple:
-    """A hashable, order-free form of a match, equal for a spec and the switch's echo of it.
-
-    Masked fields with an all-ones mask become plain values; MACs are lower-cased; IPv4 values
-    are canonical dotted quads.
-    """
-    out = []
-    for k, v in match.items():
-        if isinstance(v, list):
-            v = tuple(v)
-        if isinstance(v, tuple) and len(v) == 2:
-            val, mask = v
-            if isinstance(val, str) and isinstance(mask, str) and val.count(".") == 3:
-                if mask == "255.255.255.255":
-                    v = str(ipaddress.IPv4Address(val))
-                else:
-                    v = (str(ipaddress.IPv4Address(val)), str(ipaddress.IPv4Address(mask)))
-            elif isinstance(val, str):
-                v = (val.lower(), mask.lower()) if mask.lower() != "ff:ff:ff:ff:ff:ff" else val.lower()
-        elif isinstance(v, str):
-            v = v.lower()
-        out.append((k, v))
-    return tuple(sorted(out))
 
 
 def _ipv4_match(value: str) -> Any:
@@ -318,22 +105,23 @@ def _apply(*actions: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # best-effort routing and meters
-def _next_hops_towards(plan: Any, dst: str, failed: Any = None) -> dict[str, str]:
+def _next_hops_towards(plan: HostPlan, dst: str, failed: Iterable[tuple[str, str]] | None = None
+                       ) -> dict[str, str]:
     """For every switch, the next switch towards ``dst`` (``controller.dataplane.routing``)."""
     return routing.next_hops_towards(plan.topology.graph, dst, failed)
 
 
-def inter_switch_ports(plan: Any, node: str) -> dict[int, str]:
+def inter_switch_ports(plan: HostPlan, node: str) -> dict[int, str]:
     """Port number -> neighbour switch, for the inter-switch ports of ``node``."""
     return {p: v for (u, v), p in plan.link_ports().items() if u == node}
 
 
-def reserved_share_by_port(plan: Any, node: str, reservations: Iterable[Any]) -> dict[int, float]:
+def reserved_share_by_port(plan: HostPlan, node: str, reservations: Iterable[Reservation]) -> dict[int, float]:
     """Share of each inter-switch port's capacity held by reservations leaving ``node`` through it."""
     topo = plan.topology
     used: dict[int, int] = {}
     for res in reservations:
-        for p in _paths_of(res):
+        for p in res.all_paths():
             for a, b in zip(p, p[1:]):
                 if a == node:
                     port = plan.port(a, b)
@@ -342,7 +130,7 @@ def reserved_share_by_port(plan: Any, node: str, reservations: Iterable[Any]) ->
     return {port: min(1.0, bw / topo.capacity_bps(node, nbrs[port])) for port, bw in used.items()}
 
 
-def best_effort_meters(plan: Any, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
+def best_effort_meters(plan: HostPlan, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
                        rate_scale: float = 1.0, headroom: float = BE_HEADROOM) -> list[MeterSpec]:
     """One aggregate meter per inter-switch port: capacity x (1 - reserved share) x headroom x
     rate_scale, with a burst of ``BE_BURST_FRAMES`` full frames.
@@ -363,16 +151,33 @@ def best_effort_meters(plan: Any, node: str, reserved_share_by_port: dict[int, f
     return meters
 
 
+def shares_from_link_bps(plan: HostPlan, node: str, link_bps: dict[tuple[str, str], int]) -> dict[int, float]:
+    """``reserved_share_by_port`` from reserved bit/s per directed link (the service's running
+    totals, O(links)) instead of from every reservation: the same numbers, without copying
+    every reservation on each change (installing N reservations was O(N^2) that way)."""
+    topo = plan.topology
+    return {plan.port(u, v): min(1.0, bw / topo.capacity_bps(u, v))
+            for (u, v), bw in link_bps.items() if u == node and bw}
+
+
+def best_effort_meters_of_links(plan: HostPlan, links: Iterable[tuple[str, str]],
+                                link_bps: dict[tuple[str, str], int], *, rate_scale: float = 1.0
+                                ) -> list[MeterSpec]:
+    """The best-effort meters of the ports that carry the directed ``links`` (one per link, on
+    the link's upstream switch), sized by ``link_bps``: what changes when reservations on those
+    links come or go."""
+    out: list[MeterSpec] = []
+    for a, b in sorted(set(links)):
+        mid = be_meter_id(plan.port(a, b))
+        out += [m for m in best_effort_meters(plan, a, shares_from_link_bps(plan, a, link_bps),
+                                              rate_scale=rate_scale) if m.meter_id == mid]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # baseline
-def _paths_of(res: Any) -> list[list[str]]:
-    """A reservation's paths: primary, then the protection path when it has one."""
-    second = getattr(res, "protection_path", None)
-    return [list(res.path)] + ([list(second)] if second else [])
-
-
-def baseline(plan: Any, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
-             rate_scale: float = 1.0, failed: Any = None, headroom: float = BE_HEADROOM
+def baseline(plan: HostPlan, node: str, reserved_share_by_port: dict[int, float] | None = None, *,
+             rate_scale: float = 1.0, failed: Iterable[tuple[str, str]] | None = None, headroom: float = BE_HEADROOM
              ) -> tuple[list[FlowSpec], list[MeterSpec]]:
     """Everything a switch needs without any reservation: classification, tenant best effort
     (next hops avoiding the directed links in ``failed``), per-port best-effort meters and drop
@@ -433,7 +238,7 @@ class TranslationError(ValueError):
     """A reservation cannot be expressed as flows (e.g. no host of its tenant at one end)."""
 
 
-def _select_hosts(plan: Any, tenant: int, node: str, prefix: str | None, what: str, res_id: str) -> list[Any]:
+def _select_hosts(plan: HostPlan, tenant: int, node: str, prefix: str | None, what: str, res_id: str) -> list[Any]:
     hosts = [h for h in plan.host_ports(node) if h.tenant == tenant]
     if prefix is not None:
         try:
@@ -447,8 +252,8 @@ def _select_hosts(plan: Any, tenant: int, node: str, prefix: str | None, what: s
     return hosts
 
 
-def _extra_match(res: Any) -> dict[str, Any]:
-    m = dict(getattr(res, "match", None) or {})
+def _extra_match(res: Reservation) -> dict[str, Any]:
+    m = dict(res.match or {})
     out: dict[str, Any] = {}
     proto = m.get("ip_proto")
     if m.get("udp_dst") is not None:
@@ -481,7 +286,7 @@ def wire_bytes_per_period(ip_bytes: float) -> int:
     return (n - 1) * (MTU_IP_BYTES + L2_OVERHEAD_BYTES) + max(MIN_FRAME_BYTES, last + L2_OVERHEAD_BYTES)
 
 
-def reservation_meter_rate_bps(res: Any, rate_scale: float = 1.0) -> float:
+def reservation_meter_rate_bps(res: Reservation, rate_scale: float = 1.0) -> float:
     """The rate a reservation's meter polices at, in bit/s as the datapath sees them.
 
     ``frame_bytes`` are IP bytes per period (what a talker sends: IP header onward). A meter counts
@@ -489,15 +294,15 @@ def reservation_meter_rate_bps(res: Any, rate_scale: float = 1.0) -> float:
     (``frame_bytes x rate_scale``, split in MTU-sized datagrams, each with its L2 header:
     ``wire_bytes_per_period``) times (1 + ``RES_METER_TOLERANCE``). Never below the reserved
     ``bandwidth_bps x rate_scale`` (x the tolerance)."""
-    period_ns = int(getattr(res, "period_ns", 0) or 0)
+    period_ns = int(res.period_ns or 0)
     reserved = float(res.bandwidth_bps) * rate_scale
-    if period_ns <= 0 or not getattr(res, "frame_bytes", None):
+    if period_ns <= 0 or not res.frame_bytes:
         return reserved * (1 + RES_METER_TOLERANCE)
     wire = wire_bytes_per_period(int(res.frame_bytes) * rate_scale) * 8e9 / period_ns
     return max(wire, reserved) * (1 + RES_METER_TOLERANCE)
 
 
-def reservation_meter(plan: Any, res: Any, *, rate_scale: float = 1.0) -> MeterSpec:
+def reservation_meter(plan: HostPlan, res: Reservation, *, rate_scale: float = 1.0) -> MeterSpec:
     """The reservation's meter on its ingress switch: its wire rate (``reservation_meter_rate_bps``)
     and a burst of ``BURST_FRAMES`` full frames, or one period's wire bytes at the scaled rate
     when that is larger (a slotted talker sends a period's datagrams back to back); in an
@@ -512,7 +317,7 @@ def reservation_meter(plan: Any, res: Any, *, rate_scale: float = 1.0) -> MeterS
     return MeterSpec(plan.dpid(res.path[0]), reservation_meter_id(res.id), rate_kbps, burst_kb, cookie)
 
 
-def reservation_flows(plan: Any, res: Any, *, rate_scale: float = 1.0, queue_id: int | None = None
+def reservation_flows(plan: HostPlan, res: Reservation, *, rate_scale: float = 1.0, queue_id: int | None = None
                       ) -> tuple[list[FlowSpec], list[MeterSpec]]:
     """The deterministic entries of one reservation on every switch of its path.
 
@@ -523,13 +328,13 @@ def reservation_flows(plan: Any, res: Any, *, rate_scale: float = 1.0, queue_id:
     ``queue_id`` adds a set_queue action (only where the datapath has queues).
     Raises TranslationError when the reservation has no host pair to carry.
     """
-    paths = _paths_of(res)
+    paths = res.all_paths()
     path = paths[0]
     if any(len(p) < 2 for p in paths):
         raise TranslationError(f"reservation {res.id}: path needs two switches")
     if len(paths) > 1 and (paths[1][0] != path[0] or paths[1][-1] != path[-1]):
         raise TranslationError(f"reservation {res.id}: the protection path must join the same switches")
-    m = dict(getattr(res, "match", None) or {})
+    m = dict(res.match or {})
     srcs = _select_hosts(plan, res.tenant, path[0], m.get("ip_src"), "ip_src", res.id)
     dsts = _select_hosts(plan, res.tenant, path[-1], m.get("ip_dst"), "ip_dst", res.id)
     extra = _extra_match(res)
@@ -568,10 +373,10 @@ def reservation_flows(plan: Any, res: Any, *, rate_scale: float = 1.0, queue_id:
     return flows, [meter]
 
 
-def reservation_groups(plan: Any, res: Any) -> list[GroupSpec]:
+def reservation_groups(plan: HostPlan, res: Reservation) -> list[GroupSpec]:
     """The replication group of a protected reservation on its ingress switch (type ALL, one
     bucket per path's first hop); [] for a reservation with one path."""
-    paths = _paths_of(res)
+    paths = res.all_paths()
     if len(paths) < 2:
         return []
     node = paths[0][0]
@@ -580,7 +385,7 @@ def reservation_groups(plan: Any, res: Any) -> list[GroupSpec]:
                       reservation_cookie(res.tenant, res.id))]
 
 
-def desired_groups(plan: Any, node: str, reservations: Iterable[Any]) -> list[GroupSpec]:
+def desired_groups(plan: HostPlan, node: str, reservations: Iterable[Reservation]) -> list[GroupSpec]:
     """Every group switch ``node`` should hold (replication groups of protected reservations)."""
     dpid = plan.dpid(node)
     out = []
@@ -589,21 +394,9 @@ def desired_groups(plan: Any, node: str, reservations: Iterable[Any]) -> list[Gr
     return out
 
 
-def group_resync_plan(desired: list[GroupSpec], actual: list[dict[str, Any]]
-                      ) -> tuple[list[GroupSpec], list[GroupSpec], list[int]]:
-    """(groups to add, groups to modify, group ids to delete); ``actual`` items have ``group_id``
-    and ``buckets`` (output ports per bucket, as ``GroupSpec.bucket_ports``)."""
-    have = {int(a["group_id"]): a for a in actual}
-    want = {g.group_id: g for g in desired}
-    add = [g for i, g in want.items() if i not in have]
-    modify = [g for i, g in want.items() if i in have
-              and tuple(tuple(b) for b in have[i]["buckets"]) != g.bucket_ports()]
-    delete = sorted(i for i in have if i not in want)
-    return add, modify, delete
-
-
-def desired_state(plan: Any, node: str, reservations: Iterable[Any], *, rate_scale: float = 1.0,
-                  queue_id: int | None = None, on_error: Any = None, failed: Any = None,
+def desired_state(plan: HostPlan, node: str, reservations: Iterable[Reservation], *, rate_scale: float = 1.0,
+                  queue_id: int | None = None,
+                  on_error: Callable[[Reservation, TranslationError], None] | None = None, failed: Iterable[tuple[str, str]] | None = None,
                   headroom: float = BE_HEADROOM) -> tuple[list[FlowSpec], list[MeterSpec]]:
     """Everything switch ``node`` should hold: baseline (meters sized by the reservations leaving
     through each port) plus the entries of every reservation whose path crosses it.
@@ -613,7 +406,7 @@ def desired_state(plan: Any, node: str, reservations: Iterable[Any], *, rate_sca
                              failed=failed, headroom=headroom)
     dpid = plan.dpid(node)
     for res in reservations:
-        if not any(node in p for p in _paths_of(res)):
+        if not any(node in p for p in res.all_paths()):
             continue
         try:
             rf, rm = reservation_flows(plan, res, rate_scale=rate_scale, queue_id=queue_id)
@@ -626,88 +419,3 @@ def desired_state(plan: Any, node: str, reservations: Iterable[Any], *, rate_sca
     return flows, meters
 
 
-# ---------------------------------------------------------------------------------------------
-# resync
-def resync_plan(desired: list[FlowSpec], actual: list[dict[str, Any]]) -> tuple[list[FlowSpec], list[dict[str, Any]]]:
-    """What to send to make a switch's flow table equal ``desired``.
-
-    ``actual`` lists the switch's entries as dicts with ``table_id``, ``priority``, ``match``
-    (field -> value or (value, mask)) and ``cookie``. An entry is the same when table, priority
-    and match agree; it is up to date when its cookie (whose low byte digests the actions) agrees
-    too. Returns (entries to add, which replace outdated ones in place; actual entries to delete).
-    """
-    have = {(a["table_id"], a["priority"], normalize_match(a.get("match") or {})): a for a in actual}
-    want = {f.key(): f for f in desired}
-    to_add = [f for k, f in want.items() if k not in have or int(have[k].get("cookie", 0)) != f.cookie]
-    to_delete = [a for k, a in have.items() if k not in want]
-    return to_add, to_delete
-
-
-def meter_resync_plan(desired: list[MeterSpec], actual: list[dict[str, Any]]
-                      ) -> tuple[list[MeterSpec], list[MeterSpec], list[int]]:
-    """(meters to add, meters to modify, meter ids to delete); ``actual`` items have ``meter_id``,
-    ``rate_kbps`` and ``burst_kb``."""
-    have = {int(a["meter_id"]): a for a in actual}
-    want = {m.meter_id: m for m in desired}
-    add = [m for i, m in want.items() if i not in have]
-    modify = [m for i, m in want.items() if i in have
-              and (int(have[i]["rate_kbps"]), int(have[i]["burst_kb"])) != (m.rate_kbps, m.burst_kb)]
-    delete = sorted(i for i in have if i not in want)
-    return add, modify, delete
-
-
-# ---------------------------------------------------------------------------------------------
-# LLDP link check
-Endpoint = tuple[int, int]   # (dpid, port)
-
-
-def expected_links(plan: Any) -> set[tuple[Endpoint, Endpoint]]:
-    """Every directed inter-switch link the topology promises: ((dpid_u, port_uv), (dpid_v, port_vu))."""
-    out = set()
-    for (u, v), port in plan.link_ports().items():
-        out.add(((plan.dpid(u), port), (plan.dpid(v), plan.port(v, u))))
-    return out
-
-
-def compare_links(expected: set[tuple[Endpoint, Endpoint]], seen: Iterable[tuple[Endpoint, Endpoint]],
-                  plan: Any = None) -> dict[str, Any]:
-    """The LLDP verification report: counts, missing and unexpected links as [u, v] pairs
-    (node names when ``plan`` knows the dpid, ``dpid:N`` otherwise) plus their exact ports."""
-    seen = set(seen)
-
-    def name(ep: Endpoint) -> str:
-        if plan is not None:
-            try:
-                return plan.node_of_dpid(ep[0])
-            except KeyError:
-                pass
-        return f"dpid:{ep[0]}"
-
-    missing = sorted(expected - seen)
-    unexpected = sorted(seen - expected)
-    return {
-        "expected": len(expected), "seen": len(seen & expected),
-        "missing": [[name(a), name(b)] for a, b in missing],
-        "unexpected": [[name(a), name(b)] for a, b in unexpected],
-        "missing_ports": [[list(a), list(b)] for a, b in missing],
-        "unexpected_ports": [[list(a), list(b)] for a, b in unexpected],
-        "ok": not missing and not unexpected,
-    }
-
-
-def arp_answer(plan: Any, dpid: int, in_port: int, frame: bytes) -> bytes | None:
-    """The controller's ARP policy: answer a request arriving on a host port for a known host of
-    the SAME tenant; everything else (other tenants, unknown IPs, replies, inter-switch ports)
-    gets no answer."""
-    req = parse_arp(frame)
-    if req is None or req.op != 1:
-        return None
-    try:
-        node = plan.node_of_dpid(dpid)
-    except KeyError:
-        return None
-    asker = next((h for h in plan.host_ports(node) if h.port == in_port), None)
-    target = plan.host_by_ip(req.tpa)
-    if asker is None or target is None or target.tenant != asker.tenant or target.ip == req.spa:
-        return None
-    return arp_reply(req, target.mac)
