@@ -4,7 +4,7 @@ DNCTL  := $(VENV)/bin/dnctl
 PYTEST := $(VENV)/bin/python -m pytest
 OUT    ?= out/demo
 
-.PHONY: setup demo test test-unit test-emulation bench clean
+.PHONY: setup demo test test-unit test-emulation bench check-imports clean
 
 setup:
 	@bash tools/setup.sh
@@ -25,6 +25,11 @@ bench: setup
 	$(DNCTL) bench admission --topology fntf40 --reservations 4096 --tenants 128
 	$(DNCTL) bench admission --topology fntf40 --reservations 20000 --tenants 128
 	$(DNCTL) bench rest --topology fntf40 --reservations 4096 --tenants 128
+
+# the import rules (no cycles, os_ken only in the shim and launcher, nothing below tools/ imports it, ...):
+# one JSON object, exit 1 on a violation; reads the source only, needs no venv
+check-imports:
+	@python3 tests/architecture.py .
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info
