@@ -1,13 +1,17 @@
-"""tools/emulation/ovs.py: the machine probe, the datapath choice, the OVS bring-up errors (no root needed)."""
+"""tools/emulation/ovs.py: the machine probe, the datapath choice, the OVS bring-up errors; and
+topologies/machine.py, the kernel probes it shares with the Mininet topology and the launcher
+(no root needed)."""
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 
 import pytest
 
 from tools.emulation import ovs
 from tools.emulation.ovs import Capabilities
+from topologies import machine
 
 
 def caps(**kw) -> Capabilities:
@@ -97,3 +101,55 @@ def test_ensure_ovs_running_reports_failed_start(monkeypatch):
     monkeypatch.setattr(ovs, "_run", lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, "", "boom: no db\n"))
     with pytest.raises(ovs.OvsError, match="could not start Open vSwitch.*boom: no db"):
         ovs.ensure_ovs_running()
+
+
+# ----- topologies/machine.py: the kernel probes ---------------------------------------------
+
+def test_ovs_probe_uses_the_kernel_probes_of_topologies_machine():
+    assert ovs.qdisc_works is machine.qdisc_works
+    assert ovs.kernel_datapath_available is machine.kernel_datapath_available
+    assert ovs.load_kernel_datapath is machine.load_kernel_datapath
+
+
+def test_qdisc_works_says_no_without_root_and_runs_nothing(monkeypatch):
+    ran = []
+    monkeypatch.setattr(machine.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(machine.subprocess, "run", lambda *a, **k: ran.append(a))
+    assert machine.qdisc_works("netem delay 1ms") is False
+    assert ran == []
+
+
+def test_qdisc_works_tries_the_qdisc_in_a_throwaway_namespace(monkeypatch):
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0 if "netem" in cmd else 2, "", "")
+
+    monkeypatch.setattr(machine.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(machine.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(machine.subprocess, "run", fake_run)
+    assert machine.qdisc_works("netem delay 1ms") is True
+    assert machine.qdisc_works("taprio num_tc 2") is False
+    assert calls[0] == ["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]
+
+
+def test_qdisc_works_says_no_when_the_command_cannot_run(monkeypatch):
+    def boom(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, 10)
+
+    monkeypatch.setattr(machine.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(machine.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(machine.subprocess, "run", boom)
+    assert machine.qdisc_works("htb") is False
+
+
+def test_kernel_datapath_follows_the_module_directory(monkeypatch, tmp_path):
+    loaded = tmp_path / "openvswitch"
+    monkeypatch.setattr(machine, "OVS_MODULE", loaded)
+    monkeypatch.setattr(machine.shutil, "which", lambda name: None)  # no modprobe: cannot load
+    assert machine.kernel_datapath_available() is False
+    assert machine.load_kernel_datapath() is False
+    loaded.mkdir()
+    assert machine.kernel_datapath_available() is True
+    assert machine.load_kernel_datapath() is True
