@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from topologies import fileio, loaders
 from topologies import generate_fntf40 as gen
 from topologies.loaders import TopologyWarning, list_builtin, load_topology, load_warnings
 from topologies.model import Topology, TopologyError, great_circle_km
@@ -205,6 +206,21 @@ def test_binary_file_is_one_line(tmp_path):
     with pytest.raises(TopologyError) as e:
         load_topology(str(path))
     assert str(path) in str(e.value)
+
+
+def test_the_formats_and_the_loader_share_one_set_of_file_helpers(tmp_path):
+    # topologies.loaders.TopologyWarning (the name filters use) is the class the formats warn with
+    for name in ("DEFAULT_ROUTE_FACTOR", "TopologyWarning", "load_warnings", "read_text", "warn"):
+        assert getattr(loaders, name) is getattr(fileio, name), name
+    t = Topology("t")
+    t.add_node("A"), t.add_node("B")
+    with pytest.warns(loaders.TopologyWarning, match="guessed"):
+        fileio.warn(t, "t: guessed a length")
+    assert load_warnings(t) == ["t: guessed a length"]
+    (tmp_path / "x.csv").write_text("\ufeffa,b\n", encoding="utf-8")
+    assert fileio.read_text(tmp_path / "x.csv") == "a,b\n"  # a BOM is not part of the text
+    with pytest.raises(TopologyError, match=r"^nowhere\.json: no such file$"):
+        fileio.read_text(tmp_path / "nowhere.json", "nowhere.json")
 
 
 def test_bad_route_factor_is_rejected():
