@@ -1,5 +1,6 @@
 """The pcap analyzer on synthetic captures written with scapy (known faults must be found)."""
 
+import hashlib
 import json
 import os
 import struct
@@ -7,13 +8,13 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from scapy.all import ARP, Dot1Q, Ether, IP, Raw, UDP, wrpcap
+from scapy.all import ARP, Dot1Q, Ether, IP, Raw, UDP, rdpcap, wrpcap
 from scapy.utils import PcapNgWriter
 
 from tools.probes.analyzer import (Thresholds, analyze, count_leaks, modeled_propagation_ns, read_frames,
-                            read_probes, rfc3550_jitter)
+                                   read_probes, rfc3550_jitter, write_synthetic_pcap)
 from tools.cli.main import main
-from tools.probes.probe_format import Probe, flow_id_of, pack, send_plan
+from tools.probes.probe_format import Probe, flow_id_of, pack, send_plan, unpack
 
 CYCLE = 1_000_000
 SLOT = 10_000
@@ -354,3 +355,43 @@ def test_cli_verify_pcap_plot_dir(tmp_path, capsys):
                  "--plot", str(tmp_path / "plots")]) == 0
     names = set(os.listdir(tmp_path / "plots"))
     assert {"report.json", "summary.txt", "report.html", "r1-latency-cdf.png"} <= names
+
+
+# ---------------------------------------------------------------------------------------------
+# the numpy synthetic writer (benchmark captures): bytes pinned, frames checked against scapy
+
+BENCH_RES = {"id": "bench-1", "tenant": 1, "src": "A", "dst": "B", "period_ns": 100_000, "frame_bytes": 100,
+             "bandwidth_bps": 8_000_000, "max_latency_ns": 10_000_000, "latency_bound_ns": 5_000_000,
+             "jitter_bound_ns": 10_000, "path": ["A", "B"], "hops": [{"src": "A", "dst": "B", "slots": [0]}],
+             "tx_offsets_ns": [0]}
+BENCH_META = {"cycle_ns": 100_000, "slot_ns": 1_000}
+
+
+@pytest.mark.parametrize("n, res, kw, digest, size", [
+    (1000, BENCH_RES, {}, "9f69d278365b70433286239011cdcdb5f730bcf217b6e9c558d06726c8aeee95", 130024),
+    (777, dict(BENCH_RES, id="r-two", frame_bytes=600, period_ns=50_000, tx_offsets_ns=[1000]),
+     {"latency_ns": 5000, "seed": 7}, "f686f318c4da046208fdfcd30d3b62ba8f0b8b70f2ead7a271ed5941178662e3", 489534),
+])
+def test_synthetic_pcap_bytes_are_pinned(tmp_path, n, res, kw, digest, size):
+    path = tmp_path / "syn.pcap"
+    write_synthetic_pcap(str(path), n, res, BENCH_META, **kw)
+    data = path.read_bytes()
+    assert len(data) == size
+    assert hashlib.sha256(data).hexdigest() == digest
+
+
+def test_synthetic_pcap_frames_parse_in_scapy_and_in_the_analyzer(tmp_path):
+    path = str(tmp_path / "syn.pcap")
+    write_synthetic_pcap(path, 20, BENCH_RES, BENCH_META)
+    pkts = rdpcap(path)
+    assert len(pkts) == 20
+    for seq, pkt in enumerate(pkts):
+        assert (pkt[Ether].src, pkt[Ether].dst, pkt[Ether].type) == ("02:00:00:00:00:01", "02:00:00:00:00:02", 0x0800)
+        assert (pkt[IP].src, pkt[IP].dst, pkt[IP].proto, pkt[IP].ttl, pkt[IP].len) == ("10.0.1.1", "10.0.1.2", 17,
+                                                                                     64, len(pkt) - 14)
+        assert (pkt[UDP].sport, pkt[UDP].dport, pkt[UDP].len) == (40000, 47000, len(pkt) - 34)
+        probe = unpack(bytes(pkt[UDP].payload))
+        assert probe.seq == seq and probe.reservation_id == "bench-1" and probe.flow_id == flow_id_of("bench-1")
+        assert int(pkt.time * 10**9) - probe.tx_ns >= 20_000
+    p = read_probes([path])
+    assert p.seq.tolist() == list(range(20)) and set(p.ids.values()) == {"bench-1"}
