@@ -22,7 +22,7 @@ def test_audit_passes_and_catches_a_leaking_entry(tmp_path):
     missing = _missing()
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
-    from tools.emulation.controller_proc import controlled_emulation
+    from tools.emulation.stack import controlled_emulation
     from tools.emulation.network import emulation_lock
     from tools.runs.isolation import audit, spread_plan
 

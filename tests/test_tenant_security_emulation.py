@@ -31,7 +31,7 @@ def test_128_tenants_isolation_audit(tmp_path):
     missing = missing_features()
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
-    from tools.emulation.controller_proc import controlled_emulation
+    from tools.emulation.stack import controlled_emulation
     from tools.emulation.network import emulation_lock
     from tools.runs.isolation import audit, spread_plan
     from tools.runs.scenario import SCENARIO_LINK_SCALE
@@ -118,11 +118,12 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
 
     from tools.probes.analyzer import count_leaks
     from tools.probes.capture import capture_command
-    from tools.emulation.controller_proc import controlled_emulation
+    from tools.emulation.stack import controlled_emulation
     from tools.emulation.network import emulation_lock
-    from tools.runs.scenario import (SCENARIO_LINK_SCALE, Procs, ScenarioConfig, emulated_reservation,
-                                emulation_allowance, interference_flows, reservation_requests, run_phase,
-                                scenario_plan)
+    from tools.emulation.procs import HostProcs
+    from tools.runs.allowance import emulated_reservation
+    from tools.runs.scenario import (SCENARIO_LINK_SCALE, ScenarioConfig, emulation_allowance, interference_flows,
+                                     reservation_requests, run_phase, scenario_plan)
     from tools.runs.training_run import apply_priority_links
     from topologies.mininet_topo import host_intf_name
 
@@ -138,7 +139,7 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
     req = reservation_requests(plan, 1, 1, cfg, scale)[0]
     storm_s = 8.0
     t0 = time.monotonic()
-    procs = Procs()
+    procs = HostProcs()
     with emulation_lock():  # fcntl.flock on /tmp/detnet-emu.lock, held for the whole test
         try:
             with controlled_emulation(topo, plan, link_scale=scale, verbose=False,
@@ -153,7 +154,7 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
                 flow = {"id": res["id"], "tenant": 1, "src_host": req["_src_host"], "dst_host": req["_dst_host"],
                         "dst_ip": plan.host(req["_dst_host"]).ip, "port": req["match"]["udp_dst"],
                         "reservation": res, "allowance_ns": al,
-                        "emulated": emulated_reservation(res, al["total_ns"], scale)}
+                        "emulated": emulated_reservation(res, scale, al)}
                 meta = {"cycle_ns": int(sched["cycle_ns"]), "slot_ns": int(sched["slot_ns"]),
                         "links": sched.get("links") or []}
                 if "epoch_ns" in sched:

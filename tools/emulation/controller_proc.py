@@ -6,10 +6,11 @@ wait until its REST API answers (and, later, until the switches are connected), 
 it again — SIGTERM, then SIGKILL if it does not exit — leaving no process behind::
 
     with ControllerProcess("fntf40", "plan.json", link_scale=0.001) as ctl:
-        with Emulation(topo, plan, controller=("127.0.0.1", ctl.of_port)) as emu:
-            ctl.wait_switches(len(topo.nodes), timeout=30)
-            api = ctl.client()                      # tools.client.ApiClient with the admin token
-            api.post("/v1/tenants", {"name": "blue"})
+        api = ctl.client()                          # tools.client.ApiClient with the admin token
+        api.post("/v1/tenants", {"name": "blue"})
+
+With an emulation connected to it, use ``tools.emulation.stack.NetworkStack`` (lock, OVS,
+controller, emulation, switches synced, and the tear-down in the right order).
 
 ``topology`` may be a builtin name, a topology file or a ``Topology`` object (written to the temp
 directory); ``hosts`` may be a host plan file or a ``HostPlan`` (written there too). The child
@@ -34,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from tools.client import ApiClient
 from tools.emulation.lifecycle import Managed
 
 #: the dnctl entry point of the interpreter running us (the venv's)
@@ -136,7 +140,6 @@ class ControllerProcess(Managed):
 
     def healthz(self) -> dict[str, Any] | None:
         """GET /healthz as a dict, or None when the API does not answer (yet)."""
-        import httpx
         try:
             r = httpx.get(f"{self.url}/healthz", timeout=2, trust_env=False)
         except httpx.HTTPError:
@@ -165,7 +168,6 @@ class ControllerProcess(Managed):
 
     def client(self, token: str | None = None, timeout: float = 30.0) -> Any:
         """A ``tools.client.ApiClient`` on this controller (admin token unless ``token`` is given)."""
-        from tools.client import ApiClient
         return ApiClient(self.url, token or self.admin_token, timeout=timeout)
 
     def log_tail(self, lines: int = 15) -> str:
@@ -195,27 +197,3 @@ class ControllerProcess(Managed):
         if not self.keep_tmp and self.tmpdir.exists():
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         return code
-
-
-@contextlib.contextmanager
-def controlled_emulation(topology: Any, plan: Any, *, link_scale: float | None = None, db: Any = None,
-                         log_dir: Any = None, connect_timeout: float = 60.0, verbose: bool = True,
-                         lldp_interval: float | None = 1.0, **emulation_kw: Any) -> Any:
-    """``with controlled_emulation(topo, plan) as (ctl, emu):`` a controller child process and a Mininet
-    emulation connected to it, all switches synced; both torn down on exit (also on Ctrl-C).
-
-    Takes the machine-wide emulation lock for the whole block (before the controller starts, so a
-    waiting run does not hold ports). ``link_scale`` goes to both (meters and shaped links agree);
-    default: the emulation's default (1/1000).
-    """
-    from tools.emulation.network import Emulation, emulation_lock
-    from topologies.mininet_topo import DEFAULT_LINK_SCALE
-
-    scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
-    with emulation_lock():
-        with ControllerProcess(topology, plan, db=db, link_scale=scale, log_dir=log_dir,
-                               lldp_interval=lldp_interval) as ctl:
-            with Emulation(topology, plan, controller=("127.0.0.1", ctl.of_port), link_scale=scale,
-                           verbose=verbose, wait_connected_s=0, **emulation_kw) as emu:
-                ctl.wait_switches(len(topology.nodes), connect_timeout)
-                yield ctl, emu

@@ -23,7 +23,8 @@ import numpy as np
 from tools.probes.analyzer import Report
 
 
-def _plain(o: Any) -> Any:
+def json_plain(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars and arrays (anything else is a TypeError)."""
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
@@ -34,10 +35,11 @@ def _plain(o: Any) -> Any:
 
 
 def to_json(report: Report, indent: int | None = 1) -> str:
-    return json.dumps(report.to_dict(), indent=indent, default=_plain)
+    return json.dumps(report.to_dict(), indent=indent, default=json_plain)
 
 
-def _ns(v: Any) -> str:
+def fmt_ns(v: Any) -> str:
+    """A duration in ns for people: ``1.234 ms``, ``56 ns``; ``-`` for None."""
     if v is None:
         return "-"
     v = float(v)
@@ -56,13 +58,13 @@ def text_summary(report: Report) -> str:
         lines.append("")
         lines.append(f"reservation {f['id']} (tenant {f['tenant']}): sent {f['sent']} ({f['sent_source']}), "
                      f"received {f['received']}, lost {f['lost']}, dup {f['duplicated']}, reordered {f['reordered']}")
-        lines.append(f"  measured latency min/p50/p99/max {_ns(lat['min'])} / {_ns(lat['p50'])} / {_ns(lat['p99'])} / "
-                     f"{_ns(lat['max'])}; jitter {_ns(lat['jitter_ns'])} (RFC 3550 {_ns(lat['rfc3550_jitter_ns'])})")
+        lines.append(f"  measured latency min/p50/p99/max {fmt_ns(lat['min'])} / {fmt_ns(lat['p50'])} / {fmt_ns(lat['p99'])} / "
+                     f"{fmt_ns(lat['max'])}; jitter {fmt_ns(lat['jitter_ns'])} (RFC 3550 {fmt_ns(lat['rfc3550_jitter_ns'])})")
         prop = lat["modeled_propagation_ns"]
         if prop is not None:
             how = "emulated" if lat["propagation_emulated"] else "NOT emulated"
-            lines.append(f"  modeled propagation along the path {_ns(prop)} ({how})"
-                         + (f"; combined (measured max + modeled propagation) {_ns(lat['combined_max_ns'])}"
+            lines.append(f"  modeled propagation along the path {fmt_ns(prop)} ({how})"
+                         + (f"; combined (measured max + modeled propagation) {fmt_ns(lat['combined_max_ns'])}"
                             if lat["combined_max_ns"] is not None else ""))
         for c in f["checks"]:
             lines.append(f"  {'PASS' if c['pass'] else 'FAIL'}  {c['name']:<22} {c['detail']}")

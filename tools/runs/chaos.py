@@ -30,7 +30,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,7 +38,15 @@ from typing import Any
 
 import networkx as nx
 
+from tools.emulation.controller_proc import DNCTL
+from tools.emulation.procs import HostProcs
+from tools.emulation.progress import progress
+from tools.emulation.stack import NetworkStack
+from tools.probes.analyzer import Thresholds, analyze, read_probes
+from tools.probes.capture import capture_command
+from tools.probes.probe_format import flow_id_of
 from topologies.hosts import HostPlan
+from topologies.loaders import load_topology
 from topologies.model import Topology
 
 PORT_BASE = 47100
@@ -49,8 +56,7 @@ PROBE_IP_BYTES = 200
 L2_OVERHEAD = 18
 
 
-def log(msg: str) -> None:
-    print(f"chaos: {msg}", file=sys.stderr, flush=True)
+log = progress("chaos")
 
 
 def chaos6() -> Topology:
@@ -67,7 +73,6 @@ def chaos6() -> Topology:
 def load(name: str | None) -> Topology:
     if name in (None, "chaos6"):
         return chaos6()
-    from topologies.mininet_topo import load_topology
     return load_topology(name)
 
 
@@ -105,30 +110,6 @@ class ChaosConfig:
     verbose: bool = True
 
 
-class _Procs:
-    """Processes started in the emulation's hosts, all stopped on the way out."""
-
-    def __init__(self) -> None:
-        self.items: list[subprocess.Popen] = []
-
-    def add(self, p: subprocess.Popen) -> subprocess.Popen:
-        self.items.append(p)
-        return p
-
-    def stop(self, p: subprocess.Popen, sig: int = signal.SIGINT, wait: float = 5.0) -> None:
-        if p.poll() is None:
-            try:
-                p.send_signal(sig)
-                p.wait(wait)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                p.kill()
-                p.wait(5)
-
-    def stop_all(self) -> None:
-        for p in self.items:
-            self.stop(p, signal.SIGKILL, 2)
-
-
 def _requests(cfg: ChaosConfig, src_host, dst_host, path: list[str]) -> list[dict[str, Any]]:
     """N unprotected then N protected requests, first path forced over the cut link."""
     wire = PROBE_IP_BYTES + L2_OVERHEAD * max(1, math.ceil(PROBE_IP_BYTES / 1500))
@@ -156,13 +137,11 @@ def _emulated(res: dict[str, Any], scale: float) -> dict[str, Any]:
     return r
 
 
-def _traffic(emu, plan, flows, meta, duration, outdir: Path, tag: str, procs: _Procs,
+def _traffic(emu, plan, flows, meta, duration, outdir: Path, tag: str, procs: HostProcs,
              during=None) -> dict[str, Any]:
     """Capture in the destination host, run one talker per flow for ``duration`` s, call
     ``during()`` while they run, then count loss per flow after duplicate elimination."""
-    from tools.probes.analyzer import Thresholds, analyze
-    from tools.probes.capture import capture_command
-    from topologies.mininet_topo import host_intf_name
+    from topologies.mininet_topo import host_intf_name   # imports Mininet
     net = emu.net
     sched = outdir / f"{tag}-schedule.json"
     sched.write_text(json.dumps({**meta, "reservations": [f["emulated"] for f in flows]}))
@@ -177,11 +156,10 @@ def _traffic(emu, plan, flows, meta, duration, outdir: Path, tag: str, procs: _P
             raise RuntimeError("capture did not start within 15 s")
         time.sleep(0.05)
     time.sleep(0.3)
-    dnctl = str(Path(sys.executable).with_name("dnctl"))
     talkers = []
     for f in flows:
         out = outdir / f"{tag}-talker-{f['id']}.json"
-        cmd = [dnctl, "probe", "send", "--schedule", str(sched), "--reservation", f["id"], "--dst", f["dst_ip"],
+        cmd = [DNCTL, "probe", "send", "--schedule", str(sched), "--reservation", f["id"], "--dst", f["dst_ip"],
                "--port", str(f["port"]), "--duration", f"{duration:g}", "--out", str(out)]
         talkers.append((f, out, procs.add(net.get(f["src_host"]).popen(cmd, stdout=subprocess.DEVNULL,
                                                                          stderr=subprocess.PIPE))))
@@ -206,8 +184,6 @@ def _traffic(emu, plan, flows, meta, duration, outdir: Path, tag: str, procs: _P
     # packets received after the cut (does rerouted traffic flow again?)
     after = {}
     if marks.get("cut_wall") is not None:
-        from tools.probes.analyzer import read_probes
-        from tools.probes.probe_format import flow_id_of
         pr = read_probes([str(pcap)])
         cut_ns = int((marks["cut_wall"] + 1.0) * 1e9)
         for f in flows:
@@ -217,7 +193,7 @@ def _traffic(emu, plan, flows, meta, duration, outdir: Path, tag: str, procs: _P
 
 
 def _set_link(plan, link: tuple[str, str], up: bool) -> None:
-    from topologies.mininet_topo import switch_intf_name
+    from topologies.mininet_topo import switch_intf_name   # imports Mininet
     u, v = link
     for a, b in ((u, v), (v, u)) if up else ((u, v),):
         subprocess.run(["ip", "link", "set", switch_intf_name(plan.switch_name(a), plan.port(a, b)),
@@ -245,8 +221,7 @@ def _tail_seq(api) -> int:
 
 def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
     """Run the scenarios; returns the report (see the module doc). Raises on set-up failure."""
-    from tools.emulation.controller_proc import controlled_emulation
-    say = log if cfg.verbose else (lambda _m: None)
+    say = progress("chaos", cfg.verbose)
     topo = load(cfg.topology)
     src, dst, path, cut = choose_flow(topo)
     plan = HostPlan.build(topo, [(1, src), (1, dst)])
@@ -256,82 +231,78 @@ def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
     report: dict[str, Any] = {"topology": topo.name, "flow": {"src": src, "dst": dst, "path": path},
                               "cut_link": list(cut), "reservations_per_class": cfg.reservations,
                               "traffic_flows_per_class": min(cfg.traffic, cfg.reservations)}
-    procs = _Procs()
     t_all = time.monotonic()
-    try:
-        with controlled_emulation(topo, plan, link_scale=cfg.link_scale, verbose=cfg.verbose,
-                                  log_dir=str(outdir)) as (ctl, emu):
-            api = ctl.client()
-            api.post("/v1/tenants", {"name": "chaos"})
-            flows, res_by_id = [], {}
-            for i, body in enumerate(_requests(cfg, src_host, dst_host, path)):
-                r = api.post("/v1/reservations", body)
-                res_by_id[r["id"]] = r
-                if body["frame_bytes"] > 1500:
-                    flows.append({"id": r["id"], "protected": bool(r.get("protection_path")),
-                                  "src_host": src_host.name, "dst_host": dst_host.name, "dst_ip": dst_host.ip,
-                                  "port": body["match"]["udp_dst"], "emulated": _emulated(r, cfg.link_scale)})
-            sched = api.get("/v1/schedule")
-            meta = {"cycle_ns": sched["cycle_ns"], "slot_ns": sched["slot_ns"], "links": sched["links"]}
-            n_res = len(res_by_id)
-            say(f"{n_res} reservations over {'-'.join(path)} ({cfg.reservations} protected), "
-                f"{len(flows)} with traffic; cutting {cut[0]}-{cut[1]}")
-            if not emu.ping(src_host.name, dst_host.name, count=2).ok:
-                raise RuntimeError(f"{src_host.name} cannot reach {dst_host.name} before the cut")
+    with NetworkStack(topo, plan, link_scale=cfg.link_scale, verbose=cfg.verbose, log_dir=str(outdir)) as net:
+        ctl, emu, procs = net.ctl, net.emu, net.procs
+        api = ctl.client()
+        api.post("/v1/tenants", {"name": "chaos"})
+        flows, res_by_id = [], {}
+        for i, body in enumerate(_requests(cfg, src_host, dst_host, path)):
+            r = api.post("/v1/reservations", body)
+            res_by_id[r["id"]] = r
+            if body["frame_bytes"] > 1500:
+                flows.append({"id": r["id"], "protected": bool(r.get("protection_path")),
+                              "src_host": src_host.name, "dst_host": dst_host.name, "dst_ip": dst_host.ip,
+                              "port": body["match"]["udp_dst"], "emulated": _emulated(r, cfg.link_scale)})
+        sched = api.get("/v1/schedule")
+        meta = {"cycle_ns": sched["cycle_ns"], "slot_ns": sched["slot_ns"], "links": sched["links"]}
+        n_res = len(res_by_id)
+        say(f"{n_res} reservations over {'-'.join(path)} ({cfg.reservations} protected), "
+            f"{len(flows)} with traffic; cutting {cut[0]}-{cut[1]}")
+        if not emu.ping(src_host.name, dst_host.name, count=2).ok:
+            raise RuntimeError(f"{src_host.name} cannot reach {dst_host.name} before the cut")
 
-            # ----- link cut ---------------------------------------------------------------
-            seq0 = _tail_seq(api)
+        # ----- link cut ---------------------------------------------------------------
+        seq0 = _tail_seq(api)
 
-            def cut_link() -> dict[str, Any]:
-                time.sleep(cfg.cut_after_s)
-                wall = time.time()
-                _set_link(plan, cut, up=False)
-                return {"cut_wall": wall}
+        def cut_link() -> dict[str, Any]:
+            time.sleep(cfg.cut_after_s)
+            wall = time.time()
+            _set_link(plan, cut, up=False)
+            return {"cut_wall": wall}
 
-            ph1 = _traffic(emu, plan, flows, meta, cfg.cut_traffic_s, outdir, "cut", procs, cut_link)
-            ev = _wait_event(api, "link_down", seq0, 10)
-            if ev is None:
-                raise RuntimeError("the controller reported no link_down event within 10 s of the cut:\n"
-                                   + ctl.log_tail())
-            o = ev["outcome"]
-            lost = {"protected": 0, "unprotected": 0}
-            for f in flows:
-                lost["protected" if f["protected"] else "unprotected"] += ph1["flows"][f["id"]]["lost"]
-            after = ph1["received_1s_after_cut"]
-            now = {r["id"]: r for r in api.get("/v1/reservations")["reservations"]}
-            link_cut = {
-                "reservations_affected": o["reservations_affected"],
-                "rerouted": len(o["rerouted"]), "down": len(o["down"]),
-                "reprogrammed_s": o["reprogrammed_s"], "scheduling_s": o.get("scheduling_s"),
-                "cut_to_reprogrammed_s": round(ev["ts"] - ph1["cut_wall"], 4),
-                "lost_protected": lost["protected"], "lost_unprotected": lost["unprotected"],
-                "flows": ph1["flows"], "received_1s_after_cut": after,
-                "avoid_cut_link": all(not ({tuple(cut), tuple(reversed(cut))}
-                                           & set(zip(r["path"], r["path"][1:]))) for r in now.values()),
-                "protected_reprotected": sum(1 for r in now.values()
-                                             if r.get("protection") and r.get("protection_path")),
-            }
-            link_cut["pass"] = (link_cut["reservations_affected"] == n_res and link_cut["down"] == 0
-                                and link_cut["lost_protected"] == 0 and link_cut["avoid_cut_link"]
-                                and all(after.get(f["id"], 0) > 0 for f in flows))
-            report["link_cut"] = link_cut
-            say(f"link cut: {link_cut['reservations_affected']} affected, reprogrammed in "
-                f"{1000 * link_cut['reprogrammed_s']:.1f} ms after the port status "
-                f"({1000 * link_cut['cut_to_reprogrammed_s']:.0f} ms after the cut); lost: protected "
-                f"{lost['protected']}, unprotected {lost['unprotected']}")
-            seq1 = _tail_seq(api)
-            _set_link(plan, cut, up=True)
-            if _wait_event(api, "link_up", seq1, 10) is None:
-                raise RuntimeError("no link_up event within 10 s of restoring the link")
+        ph1 = _traffic(emu, plan, flows, meta, cfg.cut_traffic_s, outdir, "cut", procs, cut_link)
+        ev = _wait_event(api, "link_down", seq0, 10)
+        if ev is None:
+            raise RuntimeError("the controller reported no link_down event within 10 s of the cut:\n"
+                               + ctl.log_tail())
+        o = ev["outcome"]
+        lost = {"protected": 0, "unprotected": 0}
+        for f in flows:
+            lost["protected" if f["protected"] else "unprotected"] += ph1["flows"][f["id"]]["lost"]
+        after = ph1["received_1s_after_cut"]
+        now = {r["id"]: r for r in api.get("/v1/reservations")["reservations"]}
+        link_cut = {
+            "reservations_affected": o["reservations_affected"],
+            "rerouted": len(o["rerouted"]), "down": len(o["down"]),
+            "reprogrammed_s": o["reprogrammed_s"], "scheduling_s": o.get("scheduling_s"),
+            "cut_to_reprogrammed_s": round(ev["ts"] - ph1["cut_wall"], 4),
+            "lost_protected": lost["protected"], "lost_unprotected": lost["unprotected"],
+            "flows": ph1["flows"], "received_1s_after_cut": after,
+            "avoid_cut_link": all(not ({tuple(cut), tuple(reversed(cut))}
+                                       & set(zip(r["path"], r["path"][1:]))) for r in now.values()),
+            "protected_reprotected": sum(1 for r in now.values()
+                                         if r.get("protection") and r.get("protection_path")),
+        }
+        link_cut["pass"] = (link_cut["reservations_affected"] == n_res and link_cut["down"] == 0
+                            and link_cut["lost_protected"] == 0 and link_cut["avoid_cut_link"]
+                            and all(after.get(f["id"], 0) > 0 for f in flows))
+        report["link_cut"] = link_cut
+        say(f"link cut: {link_cut['reservations_affected']} affected, reprogrammed in "
+            f"{1000 * link_cut['reprogrammed_s']:.1f} ms after the port status "
+            f"({1000 * link_cut['cut_to_reprogrammed_s']:.0f} ms after the cut); lost: protected "
+            f"{lost['protected']}, unprotected {lost['unprotected']}")
+        seq1 = _tail_seq(api)
+        _set_link(plan, cut, up=True)
+        if _wait_event(api, "link_up", seq1, 10) is None:
+            raise RuntimeError("no link_up event within 10 s of restoring the link")
 
-            # ----- controller restart -------------------------------------------------------
-            if cfg.restart:
-                report["controller_restart"] = _restart(ctl, api, emu, plan, flows, meta, cfg, outdir, procs, say)
-            else:
-                report["controller_restart"] = {"reservations_before": None, "reservations_after": None,
-                                                "lost_packets": None, "skipped": "--no-restart"}
-    finally:
-        procs.stop_all()
+        # ----- controller restart -------------------------------------------------------
+        if cfg.restart:
+            report["controller_restart"] = _restart(ctl, api, emu, plan, flows, meta, cfg, outdir, procs, say)
+        else:
+            report["controller_restart"] = {"reservations_before": None, "reservations_after": None,
+                                            "lost_packets": None, "skipped": "--no-restart"}
     restart = report["controller_restart"]
     report["pass"] = bool(report["link_cut"]["pass"] and (restart.get("skipped") or restart.get("pass")))
     report["seconds"] = round(time.monotonic() - t_all, 1)

@@ -14,14 +14,14 @@ rate, slots. The talker gets the reservation scaled like everything else (IP byt
 scale) and sends exactly those bytes; the controller sizes the ingress meter for them with their
 Ethernet/VLAN headers (docs/dataplane.md, Meters).
 
-Emulation allowances (stated per flow in the report under ``allowance_ns``, like ``dnctl verify
-scenario``'s): links carry no propagation delay here (no netem), so latency is judged as measured
-max + modeled propagation (``latency_combined``) and measured max (``latency_measured``) against
-the reservation's bound **plus** an allowance: per hop, the serialisation at the *scaled* link
-rate (which a real link does 1/scale times faster) of the flow's period bytes and of one
-best-effort frame already on the wire (the priority class is not pre-emptive), plus
-``HOP_BUDGET_NS`` of software switching; plus ``HOST_BUDGET_NS`` for the talker's send path, the
-capture's timestamps and the scheduling stalls of a shared 2-core VM. ``jitter`` gets the same
+Emulation allowances (``tools.runs.allowance``, the model ``dnctl verify scenario`` uses too; stated
+per flow in the report under ``allowance_ns``): links carry no propagation delay here (no netem),
+so latency is judged as measured max + modeled propagation (``latency_combined``) and measured
+max (``latency_measured``) against the reservation's bound **plus** an allowance: per hop, the
+serialisation at the *scaled* link rate (which a real link does 1/scale times faster) of the
+flow's period bytes and of one best-effort frame already on the wire (the priority class is not
+pre-emptive), plus ``HOP_BUDGET_NS`` of software switching; plus ``HOST_BUDGET_NS`` for the
+talker's send path, the capture's timestamps and the scheduling stalls of a shared 2-core VM. ``jitter`` gets the same
 allowance; ``tx_slot`` and the arrival window allow ``HOST_BUDGET_NS`` of lateness for the
 Python talker. One check is waived (``WAIVED``, listed per flow with the reason):
 ``instance_bytes``, which groups the bytes by the talker's *send* time, so a Python talker that
@@ -52,8 +52,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from tools.runs.training_run import (DEFAULT_SCALE, TRAINING_TENANT, REPO, RunError, RunOptions, Stack,
-                                execute, model_estimates, model_interference_bps, shape_sites, table)
+import numpy as np
+
+from schedules.training import load_job
+from tools.emulation.network import parse_ping
+from tools.probes.analyzer import Thresholds, analyze, count_leaks
+from tools.probes.capture import capture_command
+from tools.probes.report import write_all
+from tools.runs.allowance import L2_WIRE_BYTES, emulated_reservation, emulation_allowance, link_capacities
+from tools.runs.training_run import (DEFAULT_SCALE, TRAINING_TENANT, RunOptions, Stack, execute, make_plan,
+                                     model_estimates, model_interference_bps, shape_sites)
+from topologies.loaders import load_topology
 
 PROBE_PORT = 47000
 #: analyzer checks that cannot apply to a Python talker in a software emulation (see the module doc)
@@ -67,8 +76,6 @@ HOP_BUDGET_NS = 1_000_000
 #: talker send path, capture timestamps and scheduling stalls (1-50 ms stalls measured here,
 #: docs/verification.md; 20 ms as in ``dnctl verify scenario``)
 HOST_BUDGET_NS = 30_000_000
-#: one best-effort frame on the wire ahead of a reserved one (the priority class is not pre-emptive)
-BE_FRAME_BYTES = 1522
 FULL_JOB = "gpt-175b-4dc"
 
 
@@ -102,51 +109,15 @@ class Phases:
 
 # ----- verification of the reserved flows -------------------------------------------------------
 
-def emulation_allowance(res: dict[str, Any], links: list[dict[str, Any]], scale: float) -> dict[str, int]:
-    """What the emulation adds to a reserved frame's latency that the real network would not
-    (see the module doc): per hop the scaled serialisation of the period's datagrams and of one
-    best-effort frame ahead, plus software switching; plus the host budget."""
-    from tools.probes.probe_format import IP_UDP_OVERHEAD, split_bytes
-    cap = {(str(l["src"]), str(l["dst"])): float(l["capacity_bps"]) for l in links}
-    ip_bytes = max(1, int(int(res["frame_bytes"]) * scale))
-    wire = sum(d + IP_UDP_OVERHEAD + 18 for d in split_bytes(ip_bytes, str(res["id"])))
-    path = list(res.get("path") or [])
-    ser = 0
-    for u, v in zip(path, path[1:]):
-        c = cap.get((u, v)) or cap.get((v, u))
-        if c:
-            ser += int((wire + BE_FRAME_BYTES) * 8e9 / (c * scale))
-    hops = max(0, len(path) - 1)
-    return {"serialisation_ns": ser, "switching_ns": hops * HOP_BUDGET_NS, "host_ns": HOST_BUDGET_NS,
-            "total_ns": ser + hops * HOP_BUDGET_NS + HOST_BUDGET_NS}
-
-
-def scaled_reservation(res: dict[str, Any], scale: float, links: list[dict[str, Any]] | None = None
-                       ) -> dict[str, Any]:
-    """The reservation as the probes carry it in the emulation: IP bytes per period x scale; the
-    latency and jitter bounds + the emulation allowance (when ``links`` are given)."""
-    r = dict(res)
-    fb = max(1, int(int(res["frame_bytes"]) * scale))
-    r["frame_bytes"] = fb
-    r["bandwidth_bps"] = int(fb * 8e9 // int(res["period_ns"]))
-    if links is not None:
-        al = emulation_allowance(res, links, scale)
-        r["allowance_ns"] = al
-        r["real"] = {k: res.get(k) for k in ("frame_bytes", "bandwidth_bps", "latency_bound_ns", "jitter_bound_ns")}
-        r["latency_bound_ns"] = int(res["latency_bound_ns"]) + al["total_ns"]
-        r["jitter_bound_ns"] = int(res.get("jitter_bound_ns") or 0) + al["total_ns"]
-    return r
-
-
 def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, duration_s: float = 3.0
                  ) -> dict[str, Any]:
     """Talkers on the ring reservations, captures at the receivers, the analyzer's report."""
-    from tools.probes.analyzer import Thresholds, analyze
-
     outdir.mkdir(parents=True, exist_ok=True)
     sched = st.api.get("/v1/schedule")
     ring = [r for r in reservations if not str(r["id"]).endswith("-ack")]
-    scaled = [scaled_reservation(r, st.run.scale, sched.get("links", [])) for r in ring]
+    caps = link_capacities(sched.get("links", []))
+    scaled = [emulated_reservation(r, st.run.scale, emulation_allowance(
+        r, caps, st.run.scale, hop_budget_ns=HOP_BUDGET_NS, host_budget_ns=HOST_BUDGET_NS)) for r in ring]
     doc = {k: v for k, v in sched.items() if k != "reservations"}
     doc["reservations"] = scaled
     sched_file = outdir / "schedule-scaled.json"
@@ -170,8 +141,9 @@ def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, du
         f["allowance_ns"] = allow.get(str(f["id"]))
     out["tolerances"] = {
         "latency": "measured max, and measured max + modeled propagation, <= latency_bound_ns + allowance_ns.total_ns "
-                   "(per hop: scaled serialisation of the period's datagrams and one best-effort frame + "
-                   f"{HOP_BUDGET_NS} ns switching; + {HOST_BUDGET_NS} ns host budget)",
+                   "(per hop: scaled serialisation of the period's datagrams and of one best-effort frame, "
+                   f"each + {L2_WIRE_BYTES} B of Ethernet/VLAN/FCS, + {HOP_BUDGET_NS} ns switching; "
+                   f"+ {HOST_BUDGET_NS} ns host budget; tools/runs/allowance.py)",
         "jitter": "max - min measured latency <= jitter_bound_ns + the same allowance",
         "tx_slot": f"lateness past the slot window <= {HOST_BUDGET_NS} ns (the host budget)",
         "arrival_window_loose": "every arrival within [instance start, instance start + bound + allowance]",
@@ -190,7 +162,6 @@ def unshape_sites(st: Stack) -> None:
 def _probe_one(st: Stack, r: dict[str, Any], sched_file: Path, outdir: Path, duration_s: float,
                sent: dict[str, int], talker_results: dict[str, Any]) -> Path:
     """Capture at the receiver, run the talker at the sender, stop the capture; returns the pcap."""
-    from tools.probes.capture import capture_command
     from topologies.mininet_topo import host_intf_name
     caps, pcaps = [], []
     for r in [r]:
@@ -233,7 +204,6 @@ def _probe_one(st: Stack, r: dict[str, Any], sched_file: Path, outdir: Path, dur
 
 def _verdict(report: Any, outdir: Path, talker_results: dict[str, Any], duration_s: float) -> dict[str, Any]:
     """The analyzer's flows with the emulation's verdict (required checks only; waived ones listed)."""
-    from tools.probes.report import write_all
     files = write_all(report, str(outdir))
     flows = []
     for f in report.to_dict()["flows"]:
@@ -252,8 +222,6 @@ def _verdict(report: Any, outdir: Path, talker_results: dict[str, Any], duration
 
 def audit_isolation(st: Stack, outdir: Path, max_ports: int = 24, window_s: float = 4.0) -> dict[str, Any]:
     """Captures on host ports + a cross-tenant ping matrix while the interference runs."""
-    from tools.probes.analyzer import count_leaks
-    from tools.probes.capture import capture_command
     from topologies.mininet_topo import host_intf_name
 
     outdir.mkdir(parents=True, exist_ok=True)
@@ -294,7 +262,6 @@ def audit_isolation(st: Stack, outdir: Path, max_ports: int = 24, window_s: floa
     st.kill_procs("iso-ping")
     time.sleep(0.3)
     st.kill_procs("iso-cap")
-    from tools.emulation.network import parse_ping
     matrix = []
     answered = 0
     for a, b, _ in pings:
@@ -439,9 +406,6 @@ def run_demo(out: str | Path, *, tenants: int = 8, quick: bool = False, job: str
              scale: float = DEFAULT_SCALE, iterations: int | None = None,
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The whole demo; returns report.json's content (also written to OUT/report.json)."""
-    from schedules.training import load_job
-    from topologies.loaders import load_topology
-
     t0 = time.monotonic()
     outdir = Path(out).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
@@ -462,7 +426,6 @@ def run_demo(out: str | Path, *, tenants: int = 8, quick: bool = False, job: str
     res = execute(opts, progress=say, hooks=hooks)
     say(f"model: estimates for {job} and {FULL_JOB}")
     topo = load_topology("fntf40")
-    from tools.runs.training_run import make_plan
     run_plan = make_plan(load_job(job), topo, scale=scale, tenants=tenants)
     interference = model_interference_bps(run_plan)
     jobs = {job: res["model"]}
@@ -512,7 +475,6 @@ def run_demo(out: str | Path, *, tenants: int = 8, quick: bool = False, job: str
 
 
 def _plain(o: Any) -> Any:
-    import numpy as np
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):

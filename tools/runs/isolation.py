@@ -29,18 +29,20 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from tools.emulation.network import Emulation, parse_ping
+from tools.emulation.progress import progress
+from tools.probes import isolation_probe as ip
+from tools.probes.analyzer import count_leaks
+from tools.probes.capture import capture_command
 from topologies.hosts import Host, HostPlan
 from topologies.model import Topology
 
-
-def log(msg: str) -> None:
-    print(f"isolation: {msg}", file=sys.stderr, flush=True)
+log = progress("isolation")
 
 
 # ----- plans and sampling (pure) -----------------------------------------------------------------
@@ -101,7 +103,7 @@ def leak_matrix(leaks: dict[str, Any], tenants: list[int]) -> list[list[int]]:
 # ----- the audit on a running emulation ----------------------------------------------------------
 
 def _net_and_plan(emu: Any, plan: HostPlan | None) -> tuple[Any, HostPlan]:
-    is_emulation = hasattr(emu, "plan") and hasattr(emu, "net")
+    is_emulation = isinstance(emu, Emulation)
     net = emu.net if is_emulation else emu
     plan = plan or (emu.plan if is_emulation else None)
     if plan is None:
@@ -110,8 +112,7 @@ def _net_and_plan(emu: Any, plan: HostPlan | None) -> tuple[Any, HostPlan]:
 
 
 def _start_captures(net: Any, plan: HostPlan, pcap_dir: Path, timeout: float) -> dict[str, tuple[Any, str]]:
-    from tools.probes.capture import capture_command
-    from topologies.mininet_topo import host_intf_name
+    from topologies.mininet_topo import host_intf_name   # imports Mininet
     caps: dict[str, tuple[Any, str]] = {}
     for h in plan.hosts:
         path = str(pcap_dir / f"{h.name}.pcap")
@@ -169,7 +170,6 @@ def _pings(net: Any, pairs: list[tuple[Host, Host]], count: int, parallel: int) 
 
 
 def _ping_wave(net: Any, pairs: list[tuple[Host, Host]], count: int, parallel: int) -> list[dict[str, Any]]:
-    from tools.emulation.network import parse_ping
     out = []
     for i in range(0, len(pairs), parallel):
         wave = [(s, d, net.get(s.name).popen(["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", d.ip],
@@ -184,8 +184,7 @@ def _ping_wave(net: Any, pairs: list[tuple[Host, Host]], count: int, parallel: i
 
 
 def _send_probes(net: Any, plan: HostPlan, targets: dict[int, list[int]], repeat: int) -> dict[str, int]:
-    from tools.probes import isolation_probe as ip
-    from topologies.mininet_topo import host_intf_name
+    from topologies.mininet_topo import host_intf_name   # imports Mininet
     ep = {h.name: ip.Endpoint(h.name, h.tenant, h.mac, h.ip, h.prefix_len) for h in plan.hosts}
     sent: dict[str, int] = {k: 0 for k in ip.KINDS}
     for h in plan.hosts:
@@ -215,8 +214,7 @@ def audit(emu: Any, plan: HostPlan | None = None, *, k: int | None = 3, repeat: 
     ``coverage``, ``ports``...). Pcaps go to ``workdir/pcaps`` (a temp dir, removed unless
     ``keep_pcaps``, when no workdir is given).
     """
-    from tools.probes.analyzer import count_leaks
-    say = log if verbose else (lambda _m: None)
+    say = progress("isolation", verbose)
     net, plan = _net_and_plan(emu, plan)
     tenants = plan.tenants()
     t0 = time.monotonic()
@@ -419,12 +417,12 @@ def _cli(args: argparse.Namespace) -> int:
     missing = ovs.probe().missing_for_emulation()
     if missing:
         raise CliError("cannot emulate on this machine: " + ", ".join(missing))
-    from tools.emulation.controller_proc import controlled_emulation
+    from tools.emulation.stack import controlled_emulation
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    from tools.runs.scenario import SCENARIO_LINK_SCALE
+    from tools.runs.scales import SCENARIO_LINK_SCALE
     scale = SCENARIO_LINK_SCALE if args.link_scale is None else args.link_scale
     with controlled_emulation(topo, plan, link_scale=scale, log_dir=out) as (_ctl, emu):
         up_s = time.monotonic() - t0

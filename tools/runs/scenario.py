@@ -39,7 +39,8 @@ received rate with interference on is below ``reduce_threshold`` (0.95) x its ra
 from __future__ import annotations
 
 import argparse
-import contextlib
+import base64
+import html
 import json
 import math
 import os
@@ -47,25 +48,36 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
-from topologies.hosts import Host, HostPlan
+from controller.dataplane.routing import best_effort_path as _be_path
+from tools.client import ApiError
+from tools.emulation.controller_proc import DNCTL
+from tools.emulation.procs import HostProcs
+from tools.emulation.progress import progress
+from tools.emulation.stack import NetworkStack
+from tools.probes.analyzer import Thresholds, analyze
+from tools.probes.capture import capture_command
+from tools.probes.report import fmt_ns, json_plain, write_all
+from tools.runs import allowance
+from tools.runs.allowance import emulated_reservation
+from tools.runs.isolation import audit, plot_matrix, spread_plan
+from tools.runs.scales import SCENARIO_LINK_SCALE
+from tools.runs.training_run import apply_priority_links
+from topologies.hosts import HostPlan
+from topologies.loaders import load_topology
 from topologies.model import Topology
 
+__all__ = ["SCENARIO_LINK_SCALE", "ScenarioConfig", "run_scenario", "scenario_plan", "reservation_requests",
+           "best_effort_path", "emulation_allowance", "emulated_reservation", "interference_flows", "run_phase",
+           "text_summary"]
+
 PROBE_PORT_BASE = 47000
-#: default link scale: 1/10,000 (100 Gb/s -> 10 Mb/s). At 1/1,000 the 1.2 Tb/s trunks' meters run
-#: at ~1 Gb/s, where Open vSwitch 3.1's userspace meters were seen to stop passing traffic for
-#: good after a flood (docs/emulation.md)
-SCENARIO_LINK_SCALE = 1e-4
 IPERF_PORT_BASE = 5201
 
-
-def log(msg: str) -> None:
-    print(f"scenario: {msg}", file=sys.stderr, flush=True)
+log = progress("scenario")
 
 
 @dataclass
@@ -99,7 +111,6 @@ class ScenarioConfig:
 
 def scenario_plan(topology: Topology, tenants: int) -> HostPlan:
     """Tenants 1..N with two hosts each in different cities (interference hosts are added later)."""
-    from tools.runs.isolation import spread_plan
     return spread_plan(topology, tenants, 2)
 
 
@@ -122,35 +133,15 @@ def reservation_requests(plan: HostPlan, tenants: int, m: int, cfg: ScenarioConf
 
 
 def best_effort_path(topology: Topology, src: str, dst: str) -> list[str]:
-    """The path best effort takes (shortest by propagation, as the controller and emulation route)."""
-    return nx.shortest_path(topology.graph, src, dst, weight="propagation_ns")
+    """The path best effort takes: the data plane's best-effort routing (``controller.dataplane.routing``)."""
+    return _be_path(topology.graph, src, dst)
 
 
 def emulation_allowance(res: dict[str, Any], topology: Topology, scale: float, cfg: ScenarioConfig) -> dict[str, int]:
-    """The latency the emulation adds that the real network would not (see the module doc)."""
-    from tools.probes.probe_format import IP_UDP_OVERHEAD, split_bytes
-    path = res["path"]
-    ip_bytes = int(round(int(res["frame_bytes"]) * scale))
-    dgrams = [s + IP_UDP_OVERHEAD for s in split_bytes(max(1, ip_bytes), str(res["id"]))]
-    ser = 0
-    for u, v in zip(path, path[1:]):
-        cap = topology.capacity_bps(u, v) * scale
-        ser += int(sum((d + 22) * 8e9 / cap for d in dgrams))      # + Ethernet header, FCS, VLAN tag
-    hops = len(path) - 1
-    return {"serialisation_ns": ser, "switching_ns": hops * cfg.hop_budget_ns, "host_ns": cfg.host_budget_ns,
-            "total_ns": ser + hops * cfg.hop_budget_ns + cfg.host_budget_ns}
-
-
-def emulated_reservation(res: dict[str, Any], allowance_ns: int, scale: float) -> dict[str, Any]:
-    """The reservation as the emulation carries it: IP bytes per period and rate x scale, bounds +
-    allowance."""
-    r = dict(res)
-    r["frame_bytes"] = max(1, int(int(res["frame_bytes"]) * scale))
-    r["bandwidth_bps"] = int(round(int(res.get("bandwidth_bps") or 0) * scale))
-    r["latency_bound_ns"] = int(res["latency_bound_ns"]) + allowance_ns
-    r["jitter_bound_ns"] = int(res.get("jitter_bound_ns") or 0) + allowance_ns
-    r["real"] = {k: res.get(k) for k in ("frame_bytes", "bandwidth_bps", "latency_bound_ns", "jitter_bound_ns")}
-    return r
+    """The emulation allowance (``tools.runs.allowance``) of ``res`` with this scenario's budgets."""
+    caps = {(u, v): topology.capacity_bps(u, v) for u, v in topology.directed_links()}
+    return allowance.emulation_allowance(res, caps, scale, hop_budget_ns=cfg.hop_budget_ns,
+                                         host_budget_ns=cfg.host_budget_ns)
 
 
 def compact_flow(f: dict[str, Any]) -> dict[str, Any]:
@@ -189,54 +180,14 @@ def compare_phases(off: list[dict[str, Any]], on: list[dict[str, Any]], threshol
             "reduced": bool(reduced) or not rows, "reduced_flows": reduced}
 
 
-# ----- process bookkeeping --------------------------------------------------------------------------
-
-class Procs:
-    """Every process started inside a host; ``stop_all`` ends them (SIGINT, then SIGKILL)."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
-
-    def add(self, p: subprocess.Popen) -> subprocess.Popen:
-        self.procs.append(p)
-        return p
-
-    def stop(self, p: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 5.0) -> None:
-        if p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.send_signal(sig)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    p.kill()
-                p.wait(5)
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.send_signal(signal.SIGINT)
-        for p in self.procs:
-            self.stop(p, signal.SIGKILL, 3.0)
-        self.procs = []
-
-
-def _dnctl() -> str:
-    return str(Path(sys.executable).with_name("dnctl"))
-
-
 # ----- one phase --------------------------------------------------------------------------------------
 
 def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], floods: list[dict[str, Any]],
-              meta: dict[str, Any], cfg: ScenarioConfig, outdir: Path, procs: Procs) -> dict[str, Any]:
+              meta: dict[str, Any], cfg: ScenarioConfig, outdir: Path, procs: HostProcs) -> dict[str, Any]:
     """Captures, talkers and (if ``floods``) interference for one phase; returns the analysis."""
-    from tools.probes.analyzer import Thresholds, analyze
-    from tools.probes.capture import capture_command
-    from tools.probes.report import write_all
-    from topologies.mininet_topo import host_intf_name
+    from topologies.mininet_topo import host_intf_name   # imports Mininet
 
-    say = log if cfg.verbose else (lambda _m: None)
+    say = progress("scenario", cfg.verbose)
     outdir.mkdir(parents=True, exist_ok=True)
     net = emu.net
     sched_file = outdir / "emulated-schedule.json"
@@ -280,7 +231,7 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
     for f in flows:
         res = f["emulated"]
         out = outdir / f"talker-{f['id']}.json"
-        cmd = [_dnctl(), "probe", "send", "--schedule", str(sched_file), "--reservation", f["id"],
+        cmd = [DNCTL, "probe", "send", "--schedule", str(sched_file), "--reservation", f["id"],
                "--dst", f["dst_ip"], "--port", str(f["port"]), "--duration", f"{cfg.duration:g}",
                "--out", str(out), "--json"] + (["--rt"] if cfg.realtime else [])
         talkers.append((f, out, procs.add(net.get(f["src_host"]).popen(cmd, stdout=subprocess.DEVNULL,
@@ -339,11 +290,7 @@ def tx_tolerance(cfg: ScenarioConfig) -> int:
 
 def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
     """Bring up, reserve, run the phases and the audit, tear down; returns the report (also written)."""
-    from topologies.loaders import load_topology
-    from tools.emulation.controller_proc import controlled_emulation
-    from tools.runs.isolation import audit
-
-    say = log if cfg.verbose else (lambda _m: None)
+    say = progress("scenario", cfg.verbose)
     t0 = time.monotonic()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -360,50 +307,47 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
     report: dict[str, Any] = {"pass": False, "topology": topo.name, "tenants": cfg.tenants,
                               "config": {k: v for k, v in asdict(cfg).items() if k != "verbose"}}
     seconds: dict[str, float] = {}
-    procs = Procs()
-    try:
-        with controlled_emulation(topo, plan, link_scale=scale, log_dir=out, verbose=cfg.verbose,
-                                  lldp_interval=cfg.lldp_interval) as (ctl, emu):
-            from tools.runs.training_run import apply_priority_links
-            apply_priority_links(topo, plan, scale)   # reserved frames (PCP 7) first on every link
-            seconds["bring_up_s"] = time.monotonic() - t0
-            with ctl.client() as api:
-                for t in plan.tenants():
-                    api.post("/v1/tenants", {"name": f"tenant{t}" if t != itenant else "interference"})
-                flows = []
-                for i, rq in enumerate(reqs):
-                    body = {k: v for k, v in rq.items() if not k.startswith("_")}
-                    res = api.post("/v1/reservations", body)
-                    al = emulation_allowance(res, topo, scale, cfg)
-                    flows.append({"id": res["id"], "tenant": rq["tenant"], "src_host": rq["_src_host"],
-                                  "dst_host": rq["_dst_host"], "dst_ip": plan.host(rq["_dst_host"]).ip,
-                                  "port": rq["match"]["udp_dst"], "reservation": res, "allowance_ns": al,
-                                  "emulated": emulated_reservation(res, al["total_ns"], scale)})
-                sched = api.get("/v1/schedule")
-            meta = {"cycle_ns": int(sched["cycle_ns"]), "slot_ns": int(sched["slot_ns"]),
-                    "links": sched.get("links") or []}
-            if "epoch_ns" in sched:
-                meta["epoch_ns"] = int(sched["epoch_ns"])
-            say(f"{len(flows)} reservations admitted: " + ", ".join(
-                f"{f['id']} {'-'.join(f['reservation']['path'])}" for f in flows))
-            # warm the ARP caches and prove reachability of every talker pair
-            for f in flows:
-                pr = emu.ping(f["src_host"], f["dst_host"], count=2, interval_s=0.2)
-                if not pr.ok and pr.received == 0:
-                    raise RuntimeError(f"{f['src_host']} cannot reach {f['dst_host']} before the run: {pr}")
-            floods = interference_flows(topo, plan, flows, itenant, scale, cfg)
-            report["phases"] = {}
-            for ph in phases:
-                t1 = time.monotonic()
-                report["phases"][ph] = run_phase(ph, emu, plan, flows, floods if ph == "on" else [], meta, cfg,
-                                                 out / f"interference-{ph}", procs)
-                seconds[f"phase_{ph}_s"] = time.monotonic() - t1
-            t2 = time.monotonic()
-            iso = audit(emu, plan, k=cfg.audit_k, workdir=out / "isolation", verbose=cfg.verbose)
-            seconds["isolation_s"] = time.monotonic() - t2
-            t3 = time.monotonic()
-    finally:
-        procs.stop_all()
+    t3 = time.monotonic()
+    with NetworkStack(topo, plan, link_scale=scale, log_dir=out, verbose=cfg.verbose,
+                      lldp_interval=cfg.lldp_interval) as net:
+        ctl, emu, procs = net.ctl, net.emu, net.procs
+        apply_priority_links(topo, plan, scale)   # reserved frames (PCP 7) first on every link
+        seconds["bring_up_s"] = time.monotonic() - t0
+        with ctl.client() as api:
+            for t in plan.tenants():
+                api.post("/v1/tenants", {"name": f"tenant{t}" if t != itenant else "interference"})
+            flows = []
+            for i, rq in enumerate(reqs):
+                body = {k: v for k, v in rq.items() if not k.startswith("_")}
+                res = api.post("/v1/reservations", body)
+                al = emulation_allowance(res, topo, scale, cfg)
+                flows.append({"id": res["id"], "tenant": rq["tenant"], "src_host": rq["_src_host"],
+                              "dst_host": rq["_dst_host"], "dst_ip": plan.host(rq["_dst_host"]).ip,
+                              "port": rq["match"]["udp_dst"], "reservation": res, "allowance_ns": al,
+                              "emulated": emulated_reservation(res, scale, al)})
+            sched = api.get("/v1/schedule")
+        meta = {"cycle_ns": int(sched["cycle_ns"]), "slot_ns": int(sched["slot_ns"]),
+                "links": sched.get("links") or []}
+        if "epoch_ns" in sched:
+            meta["epoch_ns"] = int(sched["epoch_ns"])
+        say(f"{len(flows)} reservations admitted: " + ", ".join(
+            f"{f['id']} {'-'.join(f['reservation']['path'])}" for f in flows))
+        # warm the ARP caches and prove reachability of every talker pair
+        for f in flows:
+            pr = emu.ping(f["src_host"], f["dst_host"], count=2, interval_s=0.2)
+            if not pr.ok and pr.received == 0:
+                raise RuntimeError(f"{f['src_host']} cannot reach {f['dst_host']} before the run: {pr}")
+        floods = interference_flows(topo, plan, flows, itenant, scale, cfg)
+        report["phases"] = {}
+        for ph in phases:
+            t1 = time.monotonic()
+            report["phases"][ph] = run_phase(ph, emu, plan, flows, floods if ph == "on" else [], meta, cfg,
+                                             out / f"interference-{ph}", procs)
+            seconds[f"phase_{ph}_s"] = time.monotonic() - t1
+        t2 = time.monotonic()
+        iso = audit(emu, plan, k=cfg.audit_k, workdir=out / "isolation", verbose=cfg.verbose)
+        seconds["isolation_s"] = time.monotonic() - t2
+        t3 = time.monotonic()
     seconds["tear_down_s"] = time.monotonic() - t3
     main = report["phases"]["on" if "on" in phases else "off"]
     report["flows"] = [compact_flow(f) for f in main["flows"]]
@@ -478,7 +422,6 @@ def tolerances(cfg: ScenarioConfig, scale: float) -> dict[str, Any]:
 # ----- output -----------------------------------------------------------------------------------------
 
 def text_summary(rep: dict[str, Any]) -> str:
-    from tools.probes.report import _ns
     lines = [f"scenario on {rep['topology']}: {rep['tenants']} tenants, {len(rep.get('reservations', []))} "
              f"reservations, interference {rep['interference']['mode']}: {'PASS' if rep['pass'] else 'FAIL'}"]
     for name, ph in rep.get("phases", {}).items():
@@ -487,8 +430,8 @@ def text_summary(rep: dict[str, Any]) -> str:
             lat = f["latency_ns"]
             failed = [c["name"] for c in f["checks"] if not c["pass"]]
             lines.append(f"    {f['id']}: {f['received']}/{f['sent']} received, lost {f['lost']}, latency p50/p99/max "
-                         f"{_ns(lat['p50'])}/{_ns(lat['p99'])}/{_ns(lat['max'])} (bound+allowance {_ns(lat['bound_ns'])}), "
-                         f"jitter {_ns(lat['jitter_ns'])}, rate {f['rate']['mean_bps'] / 1e6:.3f} of "
+                         f"{fmt_ns(lat['p50'])}/{fmt_ns(lat['p99'])}/{fmt_ns(lat['max'])} (bound+allowance {fmt_ns(lat['bound_ns'])}), "
+                         f"jitter {fmt_ns(lat['jitter_ns'])}, rate {f['rate']['mean_bps'] / 1e6:.3f} of "
                          f"{f['rate']['reserved_bps'] / 1e6:.3f} Mb/s" + (f"; FAILED {', '.join(failed)}" if failed else ""))
         for fl in ph.get("interference", []):
             sent = fl.get("sent_bps")
@@ -547,11 +490,7 @@ def plot_comparison(rep: dict[str, Any], path: str) -> str | None:
 
 def write_report(rep: dict[str, Any], out: Path) -> None:
     """report.json, summary.txt, comparison.png, isolation.png and an index report.html."""
-    import base64
-    import html
-    from tools.runs.isolation import plot_matrix
-    from tools.probes.report import _plain
-    (out / "report.json").write_text(json.dumps(rep, indent=1, default=_plain) + "\n")
+    (out / "report.json").write_text(json.dumps(rep, indent=1, default=json_plain) + "\n")
     summary = text_summary(rep)
     (out / "summary.txt").write_text(summary + "\n")
     pngs = [p for p in (plot_comparison(rep, str(out / "comparison.png")),

@@ -1,0 +1,163 @@
+"""``NetworkStack``: the one way to start a controller with an emulation (and stop both).
+
+Why: the training run, the scenario, the isolation audit, chaos and the REST bench all need the
+same steps in the same order: check the machine, take the machine-wide emulation lock (before
+the controller, so a run waiting for another one holds no ports), make sure Open vSwitch runs,
+start ``dnctl controller`` on the topology and host plan (``ControllerProcess``: free ports,
+throw-away state, an admin token), start the Mininet emulation connected to it, wait until every
+switch is connected and synced; and on the way out, ALWAYS, stop the processes started in the
+hosts (``procs``), the emulation, the controller, then release the lock — also on failure, and
+with Ctrl-C deferred until the tear-down is done::
+
+    with NetworkStack(topo, plan, link_scale=1e-4) as net:
+        api = net.ctl.client()
+        net.procs.add(net.emu.net.get("t1h1").popen([...]), "talker")
+
+``emulate=False`` starts the controller alone (the REST bench without switches). The meters of
+the controller and the links of the emulation use the same ``link_scale`` (default: the
+emulation's, 1/1000); ``shape_links=False`` leaves the links unshaped (a run that shapes them
+itself). ``timings`` says where the start-up time went; ``emulation_mem_mb`` what the emulation
+took of the machine's memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from typing import Any, Iterator
+
+from tools.emulation import ovs
+from tools.emulation.controller_proc import ControllerProcess
+from tools.emulation.lifecycle import Managed
+from tools.emulation.network import Emulation, EmulationError, emulation_lock
+from tools.emulation.procs import HostProcs
+from tools.emulation.progress import Progress, quiet
+
+__all__ = ["NetworkStack", "controlled_emulation", "mem_available_mb"]
+
+
+def mem_available_mb() -> float:
+    """The machine's MemAvailable in MiB (0 when /proc/meminfo does not say)."""
+    with contextlib.suppress(OSError):
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def default_link_scale() -> float:
+    """The emulation's default link scale (``topologies.mininet_topo``, which imports Mininet)."""
+    from topologies.mininet_topo import DEFAULT_LINK_SCALE
+    return DEFAULT_LINK_SCALE
+
+
+class NetworkStack(Managed):
+    """A controller child process + the Mininet emulation connected to it + processes in its hosts.
+
+    ``topology``/``plan``: the ``Topology`` and ``HostPlan`` the emulation is built from; the
+    controller is given ``controller_topology`` (a builtin name or file; default: the Topology
+    itself, written to a file) and ``hosts_file`` (default: the plan, written to a file).
+    ``emulation_kw`` goes to ``Emulation`` (``datapath``, ``delay_scale``...).
+    """
+
+    def __init__(self, topology: Any, plan: Any, *, link_scale: float | None = None, shape_links: bool = True,
+                 emulate: bool = True, controller_topology: Any = None, hosts_file: Any = None, db: Any = None,
+                 log_dir: Any = None, lldp_interval: float | None = 1.0, start_timeout: float = 20.0,
+                 connect_timeout: float = 60.0, verbose: bool = True, progress: Progress = quiet,
+                 **emulation_kw: Any):
+        self.topology, self.plan = topology, plan
+        self.link_scale = default_link_scale() if link_scale is None else link_scale
+        self.shape_links, self.emulate = shape_links, emulate
+        self.controller_topology = topology if controller_topology is None else controller_topology
+        self.hosts_file, self.db, self.log_dir = hosts_file, db, log_dir
+        self.lldp_interval, self.start_timeout, self.connect_timeout = lldp_interval, start_timeout, connect_timeout
+        self.verbose, self.progress, self.emulation_kw = verbose, progress, emulation_kw
+        self.ctl: ControllerProcess | None = None
+        self.emu: Emulation | None = None
+        self.procs = HostProcs()
+        self.timings: dict[str, float] = {}
+        self.emulation_mem_mb: float | None = None
+        self._lock_cm: contextlib.AbstractContextManager | None = None
+
+    # -- lifecycle --
+    def start(self) -> "NetworkStack":
+        """Lock, OVS, controller, emulation, every switch synced (see the module doc)."""
+        caps = None
+        if self.emulate:
+            caps = ovs.probe()
+            missing = caps.missing_for_emulation()
+            if missing:
+                raise EmulationError("cannot emulate on this machine: " + ", ".join(missing))
+            t0 = time.monotonic()
+            self._lock_cm = emulation_lock()
+            self._lock_cm.__enter__()
+            self.timings["lock_wait_s"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            self.progress("OVS: checking Open vSwitch")
+            try:
+                ovs.ensure_ovs_running()
+            except ovs.OvsError as e:
+                raise EmulationError(str(e)) from None
+            self.timings["ovs_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        self.ctl = ControllerProcess(self.controller_topology, self.hosts_file or self.plan, db=self.db,
+                                     link_scale=self.link_scale, lldp_interval=self.lldp_interval,
+                                     log_dir=self.log_dir, start_timeout=self.start_timeout)
+        self.progress(f"controller: starting (OpenFlow :{self.ctl.of_port}, REST :{self.ctl.api_port}, "
+                      f"link scale {self.link_scale:g})")
+        self.ctl.start()
+        self.timings["controller_s"] = time.monotonic() - t0
+        if not self.emulate:
+            return self
+        n = len(self.topology.nodes)
+        self.progress(f"emulation: starting {self.topology.name} ({n} switches, {len(self.plan.hosts)} hosts, "
+                      f"userspace/kernel OVS as available)")
+        t0 = time.monotonic()
+        mem0 = mem_available_mb()
+        self.emu = Emulation(self.topology, self.plan, controller=("127.0.0.1", self.ctl.of_port),
+                             link_scale=self.link_scale if self.shape_links else 0, verbose=self.verbose,
+                             wait_connected_s=0, capabilities=caps, **self.emulation_kw)
+        self.emu.start()
+        self.timings["emulation_start_s"] = time.monotonic() - t0
+        self.ctl.wait_switches(n, self.connect_timeout)
+        self.timings["emulation_s"] = time.monotonic() - t0
+        self.emulation_mem_mb = round(mem0 - mem_available_mb(), 1)
+        return self
+
+    def stop(self) -> None:
+        """Stop host processes, the emulation, the controller; release the lock (idempotent; Ctrl-C
+        during the tear-down is deferred until it is done, then re-raised)."""
+        interrupted: list[bool] = []
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+            restore = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+        try:
+            self.procs.stop_all()
+            if self.emu is not None:
+                with contextlib.suppress(Exception):
+                    self.emu.stop()
+            if self.ctl is not None:
+                self.ctl.stop()
+        finally:
+            if self._lock_cm is not None:
+                cm, self._lock_cm = self._lock_cm, None
+                cm.__exit__(None, None, None)
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+        if interrupted and sys.exc_info()[0] is None:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def controlled_emulation(topology: Any, plan: Any, *, link_scale: float | None = None, db: Any = None,
+                         log_dir: Any = None, connect_timeout: float = 60.0, verbose: bool = True,
+                         lldp_interval: float | None = 1.0, **emulation_kw: Any) -> Iterator[tuple[Any, Any]]:
+    """``with controlled_emulation(topo, plan) as (ctl, emu):`` a ``NetworkStack``'s controller and
+    emulation, all switches synced; everything torn down on exit (also on Ctrl-C)."""
+    with NetworkStack(topology, plan, link_scale=link_scale, db=db, log_dir=log_dir,
+                      connect_timeout=connect_timeout, verbose=verbose, lldp_interval=lldp_interval,
+                      **emulation_kw) as net:
+        yield net.ctl, net.emu
