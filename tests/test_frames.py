@@ -89,10 +89,11 @@ def test_isolation_probe_bytes_are_pinned():
 
 def test_storm_frames_of_the_tenant_security_test_are_pinned():
     # the frames tests/test_tenant_security_emulation.py's storm sender builds
-    udp = ip.ether(ip.BROADCAST, ME.mac, ip.ETH_IPV4, ip.ipv4(ME.ip, "255.255.255.255", 17,
-                                                             ip.udp(40000, 40000, b"S" * 1000)))
+    udp = frames.ether(frames.BROADCAST, ME.mac, frames.ETH_TYPE_IPV4,
+                       frames.ipv4(ME.ip, "255.255.255.255", 17, frames.udp(40000, 40000, b"S" * 1000)))
     assert udp[:42].hex() == "ffffffffffff0200000101000800450004040000400040112be90a000101ffffffff9c409c4003f00000"
     assert udp[42:] == b"S" * 1000
-    arp = ip.ether(ip.BROADCAST, ME.mac, ip.ETH_ARP, ip.arp(1, ME.mac, ME.ip, "00:00:00:00:00:00", "10.0.1.9"))
+    arp = frames.ether(frames.BROADCAST, ME.mac, frames.ETH_TYPE_ARP,
+                       frames.arp(1, ME.mac, ME.ip, "00:00:00:00:00:00", "10.0.1.9"))
     assert arp.hex() == ("ffffffffffff020000010100080600010800060400010200000101000a0001010000000000000a000109"
                          "000000000000000000000000000000000000")

@@ -79,12 +79,12 @@ def test_128_tenants_isolation_audit(tmp_path):
 # every other host's address; prints the frames sent
 _STORM = r"""
 import json, socket, sys, time
-from tools.probes import isolation_probe as ip
+from controller.dataplane import frames as fr
 iface, mac, myip, seconds, rate = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 targets = sys.argv[6:]
-frames = [ip.ether(ip.BROADCAST, mac, ip.ETH_IPV4,
-                   ip.ipv4(myip, "255.255.255.255", 17, ip.udp(40000, 40000, b"S" * 1000)))]
-frames += [ip.ether(ip.BROADCAST, mac, ip.ETH_ARP, ip.arp(1, mac, myip, "00:00:00:00:00:00", t)) for t in targets]
+frames = [fr.ether(fr.BROADCAST, mac, fr.ETH_TYPE_IPV4,
+                   fr.ipv4(myip, "255.255.255.255", 17, fr.udp(40000, 40000, b"S" * 1000)))]
+frames += [fr.ether(fr.BROADCAST, mac, fr.ETH_TYPE_ARP, fr.arp(1, mac, myip, "00:00:00:00:00:00", t)) for t in targets]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((iface, 0))
 sent = errors = 0

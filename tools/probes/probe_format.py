@@ -34,25 +34,32 @@ since the Unix epoch), so every talker on the machine agrees on slot boundaries 
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from controller.dataplane.frames import IPV4, UDP, Layout
+
 MAGIC = 0x444E5052
 VERSION = 1
-FIXED = struct.Struct("!IBBHIQQQIHHI")
-FIXED_LEN = FIXED.size  # 48
+#: the fixed probe header (the table above), declared once: ``pack``/``unpack`` here, the analyzer's
+#: vectorised reader and its synthetic writer take their dtypes and offsets from it
+PROBE_HEADER = Layout("probe", [("magic", "I"), ("version", "B"), ("flags", "B"), ("header_len", "H"),
+                                ("flow_id", "I"), ("seq", "Q"), ("tx_ns", "Q"), ("intended_ns", "Q"),
+                                ("tx_offset_ns", "I"), ("frag_index", "H"), ("frag_count", "H"),
+                                ("cycle_index", "I")],
+                      magic=MAGIC, version=VERSION)
+FIXED_LEN = PROBE_HEADER.size  # 48
 MAX_ID_LEN = 64
 FLAG_LATE = 0x01
 
 #: IPv4 (20) + UDP (8) header bytes added to the payload on the wire (Ethernet 14 not counted).
-IP_UDP_OVERHEAD = 28
+IP_UDP_OVERHEAD = IPV4.size + UDP.size
 #: Largest IPv4 packet the talker sends (the reservation's bytes per period are split into these).
 MTU_BYTES = 1500
 #: Default UDP destination port of probes.
 DEFAULT_PORT = 47000
 
-assert FIXED_LEN == 48
+assert FIXED_LEN == 48 and IP_UDP_OVERHEAD == 28
 
 
 class ProbeFormatError(ValueError):
@@ -96,9 +103,10 @@ def pack(p: Probe, size: int | None = None) -> bytes:
     if len(rid) > MAX_ID_LEN:
         raise ProbeFormatError(f"reservation id longer than {MAX_ID_LEN} bytes")
     hl = FIXED_LEN + len(rid)
-    head = FIXED.pack(MAGIC, p.version, p.flags, hl, p.flow_id & 0xFFFFFFFF, p.seq, p.tx_ns,
-                      p.intended_ns, p.tx_offset_ns & 0xFFFFFFFF, p.frag_index, p.frag_count,
-                      p.cycle_index & 0xFFFFFFFF) + rid
+    head = PROBE_HEADER.pack(version=p.version, flags=p.flags, header_len=hl, flow_id=p.flow_id & 0xFFFFFFFF,
+                             seq=p.seq, tx_ns=p.tx_ns, intended_ns=p.intended_ns,
+                             tx_offset_ns=p.tx_offset_ns & 0xFFFFFFFF, frag_index=p.frag_index,
+                             frag_count=p.frag_count, cycle_index=p.cycle_index & 0xFFFFFFFF) + rid
     if size is not None and size > hl:
         head += bytes(size - hl)
     return head
@@ -108,15 +116,17 @@ def unpack(data: bytes | memoryview) -> Probe:
     """Decode a probe payload; ProbeFormatError if it is not one."""
     if len(data) < FIXED_LEN:
         raise ProbeFormatError(f"payload of {len(data)} bytes is shorter than a probe header")
-    (magic, version, flags, hl, flow, seq, tx, intended, off, fi, fc, cyc) = FIXED.unpack_from(data, 0)
-    if magic != MAGIC:
-        raise ProbeFormatError(f"bad magic 0x{magic:08x}")
-    if version != VERSION:
-        raise ProbeFormatError(f"unsupported probe version {version}")
+    h = PROBE_HEADER.unpack(data)
+    if h["magic"] != MAGIC:
+        raise ProbeFormatError(f"bad magic 0x{h['magic']:08x}")
+    if h["version"] != VERSION:
+        raise ProbeFormatError(f"unsupported probe version {h['version']}")
+    hl = h["header_len"]
     if not FIXED_LEN <= hl <= FIXED_LEN + MAX_ID_LEN or hl > len(data):
         raise ProbeFormatError(f"bad header length {hl}")
     rid = bytes(data[FIXED_LEN:hl]).decode("utf-8", "replace")
-    return Probe(flow, seq, tx, intended, off, fi, fc, cyc, rid, flags, version)
+    return Probe(h["flow_id"], h["seq"], h["tx_ns"], h["intended_ns"], h["tx_offset_ns"], h["frag_index"],
+                 h["frag_count"], h["cycle_index"], rid, h["flags"], h["version"])
 
 
 # ---------------------------------------------------------------------------------------------
