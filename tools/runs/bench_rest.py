@@ -8,8 +8,8 @@ test asserts on it.
 Scenario (``run_rest_bench``):
 
 1. a host plan with ``hosts_per_tenant`` hosts of each tenant spread over the topology
-   (``tools.runs.isolation.spread_plan``); a controller child process (``tools.emulation.controller_proc``) and,
-   unless ``emulate=False``, the Mininet emulation of topology + plan connected to it;
+   (``tools.runs.isolation.spread_plan``); the controller child process and, unless ``emulate=False``,
+   the Mininet emulation of topology + plan connected to it (``tools.emulation.stack.NetworkStack``);
 2. a snapshot of every switch's flow table and meter table (``ovs-ofctl --no-stats dump-flows``
    and ``dump-meters``: no counters), once all switches are connected and synced;
 3. T tenants created by the admin; each tenant then POSTs its own reservations with its own token
@@ -39,27 +39,32 @@ import math
 import random
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import httpx
 import networkx as nx
 
+from controller.core.bench import BULK_FRACTION, HARMONIC_PERIODS_NS
+from controller.core.model import Reservation
 from controller.dataplane import specs
 from controller.dataplane import translation as tr
-from controller.core.model import Reservation
+from tools.emulation.progress import progress as progress_logger
+from tools.emulation.progress import quiet
+from tools.emulation.stack import NetworkStack
+from tools.runs.isolation import spread_plan
 from topologies.hosts import HostPlan
+from topologies.loaders import load_topology
 from topologies.model import Topology
 
 #: first UDP destination port of the workload (each reservation of a tenant gets the next one)
 UDP_BASE = 20000
 
 
-def log(msg: str) -> None:
-    print(f"bench rest: {msg}", file=sys.stderr, flush=True)
+log = progress_logger("bench rest")
 
 
 # ----- workload (pure) --------------------------------------------------------------------------
@@ -82,7 +87,6 @@ def rest_workload(plan: HostPlan, reservations: int, tenants: int, seed: int = 1
     streams (64-1500 B, periods 1/2/4/8 ms), ``max_latency_ns`` = 2 x the pair's shortest
     propagation + 5 ms, and ``match.udp_dst`` = 20000 + the reservation's rank within its tenant
     (two reservations of one host pair never share a match)."""
-    from controller.core.bench import BULK_FRACTION, HARMONIC_PERIODS_NS
     rng = random.Random(seed)
     cities = {t: sorted({h.switch for h in plan.hosts_of(t)}) for t in range(1, tenants + 1)}
     short = [t for t, c in cities.items() if len(c) < 2]
@@ -229,7 +233,6 @@ class Answer:
 
 
 def _send(client: Any, method: str, path: str, token: str, body: Any = None, max_retries: int = 20) -> Answer:
-    import httpx
     retries = 0
     while True:
         t0 = time.perf_counter()
@@ -253,7 +256,6 @@ def run_requests(url: str, jobs: list[tuple[str, str, str, Any]], concurrency: i
                  ) -> tuple[list[Answer], float]:
     """Send ``jobs`` (method, path, token, body) with ``concurrency`` clients (each its own keep-alive
     connection); answers in job order and the wall time of the whole batch."""
-    import httpx
     answers: list[Answer | None] = [None] * len(jobs)
     nxt = iter(range(len(jobs)))
     lock = threading.Lock()
@@ -288,13 +290,6 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
             if k in ("VmRSS", "VmHWM"):
                 out[k] = round(int(v.split()[0]) / 1024, 1)
     return out
-
-
-def mem_available_mb() -> float:
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 _INSTALL = re.compile(r"reservation (\S+) (installed|removed) on (\d+) switches.*?install_ms=([\d.]+)")
@@ -337,45 +332,33 @@ def _ms(x: float | None) -> float | None:
 
 def run_rest_bench(opts: BenchOptions, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the scenario of the module docstring; return the figures as a JSON-able dict."""
-    from tools.emulation.controller_proc import ControllerProcess
-    from tools.runs.isolation import spread_plan
-    from topologies.loaders import load_topology
-    from topologies.mininet_topo import DEFAULT_LINK_SCALE
-
-    say = progress or (log if opts.verbose else (lambda _m: None))
+    say = progress or (log if opts.verbose else quiet)
     t_all = time.perf_counter()
     topo = opts.topology if isinstance(opts.topology, Topology) else load_topology(opts.topology)
     plan = spread_plan(topo, opts.tenants, opts.hosts_per_tenant)
     work = rest_workload(plan, opts.reservations, opts.tenants, opts.seed)
-    scale = DEFAULT_LINK_SCALE if opts.link_scale is None else opts.link_scale
+    stack = NetworkStack(topo, plan, link_scale=opts.link_scale, emulate=opts.emulate, log_dir=opts.keep_log,
+                         lldp_interval=5.0, start_timeout=60, connect_timeout=opts.connect_timeout,
+                         verbose=opts.verbose)
+    scale = stack.link_scale
     result: dict[str, Any] = {
         "topology": topo.name, "switches": len(topo.nodes), "tenants": opts.tenants,
         "hosts": len(plan.hosts), "requests": len(work), "concurrency": opts.concurrency, "seed": opts.seed,
         "emulated": opts.emulate, "link_scale": scale}
 
-    stack = contextlib.ExitStack()
     with stack:
-        if opts.emulate:
-            from tools.emulation.network import Emulation, emulation_lock
-            t_lock = time.perf_counter()
-            stack.enter_context(emulation_lock())
-            result["lock_wait_s"] = round(time.perf_counter() - t_lock, 2)
-            t_all += time.perf_counter() - t_lock      # total_s does not count waiting for other emulations
-        ctl = stack.enter_context(ControllerProcess(topo, plan, link_scale=scale, log_dir=opts.keep_log,
-                                                    lldp_interval=5.0, start_timeout=60))
-        say(f"controller up in {ctl.started_s:.1f} s (pid {ctl.proc.pid}, {ctl.url})")
+        ctl = stack.ctl
         switches = [plan.switch_name(n) for n in topo.nodes]
         base = None
         if opts.emulate:
-            mem0 = mem_available_mb()
-            t0 = time.perf_counter()
-            emu = stack.enter_context(Emulation(topo, plan, controller=("127.0.0.1", ctl.of_port), link_scale=scale,
-                                                verbose=opts.verbose, wait_connected_s=0))
-            result["emulation_start_s"] = round(time.perf_counter() - t0, 2)
-            result["emulation_timings"] = emu.timings.to_dict()
-            ctl.wait_switches(len(topo.nodes), opts.connect_timeout)
-            result["switches_synced_s"] = round(time.perf_counter() - t0, 2)
-            result["emulation_mem_mb"] = round(mem0 - mem_available_mb(), 1)
+            result["lock_wait_s"] = round(stack.timings["lock_wait_s"], 2)
+            t_all += stack.timings["lock_wait_s"]      # total_s does not count waiting for other emulations
+        say(f"controller up in {ctl.started_s:.1f} s (pid {ctl.proc.pid}, {ctl.url})")
+        if opts.emulate:
+            result["emulation_start_s"] = round(stack.timings["emulation_start_s"], 2)
+            result["emulation_timings"] = stack.emu.timings.to_dict()
+            result["switches_synced_s"] = round(stack.timings["emulation_s"], 2)
+            result["emulation_mem_mb"] = stack.emulation_mem_mb
             say(f"emulation: {len(switches)} switches, {len(plan.hosts)} hosts up in "
                 f"{result['emulation_start_s']:.1f} s, all switches synced after {result['switches_synced_s']:.1f} s "
                 f"({result['emulation_mem_mb']:.0f} MiB of memory)")
@@ -477,7 +460,6 @@ def run_rest_bench(opts: BenchOptions, progress: Callable[[str], None] | None = 
 
 
 def _get_text(url: str) -> str:
-    import httpx
     try:
         return httpx.get(url, timeout=30, trust_env=False).text
     except httpx.HTTPError:

@@ -189,8 +189,8 @@ def _probe_one(st: Stack, r: dict[str, Any], sched_file: Path, outdir: Path, dur
         except subprocess.TimeoutExpired:
             pass
     time.sleep(1.0)   # the last datagrams are in flight
-    st.kill_procs("talker")
-    st.kill_procs("capture")
+    st.procs.stop_all("talker")
+    st.procs.stop_all("capture")
     for r, out, _ in talkers:
         try:
             d = json.loads(out.read_text())
@@ -259,9 +259,9 @@ def audit_isolation(st: Stack, outdir: Path, max_ports: int = 24, window_s: floa
             p.wait(5)
         except subprocess.TimeoutExpired:
             pass
-    st.kill_procs("iso-ping")
+    st.procs.stop_all("iso-ping")
     time.sleep(0.3)
-    st.kill_procs("iso-cap")
+    st.procs.stop_all("iso-cap")
     matrix = []
     answered = 0
     for a, b, _ in pings:

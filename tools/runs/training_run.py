@@ -2,9 +2,9 @@
 
 ``dnctl training run JOB --emulate`` and ``dnctl demo`` use this module. One run:
 
-1. **stack**: the controller (``controller.launcher.run``, what ``dnctl controller`` runs, as a subprocess: temporary state file, free ports,
-   an admin token it gets from the environment) and the controller-attached fntf40 emulation
-   (``tools.emulation.network.Emulation``), rates scaled by ``scale``;
+1. **stack** (``Stack``, a ``tools.emulation.stack.NetworkStack``): the controller (``dnctl controller``
+   as a child process: temporary state file, free ports, an admin token) and the controller-attached
+   fntf40 emulation (``tools.emulation.network.Emulation``), rates scaled by ``scale``;
 2. **tenants**: the training tenant (id 1: one host per site city) and interference tenants (one per
    ring hop: a host at the hop's sending city and one at its receiving city), created over REST;
 3. **interference**: each interference tenant floods UDP (``iperf3 -u``) from the hop's sending
@@ -48,13 +48,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,11 +58,23 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tools.emulation.lifecycle import Managed
+from controller.dataplane.routing import best_effort_path as _be_path
+from controller.dataplane.translation import RESERVED_PCP
+from schedules import training_plan
+from schedules.training import JobError, load_job
+from schedules.training_model import collective_shape, estimate
+from tools.client import ApiError
+from tools.emulation.controller_proc import ControllerProcessError
+from tools.emulation.network import EmulationError, write_plan
+from tools.emulation.progress import Progress, quiet
+from tools.emulation.stack import NetworkStack
+from tools.runs.scales import DEFAULT_SCALE
+from topologies.hosts import HostPlan
+from topologies.loaders import load_topology
+from topologies.model import TopologyError
 
-REPO = Path(__file__).resolve().parent.parent
-#: default rate scale: 100 Gb/s links become 10 Mb/s (userspace OVS on 2 cores stays far from saturation)
-DEFAULT_SCALE = 1e-4
+#: the repository (the working directory of the processes started in hosts)
+REPO = Path(__file__).resolve().parents[2]
 #: interference rate (auto) as a multiple of the narrowest link of the flow's path: below the
 #: best-effort meters (90% of a free link) so best-effort TCP keeps a little room in the best-effort run
 INTERFERENCE_FACTOR = 0.8
@@ -80,21 +88,10 @@ TRAINING_TENANT = 1
 AGENT_PORT = 5301
 FLOOD_PORT0 = 5201
 
-Progress = Callable[[str], None]
 
 
 class RunError(RuntimeError):
     """The emulated run could not be done; one line saying why."""
-
-
-def _quiet(_msg: str) -> None:
-    pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ----- the plan of the run (pure) -------------------------------------------------------------
@@ -141,7 +138,6 @@ class RunPlan:
     @property
     def volume_bytes(self) -> int:
         """Bytes one site sends per iteration in the emulation (the job's volume x scale)."""
-        from schedules.training_model import collective_shape
         return max(1, int(collective_shape(self.job)[0] * self.scale))
 
     @property
@@ -152,7 +148,6 @@ class RunPlan:
     def reservation_requests(self, acks: bool = True) -> list[dict[str, Any]]:
         """The plan's requests (model units; the controller scales meters) with host matches,
         plus one reverse request per flow for its ACKs (unless that direction is a flow already)."""
-        from schedules.training_plan import default_max_latency_ns, shortest_propagation_ns
         reqs = []
         forward = {(f.request["src"], f.request["dst"]) for f in self.flows}
         for f in self.flows:
@@ -161,10 +156,10 @@ class RunPlan:
             r["match"] = {"ip_src": s.ip, "ip_dst": d.ip}
             reqs.append(r)
             if acks and (r["dst"], r["src"]) not in forward:
-                prop = shortest_propagation_ns(self.topology, r["dst"], r["src"])
+                prop = training_plan.shortest_propagation_ns(self.topology, r["dst"], r["src"])
                 reqs.append({"id": f"{r['id']}-ack", "tenant": TRAINING_TENANT, "src": r["dst"], "dst": r["src"],
                              "bandwidth_bps": max(1_000_000, int(r["bandwidth_bps"] * ACK_SHARE)),
-                             "period_ns": r["period_ns"], "max_latency_ns": default_max_latency_ns(prop),
+                             "period_ns": r["period_ns"], "max_latency_ns": training_plan.default_max_latency_ns(prop),
                              "match": {"ip_src": d.ip, "ip_dst": s.ip}})
         return reqs
 
@@ -178,9 +173,8 @@ class RunPlan:
 
 
 def best_effort_path(topology: Any, src: str, dst: str) -> list[str]:
-    """The path best-effort frames take: the shortest-path tree by propagation towards ``dst``."""
-    import networkx as nx
-    return nx.shortest_path(topology.graph, src, dst, weight="propagation_ns")
+    """The path best-effort frames take: the data plane's best-effort routing (``controller.dataplane.routing``)."""
+    return _be_path(topology.graph, src, dst)
 
 
 def make_plan(job: Any, topology: Any, *, scale: float = DEFAULT_SCALE, tenants: int | None = None,
@@ -193,11 +187,8 @@ def make_plan(job: Any, topology: Any, *, scale: float = DEFAULT_SCALE, tenants:
     isolation audit see them. ``interference``: 'auto' (0.8x the narrowest link of the path),
     'off'/None, or a model-unit rate in bit/s (scaled like every rate).
     """
-    from schedules.training_plan import check_sites, plan
-    from topologies.hosts import HostPlan
-
-    check_sites(job, topology)
-    flows = plan(job, topology, tenant=TRAINING_TENANT)
+    training_plan.check_sites(job, topology)
+    flows = training_plan.plan(job, topology, tenant=TRAINING_TENANT)
     hops = [(f.request["src"], f.request["dst"]) for f in flows]
     if tenants is None:
         tenants = 1 + len(hops)
@@ -284,8 +275,7 @@ def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
     The u32 filter reads the tag's TCI 4 bytes before the network header: verified here for the
     frames userspace Open vSwitch sends on veths (AF_PACKET, tag inline); this kernel has no
     flower classifier."""
-    from controller.dataplane.translation import RESERVED_PCP
-    from topologies.mininet_topo import switch_intf_name
+    from topologies.mininet_topo import switch_intf_name   # imports Mininet
     lines = []
     pcp = (RESERVED_PCP & 7) << 13
     for (u, v), port in plan.link_ports().items():
@@ -305,7 +295,7 @@ def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
 def apply_priority_links(topology: Any, plan: Any, scale: float) -> None:
     """Shape every inter-switch link with ``priority_tc_batch`` (replacing whatever root qdisc the
     emulation put there); RunError when tc refuses."""
-    from topologies.mininet_topo import switch_intf_name
+    from topologies.mininet_topo import switch_intf_name   # imports Mininet
     old = "".join(f"qdisc del dev {switch_intf_name(plan.switch_name(u), port)} root\n"
                   for (u, _v), port in plan.link_ports().items())
     subprocess.run(["tc", "-force", "-batch", "-"], input=old, capture_output=True, text=True, timeout=120)
@@ -318,194 +308,66 @@ def apply_priority_links(topology: Any, plan: Any, scale: float) -> None:
 
 # ----- the running stack ------------------------------------------------------------------------
 
-#: what ``dnctl controller`` runs, without importing every dnctl verb (one broken verb module
-#: elsewhere must not take the run down)
-CONTROLLER_CODE = r"""
-import json, sys
-from controller.launcher import LaunchError, LaunchOptions, run
-try:
-    sys.exit(run(LaunchOptions(**json.loads(sys.argv[1]))))
-except LaunchError as e:
-    print(f"controller: {e}", file=sys.stderr)
-    sys.exit(e.code)
-"""
-
-
-class Stack(Managed):
-    """The controller subprocess + the controller-attached emulation + processes in its hosts.
+class Stack(NetworkStack):
+    """The run's ``NetworkStack``: the controller and the controller-attached emulation of the run's
+    plan, its links shaped as ``links`` says, an admin REST client (``api``), and the processes in
+    its hosts (``popen``) with their logs in ``workdir/logs``.
 
     ``with Stack(plan, workdir) as st:`` brings everything up; leaving the block (normally, on an
     exception or on Ctrl-C) stops host processes, the emulation and the controller, in that order.
     """
 
-    def __init__(self, run: RunPlan, workdir: str | Path, progress: Progress = _quiet,
+    def __init__(self, run: RunPlan, workdir: str | Path, progress: Progress = quiet,
                  lldp_interval: float = 2.0, links: str = "priority"):
         if links not in LINK_MODES:
             raise RunError(f"links {links!r}: expected one of {', '.join(LINK_MODES)}")
-        self.run, self.workdir, self.progress = run, Path(workdir), progress
-        self.links = links
-        self.token = "dnctl-admin-" + secrets.token_hex(16)
-        self.of_port, self.api_port = free_port(), free_port()
-        while self.api_port == self.of_port:
-            self.api_port = free_port()
-        self.url = f"http://127.0.0.1:{self.api_port}"
-        self.lldp_interval = lldp_interval
-        self.ctl: subprocess.Popen | None = None
-        self.emu: Any = None
+        self.run, self.workdir, self.links = run, Path(workdir), links
         self.api: Any = None
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-        self._lock_cm: Any = None
-        self.timings: dict[str, float] = {}
+        # "priority" shapes the links itself after the start; "fifo" is the emulation's own HTB
+        super().__init__(run.topology, run.hosts, link_scale=run.scale, shape_links=links == "fifo",
+                         controller_topology=run.topology_spec, hosts_file=self.workdir / "hosts.json",
+                         db=self.workdir / "controller.db", log_dir=self.workdir, lldp_interval=lldp_interval,
+                         start_timeout=30.0, connect_timeout=90.0, verbose=False, progress=progress)
 
     # -- lifecycle --
-    def start(self) -> None:
-        from tools.client import ApiClient
-        from tools.emulation.network import Emulation, emulation_lock, write_plan
-        from tools.emulation import ovs
+    def start(self) -> "Stack":
         self.workdir.mkdir(parents=True, exist_ok=True)
-        caps = ovs.probe()
-        missing = caps.missing_for_emulation()
-        if missing:
-            raise RunError("cannot emulate on this machine: " + ", ".join(missing))
-        self._lock_cm = emulation_lock()
-        self._lock_cm.__enter__()
-        t0 = time.monotonic()
-        self.progress("OVS: checking Open vSwitch")
+        write_plan(self.run.hosts, self.workdir / "hosts.json")
+        for old in ("controller.db", "controller.log"):
+            (self.workdir / old).unlink(missing_ok=True)
         try:
-            ovs.ensure_ovs_running()
-        except ovs.OvsError as e:
-            raise RunError(str(e)) from None
-        self.timings["ovs_s"] = time.monotonic() - t0
-        plan_file = self.workdir / "hosts.json"
-        write_plan(self.run.hosts, plan_file)
-        t0 = time.monotonic()
-        self.progress(f"controller: starting (OpenFlow :{self.of_port}, REST :{self.api_port}, "
-                      f"link scale {self.run.scale:g})")
-        env = dict(os.environ, DNCTL_ADMIN_TOKEN=self.token, PYTHONUNBUFFERED="1")
-        env.pop("DNCTL_URL", None)
-        db = self.workdir / "controller.db"
-        with contextlib.suppress(FileNotFoundError):
-            db.unlink()
-        self.ctl_log = open(self.workdir / "controller.log", "w")
-        self.ctl = subprocess.Popen(
-            [sys.executable, "-c", CONTROLLER_CODE, json.dumps({
-                "topology": self.run.topology_spec, "hosts": str(plan_file), "db": str(db),
-                "of_host": "127.0.0.1", "of_port": self.of_port, "api_port": self.api_port,
-                "link_scale": self.run.scale, "lldp_interval": self.lldp_interval, "log_level": "info"})],
-            cwd=REPO, env=env, stdout=self.ctl_log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.api = ApiClient(self.url, self.token, timeout=30)
-        self._wait(lambda: self._health() is not None, 30, "the controller's REST API")
-        self.timings["controller_s"] = time.monotonic() - t0
-        t0 = time.monotonic()
-        self.progress(f"emulation: starting {self.run.topology.name} ({len(self.run.topology.nodes)} switches, "
-                      f"{len(self.run.hosts.hosts)} hosts, userspace/kernel OVS as available)")
-        # link_scale 0: the emulation leaves the links alone ("priority" shapes them below)
-        self.emu = Emulation(self.run.topology, self.run.hosts, controller=("127.0.0.1", self.of_port),
-                             link_scale=self.run.scale if self.links == "fifo" else 0, verbose=False,
-                             wait_connected_s=0, lock=False)
-        self.emu.start()
+            super().start()
+        except (EmulationError, ControllerProcessError) as e:
+            raise RunError(f"{str(e).splitlines()[0]} (see {self.workdir / 'controller.log'})") from None
         if self.links == "priority":
             apply_priority_links(self.run.topology, self.run.hosts, self.run.scale)
-        n = len(self.run.topology.nodes)
-        self._wait(lambda: (self._health() or {}).get("switches_connected") == n, 90,
-                   f"{n} switches to connect and sync")
-        self.timings["emulation_s"] = time.monotonic() - t0
-        self.progress(f"emulation: up, {n} switches connected in {self.timings['emulation_s']:.1f} s "
-                      f"(datapath {self.emu.datapath}, links x{self.run.scale:g}: "
+        self.api = self.ctl.client(timeout=30)
+        self.progress(f"emulation: up, {len(self.run.topology.nodes)} switches connected in "
+                      f"{self.timings['emulation_s']:.1f} s (datapath {self.emu.datapath}, links x{self.run.scale:g}: "
                       f"{LINK_MODES[self.links]})")
-
-    def _health(self) -> dict[str, Any] | None:
-        if self.ctl is not None and self.ctl.poll() is not None:
-            raise RunError(f"the controller exited (code {self.ctl.returncode}); see {self.workdir / 'controller.log'}: "
-                           + self._ctl_tail())
-        try:
-            return self.api.get("/healthz")
-        except Exception:  # noqa: BLE001 - not up yet
-            return None
-
-    def _ctl_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            lines = (self.workdir / "controller.log").read_text().strip().splitlines()
-            return lines[-1][-200:] if lines else ""
-        return ""
-
-    def _wait(self, cond: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            v = cond()
-            if v:
-                return v
-            time.sleep(0.2)
-        raise RunError(f"timed out after {timeout:.0f} s waiting for {what}")
+        return self
 
     def stop(self) -> None:
-        """Stop host processes, the emulation, the controller; release the lock. Idempotent."""
-        interrupted: list[bool] = []
-        restore = None
-        if threading.current_thread() is threading.main_thread():
-            restore = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-        try:
-            self.kill_procs()
-            if self.emu is not None:
-                emu, self.emu = self.emu, None
-                with contextlib.suppress(Exception):
-                    emu.stop()
-            if self.api is not None:
-                with contextlib.suppress(Exception):
-                    self.api.close()
-                self.api = None
-            if self.ctl is not None:
-                ctl, self.ctl = self.ctl, None
-                if ctl.poll() is None:
-                    ctl.send_signal(signal.SIGTERM)
-                    try:
-                        ctl.wait(5)
-                    except subprocess.TimeoutExpired:
-                        ctl.kill()
-                        ctl.wait(5)
-                with contextlib.suppress(Exception):
-                    self.ctl_log.close()
-        finally:
-            if self._lock_cm is not None:
-                cm, self._lock_cm = self._lock_cm, None
-                cm.__exit__(None, None, None)
-            if restore is not None:
-                signal.signal(signal.SIGINT, restore)
-        if interrupted and sys.exc_info()[0] is None:
-            raise KeyboardInterrupt
+        """Close the REST client, then the ``NetworkStack`` tear-down. Idempotent."""
+        if self.api is not None:
+            api, self.api = self.api, None
+            with contextlib.suppress(Exception):
+                api.close()
+        super().stop()
 
     # -- processes in hosts --
     def node(self, host: Any) -> Any:
         return self.emu.net.get(host.name)
 
     def popen(self, host: Any, argv: list[str], log_name: str, tag: str) -> subprocess.Popen:
-        """Start ``argv`` inside ``host``'s namespace; stdout+stderr to ``workdir/logs/log_name``."""
+        """Start ``argv`` inside ``host``'s namespace (kept under ``tag`` in ``procs``); stdout+stderr to
+        ``workdir/logs/log_name``."""
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
-        f = open(logs / log_name, "w")
-        p = self.node(host).popen(argv, stdout=f, stderr=subprocess.STDOUT, cwd=str(REPO),
-                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        f.close()
-        self.procs.append((tag, p))
-        return p
-
-    def kill_procs(self, tag: str | None = None) -> None:
-        """SIGINT, then SIGKILL, the processes started with ``popen`` (those of ``tag``, or all)."""
-        mine = [(t, p) for t, p in self.procs if tag is None or t == tag]
-        for _, p in mine:
-            if p.poll() is None:
-                with contextlib.suppress(OSError):
-                    p.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 3
-        for _, p in mine:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(max(0.05, deadline - time.monotonic()))
-            if p.poll() is None:
-                with contextlib.suppress(OSError):
-                    p.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(3)
-        self.procs = [(t, p) for t, p in self.procs if (t, p) not in mine]
+        with open(logs / log_name, "w") as f:
+            p = self.node(host).popen(argv, stdout=f, stderr=subprocess.STDOUT, cwd=str(REPO),
+                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        return self.procs.add(p, tag)
 
     def sh(self, host: Any, cmd: str) -> str:
         return self.node(host).cmd(cmd)
@@ -515,12 +377,11 @@ class Stack(Managed):
 
 def api_retry(call: Callable[..., Any], *args: Any, tries: int = 50) -> Any:
     """``call(*args)``, retried while the controller answers 429 (its per-principal rate limit)."""
-    from tools.client import ApiError
     for i in range(tries):
         try:
             return call(*args)
         except ApiError as e:
-            if getattr(e, "status", None) != 429 or i == tries - 1:
+            if e.status != 429 or i == tries - 1:
                 raise
             time.sleep(0.1 + 0.05 * i)
 
@@ -542,7 +403,7 @@ def create_tenants(st: Stack) -> list[dict[str, Any]]:
 
 def shape_sites(st: Stack) -> None:
     """Every training host shapes its egress to SHAPE_SHARE of the scaled channel (tbf)."""
-    from topologies.mininet_topo import host_intf_name
+    from topologies.mininet_topo import host_intf_name   # imports Mininet
     rate = int(st.run.channel_bps * SHAPE_SHARE)
     for h in st.run.site_hosts:
         out = st.sh(h, f"tc qdisc replace dev {host_intf_name(h)} root tbf rate {rate}bit burst 3028 "
@@ -563,7 +424,7 @@ def start_interference(st: Stack) -> list[dict[str, Any]]:
         st.popen(src, ["iperf3", "-c", dst.ip, "-u", "-b", str(int(it.rate_bps)), "-l", "1400", "-t", "0",
                        "-p", str(it.port), "-i", "0"], f"iperf3-flood-{i}.log", "flood")
     time.sleep(1.0)
-    dead = [(t, p) for t, p in st.procs if t == "flood" and p.poll() is not None]
+    dead = [p for p in st.procs.tagged("flood") if p.poll() is not None]
     if dead:
         raise RunError(f"{len(dead)} interference process(es) exited at once; see {st.workdir / 'logs'}")
     return [it.to_dict() for it in st.run.interference]
@@ -571,7 +432,6 @@ def start_interference(st: Stack) -> list[dict[str, Any]]:
 
 def reserve(st: Stack, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """POST every request; raise RunError on the first rejection."""
-    from tools.client import ApiError
     made = []
     for r in requests:
         try:
@@ -613,7 +473,7 @@ def run_agents(st: Stack, label: str, iterations: int, timeout_s: float | None =
             except subprocess.TimeoutExpired:
                 raise RunError(f"{label} run: site {rank} did not finish within {timeout_s:.0f} s") from None
     finally:
-        st.kill_procs("agent")
+        st.procs.stop_all("agent")
     per_rank = {rank: read_jsonl(out) for rank, _, out in procs}
     bad = [rank for rank, p, _ in procs if p.returncode != 0 or not per_rank[rank]]
     if bad:
@@ -641,11 +501,11 @@ def run_baseline(st: Stack, iterations: int) -> dict[str, Any]:
     out = st.workdir / "baseline.jsonl"
     p = st.node(h).popen([sys.executable, "-c", BASELINE_CODE, repr(job.forward_s), repr(job.backward_s),
                           str(iterations)], stdout=open(out, "w"), stderr=subprocess.DEVNULL)
-    st.procs.append(("baseline", p))
+    st.procs.add(p, "baseline")
     try:
         p.wait(30 + iterations * job.compute_s * 2)
     finally:
-        st.kill_procs("baseline")
+        st.procs.stop_all("baseline")
     times = [r["iteration_s"] for r in read_jsonl(out)]
     if not times:
         raise RunError("baseline run produced no iterations")
@@ -669,9 +529,7 @@ class RunOptions:
 
 def model_estimates(job: Any, topology: Any, interference_bps: float) -> dict[str, Any]:
     """The analytic model's estimate for both networks (same numbers as ``dnctl training estimate``)."""
-    from schedules.training_model import estimate
-    from tools.cli.cmd_training import hop_delays
-    det_delay, be_delay, _ = hop_delays(job, topology)
+    det_delay, be_delay, _ = training_plan.hop_delays(job, topology)
     return {"deterministic": estimate(job, det_delay, network="deterministic",
                                       interference_bps=interference_bps).to_dict(),
             "best-effort": estimate(job, be_delay, network="best-effort",
@@ -689,15 +547,11 @@ def model_interference_bps(run: RunPlan) -> float:
     return max(0.0, worst)
 
 
-def execute(opts: RunOptions, progress: Progress = _quiet, hooks: dict[str, Callable] | None = None
+def execute(opts: RunOptions, progress: Progress = quiet, hooks: dict[str, Callable] | None = None
             ) -> dict[str, Any]:
     """Do one emulated run (see the module doc); returns the result dict. ``hooks``: optional
     callables ``after_deterministic(st, reservations)`` and ``before_teardown(st)`` (the demo's
     verification and isolation checks), whose return values land in the result under their names."""
-    from schedules.training import JobError, load_job
-    from topologies.loaders import load_topology
-    from topologies.model import TopologyError
-
     hooks = hooks or {}
     try:
         job = load_job(opts.job)
