@@ -1,0 +1,104 @@
+"""The shim's side without a switch: every change of every program serialises to an OpenFlow 1.3
+message, and ``ofchannel.Channel.run`` sends a program phase by phase with barriers, waits where
+a phase says so, and reports errors and silent switches."""
+
+from __future__ import annotations
+
+import threading
+
+from os_ken.base import app_manager  # noqa: F401 - import order os-ken needs
+from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
+from controller import ofchannel
+from controller.dataplane import programs
+from controller.dataplane.programs import FlowAdd, MeterAdd, Phase, Program
+from fakeswitch import FakeNetwork, link_bps, programmed, reservation, ring_plan
+
+PLAN = ring_plan()
+OLD = reservation("r1", ["A", "B", "C"], protection=["A", "D", "C"])
+NEW = reservation("r1", ["A", "D", "C"], protection=["A", "B", "C"])
+
+
+class FakeDatapath:
+    """Records what is sent; answers barriers at once (or never, when ``silent``)."""
+
+    ofproto, ofproto_parser = ofproto_v1_3, ofproto_v1_3_parser
+
+    def __init__(self, dpid: int, channel: ofchannel.Channel | None = None, silent: bool = False) -> None:
+        self.id = dpid
+        self.channel = channel
+        self.silent = silent
+        self.sent: list = []
+        self._xid = 0
+
+    def set_xid(self, msg) -> None:
+        self._xid += 1
+        msg.set_xid(self._xid)
+
+    def send_msg(self, msg) -> bool:
+        msg.serialize()
+        self.sent.append(msg)
+        if isinstance(msg, ofproto_v1_3_parser.OFPBarrierRequest) and not self.silent and self.channel:
+            reply = ofproto_v1_3_parser.OFPBarrierReply(self)
+            reply.xid = msg.xid
+            threading.Thread(target=self.channel.reply, args=(reply, True)).start()
+        return True
+
+
+def test_every_change_of_every_program_serialises():
+    every = [programs.install(PLAN, OLD, link_bps([OLD])), programs.remove(PLAN, OLD, link_bps([])),
+             programs.reroute(PLAN, [(OLD, NEW)], link_bps([NEW])).program, programmed(PLAN, [OLD]),
+             programs.reroute(PLAN, [(reservation("y", ["A", "B", "C"]), reservation("y", ["A", "D", "C"]))],
+                              link_bps([])).program]
+    net = FakeNetwork(PLAN)
+    net.run(programmed(PLAN, [NEW]))
+    every.append(programs.resync(PLAN, "A", [OLD], net.switches[PLAN.dpid("A")].dump()))
+    kinds = set()
+    for prog in every:
+        for c in prog.changes():
+            dp = FakeDatapath(c.dpid)
+            msg = ofchannel.change_message(dp, c)
+            dp.set_xid(msg)
+            msg.serialize()
+            kinds.add(type(c).__name__)
+    assert kinds == {"FlowAdd", "FlowDelete", "FlowDeleteStrict", "MeterAdd", "MeterModify", "MeterDelete",
+                     "GroupAdd", "GroupModify", "GroupDelete"}
+
+
+def test_run_sends_phases_in_order_with_barriers_and_waits():
+    ch = ofchannel.Channel(timeout=2.0)
+    dps = {d: FakeDatapath(d, ch) for d in (1, 2)}
+    prog = programs.reroute(PLAN, [(reservation("x", ["A", "B", "C"]), reservation("x", ["A", "D", "C"]))],
+                            link_bps([])).program
+    assert ch.run(dps, prog)
+    for d, dp in dps.items():
+        kinds = [type(m).__name__ for m in dp.sent]
+        assert kinds[-1] == "OFPBarrierRequest"
+        # every phase that touched this switch ends with a barrier before the next phase's messages
+        per_phase = [len([c for c in p.changes if c.dpid == d]) for p in prog.phases]
+        i = 0
+        for n in per_phase:
+            if n:
+                assert kinds[i + n] == "OFPBarrierRequest" and "OFPBarrierRequest" not in kinds[i:i + n]
+                i += n + 1
+        assert i == len(kinds)
+    # switch 3 is not in dps: its changes were skipped
+    assert 3 in prog.switches()
+
+
+def test_run_reports_a_silent_switch_and_an_error():
+    ch = ofchannel.Channel(timeout=0.2)
+    meter = programs.install(PLAN, OLD, link_bps([OLD])).phases[0].changes[0]
+    assert isinstance(meter, MeterAdd)
+    silent = {meter.dpid: FakeDatapath(meter.dpid, ch, silent=True)}
+    assert not ch.run(silent, Program([Phase([meter])]))
+    dp = FakeDatapath(meter.dpid, ch)
+    prog = Program([Phase([meter])])
+    assert ch.run({dp.id: dp}, prog)
+    err = ofproto_v1_3_parser.OFPErrorMsg(dp)
+    err.xid = 1                                         # the meter add: the first message sent
+    assert ch.error(err).startswith("meter add")
+    flow = next(c for c in programs.install(PLAN, OLD, link_bps([OLD])).changes()
+                if isinstance(c, FlowAdd) and c.dpid == dp.id)
+    assert not ch.run({dp.id: dp}, Program([Phase([flow])]))     # the error is reported by the next wait
+    assert ch.run({dp.id: dp}, Program([Phase([flow])]))         # ... once
