@@ -21,6 +21,7 @@ for best-effort bulk load (falls back to a Python sender when iperf3 is missing)
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import os
 import shutil
@@ -303,8 +304,6 @@ def flood(dst: str, rate_bps: float, duration: float, port: int = 5201, *, lengt
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
         out: dict[str, Any] = {"tool": "iperf3", "command": cmd, "returncode": proc.returncode}
         try:
-            import json
-
             j = json.loads(proc.stdout)
             summ = j.get("end", {}).get("sum", {})
             out.update(sent_bytes=summ.get("bytes"), rate_bps=summ.get("bits_per_second"),
@@ -374,7 +373,6 @@ def pacing_sweep(rates_pps: list[int], seconds: float = 1.5, realtime: bool = Fa
 
 if __name__ == "__main__":  # pragma: no cover - measurement entry point
     import argparse
-    import json
 
     ap = argparse.ArgumentParser(description="measure the talker's pacing error on loopback")
     ap.add_argument("--rates", default="1000,10000,50000,100000,200000", help="datagrams/s, comma separated")

@@ -1,0 +1,176 @@
+"""The parts the runs share (one of each): the emulation allowance (tools/runs/allowance.py), the
+host-process keeper (tools/emulation/procs.py), the progress logger (tools/emulation/progress.py),
+best-effort routing as the runs and the static forwarding see it, and the ovs-ofctl text of specs."""
+
+from __future__ import annotations
+
+import doctest
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from controller.dataplane import ofctl_text
+from controller.dataplane.ofctl_text import flow_line
+from controller.dataplane.routing import best_effort_path, next_hops
+from controller.dataplane.specs import FlowSpec
+from controller.dataplane.static import static_flows
+from tools.emulation import progress as progress_mod
+from tools.emulation.procs import HostProcs
+from tools.emulation.progress import progress
+from tools.probes.probe_format import IP_UDP_OVERHEAD, split_bytes
+from tools.runs import allowance, scenario, training_run
+from tools.runs.allowance import (BE_FRAME_BYTES, L2_WIRE_BYTES, emulated_reservation, emulation_allowance,
+                                  link_capacities, scaled_frame_bytes)
+from topologies.hosts import HostPlan
+from topologies.loaders import load_topology
+
+
+def fntf40():
+    return load_topology("fntf40")
+
+
+# ----- the emulation allowance ------------------------------------------------------------------
+
+def test_docstring_examples_hold():
+    for mod in (allowance, progress_mod, ofctl_text):
+        result = doctest.testmod(mod)
+        assert result.attempted > 0 and result.failed == 0, mod.__name__
+
+
+def test_wire_bytes_are_ethernet_vlan_fcs_and_one_full_frame():
+    assert L2_WIRE_BYTES == 14 + 4 + 4 == 22
+    assert BE_FRAME_BYTES == 1500 + 22
+
+
+def test_allowance_counts_every_hop_once_with_one_best_effort_frame_rounded_up():
+    topo = fntf40()
+    path = ["Beijing", "Tianjin", "Jinan"]
+    caps = {(u, v): topo.capacity_bps(u, v) for u, v in topo.directed_links()}
+    res = {"id": "r1", "frame_bytes": 2_500_000, "path": path}
+    scale = 1e-4
+    al = emulation_allowance(res, caps, scale, hop_budget_ns=1_000_000, host_budget_ns=20_000_000)
+    ip = scaled_frame_bytes(res, scale)
+    assert ip == 250
+    wire = sum(d + IP_UDP_OVERHEAD + 22 for d in split_bytes(ip, "r1"))
+    want_ser = sum(math.ceil(wire * 8e9 / (caps[(u, v)] * scale)) for u, v in zip(path, path[1:]))
+    want_be = sum(math.ceil(1522 * 8e9 / (caps[(u, v)] * scale)) for u, v in zip(path, path[1:]))
+    assert al == {"serialisation_ns": want_ser, "best_effort_frame_ns": want_be, "switching_ns": 2_000_000,
+                  "host_ns": 20_000_000, "total_ns": want_ser + want_be + 2_000_000 + 20_000_000}
+    # twice the scale: half the serialisation (rates double), never below the exact value
+    al2 = emulation_allowance(res, caps, 2 * scale, hop_budget_ns=0, host_budget_ns=0)
+    assert al2["best_effort_frame_ns"] <= want_be / 2 + 2
+
+
+def test_scenario_and_demo_use_the_same_model():
+    """The scenario's allowance is the one model with its budgets; the demo's with the schedule's links."""
+    topo = fntf40()
+    cfg = scenario.ScenarioConfig()
+    res = {"id": "r7", "frame_bytes": 2_500_000, "path": ["Harbin", "Changchun", "Shenyang"]}
+    links = [{"src": u, "dst": v, "capacity_bps": topo.capacity_bps(u, v)} for u, v in topo.directed_links()]
+    from_topology = scenario.emulation_allowance(res, topo, 1e-4, cfg)
+    from_schedule = emulation_allowance(res, link_capacities(links), 1e-4, hop_budget_ns=cfg.hop_budget_ns,
+                                        host_budget_ns=cfg.host_budget_ns)
+    assert from_topology == from_schedule and from_topology["best_effort_frame_ns"] > 0
+
+
+def test_link_capacities_fill_a_direction_listed_one_way():
+    caps = link_capacities([{"src": "a", "dst": "b", "capacity_bps": 10}, {"src": "b", "dst": "c", "capacity_bps": 5},
+                            {"src": "c", "dst": "b", "capacity_bps": 7}])
+    assert caps == {("a", "b"): 10.0, ("b", "a"): 10.0, ("b", "c"): 5.0, ("c", "b"): 7.0}
+
+
+def test_emulated_reservation_scales_bytes_and_widens_bounds():
+    res = {"id": "r", "frame_bytes": 2_500_000, "period_ns": 20_000_000, "bandwidth_bps": 1_000_000_000,
+           "latency_bound_ns": 5_000_000, "jitter_bound_ns": 100_000, "path": ["a", "b"]}
+    plain = emulated_reservation(res, 1e-4)
+    assert plain["frame_bytes"] == 250 and plain["bandwidth_bps"] == 100_000
+    assert plain["latency_bound_ns"] == 5_000_000 and "allowance_ns" not in plain
+    al = {"serialisation_ns": 1, "best_effort_frame_ns": 2, "switching_ns": 3, "host_ns": 4, "total_ns": 10}
+    r = emulated_reservation(res, 1e-4, al)
+    assert r["latency_bound_ns"] == 5_000_010 and r["jitter_bound_ns"] == 100_010 and r["allowance_ns"] == al
+    assert r["real"] == {"frame_bytes": 2_500_000, "bandwidth_bps": 1_000_000_000, "latency_bound_ns": 5_000_000,
+                         "jitter_bound_ns": 100_000}
+    assert res["frame_bytes"] == 2_500_000                      # the input is not touched
+    assert emulated_reservation({**res, "frame_bytes": 3}, 1e-4)["frame_bytes"] == 1   # never below one byte
+
+
+# ----- one best-effort routing ------------------------------------------------------------------
+
+def test_runs_and_static_forwarding_route_best_effort_alike():
+    topo = fntf40()
+    hops = next_hops(topo.graph)
+    plan = HostPlan.build(topo, [(1, n) for n in topo.nodes])
+    flows = static_flows(plan)
+    for src, dst in [("Harbin", "Haikou"), ("Urumqi", "Shanghai"), ("Lhasa", "Beijing"), ("Kunming", "Harbin")]:
+        path = best_effort_path(topo.graph, src, dst)
+        assert scenario.best_effort_path(topo, src, dst) == path == training_run.best_effort_path(topo, src, dst)
+        assert all(hops[(u, dst)] == v for u, v in zip(path, path[1:]))
+        # the static transit entry towards dst's host leaves each switch of the path towards the next one
+        mac = plan.host_ports(dst)[0].mac
+        for u, v in zip(path, path[1:]):
+            transit = [s for s in flows[plan.switch_name(u)] if s.table_id == 2 and s.match.get("eth_dst") == mac]
+            assert [s.outputs() for s in transit] == [[plan.port(u, v)]]
+
+
+# ----- ovs-ofctl text of specs --------------------------------------------------------------------
+
+def test_ofctl_text_of_actions_matches_and_errors():
+    spec = FlowSpec(1, 1, 1000, {"in_port": 2, "eth_type": 0x0800, "metadata": (0x5, 0xff)},
+                    [{"type": "meter", "meter_id": 65537},
+                     {"type": "apply", "actions": [{"type": "push_vlan"}, {"type": "set_vlan", "vid": 3},
+                                                    {"type": "set_vlan_pcp", "pcp": 7}, {"type": "output", "port": 4}]}],
+                    cookie=0x300)
+    assert flow_line(spec) == ("cookie=0x300,table=1,priority=1000,in_port=2,dl_type=0x800,metadata=0x5/0xff,"
+                               "actions=meter:65537,push_vlan:0x8100,set_field:0x1003->vlan_vid,"
+                               "set_field:7->vlan_pcp,output:4")
+    with pytest.raises(ValueError, match="arp_tpa"):
+        flow_line(FlowSpec(1, 0, 1, {"arp_tpa": "10.0.0.1"}, []))
+    with pytest.raises(ValueError, match="clear"):
+        flow_line(FlowSpec(1, 0, 1, {}, [{"type": "clear"}]))
+
+
+# ----- the host-process keeper --------------------------------------------------------------------
+
+def _sleeper(ignore_sigint: bool = False) -> subprocess.Popen:
+    code = "import signal, time\n"
+    if ignore_sigint:
+        code += "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    code += "print('up', flush=True)\ntime.sleep(60)\n"
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    p.stdout.readline()          # its signal disposition is set
+    return p
+
+
+def test_host_procs_stop_a_tag_then_everything():
+    procs = HostProcs()
+    a1, a2, b = procs.add(_sleeper(), "a"), procs.add(_sleeper(), "a"), procs.add(_sleeper(), "b")
+    assert procs.procs == [a1, a2, b] and procs.tagged("a") == [a1, a2]
+    procs.stop_all("a")
+    assert a1.poll() is not None and a2.poll() is not None and b.poll() is None
+    assert procs.procs == [b]
+    procs.stop_all()
+    assert b.poll() == -signal.SIGINT and procs.procs == []
+
+
+def test_host_procs_kill_what_ignores_the_signal():
+    procs = HostProcs()
+    stubborn = procs.add(_sleeper(ignore_sigint=True))
+    t0 = time.monotonic()
+    procs.stop(stubborn, timeout=0.5)
+    assert stubborn.poll() == -signal.SIGKILL and time.monotonic() - t0 < 10
+    other = procs.add(_sleeper(ignore_sigint=True), "x")
+    procs.stop_all(grace=0.3)
+    assert other.poll() == -signal.SIGKILL and procs.procs == []
+
+
+# ----- the progress logger ---------------------------------------------------------------------------
+
+def test_progress_lines_go_to_stderr_with_their_name(capsys):
+    progress("scenario")("3 reservations admitted")
+    progress("chaos", verbose=False)("not shown")
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == "scenario: 3 reservations admitted\n"
