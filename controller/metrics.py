@@ -16,14 +16,19 @@ Series (all prefixed ``detnet_``):
 - ``detnet_flow_install_seconds`` histogram and ``detnet_flow_install_failures_total{op}`` counter:
   flow programming as reported by the OpenFlow shim (``ControllerService.observe_install``);
 - ``detnet_reservations{tenant}`` gauge, ``detnet_link_reserved_share{link="u-v"}`` gauge,
-  ``detnet_switches_connected`` gauge, ``detnet_tenants`` gauge.
+  ``detnet_switches_connected`` gauge, ``detnet_tenants`` gauge;
+- link failures (``render_links``): ``detnet_link_up{link="u-v"}`` gauge,
+  ``detnet_link_down_events_total``, ``detnet_link_up_events_total``,
+  ``detnet_reservations_rerouted_total``, ``detnet_reservations_failed_total`` counters,
+  ``detnet_reservations_down`` gauge and ``detnet_link_reprogram_seconds`` gauge (the last link
+  event, report to every affected reservation reprogrammed; absent before the first).
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 #: Histogram bucket upper bounds in seconds (admission takes from ~100 us to ~100 ms).
 ADMISSION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -155,3 +160,31 @@ class Metrics:
                [({}, switches_connected)])
         family("detnet_tenants", "gauge", "Tenants defined.", [({}, tenants)])
         return "\n".join(out) + "\n"
+
+
+def render_links(links: Iterable[tuple[str, str]], down: set[frozenset[str]], stats: Mapping[str, Any],
+                 reservations_down: int) -> str:
+    """Link state and failure-handling series (appended to ``Metrics.render``'s text).
+
+    ``links``: the physical links (u, v) of the topology; ``down``: those reported down, as
+    frozensets of the two nodes; ``stats``: the failover's counters (``down_events``,
+    ``up_events``, ``rerouted``, ``went_down``, ``last_reprogram_s``).
+    """
+    out = ["# HELP detnet_link_up Physical link state (1 up, 0 reported down).", "# TYPE detnet_link_up gauge"]
+    for u, v in links:
+        out.append(f'detnet_link_up{{link="{escape_label(u)}-{escape_label(v)}"}} '
+                   f'{0 if frozenset((u, v)) in down else 1}')
+    for name, key, help_ in (("detnet_link_down_events_total", "down_events", "Link-down reports handled."),
+                             ("detnet_link_up_events_total", "up_events", "Link-up reports handled."),
+                             ("detnet_reservations_rerouted_total", "rerouted",
+                              "Reservations re-placed after a link failure or recovery."),
+                             ("detnet_reservations_failed_total", "went_down",
+                              "Reservations a failure left without any path.")):
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} counter", f"{name} {stats[key]}"]
+    out += ["# HELP detnet_reservations_down Reservations currently down after a failure.",
+            "# TYPE detnet_reservations_down gauge", f"detnet_reservations_down {reservations_down}"]
+    if stats["last_reprogram_s"] is not None:
+        out += ["# HELP detnet_link_reprogram_seconds Last link event: report to every affected "
+                "reservation reprogrammed.", "# TYPE detnet_link_reprogram_seconds gauge",
+                f"detnet_link_reprogram_seconds {stats['last_reprogram_s']:.6f}"]
+    return "\n".join(out) + "\n"

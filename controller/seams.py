@@ -73,3 +73,17 @@ class DataPlaneHost(Protocol):
     def link_up(self, u: str, v: str, *, detected_at: float | None = None,
                 actor: str = "system") -> dict[str, Any]:
         """A failed physical link works again."""
+
+
+class NullListener:
+    """A ``ReservationListener`` that does nothing: subclass it for a test double that cares about
+    some of the calls only."""
+
+    def reservation_added(self, res: Reservation) -> None:
+        pass
+
+    def reservation_removed(self, res: Reservation) -> None:
+        pass
+
+    def reservations_changed(self, pairs: Sequence[tuple[Reservation, Reservation]]) -> None:
+        pass

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from controller.api import create_app
 from controller.core.model import Reservation
+from controller.seams import DataPlaneHost, NullListener, ReservationListener
 from controller.service import ControllerService, Forbidden
 from topologies.hosts import HostPlan
 from topologies.model import Topology
@@ -419,7 +420,7 @@ def test_healthz_metrics_and_openapi(env):
 
 
 # ----- data-plane hooks, atomicity, concurrency ----------------------------------------------------------------
-class Recorder:
+class Recorder(NullListener):
     def __init__(self):
         self.events: list[tuple[str, str]] = []
 
@@ -430,11 +431,28 @@ class Recorder:
         self.events.append(("removed", res.id))
 
 
-class Broken:
+class Broken(NullListener):
     def reservation_added(self, res):
         raise RuntimeError("switch on fire")
 
     reservation_removed = reservation_added
+
+
+def test_the_service_is_the_data_planes_host_and_doubles_are_listeners(env):
+    import inspect
+    svc = env.service
+    assert isinstance(svc, DataPlaneHost)
+    assert svc.host_plan is not None and svc.host_plan.topology is svc.topology
+    for name, member in inspect.getmembers(DataPlaneHost, inspect.isfunction):
+        if not name.startswith("_"):      # same parameters (names, kinds, defaults) as the protocol
+            assert (list(inspect.signature(getattr(svc, name)).parameters.values())
+                    == list(inspect.signature(member).parameters.values())[1:]), name
+    assert isinstance(Recorder(), ReservationListener) and isinstance(Broken(), ReservationListener)
+    bare = ControllerService(square(), db_path=str(env.db.parent / "bare.db"), admin_token=ADMIN,
+                             store_synchronous="OFF")      # no host plan given: the plain numbering
+    assert bare.host_plan.hosts == [] and bare.host_plan.dpid("A") == 1
+    assert bare.topology_dict()["hosts"] == []
+    bare.close()
 
 
 def test_listeners_are_told_in_order_and_a_broken_one_changes_nothing(env, caplog):

@@ -87,3 +87,33 @@ def test_scheduler_accounts_usage_and_blocks_removal_of_busy_tenants():
     assert book.usage(149).reservations == 2
     with pytest.raises(ValueError, match="tenant"):
         s.restore(Reservation.from_dict(dict(made[-1].to_dict(), tenant=150, id="nope")))
+
+
+def test_network_only_evaluation_leaves_the_tenant_book_out_and_request_of_round_trips():
+    t = Topology("triangle")
+    for n in "ABC":
+        t.add_node(n)
+    for a, b in (("A", "B"), ("A", "C"), ("C", "B")):
+        t.add_link(a, b, km=1, capacity_bps=10**9)
+    book = TenantBook()
+    book.add(Tenant(1, "small", quota_bps=1000))
+    s = Scheduler(t, tenants=book)
+    big = dict(src="A", dst="B", max_latency_ns=10**7, period_ns=10**6, frame_bytes=1000)
+    assert s.evaluate(Request(tenant=1, **big)).reason == "quota"
+    assert s.evaluate(Request(tenant=7, **big)).reason == "invalid:tenant"
+    before = (s.state_fingerprint(), book.usage(1))
+    for protection in (None, "disjoint"):
+        for tenant in (0, 1, 7):          # any tenant, even unknown or 0: the network alone answers
+            ans = s.evaluate(Request(tenant=tenant, protection=protection, **big), network_only=True)
+            assert isinstance(ans, Reservation), ans
+            assert ans.tenant == tenant and ans.path == ["A", "B"]
+            assert (ans.protection_path == ["A", "C", "B"]) == (protection == "disjoint")
+    assert s.tenants is book and (s.state_fingerprint(), book.usage(1)) == before
+    # the request that re-places a reservation: same id, tenant, size, period, bounds, match
+    book.add(Tenant(2, "roomy"))
+    res = s.admit(Request(tenant=2, match={"udp_dst": 9}, id="x", **big))
+    req = Scheduler.request_of(res)
+    assert (req.id, req.tenant, req.src, req.dst, req.period_ns, req.frame_bytes, req.max_latency_ns,
+            req.match) == ("x", 2, "A", "B", 10**6, 1000, 10**7, {"udp_dst": 9})
+    s.release("x")
+    assert s.admit(req).to_dict() == res.to_dict()

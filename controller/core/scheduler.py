@@ -206,7 +206,7 @@ class Scheduler:
             protected = old.protection == "disjoint"
             if not prim_bad and not sec_bad and (not protected or old.protection_path):
                 return None
-            req = self._request_of(old)
+            req = self.request_of(old)
             keep = None
             if protected and not prim_bad:
                 keep = "primary"
@@ -236,18 +236,29 @@ class Scheduler:
         with self._lock:
             return self._place(request)
 
-    def evaluate(self, request: Request) -> Reservation | Rejection:
-        """What ``admit`` would answer right now, without reserving anything."""
+    def evaluate(self, request: Request, *, network_only: bool = False) -> Reservation | Rejection:
+        """What ``admit`` would answer right now, without reserving anything.
+
+        ``network_only``: leave the tenant book out (no tenant check, no quota): what the network
+        alone would answer, whoever asked.
+        """
         with self._lock:
             if request.protection == "disjoint":
-                pair = self._plan_protected(request)
+                pair = self._plan_protected(request, network_only=network_only)
                 if isinstance(pair, Rejection):
                     return pair
                 return self._build(pair[0], pair[0].cycle, pair[1])
-            plan = self._plan(request)
+            plan = self._plan(request, network_only=network_only)
             if isinstance(plan, Rejection):
                 return plan
             return self._build(plan, plan.cycle)
+
+    @staticmethod
+    def request_of(r: Reservation) -> Request:
+        """The request that re-places reservation ``r`` (same id, tenant, size, period and bounds)."""
+        return Request(tenant=r.tenant, src=r.src, dst=r.dst, max_latency_ns=r.max_latency_ns,
+                       period_ns=r.period_ns, frame_bytes=r.frame_bytes, max_jitter_ns=r.max_jitter_ns,
+                       id=r.id, match=dict(r.match), protection=r.protection)
 
     def release(self, reservation_id: str) -> Reservation:
         """Free exactly the reservation's slots; KeyError if unknown."""
@@ -336,12 +347,6 @@ class Scheduler:
             self._next_id += 1
         return f"r{self._next_id}"
 
-    def _request_of(self, r: Reservation) -> Request:
-        """The request that re-places reservation ``r`` (same id, tenant, size, period and bounds)."""
-        return Request(tenant=r.tenant, src=r.src, dst=r.dst, max_latency_ns=r.max_latency_ns,
-                       period_ns=r.period_ns, frame_bytes=r.frame_bytes, max_jitter_ns=r.max_jitter_ns,
-                       id=r.id, match=dict(r.match), protection=r.protection)
-
     def _place(self, req: Request, *, allow_degraded: bool = False) -> Reservation | Rejection:
         """Plan and commit (one path, or a protected pair; ``allow_degraded``: one path when no pair fits)."""
         if req.protection == "disjoint":
@@ -355,9 +360,9 @@ class Scheduler:
             return plan
         return self._commit(plan)
 
-    def _plan_protected(self, req: Request) -> tuple[_Plan, _Plan] | Rejection:
+    def _plan_protected(self, req: Request, *, network_only: bool = False) -> tuple[_Plan, _Plan] | Rejection:
         """A first path and a link-disjoint second path, both with slots (nothing committed)."""
-        first = self._plan(req, probe=True)
+        first = self._plan(req, probe=True, network_only=network_only)
         if isinstance(first, Rejection) and first.reason != "ok":
             return first
         if req.paths:
@@ -375,15 +380,16 @@ class Scheduler:
         prim_rej: Rejection | None = None
         sec_rej: Rejection | None = None
         for path, second in attempts:
-            prim = self._plan(req, only=[path])
+            prim = self._plan(req, only=[path], network_only=network_only)
             if isinstance(prim, Rejection):
                 prim_rej = prim_rej or prim
                 continue
             start = prim.starts[0] % prim.period
             if second is None:
-                sec = self._plan(req, avoid=prim.links, start=start, secondary=True)
+                sec = self._plan(req, avoid=prim.links, start=start, secondary=True,
+                                 network_only=network_only)
             else:
-                sec = self._plan(req, only=second, start=start, secondary=True)
+                sec = self._plan(req, only=second, start=start, secondary=True, network_only=network_only)
             if isinstance(sec, Rejection):
                 if sec.code != "no_path" or sec_rej is None:
                     sec_rej = sec
@@ -455,19 +461,22 @@ class Scheduler:
             self.tenants.charge(e.res.tenant, e.bps)
 
     def _plan(self, req: Request, *, only: list | None = None, avoid: list[Link] | None = None,
-              start: int | None = None, secondary: bool = False, probe: bool = False) -> _Plan | Rejection:
+              start: int | None = None, secondary: bool = False, probe: bool = False,
+              network_only: bool = False) -> _Plan | Rejection:
         """Search a placement. ``only``: these candidate paths; ``avoid``: paths link-disjoint from
         these links; ``start``: the first hop must start within max_wait_slots of this residue
         (latency counted from it); ``secondary``: the second path of a protected reservation (no
-        id or quota check: the first path's plan did them); ``probe``: only validate the request."""
+        id or quota check: the first path's plan did them); ``probe``: only validate the request;
+        ``network_only``: no tenant check and no quota (the tenant book is left out)."""
         try:
             req.validate()
         except InvalidRequest as e:
             return Rejection(f"invalid:{e.field}", e.detail)
-        if self.tenants is not None:
-            if req.tenant not in self.tenants:
+        book = None if network_only else self.tenants
+        if book is not None:
+            if req.tenant not in book:
                 return Rejection("invalid:tenant", f"unknown tenant {req.tenant}")
-        elif req.tenant < 1:
+        elif req.tenant < 1 and not network_only:
             return Rejection("invalid:tenant", "tenant ids start at 1")
         for name in ("src", "dst"):
             if getattr(req, name) not in self._graph:
@@ -489,8 +498,8 @@ class Scheduler:
             return Rejection(f"jitter:{slot}", f"the jitter bound is one slot ({slot} ns), above {req.max_jitter_ns} ns")
         frame = req.effective_frame_bytes()
         bps = req.effective_bandwidth_bps()
-        if self.tenants is not None and not secondary:
-            why = self.tenants.check(req.tenant, bps)
+        if book is not None and not secondary:
+            why = book.check(req.tenant, bps)
             if why:
                 return Rejection("quota", why)
         if probe:

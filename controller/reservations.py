@@ -1,0 +1,225 @@
+"""Reservations as the service manages them: admit, release, read, and what-if.
+
+Every change follows the service's commit order, under the service lock: 1. decide (scheduler),
+2. persist (one store transaction: the row and its audit entry), 3. undo the scheduler change if
+the store write fails; then, after the lock is released, 4. the listeners hear of it
+(``controller.notify``). Rejections are audited and counted, never raised.
+
+Besides the admitted reservations (in the scheduler) two kinds are stored but not on the network:
+those a link failure left down (held by ``controller.failover``) and those that could not be put
+back on their slots at start-up (``unrestored``). Both keep their ids until deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from controller import audit
+from controller.auth import Principal
+from controller.core.model import InvalidRequest, Rejection, Request, Reservation
+from controller.core.scheduler import Scheduler
+from controller.errors import Forbidden, NotFound, ServiceError
+from controller.failover import Failover
+from controller.metrics import Metrics
+from controller.notify import Notifier
+from controller.store import Store
+from controller.views import detached
+
+log = logging.getLogger("detnet.controller")
+
+
+class ReservationDesk:
+    """Reservation requests of the API over the scheduler, the store and the listeners."""
+
+    def __init__(self, *, lock: threading.RLock, store: Store, scheduler: Scheduler, metrics: Metrics,
+                 notifier: Notifier, failover: Failover):
+        self._lock, self._store, self._scheduler = lock, store, scheduler
+        self._metrics, self._notifier, self._failover = metrics, notifier, failover
+        #: stored reservations that could not be put back on their slots at start-up, by id
+        self._unrestored: dict[str, Reservation] = {}
+
+    # ----- start-up ---------------------------------------------------------------------------
+    def load(self, stored: list[Reservation]) -> int:
+        """Put stored reservations back on exactly their slots; returns how many. A down one goes
+        to the failover; one that no longer fits is logged, audited as ``restore_failed`` and kept."""
+        restored = 0
+        for res in stored:
+            if res.status == "down":
+                self._failover.hold_down(res)
+                continue
+            try:
+                self._scheduler.restore(res)
+                restored += 1
+            except Exception as e:  # noqa: BLE001 - any failure is reported, never silent
+                self._unrestored[res.id] = res
+                log.error("reservation %s (tenant %s) could not be restored: %s", res.id, res.tenant, e)
+                self._store.append_audit("system", "restore_failed", {"id": res.id},
+                                         {"reason": str(e)}, "error", res.tenant)
+        return restored
+
+    def unrestored_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._unrestored)
+
+    def unrestored(self) -> list[Reservation]:
+        """Stored reservations that could not be put back on their slots at start-up."""
+        with self._lock:
+            return [detached(r) for r in self._unrestored.values()]
+
+    # ----- requests ---------------------------------------------------------------------------
+    @staticmethod
+    def request_for(principal: Principal, body: Any, *, tenant_optional: bool) -> Request | Rejection:
+        """Turn a body into a Request owned by the right tenant (Forbidden for another tenant's id)."""
+        if not isinstance(body, dict):
+            return Rejection("invalid:request", "must be a JSON object")
+        body = dict(body)
+        given = body.get("tenant")
+        if principal.is_admin:
+            if given is None and not tenant_optional:
+                return Rejection("invalid:tenant", "the admin token must name the tenant")
+        elif given is None:
+            body["tenant"] = principal.tenant
+        elif isinstance(given, int) and not isinstance(given, bool) and given != principal.tenant:
+            raise Forbidden("a tenant token may only act for its own tenant")
+        if body.get("tenant") is None:
+            body.pop("tenant", None)
+        try:
+            return Request.from_dict(body)
+        except InvalidRequest as e:
+            return Rejection(f"invalid:{e.field}", e.detail)
+
+    def reserve(self, principal: Principal, body: dict[str, Any]) -> Reservation | Rejection:
+        """Admit a reservation request (body as in POST /v1/reservations), persist it, notify listeners."""
+        t0 = time.perf_counter()
+        audit_body = body if isinstance(body, dict) else {"body": repr(body)[:200]}
+        try:
+            req = self.request_for(principal, body, tenant_optional=False)
+        except ServiceError as e:
+            audit.refusal(self._store, principal, "reserve", audit_body, e, principal.tenant)
+            raise
+        given = body.get("tenant") if isinstance(body, dict) else None
+        tenant_of_entry = (req.tenant if isinstance(req, Request)
+                           else given if isinstance(given, int) and not isinstance(given, bool) else principal.tenant)
+        with self._lock:
+            if isinstance(req, Request) and req.id is not None and self._failover.down_reservation(req.id) is not None:
+                req = Rejection("exists", f"id {req.id} belongs to a reservation that is down after a failure; "
+                                          "delete it first")
+            if isinstance(req, Request) and req.id is not None and req.id in self._unrestored:
+                req = Rejection("exists", f"id {req.id} belongs to a stored reservation that could not be "
+                                          "restored; delete it first")
+            if isinstance(req, Request):
+                overlap = self._same_traffic(req)
+                if overlap is not None:   # a reason the scheduler would give (quota, capacity...) comes first
+                    verdict = self._scheduler.evaluate(req)
+                    req = verdict if isinstance(verdict, Rejection) else overlap
+            result = req if isinstance(req, Rejection) else self._scheduler.admit(req)
+            if isinstance(result, Rejection):
+                self._store.append_audit(principal.actor, "reserve", audit_body,
+                                         {"reason": result.reason, "detail": result.detail},
+                                         audit.rejection_status(result), tenant_of_entry)
+                self._metrics.rejected(result.reason, time.perf_counter() - t0)
+                return result
+            try:
+                with self._store.transaction() as tx:
+                    tx.save_reservation(result)
+                    tx.append_audit(principal.actor, "reserve", audit_body, audit.summary(result), "ok",
+                                    result.tenant)
+            except BaseException:
+                self._scheduler.release(result.id)      # roll back: the reservation never existed
+                log.exception("store write failed; reservation %s rolled back", result.id)
+                raise
+            answer = detached(result)
+            self._notifier.added(detached(result))
+        self._metrics.admitted(answer.tenant, time.perf_counter() - t0)
+        self._notifier.flush()
+        return answer
+
+    def _same_traffic(self, req: Request) -> Rejection | None:
+        """An ``overlap:<id>`` rejection when the tenant already reserved exactly this traffic.
+
+        Two reservations with the same tenant, endpoints and match would program the same
+        OpenFlow match: the second would overwrite the first's entries on the switches and a
+        later delete of one would remove the other's. Give distinct matches (e.g. UDP ports).
+        """
+        for other in self._scheduler.reservations.values():
+            if (other.tenant == req.tenant and other.src == req.src and other.dst == req.dst
+                    and (other.match or {}) == (req.match or {})):
+                return Rejection(f"overlap:{other.id}",
+                                 f"reservation {other.id} already carries this tenant's traffic from {req.src} "
+                                 f"to {req.dst} with the same match; give a distinct match (e.g. a UDP port)")
+        return None
+
+    def _owned(self, principal: Principal, reservation_id: str) -> Reservation | None:
+        res = self._scheduler.reservations.get(reservation_id)
+        if res is None or (not principal.is_admin and res.tenant != principal.tenant):
+            return None
+        return res
+
+    def release(self, principal: Principal, reservation_id: str) -> Reservation:
+        """Delete a reservation (store first, then the slots); NotFound if absent or not the caller's."""
+        request = {"id": reservation_id}
+        with self._lock:
+            res = self._owned(principal, reservation_id)
+            if res is None:
+                orphan = self._unrestored.get(reservation_id) or self._failover.down_reservation(reservation_id)
+                if orphan is not None and (principal.is_admin or orphan.tenant == principal.tenant):
+                    with self._store.transaction() as tx:
+                        tx.delete_reservation(reservation_id)
+                        tx.append_audit(principal.actor, "release", request, {"unrestored": True}, "ok",
+                                        orphan.tenant)
+                    self._unrestored.pop(reservation_id, None)
+                    self._failover.forget_down(reservation_id)
+                    return orphan
+                err = NotFound(f"no reservation {reservation_id}")
+                audit.refusal(self._store, principal, "release", request, err, principal.tenant)
+                raise err
+            with self._store.transaction() as tx:
+                tx.delete_reservation(reservation_id)
+                tx.append_audit(principal.actor, "release", request, {"id": reservation_id}, "ok", res.tenant)
+            released = self._scheduler.release(reservation_id)
+            answer = detached(released)
+            self._notifier.removed(detached(released))
+        self._metrics.released(answer.tenant)
+        self._notifier.flush()
+        return answer
+
+    def get(self, principal: Principal, reservation_id: str) -> Reservation:
+        with self._lock:
+            res = self._owned(principal, reservation_id)
+            down = self._failover.down_reservation(reservation_id)
+            if res is None and down is not None and (principal.is_admin or down.tenant == principal.tenant):
+                return detached(down)
+            if res is None:
+                raise NotFound(f"no reservation {reservation_id}")
+            return detached(res)
+
+    def list(self, principal: Principal, tenant: int | None = None) -> list[Reservation]:
+        """The caller's reservations (admin: all, or one tenant's), ordered by id."""
+        if not principal.is_admin:
+            if tenant is not None and tenant != principal.tenant:
+                return []
+            tenant = principal.tenant
+        with self._lock:
+            items = [detached(r) for r in
+                     list(self._scheduler.reservations.values()) + self._failover.down_reservations()
+                     if tenant is None or r.tenant == tenant]
+        return sorted(items, key=lambda r: r.id)
+
+    def what_if(self, principal: Principal, params: dict[str, Any]) -> Reservation | Rejection:
+        """What admission would answer now, reserving nothing.
+
+        A tenant's question is checked against its quotas; the admin may leave the tenant out, and
+        then the tenant book is left out too (the question is only about the network; the answer
+        names tenant 1, as it always has).
+        """
+        req = self.request_for(principal, params, tenant_optional=True)
+        if isinstance(req, Rejection):
+            return req
+        with self._lock:
+            if principal.is_admin and params.get("tenant") is None:
+                return self._scheduler.evaluate(replace(req, tenant=1), network_only=True)
+            return self._scheduler.evaluate(req)

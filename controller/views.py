@@ -1,0 +1,40 @@
+"""What the service hands out: detached copies of reservations and the read-only documents
+(the Schedule JSON contract, the topology with hosts and link state). Pure: data in, data out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from controller.auth import Principal
+from controller.core.model import Reservation
+from controller.core.scheduler import Scheduler
+from schedules.schedule_json import schedule_to_dict
+from topologies.hosts import HostPlan
+from topologies.model import Topology
+
+
+def detached(res: Reservation) -> Reservation:
+    """A deep copy of a reservation: what leaves the service lock (answers, listeners)."""
+    return Reservation.from_dict(res.to_dict())
+
+
+def schedule_view(scheduler: Scheduler, principal: Principal | None = None) -> dict[str, Any]:
+    """The Schedule JSON contract; a tenant sees only its own reservations (the caller holds the lock)."""
+    d = schedule_to_dict(scheduler)
+    if principal is not None and not principal.is_admin:
+        d["reservations"] = [r for r in d["reservations"] if r.get("tenant") == principal.tenant]
+    return d
+
+
+def topology_view(topology: Topology, host_plan: HostPlan, link_check: dict[str, Any],
+                  links_down: Iterable[frozenset[str]]) -> dict[str, Any]:
+    """Native topology JSON plus the host plan, the LLDP link check and each link's state."""
+    down = set(links_down)
+    d = topology.to_dict()
+    d["hosts"] = host_plan.to_dict()["hosts"]
+    d["link_check"] = link_check
+    for link in d.get("links", []):
+        link["state"] = "down" if frozenset((link["src"], link["dst"])) in down else "up"
+    d["links_down"] = sorted(sorted(l) for l in down)
+    return d
