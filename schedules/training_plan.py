@@ -6,6 +6,9 @@ the root); every child sends its partial sums up and the root sends results down
 edge carries one flow per direction. Each flow is reserved at the job's ``channel_bps`` with the
 job's period; traffic is sent in the iteration's communication window, which opens when the first
 gradient bucket is ready (after forward, during backward) and lasts until the all-reduce ends.
+
+``hop_delays`` admits a job's plan into an empty scheduler: the per-hop delays the analytic model
+(``schedules.training_model.estimate``) takes for the deterministic and the best-effort network.
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ from typing import Any
 
 import networkx as nx
 
+from controller.core.model import Rejection, Request
+from controller.core.scheduler import Scheduler
 from schedules.training import JobError, TrainingJob
 from schedules.training_model import collective_shape
 from topologies.model import Topology
+
+class NotAdmissible(JobError):
+    """A flow of the job's plan is rejected on an empty network: the job cannot run deterministically."""
+
 
 def default_max_latency_ns(propagation_ns: int) -> int:
     """Latency asked for when the job gives none: the path's propagation, doubled, plus 5 ms."""
@@ -87,3 +96,23 @@ def plan(job: TrainingJob, topology: Topology, tenant: int = 1) -> list[PlannedF
         }
         flows.append(PlannedFlow(request, per_flow, start, end, prop))
     return flows
+
+
+def hop_delays(job: TrainingJob, topology: Topology) -> tuple[float, float, list[dict[str, Any]]]:
+    """(deterministic hop delay s, best-effort hop delay s, admitted reservations) for a job.
+
+    Deterministic: the worst latency bound among the job's reservations, admitted into an empty
+    scheduler; best effort: the worst shortest-path propagation between consecutive sites.
+    Raises ``NotAdmissible`` when a flow of the plan is rejected.
+    """
+    flows = plan(job, topology)
+    sched = Scheduler(topology)
+    bounds, reservations = [], []
+    for fl in flows:
+        res = sched.admit(Request.from_dict(fl.request))
+        if isinstance(res, Rejection):
+            raise NotAdmissible(f"job {job.name} is not admissible on {topology.name}: {fl.request['id']} "
+                                f"rejected ({res.reason}): {res.detail}")
+        bounds.append(res.latency_bound_ns)
+        reservations.append(res.to_dict())
+    return max(bounds) / 1e9, max(fl.propagation_ns for fl in flows) / 1e9, reservations

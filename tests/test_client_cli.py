@@ -235,7 +235,7 @@ def test_paths_what_if(dnctl):
 def test_schedule_export_to_file_and_stdout(dnctl, url, tmp_path, monkeypatch, capsys):
     import argparse
 
-    from tools.client import schedule_export
+    from tools.cli.cmd_schedule import schedule_export
 
     t = _new_tenant(dnctl, "eta")
     code, out, err = dnctl("reserve", "--tenant", t["id"], "--src", "Tianjin", "--dst", "Jinan",
@@ -346,12 +346,12 @@ def test_client_sends_the_bearer_token_and_json_and_drops_unset_params():
 def test_timeout_is_one_line_exit_1():
     import httpx
 
-    from tools.cli import CliError
+    from tools.client import ConnectionFailed
 
     def handler(request):
         raise httpx.ReadTimeout("timed out", request=request)
 
-    with _client_answering(handler) as api, pytest.raises(CliError) as e:
+    with _client_answering(handler) as api, pytest.raises(ConnectionFailed) as e:
         api.get("/healthz")
     assert e.value.code == 1 and str(e.value) == "the controller at http://controller.test:8080 did not answer within 10 s"
 
@@ -359,19 +359,20 @@ def test_timeout_is_one_line_exit_1():
 def test_from_args_reads_options_then_environment(monkeypatch):
     import argparse
 
-    from tools.client import DEFAULT_URL, ApiClient
+    from tools.cli.clientargs import client_from_args
+    from tools.client import DEFAULT_URL
 
     for var in ("DNCTL_URL", "DNCTL_TOKEN", "DNCTL_ADMIN_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    api = ApiClient.from_args(argparse.Namespace())
+    api = client_from_args(argparse.Namespace())
     assert (api.url, api.token) == (DEFAULT_URL, None)
     monkeypatch.setenv("DNCTL_ADMIN_TOKEN", "admin-from-env")
     monkeypatch.setenv("DNCTL_URL", "http://10.0.0.1:9000/")
-    api = ApiClient.from_args(argparse.Namespace())
+    api = client_from_args(argparse.Namespace())
     assert (api.url, api.token) == ("http://10.0.0.1:9000", "admin-from-env")
     monkeypatch.setenv("DNCTL_TOKEN", "tenant-from-env")
-    assert ApiClient.from_args(argparse.Namespace()).token == "tenant-from-env"
-    api = ApiClient.from_args(argparse.Namespace(url="https://ctl:8443", token="given"))
+    assert client_from_args(argparse.Namespace()).token == "tenant-from-env"
+    api = client_from_args(argparse.Namespace(url="https://ctl:8443", token="given"))
     assert (api.url, api.token) == ("https://ctl:8443", "given")
 
 

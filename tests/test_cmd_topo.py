@@ -11,7 +11,7 @@ import networkx as nx
 import pytest
 
 from tools.cli.main import main
-from tools.cli.cmd_topo import summarize
+from topologies.summary import summarize
 from topologies.loaders import list_builtin, load_topology
 from topologies.model import Topology
 

@@ -1,40 +1,72 @@
-"""The REST client behind ``dnctl``'s controller verbs (tenant, reserve, reservations, paths, schedule).
+"""A client library of the detnet REST API (``ApiClient``), used by ``dnctl`` and by the runs.
 
 ``ApiClient`` wraps httpx: it adds the bearer token, returns parsed JSON, and turns every failure
-into one ``CliError`` line, so a verb never shows a traceback:
+into one ``ClientError`` whose text is one line, so a caller can show it as it is:
 
-- the API refused (any 4xx/5xx): ``ApiError`` (a ``CliError``, exit 1) with the API's
-  ``error``/``reason``/``field``/``detail`` kept as attributes and a message such as
+- the API refused (any 4xx/5xx): ``ApiError`` with the API's ``error``/``reason``/``field``/
+  ``detail`` kept as attributes and a message such as
   ``rejected (capacity:Beijing-Tianjin): no free slots on Beijing->Tianjin``;
-- nothing listens at the URL: ``cannot reach the controller at URL (is `dnctl controller` running?)``
-  (exit 1);
-- a malformed ``--url``: exit 2 (the user's own mistake, found before any request).
+- nothing answers at the URL, or not in time: ``ConnectionFailed``
+  (``cannot reach the controller at URL (is `dnctl controller` running?)``);
+- a malformed URL: ``BadUrl`` (also a ``ValueError``), found before any request.
 
-Where the client connects: ``--url``, else ``$DNCTL_URL``, else ``http://127.0.0.1:8080``; with
-``--token``, else ``$DNCTL_TOKEN``, else ``$DNCTL_ADMIN_TOKEN``.
+Every ``ClientError`` carries ``code``, the exit status a command line gives it: 1 when the
+controller refused or could not be reached, 2 for the caller's own mistake (a malformed URL).
+``dnctl`` (``tools.cli.main``) prints the message and exits with that code.
+
+Where to connect by default: ``ApiClient.from_env(url, token)`` takes the given URL, else
+``$DNCTL_URL``, else ``http://127.0.0.1:8080``; the given token, else ``$DNCTL_TOKEN``, else
+``$DNCTL_ADMIN_TOKEN``. The command-line options (``--url``, ``--token``, ``--json``) live in
+``tools.cli.clientargs``; this module imports nothing of the command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 import os
-import sys
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from tools.cli import CliError
+__all__ = ["DEFAULT_URL", "ApiClient", "ApiError", "BadUrl", "ClientError", "ConnectionFailed", "error_message"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 #: Longest API detail echoed on the one error line (the rest is noise on a terminal).
 _MAX_DETAIL = 400
 
 
-class ApiError(CliError):
-    """The controller answered with an error status. Exit code 1 (a refusal, not a usage error)."""
+class ClientError(Exception):
+    """A request through ``ApiClient`` failed; the message is one line.
+
+    ``code`` is the exit status a command line gives it: 1 (the controller refused or could not
+    be reached) unless a subclass says otherwise.
+    """
+
+    code = 1
+
+
+class BadUrl(ClientError, ValueError):
+    """The controller URL is not ``http(s)://HOST[:PORT]``: the caller's mistake (exit status 2)."""
+
+    code = 2
+
+    def __init__(self, url: str):
+        self.url = url
+        super().__init__(f"{url!r}: expected http://HOST:PORT or https://HOST:PORT")
+
+
+class ConnectionFailed(ClientError):
+    """The controller could not be reached, did not answer in time, or the transport failed."""
+
+
+class ApiError(ClientError):
+    """The controller answered with an error status (a refusal, exit status 1).
+
+    Fields: ``status`` (HTTP status), ``body`` (the parsed answer), and from a JSON answer
+    ``error``, ``reason``, ``field`` (None when absent) and ``detail`` (one line, "" when absent).
+    """
 
     def __init__(self, status: int, body: Any):
         self.status = status
@@ -44,7 +76,7 @@ class ApiError(CliError):
         self.reason: str | None = d.get("reason") if isinstance(d.get("reason"), str) else None
         self.field: str | None = d.get("field") if isinstance(d.get("field"), str) else None
         self.detail: str = _detail_text(d.get("detail") if d else body)
-        super().__init__(error_message(status, body), code=1)
+        super().__init__(error_message(status, body))
 
 
 def _one_line(text: str) -> str:
@@ -118,7 +150,7 @@ class ApiClient:
                  transport: httpx.BaseTransport | None = None):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise CliError(f"--url {url!r}: expected http://HOST:PORT or https://HOST:PORT")
+            raise BadUrl(url)
         self.url = url.rstrip("/")
         self.token = token or None
         self.timeout = timeout
@@ -130,11 +162,11 @@ class ApiClient:
                                   trust_env=not _is_loopback(parts.hostname))
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ApiClient":
-        """A client from ``--url``/``--token`` or ``$DNCTL_URL``/``$DNCTL_TOKEN``/``$DNCTL_ADMIN_TOKEN``."""
-        url = getattr(args, "url", None) or os.environ.get("DNCTL_URL") or DEFAULT_URL
-        token = (getattr(args, "token", None) or os.environ.get("DNCTL_TOKEN")
-                 or os.environ.get("DNCTL_ADMIN_TOKEN"))
+    def from_env(cls, url: str | None = None, token: str | None = None) -> "ApiClient":
+        """A client on ``url`` else ``$DNCTL_URL`` else ``DEFAULT_URL``, with ``token`` else
+        ``$DNCTL_TOKEN`` else ``$DNCTL_ADMIN_TOKEN`` (an empty string counts as not given)."""
+        url = url or os.environ.get("DNCTL_URL") or DEFAULT_URL
+        token = token or os.environ.get("DNCTL_TOKEN") or os.environ.get("DNCTL_ADMIN_TOKEN")
         return cls(url, token)
 
     def close(self) -> None:
@@ -150,7 +182,7 @@ class ApiClient:
                 body: Any = None) -> Any:
         """Send one request; the parsed JSON answer (None for 204, text for non-JSON answers).
 
-        Raises ``ApiError`` on an error status and ``CliError`` (exit 1) when the controller
+        Raises ``ApiError`` on an error status and ``ConnectionFailed`` when the controller
         cannot be reached or does not answer in time.
         """
         if params:
@@ -159,14 +191,14 @@ class ApiClient:
             r = self._http.request(method, path, params=params or None,
                                    json=body if body is not None else None)
         except httpx.ConnectError:
-            raise CliError(f"cannot reach the controller at {self.url} (is `dnctl controller` running?)",
-                           code=1) from None
+            raise ConnectionFailed(f"cannot reach the controller at {self.url} (is `dnctl controller` running?)"
+                                   ) from None
         except httpx.TimeoutException:
-            raise CliError(f"the controller at {self.url} did not answer within {self.timeout:g} s",
-                           code=1) from None
+            raise ConnectionFailed(f"the controller at {self.url} did not answer within {self.timeout:g} s"
+                                   ) from None
         except httpx.HTTPError as e:
-            raise CliError(f"talking to the controller at {self.url}: {_one_line(str(e)) or type(e).__name__}",
-                           code=1) from None
+            raise ConnectionFailed(f"talking to the controller at {self.url}: "
+                                   f"{_one_line(str(e)) or type(e).__name__}") from None
         parsed = self._parse(r)
         if r.status_code >= 400:
             raise ApiError(r.status_code, parsed)
@@ -194,70 +226,3 @@ class ApiClient:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
-
-
-def add_client_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--url``, ``--token`` and ``--json`` to a verb's parser.
-
-    Defaults are suppressed, so the options may be given at any level of nested subcommands
-    (``dnctl reservations --json list`` and ``dnctl reservations list --json`` both work); read
-    them with ``getattr(args, "json", False)`` or through ``ApiClient.from_args``.
-    """
-    g = parser.add_argument_group("controller connection")
-    g.add_argument("--url", default=argparse.SUPPRESS,
-                   help=f"controller REST URL (default $DNCTL_URL or {DEFAULT_URL})")
-    g.add_argument("--token", default=argparse.SUPPRESS,
-                   help="API token (default $DNCTL_TOKEN, else $DNCTL_ADMIN_TOKEN)")
-    g.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                   help="print the API's JSON answer instead of a table")
-
-
-def wants_json(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "json", False))
-
-
-def print_json(obj: Any) -> None:
-    """The API's answer as JSON on stdout (what ``--json`` prints)."""
-    print(json.dumps(obj, indent=1, ensure_ascii=False))
-
-
-def schedule_export(args: argparse.Namespace) -> int:
-    """GET /v1/schedule and write the Schedule JSON to ``args.out`` (a file) or stdout.
-
-    ``args`` may carry ``url``, ``token`` (see ``add_client_args``) and ``out`` (None or ``-``:
-    stdout). On success with a file, one summary line goes to stderr so stdout stays clean.
-    """
-    with ApiClient.from_args(args) as api:
-        schedule = api.get("/v1/schedule")
-    if not isinstance(schedule, dict):
-        raise CliError("the controller's /v1/schedule answer is not a JSON object", code=1)
-    text = json.dumps(schedule, indent=1, ensure_ascii=False) + "\n"
-    out = getattr(args, "out", None)
-    if not out or out == "-":
-        sys.stdout.write(text)
-        return 0
-    try:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        raise CliError(f"--out {out}: {e.strerror or e}") from None
-    n = len(schedule.get("reservations", []))
-    print(f"schedule: {n} reservation{'s' if n != 1 else ''}, cycle {schedule.get('cycle_ns')} ns, "
-          f"written to {out}", file=sys.stderr)
-    return 0
-
-
-def parse_option(parse, text: str | None, option: str, *, positive: bool = True) -> int | None:
-    """``parse(text)`` for a command-line option, None when not given; CliError (exit 2) naming it.
-
-    ``parse`` is one of ``tools.cli.units.parse_bandwidth``/``parse_duration``/``parse_size``.
-    """
-    if text is None:
-        return None
-    try:
-        value = parse(text)
-    except ValueError as e:
-        raise CliError(f"{option}: {e}") from None
-    if positive and value <= 0:
-        raise CliError(f"{option} {text!r}: must be greater than zero")
-    return value

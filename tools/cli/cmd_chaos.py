@@ -9,6 +9,8 @@ import argparse
 import json
 
 from tools.cli import CliError
+from tools.emulation import ovs
+from tools.runs.chaos import ChaosConfig, run_chaos, text_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,12 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _chaos(args: argparse.Namespace) -> int:
-    from tools.runs.chaos import ChaosConfig, run_chaos, text_summary
     if args.reservations < 1 or args.reservations > 2000:
         raise CliError("--reservations must be between 1 and 2000")
     if args.traffic < 1:
         raise CliError("--traffic must be at least 1")
-    from tools.emulation import ovs
     missing = ovs.probe().missing_for_emulation()
     if missing:
         raise CliError("cannot emulate on this machine: " + ", ".join(missing))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from controller.launcher import LaunchError, LaunchOptions, run
 from tools.cli import CliError
 
 
@@ -40,7 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from controller.launcher import LaunchError, LaunchOptions, run
     opts = LaunchOptions(topology=args.topology, hosts=args.hosts, config=args.config, db=args.db,
                          of_host=args.of_host, of_port=args.of_port, api_host=args.api_host,
                          api_port=args.api_port, link_scale=args.link_scale, log_level=args.log_level,

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from schedules.training import JobError, load_job
 from tools.cli import CliError
+from tools.emulation.network import Emulation, EmulationError
+from tools.runs.demo import run_demo
+from tools.runs.scales import DEFAULT_SCALE
+from tools.runs.training_run import RunError
+from topologies.loaders import load_topology
 
 SMOKE_PAIRS = [("Harbin", "Haikou"), ("Urumqi", "Shanghai"), ("Lhasa", "Beijing")]
 
@@ -43,9 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.smoke:
         return _smoke()
-    from tools.runs.demo import run_demo
-    from tools.runs.training_run import DEFAULT_SCALE, RunError
-
     if not 2 <= args.tenants <= 4094:
         raise CliError("--tenants must be between 2 and 4094 (the training tenant plus interference)")
     if args.iterations is not None and args.iterations < 2:
@@ -53,7 +55,6 @@ def _run(args: argparse.Namespace) -> int:
     scale = DEFAULT_SCALE if args.scale is None else args.scale
     if not 0 < scale <= 1:
         raise CliError("--scale must be in (0, 1]")
-    from schedules.training import JobError, load_job
     try:
         load_job(args.job)
     except JobError as e:
@@ -81,9 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _smoke() -> int:
     """fntf40, static forwarding, a few long-haul pings: exit 0 when all are answered."""
-    from tools.emulation.network import Emulation, EmulationError
-    from topologies.loaders import load_topology
-    from topologies.mininet_topo import default_plan
+    from topologies.mininet_topo import default_plan   # imports Mininet
 
     topo = load_topology("fntf40")
     plan = default_plan(topo, tenants=1, cities=sorted({c for p in SMOKE_PAIRS for c in p}))

@@ -20,6 +20,10 @@ import time
 from typing import Any
 
 from tools.cli import CliError
+from tools.emulation.network import Emulation, EmulationError, parse_controller, write_plan
+from tools.emulation.ovs import probe
+from topologies.loaders import load_topology
+from topologies.model import TopologyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from tools.emulation.ovs import probe
     caps = probe()
     if args.json:
         print(json.dumps(caps.to_dict(), indent=1))
@@ -85,8 +88,6 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace):
-    from topologies.loaders import load_topology
-    from topologies.model import TopologyError
     try:
         topo = load_topology(args.topology)
     except TopologyError as e:
@@ -102,7 +103,7 @@ def _load(args: argparse.Namespace):
         if unknown:
             raise CliError(f"--cities: {', '.join(unknown)} not in topology {topo.name}")
     try:
-        from topologies.mininet_topo import default_plan
+        from topologies.mininet_topo import default_plan   # imports Mininet
     except ImportError as e:
         raise CliError(f"mininet not importable ({e}); install mininet") from None
     try:
@@ -113,7 +114,6 @@ def _load(args: argparse.Namespace):
 
 
 def _up(args: argparse.Namespace) -> int:
-    from tools.emulation.network import Emulation, EmulationError, parse_controller, write_plan
     topo, plan = _load(args)
     if args.hold is not None and args.hold < 0:
         raise CliError("--hold must be >= 0 seconds")

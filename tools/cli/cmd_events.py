@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tools.cli import CliError
-from tools.client import ApiClient, add_client_args, wants_json
+from tools.cli.clientargs import add_client_args, client_from_args, wants_json
 from tools.cli.tables import render_table
 
 
@@ -51,7 +51,7 @@ def _events(args) -> int:
     if args.interval <= 0:
         raise CliError("--interval must be positive")
     since, first = args.since, True
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         while True:
             page = api.get("/v1/events", params={"since": since, "limit": args.limit})
             events = page.get("events", [])

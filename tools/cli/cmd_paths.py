@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from tools.cli import CliError
-from tools.client import ApiClient, add_client_args, parse_option, print_json, wants_json
+from tools.cli.clientargs import add_client_args, client_from_args, parse_option, print_json, wants_json
 from tools.cli.tables import compress_ints, render_table
 from tools.cli.units import format_ns, parse_bandwidth, parse_duration, parse_size
 
@@ -46,7 +46,7 @@ def _paths(args) -> int:
         "max_jitter_ns": parse_option(parse_duration, args.max_jitter, "--max-jitter"),
         "tenant": args.tenant,
     }
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         answer = api.get("/v1/paths", params=params)
     if not isinstance(answer, dict):
         raise CliError("the controller's /v1/paths answer is not a JSON object", code=1)

@@ -16,23 +16,17 @@ import sys
 from typing import Any
 
 from tools.cli import CliError
-
-
-def _parse_rate(text: str) -> int:
-    try:
-        from tools.cli.units import parse_bandwidth
-
-        return parse_bandwidth(text)
-    except ImportError:  # pragma: no cover - units module always ships
-        mult = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
-        t = text.strip().lower().removesuffix("bps").removesuffix("b/s")
-        return int(float(t[:-1]) * mult[t[-1]]) if t and t[-1] in mult else int(float(t))
+from tools.cli.clientargs import client_from_args
+from tools.cli.units import parse_bandwidth
+from tools.probes.capture import CaptureError, capture
+from tools.probes.probe_format import DEFAULT_PORT
+from tools.probes.talker import flood, send
 
 
 def rate_arg(text: str) -> int:
     try:
-        v = _parse_rate(text)
-    except (ValueError, KeyError) as e:
+        v = parse_bandwidth(text)
+    except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"rate {text!r} must be positive")
@@ -95,9 +89,7 @@ def resolve(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, A
         return res, meta
     if rid is None:
         raise CliError("give --reservation ID (from the controller) or --schedule FILE.json")
-    from tools.client import ApiClient
-
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         r = api.get(f"/v1/reservations/{rid}")
         sched = api.get("/v1/schedule")
     meta = schedule_meta_of({**{"cycle_ns": r.get("cycle_ns"), "slot_ns": r.get("slot_ns")},
@@ -151,9 +143,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from tools.probes.probe_format import DEFAULT_PORT
-    from tools.probes.talker import send
-
     if args.count is not None and args.count <= 0:
         raise CliError("--count must be positive")
     if args.duration is not None and args.duration <= 0:
@@ -193,8 +182,6 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _flood(args: argparse.Namespace) -> int:
-    from tools.probes.talker import flood
-
     if args.duration <= 0:
         raise CliError("--duration must be positive")
     out = flood(args.dst, args.rate, args.duration, args.port, length=args.length, use_iperf=not args.python,
@@ -213,8 +200,6 @@ def _flood(args: argparse.Namespace) -> int:
 
 
 def _capture(args: argparse.Namespace) -> int:
-    from tools.probes.capture import CaptureError, capture
-
     if args.duration <= 0:
         raise CliError("--duration must be positive")
     try:

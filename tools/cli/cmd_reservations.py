@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from urllib.parse import quote
 
 from tools.cli import CliError
-from tools.client import ApiClient, add_client_args, print_json, wants_json
+from tools.cli.clientargs import add_client_args, client_from_args, print_json, wants_json
 from tools.cli.tables import compress_ints, render_pairs, render_table
 from tools.cli.units import format_bps, format_bytes, format_ns
 
@@ -112,7 +113,7 @@ def _tenant_filter(args) -> int | None:
 
 def _list(args) -> int:
     params = {"tenant": _tenant_filter(args)}
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         answer = api.get("/v1/reservations", params=params)
     if wants_json(args):
         print_json(answer)
@@ -128,7 +129,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         r = api.get(f"/v1/reservations/{_quote(args.id)}")
     if wants_json(args):
         print_json(r)
@@ -138,7 +139,7 @@ def _show(args) -> int:
 
 
 def _delete(args) -> int:
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         api.delete(f"/v1/reservations/{_quote(args.id)}")
     if wants_json(args):
         print_json({"id": args.id, "deleted": True})
@@ -149,8 +150,6 @@ def _delete(args) -> int:
 
 def _quote(rid: str) -> str:
     """A reservation id as one URL path segment (ids are [A-Za-z0-9._-], but never trust input)."""
-    from urllib.parse import quote
-
     if not rid or rid in (".", ".."):
         raise CliError(f"reservation id {rid!r} is not valid")
     return quote(rid, safe="")

@@ -11,7 +11,8 @@ import ipaddress
 from typing import Any
 
 from tools.cli import CliError
-from tools.client import ApiClient, add_client_args, parse_option, print_json, wants_json
+from tools.cli.cmd_reservations import render_reservation
+from tools.cli.clientargs import add_client_args, client_from_args, parse_option, print_json, wants_json
 from tools.cli.units import parse_bandwidth, parse_duration, parse_size
 
 _PROTOS = {"icmp": 1, "tcp": 6, "udp": 17}
@@ -138,10 +139,8 @@ def build_request(args) -> dict[str, Any]:
 
 
 def _reserve(args) -> int:
-    from tools.cli.cmd_reservations import render_reservation
-
     body = build_request(args)
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         r = api.post("/v1/reservations", body)
     if wants_json(args):
         print_json(r)

@@ -1,30 +1,35 @@
-"""``dnctl schedule``: build a Schedule JSON offline from a batch of requests, and inspect schedules.
+"""``dnctl schedule``: build a Schedule JSON offline from a batch of requests, inspect and export schedules.
 
 Forms::
 
     dnctl schedule --topology NAME_OR_FILE --requests REQUESTS.json --out SCHEDULE.json [--json] [...]
     dnctl schedule gcl SCHEDULE.json --link U V [--json]
+    dnctl schedule export [--out SCHEDULE.json] [--url URL] [--token TOKEN]
 
 The first form (no action) admits the requests in file order on a fresh scheduler, writes the
 Schedule JSON contract and prints a summary (admitted, rejected by reason); it exits 0 even when
 some requests are rejected (that is an answer, not an error), and 2 with one line, writing
 nothing, when the topology or the requests file is bad.
 
-Further actions plug in without touching this file: every module named in ``ACTION_MODULES``
-that exists is imported and its ``register(actions)`` adds a sub-parser (``dnctl schedule export``
-over REST lives in ``tools.cli.cmd_schedule_export``).
+``export`` fetches the running controller's Schedule JSON over REST (``GET /v1/schedule``) and
+writes it to a file or stdout. A new action is one more sub-parser here.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import sys
 
+from controller.core.model import Reservation
+from controller.core.scheduler import Scheduler
+from schedules.gcl import GCLError, gate_control_list
+from schedules.requests_file import RequestsFileError, read_requests
+from schedules.schedule_json import SchedulePayloadError, read_schedule_file, schedule_to_dict, write_json_atomic
 from tools.cli import CliError
-
-#: Optional action modules; each exposes ``register(actions)`` (missing ones are skipped).
-ACTION_MODULES = ["tools.cli.cmd_schedule_export"]
+from tools.cli.clientargs import add_connection_args, client_from_args
+from topologies.loaders import load_topology
+from topologies.model import TopologyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,25 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--json", action="store_true", help="print the list as one JSON object")
     g.set_defaults(func=_gcl)
 
-    for name in ACTION_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        module.register(actions)
+    q = actions.add_parser("export", help="write the controller's Schedule JSON (GET /v1/schedule)",
+                           description="Fetch the Schedule JSON contract from a running controller and write it "
+                                       "to --out (default stdout). A tenant token sees its own reservations only.")
+    q.add_argument("--out", metavar="SCHEDULE.json", help="file to write (default: stdout)")
+    add_connection_args(q)
+    q.set_defaults(func=schedule_export)
     p.set_defaults(func=_build)
 
 
 def _build(args) -> int:
-    from controller.core.model import Reservation
-    from controller.core.scheduler import Scheduler
-    from schedules.requests_file import RequestsFileError, read_requests
-    from schedules.schedule_json import schedule_to_dict, write_json_atomic
-    from topologies.loaders import load_topology
-    from topologies.model import TopologyError
-
     missing = [o for o, v in (("--topology", args.topology), ("--requests", args.requests), ("--out", args.out))
                if not v]
     if missing:
@@ -127,13 +123,36 @@ def _build(args) -> int:
 
 
 def _gcl(args) -> int:
-    from schedules.gcl import GCLError, gate_control_list
-    from schedules.schedule_json import SchedulePayloadError, read_schedule_file
-
     try:
         data = read_schedule_file(args.schedule)
         gcl = gate_control_list(data, args.link[0], args.link[1], reserved_tc=args.reserved_tc)
     except (SchedulePayloadError, GCLError) as e:
         raise CliError(str(e) if str(e).startswith(args.schedule) else f"{args.schedule}: {e}") from None
     print(json.dumps(gcl.to_dict()) if args.json else gcl.render())
+    return 0
+
+
+def schedule_export(args: argparse.Namespace) -> int:
+    """GET /v1/schedule and write the Schedule JSON to ``args.out`` (a file) or stdout.
+
+    ``args`` may carry ``url``, ``token`` (see ``add_connection_args``) and ``out`` (None or ``-``:
+    stdout). On success with a file, one summary line goes to stderr so stdout stays clean.
+    """
+    with client_from_args(args) as api:
+        schedule = api.get("/v1/schedule")
+    if not isinstance(schedule, dict):
+        raise CliError("the controller's /v1/schedule answer is not a JSON object", code=1)
+    text = json.dumps(schedule, indent=1, ensure_ascii=False) + "\n"
+    out = getattr(args, "out", None)
+    if not out or out == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise CliError(f"--out {out}: {e.strerror or e}") from None
+    n = len(schedule.get("reservations", []))
+    print(f"schedule: {n} reservation{'s' if n != 1 else ''}, cycle {schedule.get('cycle_ns')} ns, "
+          f"written to {out}", file=sys.stderr)
     return 0

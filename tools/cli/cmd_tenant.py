@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from tools.cli import CliError
-from tools.client import ApiClient, add_client_args, parse_option, print_json, wants_json
+from tools.cli.clientargs import add_client_args, client_from_args, parse_option, print_json, wants_json
 from tools.cli.tables import render_pairs, render_table
 from tools.cli.units import format_bps, parse_bandwidth
 
@@ -93,7 +93,7 @@ def _create(args) -> int:
     _, quota = _quota(args.quota, allow_unlimited=False)
     _, maxr = _count(args.max_reservations, allow_unlimited=False)
     body = {"name": args.name, "quota_bps": quota, "max_reservations": maxr}
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         t = api.post("/v1/tenants", body)
     if wants_json(args):
         print_json(t)
@@ -107,7 +107,7 @@ def _create(args) -> int:
 
 
 def _list(args) -> int:
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         answer = api.get("/v1/tenants")
     if wants_json(args):
         print_json(answer)
@@ -133,7 +133,7 @@ def _show_tenant(t: dict[str, Any]) -> None:
 
 
 def _show(args) -> int:
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         t = api.get(f"/v1/tenants/{args.id}")
     if wants_json(args):
         print_json(t)
@@ -152,7 +152,7 @@ def _set(args) -> int:
         body["max_reservations"] = maxr
     if not body:
         raise CliError("tenant set: give --quota and/or --max-reservations")
-    with ApiClient.from_args(args) as api:
+    with client_from_args(args) as api:
         t = api.patch(f"/v1/tenants/{args.id}", body)
     if wants_json(args):
         print_json(t)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from schedules.training import JobError, list_jobs, load_job
+from schedules.training_model import estimate
+from schedules.training_plan import NotAdmissible, check_sites, hop_delays, plan
 from tools.cli import CliError
+from tools.cli.units import parse_bandwidth
+from tools.runs.scales import DEFAULT_SCALE
+from tools.runs.training_run import RunError, RunOptions, execute, table
+from topologies.loaders import load_topology
+from topologies.model import TopologyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,15 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args):
-    from schedules.training import JobError, load_job
-    from topologies.loaders import load_topology
-    from topologies.model import TopologyError
-
     try:
         job = load_job(args.job)
         topo = load_topology(args.topology)
-        from schedules.training_plan import check_sites
-
         check_sites(job, topo)
     except (JobError, TopologyError) as e:
         raise CliError(str(e)) from None
@@ -77,8 +80,6 @@ def _load(args):
 
 
 def _list(args) -> int:
-    from schedules.training import list_jobs, load_job
-
     for name in list_jobs():
         job = load_job(name)
         print(f"{name:18} {job.k} sites, {job.parameters / 1e9:g}B parameters, {job.collective}: "
@@ -87,8 +88,6 @@ def _list(args) -> int:
 
 
 def _plan(args) -> int:
-    from schedules.training_plan import plan
-
     job, topo = _load(args)
     if args.tenant < 1:
         raise CliError("--tenant must be at least 1")
@@ -112,39 +111,16 @@ def _plan(args) -> int:
     return 0
 
 
-def hop_delays(job, topo) -> tuple[float, float, list[dict]]:
-    """(deterministic hop delay s, best-effort hop delay s, admitted reservations) for a job.
-
-    Deterministic: the worst latency bound among the job's reservations, admitted into an empty
-    scheduler; best effort: the worst shortest-path propagation between consecutive sites.
-    """
-    from controller.core.model import Rejection, Request
-    from controller.core.scheduler import Scheduler
-    from schedules.training_plan import plan
-
-    flows = plan(job, topo)
-    sched = Scheduler(topo)
-    bounds, reservations = [], []
-    for fl in flows:
-        res = sched.admit(Request.from_dict(fl.request))
-        if isinstance(res, Rejection):
-            raise CliError(f"job {job.name} is not admissible on {topo.name}: {fl.request['id']} "
-                           f"rejected ({res.reason}): {res.detail}", code=1)
-        bounds.append(res.latency_bound_ns)
-        reservations.append(res.to_dict())
-    return max(bounds) / 1e9, max(fl.propagation_ns for fl in flows) / 1e9, reservations
-
-
 def _estimate(args) -> int:
-    from schedules.training_model import estimate
-    from tools.cli.units import parse_bandwidth
-
     job, topo = _load(args)
     try:
         interference = parse_bandwidth(args.interference)
     except ValueError as e:
         raise CliError(f"--interference: {e}") from None
-    det_delay, be_delay, _ = hop_delays(job, topo)
+    try:
+        det_delay, be_delay, _ = hop_delays(job, topo)
+    except NotAdmissible as e:
+        raise CliError(str(e), code=1) from None
     nets = ["deterministic", "best-effort"] if args.network == "both" else [args.network]
     results = [estimate(job, det_delay if n == "deterministic" else be_delay, network=n,
                         interference_bps=interference) for n in nets]
@@ -194,11 +170,6 @@ def _estimate(args) -> int:
 
 def _run(args) -> int:
     """``dnctl training run JOB --emulate``: see tools/runs/training_run.py."""
-    import sys
-
-    from tools.runs.training_run import DEFAULT_SCALE, RunError, RunOptions, execute, table
-    from tools.cli.units import parse_bandwidth
-
     _load(args)   # validate job and topology first: a bad name is a usage error, before any emulation
     interference: str | float = args.interference.strip().lower()
     if interference not in ("auto", "off"):
@@ -219,7 +190,7 @@ def _run(args) -> int:
                       interference=interference, iterations=args.iterations, out=args.out, tenants=args.tenants)
     try:
         result = execute(opts, progress=lambda m: print(f"training: {m}", file=sys.stderr, flush=True))
-    except RunError as e:
+    except (RunError, NotAdmissible) as e:
         raise CliError(str(e), code=1) from None
     if args.json:
         print(json.dumps(result, indent=1))

@@ -11,6 +11,8 @@ import argparse
 import json
 import time
 
+from schedules.schedule_json import schedule_to_dict, write_json_atomic
+from schedules.tsnkit_io import TsnkitFormatError, read_instance, schedule_instance, write_outputs
 from tools.cli import CliError
 
 
@@ -37,8 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from schedules.tsnkit_io import TsnkitFormatError, read_instance, schedule_instance, write_outputs
-
     if args.slot_ns <= 0 or args.slot_ns % 100:
         raise CliError("--slot-ns must be a positive multiple of 100 (TSNKit's simulator steps in 100 ns)")
     if not 0 < args.max_share <= 1:
@@ -56,8 +56,6 @@ def run(args) -> int:
     try:
         report = write_outputs(result.scheduler, inst, args.outdir)
         if args.schedule_json:
-            from schedules.schedule_json import schedule_to_dict, write_json_atomic
-
             write_json_atomic(args.schedule_json, schedule_to_dict(result.scheduler))
     except OSError as e:
         raise CliError(f"{args.outdir}: cannot write ({e.strerror or e})") from None

@@ -1,39 +1,44 @@
 """``dnctl``: the command line of detnet.
 
-Each verb lives in its own module under ``tools/`` and exposes ``register(subparsers)``, which adds
-its parser and sets ``func`` (called with the parsed args, returns an exit code). Modules are
-imported only when listed here, so a verb's heavy imports never slow the others.
+Each verb lives in its own module ``tools/cli/cmd_<verb>.py`` and exposes ``register(subparsers)``,
+which adds its parser (and its actions' sub-parsers) and sets ``func`` (called with the parsed
+args, returns an exit code). A new verb is one module and one line in ``VERB_MODULES``: the order
+of that list is the order of ``dnctl --help``.
 
-Errors: a verb raises ``CliError`` (one line, exit 2 by default) for bad usage or bad input;
-``main`` prints ``dnctl: <message>`` to stderr and exits with its code, never a traceback.
+Errors: a verb raises ``CliError`` (one line, exit 2 by default) for bad usage or bad input; the
+REST client's errors (``tools.client.ClientError``: the controller refused, exit 1; could not be
+reached, exit 1; a malformed URL, exit 2) are shown the same way. ``main`` prints
+``dnctl: <message>`` to stderr and exits with the error's code, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from tools.cli import CliError
+from tools.cli import (CliError, cmd_bench, cmd_chaos, cmd_controller, cmd_demo, cmd_emulate, cmd_events,
+                       cmd_paths, cmd_probe, cmd_reservations, cmd_reserve, cmd_schedule, cmd_tenant, cmd_topo,
+                       cmd_training, cmd_tsnkit, cmd_verify)
+from tools.client import ClientError
 
 #: verb modules, in the order their verbs appear in --help
 VERB_MODULES = [
-    "tools.cli.cmd_topo",
-    "tools.cli.cmd_schedule",
-    "tools.cli.cmd_tsnkit",
-    "tools.cli.cmd_controller",
-    "tools.cli.cmd_tenant",
-    "tools.cli.cmd_reserve",
-    "tools.cli.cmd_reservations",
-    "tools.cli.cmd_paths",
-    "tools.cli.cmd_events",
-    "tools.cli.cmd_emulate",
-    "tools.cli.cmd_probe",
-    "tools.cli.cmd_verify",
-    "tools.cli.cmd_training",
-    "tools.cli.cmd_demo",
-    "tools.cli.cmd_bench",
-    "tools.cli.cmd_chaos",
+    cmd_topo,
+    cmd_schedule,
+    cmd_tsnkit,
+    cmd_controller,
+    cmd_tenant,
+    cmd_reserve,
+    cmd_reservations,
+    cmd_paths,
+    cmd_events,
+    cmd_emulate,
+    cmd_probe,
+    cmd_verify,
+    cmd_training,
+    cmd_demo,
+    cmd_bench,
+    cmd_chaos,
 ]
 
 
@@ -47,13 +52,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dnctl", description="detnet: deterministic wide-area networking controller and tools")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # verb not built yet in this checkout
-                continue
-            raise
+    for module in VERB_MODULES:
         module.register(sub)
     return parser
 
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CliError as e:
+    except (CliError, ClientError) as e:
         print(f"dnctl: {e}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
@@ -77,7 +76,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run through the importable module, not __main__, so CliError raised by verbs is the same class.
-    from tools.cli.main import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

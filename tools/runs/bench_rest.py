@@ -32,7 +32,6 @@ retried after its Retry-After and counted (``rate_limited``), never hidden.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
 import contextlib
 import math
@@ -464,76 +463,6 @@ def _get_text(url: str) -> str:
         return httpx.get(url, timeout=30, trust_env=False).text
     except httpx.HTTPError:
         return ""
-
-
-# ----- the CLI kind (``dnctl bench rest``; tools/cli/cmd_bench.py lists it in KINDS) --------------------
-
-def register_kind(bsub: Any) -> None:
-    """Add ``dnctl bench rest`` to the ``dnctl bench`` subparsers."""
-    from tools.cli.cmd_bench import _positive
-    q = bsub.add_parser(
-        "rest", help="reservations through the REST API on the emulated network: rate, install latency, RSS",
-        description="REST load benchmark: starts the controller and (unless --no-emulate) the Mininet "
-                    "emulation of the topology with HOSTS-PER-TENANT hosts of each tenant, creates the "
-                    "tenants, POSTs the seeded workload with CONCURRENCY clients (each tenant with its own "
-                    "token), checks every switch's reservation entries against the translation, DELETEs "
-                    "everything and checks every flow and meter table is back to its baseline. Needs root, "
-                    "Open vSwitch and Mininet for --emulate; takes the emulation lock.")
-    q.add_argument("--topology", default="fntf40", help="topology name or file (default fntf40)")
-    q.add_argument("--reservations", type=_positive, default=4096, help="number of requests (default 4096)")
-    q.add_argument("--tenants", type=_positive, default=128, help="number of tenants (default 128)")
-    q.add_argument("--hosts-per-tenant", type=_positive, default=2,
-                   help="hosts of each tenant, in different cities (default 2; at least 2)")
-    q.add_argument("--concurrency", type=_positive, default=8, help="concurrent REST clients (default 8)")
-    q.add_argument("--emulate", action=argparse.BooleanOptionalAction, default=True,
-                   help="run against the Mininet emulation (default); --no-emulate: controller only, no switches")
-    q.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
-    q.add_argument("--link-scale", type=float, default=None,
-                   help="bandwidth scale of links and meters (default: the emulation's, 1/1000)")
-    q.add_argument("--log-dir", default=None, help="keep the controller log in this directory")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
-    q.set_defaults(func=_rest)
-
-
-def _rest(args: Any) -> int:
-    import json
-
-    from tools.cli import CliError
-    from topologies.loaders import load_topology
-    from topologies.model import TopologyError
-
-    try:
-        topo = load_topology(args.topology)
-    except TopologyError as e:
-        raise CliError(str(e)) from None
-    if args.hosts_per_tenant < 2:
-        raise CliError("--hosts-per-tenant must be at least 2 (a reservation joins two of a tenant's cities)")
-    if args.hosts_per_tenant > len(topo.nodes):
-        raise CliError(f"--hosts-per-tenant {args.hosts_per_tenant}: {topo.name} has only {len(topo.nodes)} nodes")
-    if args.tenants > 4094:
-        raise CliError("--tenants must be at most 4094 (tenant ids are VLAN ids)")
-    if args.link_scale is not None and not 0 < args.link_scale <= 1000:
-        raise CliError(f"--link-scale {args.link_scale:g} must be in (0, 1000]")
-    if args.emulate:
-        from tools.emulation import ovs
-        missing = ovs.probe().missing_for_emulation()
-        if missing:
-            raise CliError("cannot emulate on this machine (" + ", ".join(missing) + "); try --no-emulate")
-    opts = BenchOptions(topology=topo, reservations=args.reservations, tenants=args.tenants,
-                        hosts_per_tenant=args.hosts_per_tenant, concurrency=args.concurrency,
-                        emulate=args.emulate, seed=args.seed, link_scale=args.link_scale, keep_log=args.log_dir)
-    try:
-        r = run_rest_bench(opts)
-    except Exception as e:  # noqa: BLE001 - a failed run is one line, never a traceback
-        raise CliError(f"bench rest failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                       code=1) from None
-    if args.json:
-        print(json.dumps(r))
-    else:
-        print(text_report(r))
-    ok = r.get("installed_match") in (True, None) and r.get("tables_back_to_baseline") in (True, None) \
-        and not r.get("errors") and not r.get("delete_errors")
-    return 0 if ok else 1
 
 
 def text_report(r: dict[str, Any]) -> str:

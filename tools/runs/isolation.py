@@ -24,7 +24,6 @@ Passes when no frame leaked, every ping ring closed and every capture saw its te
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -36,9 +35,11 @@ from typing import Any
 
 from tools.emulation.network import Emulation, parse_ping
 from tools.emulation.progress import progress
+from tools.emulation.stack import controlled_emulation
 from tools.probes import isolation_probe as ip
 from tools.probes.analyzer import count_leaks
 from tools.probes.capture import capture_command
+from tools.runs.scales import SCENARIO_LINK_SCALE
 from topologies.hosts import Host, HostPlan
 from topologies.model import Topology
 
@@ -374,65 +375,28 @@ def plot_matrix(rep: dict[str, Any], path: str) -> str:
     return path
 
 
-# ----- dnctl verify isolation ---------------------------------------------------------------------
+# ----- the whole run (``dnctl verify isolation``): controller + emulation up, audit, down ------------
 
-def register_action(vs: argparse._SubParsersAction) -> None:
-    q = vs.add_parser("isolation", help="tenant isolation audit on an emulation with the controller",
-                      description="Bring up the controller and a Mininet emulation (N tenants x H hosts), "
-                                  "capture on every host port while every tenant tries to reach others "
-                                  "(ARP, IPv4, broadcast, spoofed VLAN tags, ARP spoofing) and pings "
-                                  "its own hosts; exit 0 only if no frame leaked and every tenant's hosts "
-                                  "reach each other. Needs root and Open vSwitch.")
-    q.add_argument("--topology", default="fntf40", metavar="NAME_OR_FILE", help="topology (default fntf40)")
-    q.add_argument("--tenants", type=int, default=4, help="tenants (default 4; up to 128 and more)")
-    q.add_argument("--hosts-per-tenant", type=int, default=2, help="hosts per tenant, in different cities (default 2)")
-    q.add_argument("--foreign", type=int, default=3, metavar="K",
-                   help="other tenants each tenant probes directly (default 3; 0 = all others)")
-    q.add_argument("--repeat", type=int, default=2, help="times each probe frame is sent (default 2)")
-    q.add_argument("--link-scale", type=float, default=None,
-                   help="link capacity factor (default 1/10,000; at 1/1,000 OVS 3.1 userspace meters on the "
-                        "1.2 Tb/s trunks stall, docs/emulation.md)")
-    q.add_argument("--json", action="store_true", help="print the report as JSON")
-    q.add_argument("--out", metavar="DIR", help="write isolation.json, isolation.txt, isolation.png and pcaps")
-    q.set_defaults(func=_cli)
+def run_isolation(topology: Topology, plan: HostPlan, *, link_scale: float | None = None, k: int | None = 3,
+                  repeat: int = 2, out: Path | None = None) -> dict[str, Any]:
+    """Bring up the controller and the emulation of ``topology`` + ``plan``, ``audit`` it, tear it down.
 
-
-def _cli(args: argparse.Namespace) -> int:
-    from tools.cli import CliError
-    from topologies.loaders import load_topology
-    from topologies.model import TopologyError
-
-    if args.tenants < 1:
-        raise CliError("--tenants must be at least 1")
-    if args.hosts_per_tenant < 1:
-        raise CliError("--hosts-per-tenant must be at least 1")
-    if args.foreign < 0 or args.repeat < 1:
-        raise CliError("--foreign must be >= 0 and --repeat >= 1")
-    try:
-        topo = load_topology(args.topology)
-        plan = spread_plan(topo, args.tenants, args.hosts_per_tenant)
-    except (TopologyError, ValueError) as e:
-        raise CliError(str(e)) from None
-    from tools.emulation import ovs
-    missing = ovs.probe().missing_for_emulation()
-    if missing:
-        raise CliError("cannot emulate on this machine: " + ", ".join(missing))
-    from tools.emulation.stack import controlled_emulation
-    out = Path(args.out) if args.out else None
+    Returns the audit report with ``seconds.bring_up_s``/``wall_s`` and ``topology``. With ``out``:
+    the controller log, the pcaps, isolation.json, isolation.txt and isolation.png are kept there.
+    ``link_scale`` defaults to ``SCENARIO_LINK_SCALE``.
+    """
     if out:
         out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    from tools.runs.scales import SCENARIO_LINK_SCALE
-    scale = SCENARIO_LINK_SCALE if args.link_scale is None else args.link_scale
-    with controlled_emulation(topo, plan, link_scale=scale, log_dir=out) as (_ctl, emu):
+    scale = SCENARIO_LINK_SCALE if link_scale is None else link_scale
+    with controlled_emulation(topology, plan, link_scale=scale, log_dir=out) as (_ctl, emu):
         up_s = time.monotonic() - t0
-        rep = audit(emu, plan, k=args.foreign or None, repeat=args.repeat, workdir=out)
+        rep = audit(emu, plan, k=k, repeat=repeat, workdir=out)
     rep["seconds"]["bring_up_s"] = round(up_s, 3)
     rep["seconds"]["wall_s"] = round(time.monotonic() - t0, 3)
-    rep["topology"] = topo.name
+    rep["topology"] = topology.name
     if out:
         (out / "isolation.json").write_text(json.dumps(rep, indent=1) + "\n")
         (out / "isolation.txt").write_text(text_report(rep) + "\n")
         plot_matrix(rep, str(out / "isolation.png"))
-    print(json.dumps(rep, indent=1) if args.json else text_report(rep))
-    return 0 if rep["pass"] else 1
+    return rep

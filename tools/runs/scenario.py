@@ -38,7 +38,6 @@ received rate with interference on is below ``reduce_threshold`` (0.95) x its ra
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
@@ -46,14 +45,12 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from controller.dataplane.routing import best_effort_path as _be_path
-from tools.client import ApiError
 from tools.emulation.controller_proc import DNCTL
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import progress
@@ -507,78 +504,3 @@ def write_report(rep: dict[str, Any], out: Path) -> None:
     parts.append("<h2>Tolerances</h2><pre>" + html.escape(json.dumps(rep["tolerances"], indent=1)) + "</pre>")
     parts.append("</body></html>")
     (out / "report.html").write_text("\n".join(parts))
-
-
-# ----- dnctl verify scenario -----------------------------------------------------------------------------
-
-def register_action(vs: argparse._SubParsersAction) -> None:
-    q = vs.add_parser("scenario", help="end to end: emulation + controller, reserve, talk, interfere, "
-                      "capture, analyze, isolation audit",
-                      description="Bring up the controller and a Mininet emulation, create tenants, reserve flows "
-                                  "between hosts in different cities, run slotted talkers and captures with and/or "
-                                  "without best-effort interference on the same links, analyze, audit isolation, "
-                                  "write OUT/report.json, summary.txt, PNGs and report.html, tear everything down "
-                                  "(also on Ctrl-C). Exit 0 only if every check passed. Needs root and Open vSwitch.")
-    q.add_argument("--topology", default="fntf40", metavar="NAME_OR_FILE", help="topology (default fntf40)")
-    q.add_argument("--tenants", type=int, default=4, help="tenants, two hosts each in different cities (default 4)")
-    q.add_argument("--reservations", type=int, default=4, help="reservations (default 4)")
-    q.add_argument("--interference", choices=("on", "off", "both"), default="both",
-                   help="best-effort interference on the reserved links: on, off, or both phases compared "
-                        "(default both)")
-    q.add_argument("--duration", type=float, default=8.0, help="seconds of probe traffic per phase (default 8)")
-    q.add_argument("--out", default="scenario-out", metavar="DIR", help="output directory (default scenario-out)")
-    q.add_argument("--link-scale", type=float, default=None, help="link capacity factor (default 1/10,000)")
-    q.add_argument("--period", type=int, default=20_000_000, metavar="NS", help="reservation period (default 20 ms)")
-    q.add_argument("--bandwidth", type=float, default=1e9, metavar="BPS",
-                   help="real reserved rate per reservation (default 1e9; the emulation carries link-scale x it)")
-    q.add_argument("--tx-tolerance", type=int, default=None, metavar="NS",
-                   help="allowed talker lateness past a slot window (default one period)")
-    q.add_argument("--hop-budget", type=int, default=1_000_000, metavar="NS",
-                   help="latency allowance per hop for the software switch (default 1 ms)")
-    q.add_argument("--no-rt", action="store_true", help="talkers without SCHED_FIFO")
-    q.add_argument("--json", action="store_true", help="print report.json instead of the summary")
-    q.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    from tools.cli import CliError
-    if args.tenants < 1 or args.reservations < 1:
-        raise CliError("--tenants and --reservations must be at least 1")
-    if args.duration <= 0 or args.period <= 0 or args.bandwidth <= 0:
-        raise CliError("--duration, --period and --bandwidth must be positive")
-    from tools.emulation import ovs
-    missing = ovs.probe().missing_for_emulation()
-    if missing:
-        raise CliError("cannot emulate on this machine: " + ", ".join(missing))
-    try:
-        from topologies.loaders import load_topology
-        topo = load_topology(args.topology)
-    except Exception as e:  # noqa: BLE001 - TopologyError and file errors: one line
-        raise CliError(str(e)) from None
-    if len(topo.nodes) < 2:
-        raise CliError(f"{args.topology}: needs at least 2 nodes")
-    cfg = ScenarioConfig(topology=args.topology, tenants=args.tenants, reservations=args.reservations,
-                         interference=args.interference, duration=args.duration, out=args.out,
-                         link_scale=args.link_scale, period_ns=args.period, bandwidth_bps=int(args.bandwidth),
-                         tx_tolerance_ns=args.tx_tolerance, hop_budget_ns=args.hop_budget, realtime=not args.no_rt)
-
-    def _term(_s: int, _f: Any) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, _term)
-    try:
-        rep = run_scenario(cfg)
-    except KeyboardInterrupt:
-        log("interrupted: everything was torn down")
-        return 130
-    except Exception as e:  # noqa: BLE001 - controller refusals, emulation failures: one line, torn down
-        from tools.client import ApiError
-        if isinstance(e, (ApiError, CliError)):
-            raise CliError(f"scenario failed: {e}") from None
-        log(f"failed: {type(e).__name__}: {e}")
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    print(json.dumps(rep, indent=1, default=str) if args.json else text_summary(rep))
-    print(f"report: {Path(cfg.out) / 'report.html'}", file=sys.stderr)
-    return 0 if rep["pass"] else 1
