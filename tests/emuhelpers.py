@@ -15,11 +15,11 @@ import shutil
 import subprocess
 import time
 
+from tools.emulation import ovs
 from topologies.model import Topology
 
 
 def missing_features(*commands: str) -> list[str]:
-    from tools.emulation import ovs
     missing = ovs.probe().missing_for_emulation()
     return missing + [f"{c} not installed" for c in commands if not shutil.which(c)]
 
