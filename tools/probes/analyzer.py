@@ -12,7 +12,8 @@ links' ``propagation_ns`` along the path) apart; ``combined_ns`` (measured + mod
 propagation) is reported only when propagation was not emulated, and is labelled as such.
 
 Speed: records are walked with ``struct.unpack_from`` (one call per packet), then all header
-fields are sliced out with numpy fancy indexing (no per-packet dissection). ``python -m
+fields are sliced out with numpy fancy indexing (no per-packet dissection) at the offsets of the
+layouts declared once in ``controller.dataplane.frames`` and ``probe_format.PROBE_HEADER``. ``python -m
 tools.probes.analyzer --bench 1000000`` writes a synthetic pcap and prints packets/s.
 
 ``count_leaks`` is the isolation audit's hook: given per-host-port captures and each port's
@@ -21,14 +22,21 @@ tenant, it counts frames whose source (MAC, else IPv4 address) belongs to anothe
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import struct
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tools.probes.probe_format import FIXED_LEN, MAGIC, flow_id_of, instances_of, split_bytes
+from controller.dataplane.frames import (ARP, ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETHERNET, IP_PROTO_UDP,
+                                         IPV4, UDP, VLAN_TAG, VLAN_TPIDS, ether, ipv4, udp)
+from tools.probes.probe_format import (DEFAULT_PORT, FIXED_LEN, IP_UDP_OVERHEAD, MAGIC, PROBE_HEADER, Probe,
+                                       flow_id_of, instances_of, pack, send_plan, split_bytes)
 
 # ---------------------------------------------------------------------------------------------
 # reading pcap / pcapng
@@ -160,16 +168,18 @@ def _be32(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
 def l3_offsets(fr: Frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(offset of the network header, ethertype, outer VLAN id or -1) of every record."""
     b, off, lt = fr.buf, fr.off, fr.linktype
-    l3 = off + 14
-    et = _be16(b, off + 12)
+    l3 = off + ETHERNET.size
+    et = _be16(b, off + ETHERNET.offset("type"))
     vlan = np.full(len(off), -1, dtype=np.int64)
+    type_len = ETHERNET.width("type")
     for _ in range(2):  # up to two tags (802.1Q, QinQ)
-        tagged = (lt == LINKTYPE_ETHERNET) & ((et == 0x8100) | (et == 0x88A8) | (et == 0x9100))
+        tagged = (lt == LINKTYPE_ETHERNET) & np.isin(et, VLAN_TPIDS)
         if not tagged.any():
             break
-        vlan = np.where(tagged & (vlan < 0), _be16(b, l3) & 0x0FFF, vlan)
-        et = np.where(tagged, _be16(b, l3 + 2), et)
-        l3 = np.where(tagged, l3 + 4, l3)
+        tag = l3 - type_len  # a tag starts where the ethertype was (its TPID is that ethertype)
+        vlan = np.where(tagged & (vlan < 0), _be16(b, tag + VLAN_TAG.offset("tci")) & 0x0FFF, vlan)
+        et = np.where(tagged, _be16(b, tag + VLAN_TAG.size), et)
+        l3 = np.where(tagged, l3 + VLAN_TAG.size, l3)
     sll = lt == LINKTYPE_SLL
     if sll.any():
         l3 = np.where(sll, off + 16, l3)
@@ -181,13 +191,11 @@ def l3_offsets(fr: Frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     raw = np.isin(lt, LINKTYPE_RAW)
     if raw.any():
         l3 = np.where(raw, off, l3)
-        et = np.where(raw, np.where((b[off] >> 4) == 4, 0x0800, 0x86DD), et)
+        et = np.where(raw, np.where((b[off] >> 4) == 4, ETH_TYPE_IPV4, ETH_TYPE_IPV6), et)
     return l3, et, vlan
 
 
-_PROBE_DTYPE = np.dtype([("magic", ">u4"), ("version", "u1"), ("flags", "u1"), ("hl", ">u2"),
-                         ("flow", ">u4"), ("seq", ">u8"), ("tx", ">u8"), ("intended", ">u8"),
-                         ("offset", ">u4"), ("frag", ">u2"), ("frags", ">u2"), ("cycle", ">u4")])
+_PROBE_DTYPE = PROBE_HEADER.numpy_dtype()
 assert _PROBE_DTYPE.itemsize == FIXED_LEN
 
 
@@ -215,11 +223,12 @@ def extract_probes(fr: Frames) -> Probes:
     b = fr.buf
     l3, et, _ = l3_offsets(fr)
     end = fr.off + fr.caplen
-    ok = (et == 0x0800) & (l3 + 20 <= end)
-    ok &= (b[l3] >> 4) == 4
-    ok &= b[l3 + 9] == 17
-    ihl = (b[l3] & 0x0F).astype(np.int64) * 4
-    pay = l3 + ihl + 8
+    ok = (et == ETH_TYPE_IPV4) & (l3 + IPV4.size <= end)
+    vi = l3 + IPV4.offset("version_ihl")
+    ok &= (b[vi] >> 4) == 4
+    ok &= b[l3 + IPV4.offset("proto")] == IP_PROTO_UDP
+    ihl = (b[vi] & 0x0F).astype(np.int64) * 4
+    pay = l3 + ihl + UDP.size
     ok &= pay + FIXED_LEN <= end
     idx = np.nonzero(ok)[0]
     pay = pay[idx]
@@ -227,18 +236,18 @@ def extract_probes(fr: Frames) -> Probes:
     idx, pay = idx[ok2], pay[ok2]
     block = b[pay[:, None] + np.arange(FIXED_LEN)]
     rec = np.ascontiguousarray(block).view(_PROBE_DTYPE).reshape(-1)
-    flow = rec["flow"].astype(np.int64)
+    flow = rec["flow_id"].astype(np.int64)
     ids: dict[int, str] = {}
     uniq, first = np.unique(flow, return_index=True)
     for f, i in zip(uniq.tolist(), first.tolist()):
-        hl = int(rec["hl"][i])
+        hl = int(rec["header_len"][i])
         p = int(pay[i])
         hl = min(hl, FIXED_LEN + 64, int(end[idx[i]] - p))
         ids[f] = bytes(b[p + FIXED_LEN:p + hl]).decode("utf-8", "replace")
     return Probes(rx_ns=fr.ts_ns[idx], flow=flow, seq=rec["seq"].astype(np.int64),
-                  tx_ns=rec["tx"].astype(np.int64), intended_ns=rec["intended"].astype(np.int64),
-                  offset_ns=rec["offset"].astype(np.int64), flags=rec["flags"].astype(np.int64),
-                  ip_len=_be16(b, l3[idx] + 2), ids=ids, frames=len(fr))
+                  tx_ns=rec["tx_ns"].astype(np.int64), intended_ns=rec["intended_ns"].astype(np.int64),
+                  offset_ns=rec["tx_offset_ns"].astype(np.int64), flags=rec["flags"].astype(np.int64),
+                  ip_len=_be16(b, l3[idx] + IPV4.offset("total_length")), ids=ids, frames=len(fr))
 
 
 def read_probes(paths: Sequence[str]) -> Probes:
@@ -391,7 +400,7 @@ def analyze_flow(p: Probes, sel: np.ndarray, res: Mapping[str, Any], meta: Mappi
     lo = prop if (emulated and prop) else 0
     arr_ok = (arr >= lo) & (arr <= bound)
     # bytes per instance (catches --rate / --burst misbehaviour): group by instance start
-    allowed_inst = sum(s + 28 for s in split_bytes(int(res["frame_bytes"]), str(res["id"])))
+    allowed_inst = sum(s + IP_UDP_OVERHEAD for s in split_bytes(int(res["frame_bytes"]), str(res["id"])))
     if len(uo):
         _, inv = np.unique(inst_start, return_inverse=True)
         per_inst = np.bincount(inv, weights=p.ip_len[uo])
@@ -556,11 +565,11 @@ def count_leaks(captures: Mapping[str, str | Sequence[str]], port_tenant: Mappin
             l3, et, _ = l3_offsets(fr)
             eth = fr.linktype == LINKTYPE_ETHERNET
             src_mac = np.zeros(len(fr), dtype=np.int64)
-            for i in range(6):
-                src_mac = (src_mac << 8) | b[fr.off + 6 + i].astype(np.int64)
+            for i in range(ETHERNET.width("src")):
+                src_mac = (src_mac << 8) | b[fr.off + ETHERNET.offset("src") + i].astype(np.int64)
             src_mac = np.where(eth, src_mac, -1)
-            src_ip = np.where(et == 0x0800, _be32(b, l3 + 12),
-                              np.where(et == 0x0806, _be32(b, l3 + 14), -1))
+            src_ip = np.where(et == ETH_TYPE_IPV4, _be32(b, l3 + IPV4.offset("src")),
+                              np.where(et == ETH_TYPE_ARP, _be32(b, l3 + ARP.offset("spa")), -1))
             tenant = np.full(len(fr), -1, dtype=np.int64)
             uip = np.unique(src_ip)
             for v in uip.tolist():
@@ -587,27 +596,37 @@ def count_leaks(captures: Mapping[str, str | Sequence[str]], port_tenant: Mappin
 # synthetic captures and the speed benchmark
 
 
+#: the synthetic capture's addresses (one talker, one listener)
+SYNTHETIC_MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")
+SYNTHETIC_IPS = ("10.0.1.1", "10.0.1.2")
+SYNTHETIC_SPORT = 40000
+#: classic pcap, nanosecond timestamps: the file header, and the record header before each frame
+PCAP_NS_MAGIC = 0xA1B23C4D
+_PCAP_FILE_HEADER = struct.Struct("<IHHiIII")
+_PCAP_RECORD_FIELDS = ("ts_sec", "ts_nsec", "caplen", "origlen")
+
+
 def write_synthetic_pcap(path: str, n: int, reservation: Mapping[str, Any], schedule_meta: Mapping[str, Any],
                          latency_ns: int = 20_000, start_ns: int = 1_700_000_000 * 10**9,
                          seed: int = 1) -> None:
     """Write ``n`` probe frames of ``reservation`` as a nanosecond pcap, fast (numpy, no scapy).
 
     Frames follow the send plan exactly, with ``latency_ns`` plus up to 1 us of random noise.
-    Used by the benchmark; tests build their captures with scapy instead.
+    One frame is built with ``controller.dataplane.frames`` (IPv4 checksum left 0, as a capture
+    with checksum offload shows it) and copied into every record; numpy then writes the fields that
+    change per frame (pcap timestamps, probe seq/tx/intended/offset) through structured views at
+    the layouts' offsets. Used by the benchmark; tests build their captures with scapy instead.
     """
-    from tools.probes.probe_format import Probe, pack, send_plan
-
     plan = send_plan(reservation, schedule_meta)
     per = plan.intended_offsets()
-    rid = plan.reservation_id
     payload_len = max(plan.payload_sizes)  # benchmark plans carry one datagram per instance
-    frame_len = 14 + 20 + 8 + payload_len
-    eth = bytes.fromhex("020000000002" "020000000001" "0800")
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + payload_len, 0, 0x4000, 64, 17, 0,
-                     bytes([10, 0, 1, 1]), bytes([10, 0, 1, 2]))
-    udp = struct.pack("!HHHH", 40000, 47000, 8 + payload_len, 0)
-    template = np.frombuffer(eth + ip + udp + pack(Probe(plan.flow_id, 0, 0, 0, 0, reservation_id=rid), payload_len),
-                             dtype=np.uint8)
+    probe = pack(Probe(plan.flow_id, 0, 0, 0, 0, reservation_id=plan.reservation_id), payload_len)
+    (src_mac, dst_mac), (src_ip, dst_ip) = SYNTHETIC_MACS, SYNTHETIC_IPS
+    template = ether(dst_mac, src_mac, ETH_TYPE_IPV4,
+                     ipv4(src_ip, dst_ip, IP_PROTO_UDP, udp(SYNTHETIC_SPORT, DEFAULT_PORT, probe), checksum=False))
+    frame_len = len(template)
+    rec_head = 4 * len(_PCAP_RECORD_FIELDS)
+    rec_len = rec_head + frame_len
     cyc = np.arange(n) // len(per)
     off = np.array([o for o, _, _ in per], dtype=np.int64)[np.arange(n) % len(per)]
     inst = np.array([io for _, io, _ in per], dtype=np.int64)[np.arange(n) % len(per)]
@@ -615,25 +634,21 @@ def write_synthetic_pcap(path: str, n: int, reservation: Mapping[str, Any], sche
     rng = np.random.default_rng(seed)
     tx = intended + rng.integers(0, 200, n)
     rx = tx + latency_ns + rng.integers(0, 1000, n)
-    rec = np.zeros((n, 16 + frame_len), dtype=np.uint8)
-    rec[:, 16:] = template
-    hdr = np.zeros(n, dtype=[("s", "<u4"), ("f", "<u4"), ("c", "<u4"), ("o", "<u4")])
-    hdr["s"], hdr["f"], hdr["c"], hdr["o"] = rx // 10**9, rx % 10**9, frame_len, frame_len
-    rec[:, :16] = hdr.view(np.uint8).reshape(n, 16)
-    body = np.zeros(n, dtype=[("seq", ">u8"), ("tx", ">u8"), ("intended", ">u8"), ("off", ">u4")])
-    body["seq"], body["tx"], body["intended"], body["off"] = np.arange(n), tx, intended, inst
-    base = 16 + 42 + 12
-    rec[:, base:base + 28] = body.view(np.uint8).reshape(n, 28)
+    rec = np.empty((n, rec_len), dtype=np.uint8)
+    rec[:, rec_head:] = np.frombuffer(template, dtype=np.uint8)
+    head = rec.view(np.dtype({"names": list(_PCAP_RECORD_FIELDS), "formats": ["<u4"] * len(_PCAP_RECORD_FIELDS),
+                              "offsets": list(range(0, rec_head, 4)), "itemsize": rec_len})).reshape(n)
+    head["ts_sec"], head["ts_nsec"], head["caplen"], head["origlen"] = rx // 10**9, rx % 10**9, frame_len, frame_len
+    body = rec.view(PROBE_HEADER.numpy_dtype(("seq", "tx_ns", "intended_ns", "tx_offset_ns"),
+                                             base=rec_len - len(probe), itemsize=rec_len)).reshape(n)
+    body["seq"], body["tx_ns"], body["intended_ns"], body["tx_offset_ns"] = np.arange(n), tx, intended, inst
     with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1))
+        f.write(_PCAP_FILE_HEADER.pack(PCAP_NS_MAGIC, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
         f.write(rec.tobytes())
 
 
 def benchmark(n: int = 1_000_000, path: str | None = None) -> dict[str, Any]:
     """Analyzer speed on a synthetic ``n``-packet pcap: {"packets", "seconds", "packets_per_second"}."""
-    import os
-    import tempfile
-
     res = {"id": "bench-1", "tenant": 1, "src": "A", "dst": "B", "period_ns": 100_000, "frame_bytes": 100,
            "bandwidth_bps": 8_000_000, "max_latency_ns": 10_000_000, "latency_bound_ns": 5_000_000,
            "jitter_bound_ns": 10_000, "path": ["A", "B"], "hops": [{"src": "A", "dst": "B", "slots": [0]}],
@@ -654,9 +669,6 @@ def benchmark(n: int = 1_000_000, path: str | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover - benchmark entry point
-    import argparse
-    import json
-
     ap = argparse.ArgumentParser(description="analyzer benchmark on a synthetic pcap")
     ap.add_argument("--bench", type=int, default=1_000_000, help="packets (default 1M)")
     ap.add_argument("--keep", help="write the synthetic pcap here and keep it")
