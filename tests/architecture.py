@@ -44,7 +44,9 @@ ROOTS = ("controller", "topologies", "schedules", "tools")
 LOWER = ("controller", "topologies", "schedules")
 #: the only modules that may import os_ken: the shim (and its request/reply channel) and the launcher
 OS_KEN_ALLOWED = frozenset({"controller.ofshim", "controller.ofchannel", "controller.launcher"})
-#: pure modules (a name, or a package prefix ending in ".") that reach neither os_ken nor mininet
+#: modules (a name, or a package prefix ending in ".") that must reach neither os_ken nor mininet: the
+#: pure logic (core, data plane, schedules, topology model, host plan), the file loaders (pure but
+#: for reading the file) and the kernel probes of topologies.machine
 PURE = ("controller.core.", "controller.dataplane.", "schedules.", "topologies.model", "topologies.hosts",
         "topologies.fileio", "topologies.loaders", "topologies.zoo", "topologies.tsnkit_topo",
         "topologies.generate_fntf40", "topologies.machine")
