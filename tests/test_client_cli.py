@@ -356,6 +356,35 @@ def test_timeout_is_one_line_exit_1():
     assert e.value.code == 1 and str(e.value) == "the controller at http://controller.test:8080 did not answer within 10 s"
 
 
+def test_the_client_is_a_library_that_imports_no_cli():
+    code = ("import sys, tools.client; "
+            "print(sorted(m for m in sys.modules if m in ('argparse', 'tools.cli') or m.startswith('tools.cli.')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_client_errors_are_their_own_with_exit_codes():
+    import httpx
+
+    from tools.cli import CliError
+    from tools.client import ApiClient, ApiError, BadUrl, ClientError, ConnectionFailed
+
+    for cls in (ApiError, BadUrl, ConnectionFailed):
+        assert issubclass(cls, ClientError) and not issubclass(cls, CliError)
+    with pytest.raises(BadUrl) as e:
+        ApiClient("gopher://x")
+    assert e.value.code == 2 and isinstance(e.value, ValueError)
+    assert str(e.value) == "'gopher://x': expected http://HOST:PORT or https://HOST:PORT"
+
+    def refuse(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    with _client_answering(refuse) as api, pytest.raises(ConnectionFailed) as f:
+        api.get("/healthz")
+    assert f.value.code == 1 and str(f.value).startswith("cannot reach the controller at http://controller.test:8080")
+
+
 def test_from_args_reads_options_then_environment(monkeypatch):
     import argparse
 

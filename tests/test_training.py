@@ -145,3 +145,36 @@ def test_hierarchical_volume_and_rounds():
 def test_estimate_rejects_bad_network():
     with pytest.raises(ValueError):
         estimate(job_from_dict(GOOD), 0.01, network="magic")
+
+
+def test_hop_delays_admit_the_plan_into_an_empty_scheduler():
+    from schedules.training_plan import hop_delays
+
+    job = job_from_dict(GOOD, "job.json")
+    flows = plan(job, square())
+    det, be, reservations = hop_delays(job, square())
+    assert [r["id"] for r in reservations] == [fl.request["id"] for fl in flows]
+    assert be == max(fl.propagation_ns for fl in flows) / 1e9
+    assert det == max(r["latency_bound_ns"] for r in reservations) / 1e9 and det > be
+
+
+def test_hop_delays_name_the_flow_an_empty_network_rejects():
+    from schedules.training_plan import NotAdmissible, hop_delays
+
+    job = job_from_dict({**GOOD, "max_latency_ns": 1000}, "job.json")
+    with pytest.raises(NotAdmissible, match=r"job t is not admissible on square: t-0 rejected \(latency:") as e:
+        hop_delays(job, square())
+    assert isinstance(e.value, JobError)
+
+
+def test_cli_estimate_of_a_job_the_network_cannot_carry_is_one_line_exit_1(tmp_path, capsys):
+    import json
+
+    from tools.cli.main import main
+
+    job = tmp_path / "tight.json"
+    job.write_text(json.dumps({**GOOD, "name": "tight", "sites": ["Beijing", "Shanghai"], "max_latency_ns": 1000}))
+    assert main(["training", "estimate", str(job), "--topology", "fntf40"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dnctl: job tight is not admissible on fntf40: tight-0 rejected (latency:")
+    assert len(err.strip().splitlines()) == 1
