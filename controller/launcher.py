@@ -7,10 +7,14 @@ told to exit, switch connections are closed, the store is closed, then the proce
 native-thread hub has no way to stop its listener thread, so the last step is ``os._exit``).
 
 Logging: one line per event, ``TIME LEVEL LOGGER: message``, on stderr.
+
+os-ken (and ``controller.ofshim``, which imports it) is imported in ``Controller.start`` only:
+it is heavy, and only the shim and this launcher may import it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -22,7 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
+from controller.api import create_app
+from controller.config import ConfigError, ControllerConfig, load_config
+from controller.service import ControllerService
+from topologies.hosts import HostPlan
+from topologies.loaders import load_topology
 from topologies.machine import qdisc_works
+from topologies.model import Topology, TopologyError
 
 LOG = logging.getLogger("detnet.launcher")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -61,9 +73,9 @@ class LaunchOptions:
 class Resolved:
     """Options after merging the config file; what the process actually uses."""
 
-    config: Any
-    topology: Any
-    plan: Any
+    config: ControllerConfig
+    topology: Topology
+    plan: HostPlan
     of_host: str
     of_port: int
     api_host: str
@@ -89,11 +101,6 @@ def resolve(opts: LaunchOptions) -> Resolved:
 
     Raises LaunchError (one line) on any bad input.
     """
-    from controller.config import ConfigError, load_config
-    from topologies.hosts import HostPlan
-    from topologies.loaders import load_topology
-    from topologies.model import TopologyError
-
     try:
         cfg = load_config(opts.config)
     except ConfigError as e:
@@ -141,7 +148,6 @@ def resolve(opts: LaunchOptions) -> Resolved:
         raise LaunchError(str(e)) from None
     plan = HostPlan(topology)
     if cfg.hosts:
-        import json
         try:
             data = json.loads(Path(cfg.hosts).read_text())
         except OSError as e:
@@ -200,8 +206,8 @@ class Controller:
 
     def __init__(self, r: Resolved):
         self.r = r
-        self.service: Any = None
-        self.server: Any = None
+        self.service: ControllerService | None = None
+        self.server: uvicorn.Server | None = None
         self.api_thread: threading.Thread | None = None
         self.shim: Any = None
         self._stopped = threading.Event()
@@ -210,8 +216,6 @@ class Controller:
         r = self.r
         _check_port_free(r.of_host, r.of_port, "OpenFlow")
         _check_port_free(r.api_host, r.api_port, "the REST API")
-        from controller.api import create_app
-        from controller.service import ControllerService
         try:
             self.service = ControllerService.from_config(r.config, r.topology, r.plan)
         except Exception as e:  # noqa: BLE001 - store/db problems are one line
@@ -236,7 +240,6 @@ class Controller:
         mgr.instantiate_apps(**contexts)
         self.shim = ofshim.instance()
 
-        import uvicorn
         cfg = r.config
         app = create_app(self.service, rate_limit_per_s=cfg.rate_limit_per_s, rate_limit_burst=cfg.rate_limit_burst,
                          max_body_bytes=cfg.max_body_bytes)

@@ -1,0 +1,40 @@
+"""``create_app``: the FastAPI application serving REST API v1 for a ``ControllerService``.
+
+It holds the service and the rate limiter in ``app.state``, wraps everything in the body limit
+(outermost: it also counts answers by status for ``/metrics``), installs the error handlers and
+includes one router per resource. See docs/rest-api.md for the routes.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the real types
+
+from fastapi import FastAPI
+from starlette.routing import Route
+
+from controller.api.guards import BodyLimitMiddleware, RateLimiter
+from controller.api.handlers import install_handlers
+from controller.api.routers import events, network, paths, reservations, status, tenants
+from controller.service import ControllerService
+
+API_VERSION = "1"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, rate_limit_burst: int = 100,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The FastAPI application serving REST API v1 for ``service``."""
+    # no trailing-slash redirects: they answered 307 with an empty body and a Location built from the
+    # client's Host header, before authentication (e.g. /v1/reservations/ID/ -> /v1/reservations/ID)
+    app = FastAPI(title="detnet controller", version=API_VERSION, redirect_slashes=False,
+                  description="Deterministic wide-area networking: tenants, reservations, schedule.")
+    app.state.service = service
+    app.state.limiter = RateLimiter(rate_limit_per_s, rate_limit_burst)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, on_status=service.metrics.http_answer)
+    install_handlers(app)
+    routers = [module.router for module in (status, network, tenants, reservations, paths, events)]
+    for router in routers:
+        app.include_router(router)
+    # every route, for the ``Allow`` header of a 405: FastAPI's own (openapi.json, docs) and ours
+    # (``app.routes`` lists an included router as one entry, not its routes)
+    app.state.routes = ([route for route in app.routes if isinstance(route, Route)]
+                        + [route for router in routers for route in router.routes])
+    return app

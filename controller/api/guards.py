@@ -1,0 +1,183 @@
+"""What every request passes before a route handler runs: body limit, rate limit, authentication.
+
+- ``BodyLimitMiddleware`` (pure ASGI, outermost): 413 for a body above the limit, on the
+  Content-Length or on the streamed bytes, whichever shows it first; counts every answer by status;
+- ``RateLimiter``: a token bucket per principal (or, before authentication, per client address):
+  429 with ``Retry-After`` when it is empty;
+- ``principal`` / ``admin``: the bearer token (``Authorization`` header only, never logged or
+  echoed) to a ``Principal``, 401 without one; 403 for an admin route with a tenant's token; a
+  query parameter the route does not declare is a 422 naming it (an admin's ``?tennant=3`` would
+  otherwise list every tenant's reservations).
+
+Route handlers take ``Who`` (any principal), ``Admin`` and ``Service`` (the ``ControllerService``
+of the app) as parameters.
+"""
+
+# no `from __future__ import annotations`: FastAPI must see the real types of the aliases below
+
+import json
+import math
+import threading
+import time
+from typing import Annotated, Any, Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from controller.api.errors import ApiError, error_body, unauthorized
+from controller.auth import Principal
+from controller.service import ControllerService
+
+#: Where the principal dependency leaves the caller in the ASGI scope (None: no valid token).
+PRINCIPAL_KEY = "detnet.principal"
+
+
+# ----- rate limiting ----------------------------------------------------------------------------
+class RateLimiter:
+    """Token buckets by key: ``rate`` tokens per second, at most ``burst``; rate 0 disables it."""
+
+    def __init__(self, rate: float, burst: int, *, max_keys: int = 10_000, clock=time.monotonic):
+        self.rate, self.burst, self.max_keys, self.clock = float(rate), max(1, int(burst)), max_keys, clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> float:
+        """0.0 if the request may go on (one token taken), else the seconds until a token is back."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._store(key, tokens - 1.0, now)
+                return 0.0
+            self._store(key, tokens, now)
+            return (1.0 - tokens) / self.rate
+
+    def _store(self, key: str, tokens: float, now: float) -> None:
+        if key not in self._buckets and len(self._buckets) >= self.max_keys:
+            # forget the buckets that have refilled completely (they hold no information)
+            full = [k for k, (t, l) in self._buckets.items() if t + (now - l) * self.rate >= self.burst]
+            for k in full or list(self._buckets)[: self.max_keys // 10 or 1]:
+                del self._buckets[k]
+        self._buckets[key] = (tokens, now)
+
+
+def charge(request: Request, who: Principal | None) -> ApiError | None:
+    """Take one token from the caller's bucket (its principal, else its address); the 429 if empty."""
+    key = who.actor if who is not None else f"addr:{request.client.host if request.client else '-'}"
+    wait = request.app.state.limiter.allow(key)
+    if wait > 0:
+        return ApiError(429, "rate_limited", f"too many requests; retry in {wait:.2f} s",
+                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    return None
+
+
+# ----- body size limit and status counting (pure ASGI, outermost) ------------------------------------
+class BodyLimitMiddleware:
+    """413 for bodies above ``max_bytes`` (declared or streamed); counts every answer by status."""
+
+    def __init__(self, app, max_bytes: int, on_status: Callable[[int], None] | None = None):
+        self.app, self.max_bytes, self.on_status = app, int(max_bytes), on_status
+
+    async def _answer(self, send, status: int, code: str, detail: str) -> None:
+        body = json.dumps(error_body(code, detail)).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+        if self.on_status:
+            self.on_status(status)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = f"request body above {self.max_bytes} bytes"
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    return await self._answer(send, 400, "bad_request", "invalid Content-Length header")
+                if declared > self.max_bytes:
+                    return await self._answer(send, 413, "too_large", too_large)
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":      # client went away
+                return
+            part = message.get("body", b"")
+            total += len(part)
+            if total > self.max_bytes:
+                return await self._answer(send, 413, "too_large", too_large)
+            chunks.append(part)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and self.on_status:
+                self.on_status(int(message["status"]))
+            await send(message)
+
+        await self.app(scope, replay, counting_send)
+
+
+# ----- the dependencies of every /v1 route -------------------------------------------------------------
+bearer = HTTPBearer(auto_error=False, description="admin token or a tenant's token")
+
+
+def service_of(request: Request) -> ControllerService:
+    """The service the app serves."""
+    return request.app.state.service
+
+
+def unknown_query_params(request: Request) -> list[str]:
+    """Query parameters the matched route does not declare (sorted)."""
+    route = request.scope.get("route")
+    if route is None or not request.query_params:
+        return []
+    declared: set[str] = set()
+    todo = [route.dependant]
+    while todo:   # the route's own parameters and those of its dependencies
+        d = todo.pop()
+        declared.update(p.alias for p in d.query_params)
+        todo.extend(d.dependencies)
+    return sorted(set(request.query_params) - declared)
+
+
+def principal(request: Request,
+              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    """The caller: authenticated, charged one rate token, its query parameters all declared."""
+    token = creds.credentials if creds is not None else None
+    who = service_of(request).authenticate(token) if token else None
+    limited = charge(request, who)
+    if limited is not None:
+        raise limited
+    request.scope[PRINCIPAL_KEY] = who
+    if who is None:
+        raise unauthorized("missing bearer token" if token is None else "invalid bearer token")
+    unknown = unknown_query_params(request)
+    if unknown:   # e.g. an admin's ?tennant=3 would otherwise list every tenant's reservations
+        raise ApiError(422, "invalid", f"{unknown[0]}: unknown query parameter", field=unknown[0])
+    return who
+
+
+def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """The caller, who must hold the admin token (403 otherwise)."""
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "this route needs the admin token")
+    return who
+
+
+Who = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(admin)]
+Service = Annotated[ControllerService, Depends(service_of)]

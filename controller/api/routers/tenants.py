@@ -1,0 +1,43 @@
+"""``/v1/tenants``: create, list, read and change tenants (admin token only)."""
+
+# no `from __future__ import annotations`: FastAPI reads the handlers' real types
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from controller.api.bodies import TenantCreate, TenantPatch
+from controller.api.errors import ADMIN, ApiError, responses
+from controller.api.guards import Admin, Service
+
+router = APIRouter(tags=["tenants"])
+
+TenantId = Annotated[int, Path(ge=1, le=4094, description="tenant id")]
+
+
+@router.get("/v1/tenants", responses=responses(*ADMIN), summary="Every tenant with quotas and usage (admin)")
+def list_tenants(who: Admin, service: Service) -> dict[str, Any]:
+    return {"tenants": service.list_tenants(principal=who)}
+
+
+@router.post("/v1/tenants", status_code=201, responses=responses(*ADMIN, 400, 409, 415, 422),
+             summary="Create a tenant; its token is returned once (admin)")
+def create_tenant(body: TenantCreate, who: Admin, service: Service, response: Response) -> dict[str, Any]:
+    tenant, token = service.create_tenant(body.name, body.quota_bps, body.max_reservations, principal=who)
+    response.headers["Location"] = f"/v1/tenants/{tenant.id}"
+    return {"id": tenant.id, "name": tenant.name, "quota_bps": tenant.quota_bps,
+            "max_reservations": tenant.max_reservations, "token": token}
+
+
+@router.get("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 404, 422), summary="One tenant (admin)")
+def get_tenant(tenant_id: TenantId, who: Admin, service: Service) -> dict[str, Any]:
+    return service.get_tenant(tenant_id, principal=who)
+
+
+@router.patch("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 400, 404, 409, 415, 422),
+              summary="Change a tenant's name or quotas (admin)")
+def patch_tenant(tenant_id: TenantId, body: TenantPatch, who: Admin, service: Service) -> dict[str, Any]:
+    fields = body.model_dump(exclude_unset=True)
+    if fields.get("name", "") is None:
+        raise ApiError(422, "invalid", "name: must not be null", field="name")
+    return service.update_tenant(tenant_id, principal=who, **fields)
