@@ -9,7 +9,7 @@ import argparse
 import json
 
 from tools.cli import CliError
-from tools.emulation import ovs
+from tools.cli.cmd_emulate import require_emulation
 from tools.runs.chaos import ChaosConfig, run_chaos, text_summary
 
 
@@ -41,9 +41,7 @@ def _chaos(args: argparse.Namespace) -> int:
         raise CliError("--reservations must be between 1 and 2000")
     if args.traffic < 1:
         raise CliError("--traffic must be at least 1")
-    missing = ovs.probe().missing_for_emulation()
-    if missing:
-        raise CliError("cannot emulate on this machine: " + ", ".join(missing))
+    require_emulation()
     cfg = ChaosConfig(topology=args.topology, reservations=args.reservations, traffic=min(args.traffic, args.reservations),
                       restart=not args.no_restart, out=args.out, verbose=not args.quiet)
     try:

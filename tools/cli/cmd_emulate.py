@@ -87,6 +87,16 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def require_emulation() -> None:
+    """A one-line ``CliError`` (exit 2) naming what this machine lacks for an emulation, if anything.
+
+    The verbs that bring an emulation up (verify isolation/scenario, chaos) call it before starting.
+    """
+    missing = probe().missing_for_emulation()
+    if missing:
+        raise CliError("cannot emulate on this machine: " + ", ".join(missing))
+
+
 def _load(args: argparse.Namespace):
     try:
         topo = load_topology(args.topology)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from tools.cli import CliError
+from tools.cli.cmd_emulate import require_emulation
 from tools.cli.cmd_probe import add_source_args, resolve
 from tools.client import ClientError
-from tools.emulation import ovs
 from tools.emulation.progress import progress
 from tools.probes.analyzer import PcapError, Thresholds, analyze
 from tools.probes.report import text_summary as pcap_summary
@@ -127,12 +127,6 @@ def _register_isolation(vs: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_isolation)
 
 
-def _can_emulate() -> None:
-    missing = ovs.probe().missing_for_emulation()
-    if missing:
-        raise CliError("cannot emulate on this machine: " + ", ".join(missing))
-
-
 def _isolation(args: argparse.Namespace) -> int:
     if args.tenants < 1:
         raise CliError("--tenants must be at least 1")
@@ -145,7 +139,7 @@ def _isolation(args: argparse.Namespace) -> int:
         plan = spread_plan(topo, args.tenants, args.hosts_per_tenant)
     except (TopologyError, ValueError) as e:
         raise CliError(str(e)) from None
-    _can_emulate()
+    require_emulation()
     rep = run_isolation(topo, plan, link_scale=args.link_scale, k=args.foreign or None, repeat=args.repeat,
                         out=Path(args.out) if args.out else None)
     print(json.dumps(rep, indent=1) if args.json else isolation_report(rep))
@@ -188,7 +182,7 @@ def _scenario(args: argparse.Namespace) -> int:
         raise CliError("--tenants and --reservations must be at least 1")
     if args.duration <= 0 or args.period <= 0 or args.bandwidth <= 0:
         raise CliError("--duration, --period and --bandwidth must be positive")
-    _can_emulate()
+    require_emulation()
     try:
         topo = load_topology(args.topology)
     except Exception as e:  # noqa: BLE001 - TopologyError and file errors: one line
