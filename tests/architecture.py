@@ -45,11 +45,11 @@ LOWER = ("controller", "topologies", "schedules")
 #: the only modules that may import os_ken: the shim (and its request/reply channel) and the launcher
 OS_KEN_ALLOWED = frozenset({"controller.ofshim", "controller.ofchannel", "controller.launcher"})
 #: modules (a name, or a package prefix ending in ".") that must reach neither os_ken nor mininet: the
-#: pure logic (core, data plane, schedules, topology model, host plan), the file loaders (pure but
-#: for reading the file) and the kernel probes of topologies.machine
+#: pure logic (core, data plane, schedules, topology model, host plan, the emulated network's names
+#: and shaping), the file loaders (pure but for reading the file) and the kernel probes
 PURE = ("controller.core.", "controller.dataplane.", "schedules.", "topologies.model", "topologies.hosts",
         "topologies.fileio", "topologies.loaders", "topologies.zoo", "topologies.tsnkit_topo",
-        "topologies.generate_fntf40", "topologies.machine")
+        "topologies.generate_fntf40", "topologies.emulated", "topologies.machine")
 #: third-party roots a pure module must not reach
 FORBIDDEN_IN_PURE = ("os_ken", "mininet")
 _IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})

@@ -52,7 +52,7 @@ def test_pure_modules_reach_neither_os_ken_nor_mininet(report):
 
 
 @pytest.mark.parametrize("name", ["controller.core.scheduler", "controller.dataplane.routing", "topologies.model",
-                                  "topologies.hosts", "schedules.gcl"])
+                                  "topologies.hosts", "topologies.emulated", "schedules.gcl"])
 def test_the_pure_set_covers_the_pure_rooms(name):
     assert architecture.is_pure(name)
     assert (REPO / (name.replace(".", "/") + ".py")).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from topologies import fileio, loaders
+from topologies import emulated, fileio, loaders
 from topologies import generate_fntf40 as gen
 from topologies.loaders import TopologyWarning, list_builtin, load_topology, load_warnings
 from topologies.model import Topology, TopologyError, great_circle_km
@@ -410,3 +411,21 @@ def test_any_bytes_load_or_raise_one_line(tmp_path, ext, body):
         assert str(e).startswith(str(path)) and "\n" not in str(e)
     else:
         assert isinstance(topo, Topology) and topo.nodes
+
+
+# ----- the emulated network's names and shaping (topologies/emulated.py, no Mininet) ----------
+
+def test_emulated_names_link_parameters_and_default_plan(fntf40):
+    plan = emulated.default_plan(fntf40, tenants=2, cities=["Beijing", "Shanghai"])
+    assert len(plan.hosts) == 4
+    h = plan.hosts[0]
+    assert emulated.host_intf_name(h) == f"{h.name}-eth0"
+    # over IFNAMSIZ (15) with "-eth0": the host's own namespace name
+    assert emulated.host_intf_name(dataclasses.replace(h, name="t128h123456")) == "eth0"
+    assert emulated.switch_intf_name("s3", 2) == "s3-eth2"
+    assert emulated.link_params(100_000_000_000, 2_500_000) == {"bw": 100.0}
+    assert emulated.link_params(1_200_000_000_000, 2_500_000, delay=True, max_bw_mbps=1000) == {
+        "bw": 1000, "delay": "2500us"}
+    assert emulated.link_params(10, 10, link_scale=None) == {}
+    assert emulated.tc_batch(fntf40, plan, link_scale=None) == ""
+

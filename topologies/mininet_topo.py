@@ -8,13 +8,13 @@ derived from the Topology and the HostPlan (topologies/hosts.py), never discover
 - inter-switch links on exactly the ports ``plan.port(u, v)`` / ``plan.port(v, u)``;
 - hosts with the plan's name, MAC, IP/prefix, on the plan's switch port.
 
-Link parameters (used when the link class is Mininet's ``TCLink``, as with ``mn --link tc``):
-``bw`` is the link capacity times ``link_scale`` (default 1/1000: 100 Gb/s becomes 100 Mb/s,
-1.2 Tb/s becomes 1.2 Gb/s), in Mb/s; ``delay`` is the propagation delay times ``delay_scale``
-(default 1), set only when tc ``netem`` works on this machine (checked, or forced with
-``delay=True/False``). Host access links carry no shaping. tools/emulation/network.py does not use TCLink:
-it builds plain links and applies the same shaping afterwards with one ``tc -batch`` (``tc_batch``
-below), which is several times faster than Mininet's per-interface tc calls.
+Link parameters (used when the link class is Mininet's ``TCLink``, as with ``mn --link tc``) are
+``topologies.emulated.link_params``: scaled capacity as ``bw``, and the propagation delay as
+``delay`` only when tc ``netem`` works on this machine (checked, or forced with
+``delay=True/False``). tools/emulation/network.py does not use TCLink: it builds plain links and
+applies the same shaping afterwards with one ``tc -batch`` (``topologies.emulated.tc_batch``).
+The names, link parameters and the default plan live in ``topologies.emulated``, which does not
+import Mininet: import them from there.
 
 With ``mn`` (see docs/emulation.md)::
 
@@ -31,7 +31,6 @@ Mininet CLI. With a controller instead: ``--controller remote,ip=127.0.0.1,port=
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -66,84 +65,14 @@ from mininet.topo import Topo  # noqa: E402
 from controller.dataplane.ofctl_text import flows_text  # noqa: E402
 from controller.dataplane.specs import FlowSpec  # noqa: E402
 from controller.dataplane.static import static_arp, static_flows  # noqa: E402
-from topologies.hosts import Host, HostPlan  # noqa: E402
+from topologies.emulated import (DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE, MAX_BW_MBPS,  # noqa: E402
+                                 default_plan, host_intf_name, link_params, switch_intf_name)
+# tc_batch is not used here: tools/emulation/network.py takes it from here with BackboneTopo
+from topologies.emulated import tc_batch  # noqa: E402,F401
+from topologies.hosts import HostPlan  # noqa: E402
 from topologies.loaders import load_topology  # noqa: E402
 from topologies.machine import kernel_datapath_available, qdisc_works  # noqa: E402
 from topologies.model import Topology  # noqa: E402
-
-#: default link bandwidth scale: 100 Gb/s in the model is 100 Mb/s in the emulation
-DEFAULT_LINK_SCALE = 1 / 1000
-#: default propagation delay scale: real propagation (only where netem works)
-DEFAULT_DELAY_SCALE = 1.0
-#: no cap on ``bw`` by default (Mininet's own TCLink refuses more than 1000 Mb/s: see _mn_topo)
-MAX_BW_MBPS = float("inf")
-#: Linux interface names are at most 15 characters
-IFNAMSIZ = 15
-
-
-def host_intf_name(host: Host) -> str:
-    """The host's interface name: ``<host>-eth0`` (Mininet's habit), ``eth0`` if that is too long.
-
-    Host interfaces live in the host's own network namespace, so ``eth0`` never collides.
-    """
-    name = f"{host.name}-eth0"
-    return name if len(name) <= IFNAMSIZ else "eth0"
-
-
-def switch_intf_name(switch: str, port: int) -> str:
-    """Name of a switch port's interface in the root namespace (``s3-eth2``)."""
-    return f"{switch}-eth{port}"
-
-
-def link_params(capacity_bps: int, propagation_ns: int, *, link_scale: float | None = DEFAULT_LINK_SCALE,
-                delay_scale: float = DEFAULT_DELAY_SCALE, delay: bool = False,
-                max_bw_mbps: float = MAX_BW_MBPS) -> dict:
-    """Mininet link parameters for one inter-switch link (``bw`` in Mb/s, ``delay`` as a string).
-
-    ``link_scale=None`` (or 0) means no shaping; ``delay=False`` means no netem delay.
-    """
-    params: dict = {}
-    if link_scale:
-        params["bw"] = min(round(capacity_bps * link_scale / 1e6, 3), max_bw_mbps)
-    if delay and propagation_ns > 0:
-        params["delay"] = f"{max(1, round(propagation_ns * delay_scale / 1000))}us"
-    return params
-
-
-def tc_batch(topology: Topology, plan: HostPlan, *, link_scale: float | None = DEFAULT_LINK_SCALE,
-             delay_scale: float = DEFAULT_DELAY_SCALE, delay: bool = False) -> str:
-    """``tc -batch`` input shaping every inter-switch interface (root namespace) like ``link_params``.
-
-    Per directed link u->v, on u's port towards v: HTB at capacity x ``link_scale`` (when given),
-    then netem with the propagation delay x ``delay_scale`` (when ``delay``), its queue limit
-    large enough for twice the bandwidth-delay product. Empty when there is nothing to do.
-    """
-    lines: list[str] = []
-    for (u, v), port in plan.link_ports().items():
-        dev = switch_intf_name(plan.switch_name(u), port)
-        cap, prop = topology.capacity_bps(u, v), topology.propagation_ns(u, v)
-        parent = "root"
-        rate_bps = None
-        if link_scale:
-            rate_bps = max(8_000, int(cap * link_scale))
-            lines.append(f"qdisc replace dev {dev} root handle 5: htb default 1")
-            lines.append(f"class replace dev {dev} parent 5: classid 5:1 htb rate {rate_bps // 1000}kbit "
-                         "burst 15k quantum 60000")
-            parent = "parent 5:1"
-        if delay and prop > 0:
-            us = max(1, round(prop * delay_scale / 1000))
-            bdp_pkts = 2 * (rate_bps or cap) * us / 1e6 / (1500 * 8)
-            lines.append(f"qdisc replace dev {dev} {parent} handle 10: netem delay {us}us "
-                         f"limit {max(1000, math.ceil(bdp_pkts))}")
-    return "".join(l + "\n" for l in lines)
-
-
-def default_plan(topology: Topology, tenants: int = 1, per_city: int = 1,
-                 cities: list[str] | None = None) -> HostPlan:
-    """``per_city`` hosts of each tenant 1..``tenants`` at every city (or the ``cities`` given)."""
-    nodes = cities if cities is not None else topology.nodes
-    return HostPlan.build(topology, [(t, n, per_city) for t in range(1, tenants + 1) for n in nodes])
-
 
 class BackboneTopo(Topo):
     """Mininet Topo of ``topology`` with the hosts of ``plan`` (see the module docstring)."""
