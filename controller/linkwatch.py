@@ -99,6 +99,22 @@ class Verdict:
     up: list[Physical] = field(default_factory=list)
 
 
+def watch_since(links: Iterable[Physical], ready_since: Mapping[int, float], port_down: Mapping[Endpoint, bool],
+                port_since: Mapping[Endpoint, float], probes_since: float) -> dict[Physical, float]:
+    """When each link became watchable: both switches programmed (``ready_since``: dpid -> when)
+    and neither port reported down; the latest of the switches' ``ready_since``, the ports'
+    ``port_since`` (when reported up again) and ``probes_since`` (when probing last resumed on
+    time). Links not watchable are left out: switch and port events own them."""
+    out: dict[Physical, float] = {}
+    for link in links:
+        a, b = link
+        if a[0] not in ready_since or b[0] not in ready_since or port_down.get(a, False) or port_down.get(b, False):
+            continue
+        out[link] = max(ready_since[a[0]], ready_since[b[0]], probes_since, port_since.get(a, 0.0),
+                        port_since.get(b, 0.0))
+    return out
+
+
 def evaluate(links: Iterable[Physical], last_seen: Mapping[Directed, float],
              watch_since: Mapping[Physical, float], now: float, timeout: float,
              down: Set[Physical]) -> Verdict:

@@ -428,14 +428,8 @@ class DetnetShim(app_manager.OSKenApp):
 
     def _check_liveness(self, now: float) -> None:
         """Queue link events for links LLDP silence takes down or a fresh sighting brings back."""
-        watch: dict[linkwatch.Physical, float] = {}
-        for link in self._phys_links:
-            (a, b) = link
-            if (a[0] not in self._ready_since or b[0] not in self._ready_since
-                    or self._port_down.get(a, False) or self._port_down.get(b, False)):
-                continue                                # switch/port events own this link
-            watch[link] = max(self._ready_since[a[0]], self._ready_since[b[0]], self._probes_since,
-                              self._port_since.get(a, 0.0), self._port_since.get(b, 0.0))
+        watch = linkwatch.watch_since(self._phys_links, self._ready_since, self._port_down, self._port_since,
+                                      self._probes_since)
         verdict = linkwatch.evaluate(self._phys_links, dict(self._seen_links), watch, now,
                                      self.lldp_timeout, self._lldp_down)
         t0 = time.perf_counter()

@@ -162,6 +162,15 @@ def test_startup_grace_for_links_never_seen():
     assert s2.tick(108.1).down == [L1]
 
 
+def test_watch_since_needs_both_switches_programmed_and_both_ports_up():
+    links = [L1, L2]                        # L1: dpids 1-2, L2: dpids 2-3
+    ready = {1: 10.0, 2: 20.0}              # dpid 3 not programmed: L2 is not watched
+    assert lw.watch_since(links, ready, {}, {}, 5.0) == {L1: 20.0}
+    assert lw.watch_since(links, ready, {}, {}, 25.0) == {L1: 25.0}          # probing resumed later
+    assert lw.watch_since(links, ready, {A: True}, {}, 5.0) == {}            # a port down
+    assert lw.watch_since(links, ready, {A: False}, {A: 30.0}, 5.0) == {L1: 30.0}   # port up again at 30
+
+
 def test_lldp_down_after_port_down_is_a_no_op_in_the_service(tmp_path):
     """Port status and LLDP both reporting the same link: the second is a no-op."""
     svc, rec = make_service(tmp_path)
