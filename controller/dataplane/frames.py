@@ -26,10 +26,10 @@ import numpy as np
 
 __all__ = ["Layout", "ETHERNET", "VLAN_TAG", "ARP", "IPV4", "UDP", "ICMP_ECHO", "LLDP_TLV",
            "ETH_TYPE_IPV4", "ETH_TYPE_ARP", "ETH_TYPE_VLAN", "ETH_TYPE_QINQ", "ETH_TYPE_VLAN_OLD",
-           "ETH_TYPE_LLDP", "ETH_TYPE_IPV6", "VLAN_TPIDS", "IP_PROTO_ICMP", "IP_PROTO_UDP", "LLDP_MULTICAST", "BROADCAST",
-           "ETH_MIN_FRAME", "mac_bytes", "mac_str", "ip_bytes", "inet_checksum", "ether", "ipv4", "udp",
-           "icmp_echo", "arp", "EthernetHeader", "parse_ether", "lldp_frame", "parse_lldp", "Arp", "parse_arp",
-           "arp_reply"]
+           "ETH_TYPE_LLDP", "ETH_TYPE_IPV6", "VLAN_TPIDS", "IP_PROTO_ICMP", "IP_PROTO_UDP",
+           "LLDP_MULTICAST", "BROADCAST", "ETH_MIN_FRAME", "mac_bytes", "mac_str", "ip_bytes",
+           "inet_checksum", "ether", "ipv4", "udp", "icmp_echo", "arp", "EthernetHeader", "parse_ether",
+           "lldp_frame", "parse_lldp", "Arp", "parse_arp", "arp_reply"]
 
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_ARP = 0x0806
