@@ -69,12 +69,12 @@ class Frame:
         if name == "eth_type":
             return ETH_TYPE_VLAN if len(self.vlans) > 1 else self.eth_type
         if name in ("eth_src", "eth_dst"):
-            return getattr(self, name).lower()
-        if name in ("ipv4_src", "ipv4_dst", "ip_proto", "ip_dscp", "udp_dst", "tcp_dst"):
-            if self.field("eth_type") != ETH_TYPE_IPV4:
-                return None
-            return getattr(self, name)
-        raise KeyError(f"fake switch does not know match field {name}")
+            return (self.eth_src if name == "eth_src" else self.eth_dst).lower()
+        ip = {"ipv4_src": self.ipv4_src, "ipv4_dst": self.ipv4_dst, "ip_proto": self.ip_proto,
+              "ip_dscp": self.ip_dscp, "udp_dst": self.udp_dst, "tcp_dst": self.tcp_dst}
+        if name not in ip:
+            raise KeyError(f"fake switch does not know match field {name}")
+        return ip[name] if self.field("eth_type") == ETH_TYPE_IPV4 else None
 
 
 @dataclass(frozen=True)
