@@ -17,8 +17,8 @@ import argparse
 import sys
 
 from tools.cli import (CliError, cmd_bench, cmd_chaos, cmd_controller, cmd_demo, cmd_emulate, cmd_events,
-                       cmd_paths, cmd_probe, cmd_reservations, cmd_reserve, cmd_schedule, cmd_tenant, cmd_topo,
-                       cmd_training, cmd_tsnkit, cmd_verify)
+                       cmd_paths, cmd_probe, cmd_reservations, cmd_reserve, cmd_schedule, cmd_simulate, cmd_tenant,
+                       cmd_topo, cmd_training, cmd_tsnkit, cmd_verify)
 from tools.client import ClientError
 
 #: verb modules, in the order their verbs appear in --help
@@ -35,6 +35,7 @@ VERB_MODULES = [
     cmd_emulate,
     cmd_probe,
     cmd_verify,
+    cmd_simulate,
     cmd_training,
     cmd_demo,
     cmd_bench,
