@@ -478,6 +478,7 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
     missed = np.zeros(n, dtype=bool)
     blocker = np.full(n, -1, dtype=np.int64)
     by_be = np.zeros(n, dtype=bool)
+    missed_at = np.zeros(n, dtype=np.int64)      # where a held frame would have started
     unstable_links: set[int] = set()
     converged = True
     be_link, be_at, be_d, be = _best_effort(win_by_link, cap, C, cycles, cross_traffic, mtu_bytes, guard_band, seed)
@@ -515,10 +516,11 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
             fit = G.fit(gate_of[live], s, d[live])
             push = fit != s
             new[live] = s
-            by_be[live] = (pa >= nl_) & (s > elig[live])
+            by_be[live] |= (pa >= nl_) & (s > elig[live])
             if not push.any():
                 break
             pi = live[push]
+            missed_at[pi] = np.where(missed[pi], missed_at[pi], s[push])
             missed[pi] = True
             blocker[pi] = np.where(blocker[pi] != -1, blocker[pi], prev[push])
             elig[pi] = fit[push]
@@ -555,14 +557,16 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
     kmin = np.full(len(uk), math.inf)
     np.maximum.at(kmax, inv, lat)
     np.minimum.at(kmin, inv, lat)
-    spread = np.where(np.isfinite(kmax), kmax - kmin, math.inf)
+    spread = np.full(len(uk), math.inf)
+    fin = np.isfinite(kmax)
+    spread[fin] = kmax[fin] - kmin[fin]
     jit = np.zeros(len(flows))
     np.maximum.at(jit, uk // (max(flow_frames, default=1) + 1), spread)
     for fi, f in enumerate(flows):
         ok = bool(np.isfinite(worst[fi]))
         results.append(FlowResult(f.rid, f.path, flow_frames[fi], ok, float(worst[fi]), float(best[fi]),
                                   float(jit[fi]), f.bound_ns, f.jitter_bound_ns))
-    violations += _frame_violations(E, flows, link_names, missed, blocker, never, start, slot_ns, cycle_ns)
+    violations += _frame_violations(E, flows, link_names, missed, missed_at, blocker, by_be, never, slot_ns, cycle_ns)
     if gates == "class":
         inside = own.fit(E["group"], np.where(never, 0, start), d) == start
         violations += _outside(E, flows, link_names, ~inside & ~never, start, slot_ns, cycle_ns)
@@ -638,7 +642,8 @@ def _group_first(keys: np.ndarray, times: np.ndarray):
     return k[firsts], counts, o[firsts]
 
 
-def _frame_violations(E, flows, link_names, missed, blocker, never, start, slot_ns, cycle_ns) -> list[Violation]:
+def _frame_violations(E, flows, link_names, missed, missed_at, blocker, by_be, never, slot_ns,
+                      cycle_ns) -> list[Violation]:
     """``no_window`` where a frame first could not go on, ``missed_window`` where it was held; grouped per flow and link."""
     out: list[Violation] = []
     nl = len(link_names)
@@ -648,7 +653,7 @@ def _frame_violations(E, flows, link_names, missed, blocker, never, start, slot_
         if not len(ix):
             continue
         keys = E["flow"][ix] * nl + E["link"][ix]
-        uk, counts, first = _group_first(keys, np.where(never[ix], 0, start[ix]))
+        uk, counts, first = _group_first(keys, np.where(never[ix], 0, missed_at[ix]))
         for key, cnt, fpos in zip(uk, counts, first):
             f = flows[int(key // nl)]
             li = int(key % nl)
@@ -657,12 +662,14 @@ def _frame_violations(E, flows, link_names, missed, blocker, never, start, slot_
                                      f"{_label(f)}: no window on {link_names[li]} is long enough for its frames "
                                      f"({cnt} frame(s) per cycle never sent)", int(cnt)))
                 continue
-            bl_ = blocker[ix[keys == key]]
+            sel = ix[keys == key]
+            bl_ = blocker[sel]
             others = sorted({flows[int(E["flow"][b])].rid for b in bl_ if b >= 0} - {f.rid})
+            same = (E["flow"] == E["flow"][sel[0]]) & (E["link"] == E["link"][sel[0]])
             why = (f"the port was busy with {', '.join(others)}" if others else
-                   "a best-effort frame held the port" if (bl_ == -2).any() else
+                   "a best-effort frame held the port" if (bl_ == -2).any() or (by_be & same).any() else
                    "its own earlier frames filled the window")
-            t_ns = int(start[ix[fpos]] // PS_PER_NS)
+            t_ns = int(missed_at[ix[fpos]] // PS_PER_NS)
             out.append(Violation("missed_window", link_names[li], t_ns % cycle_ns // slot_ns, t_ns,
                                  (f.rid, *others),
                                  f"{_label(f)}: {cnt} frame(s) per cycle held to a later window on {link_names[li]}: "
