@@ -1,4 +1,5 @@
-"""``dnctl``: the command line (``tools.cli.main``), its verbs (``cmd_*``), units and tables.
+"""``dnctl``: the command line (``tools.cli.main``), its verbs (``cmd_*``), units, tables and the REST
+client's command-line face (``clientargs``: ``--url``/``--token``/``--json``).
 
 This package's own namespace holds only ``CliError``, so a verb or a helper can import it without
 pulling in every verb.
