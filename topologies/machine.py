@@ -8,6 +8,8 @@ all ask the same questions, and topologies/ and controller/ must not import tool
 - ``qdisc_works(args)``: whether ``tc qdisc add dev lo root <args>`` works (netem, htb, taprio,
   ...), tried in a throw-away network namespace (``unshare --net``) on its loopback device, so it
   touches no real interface and leaves nothing behind. Needs root (else False).
+- ``taprio_works()``: whether ``taprio`` (802.1Qbv gates, software mode) can be installed; it
+  needs a multi-queue device, so it is tried on a two-queue veth in a throw-away namespace.
 - ``kernel_datapath_available()``: the ``openvswitch`` kernel module is loaded or loadable.
 - ``load_kernel_datapath()``: load it (``modprobe openvswitch``) if it is not loaded yet.
 
@@ -22,10 +24,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["OVS_MODULE", "kernel_datapath_available", "load_kernel_datapath", "qdisc_works"]
+__all__ = ["OVS_MODULE", "TAPRIO_PROBE", "kernel_datapath_available", "load_kernel_datapath",
+           "qdisc_works", "taprio_works"]
 
 #: present when the openvswitch kernel module is loaded
 OVS_MODULE = Path("/sys/module/openvswitch")
+#: a two-class gate schedule (class 0 open 1 ms, class 1 open 1 ms) on a two-queue veth
+TAPRIO_PROBE = ("ip link add t0 numtxqueues 2 numrxqueues 2 type veth peer name t1 numtxqueues 2 "
+                "numrxqueues 2 && tc qdisc add dev t0 root taprio num_tc 2 map 0 1 0 0 0 0 0 0 0 0 0 0 "
+                "0 0 0 0 queues 1@0 1@1 base-time 0 sched-entry S 01 1000000 sched-entry S 02 1000000 "
+                "clockid CLOCK_TAI")
 
 
 def _returncode(cmd: list[str], timeout: float) -> int | None:
@@ -65,3 +73,14 @@ def qdisc_works(kind_args: str) -> bool:
     code = _returncode(["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", *kind_args.split()],
                        timeout=10)
     return code == 0
+
+
+def taprio_works() -> bool:
+    """Whether ``taprio`` (software mode) installs on a two-queue veth, tried in a throw-away netns.
+
+    taprio refuses single-queue devices (lo, a default veth), so ``qdisc_works`` cannot probe it.
+    Needs root (else False).
+    """
+    if os.geteuid() != 0 or not all(shutil.which(c) for c in ("ip", "tc", "unshare")):
+        return False
+    return _returncode(["unshare", "--net", "sh", "-c", TAPRIO_PROBE], timeout=10) == 0

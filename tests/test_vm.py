@@ -1,0 +1,214 @@
+"""The VM's host side without a VM: recipe key, ``--vm`` modes, and the guest protocol and tear-down
+against a fake qemu (a small Python program that plays the agent of ``tools/vm/recipe/agent`` on
+the control share: ready file, N.sh -> N.out/N.err/N.rc, poweroff)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tools.vm import guest as guest_mod
+from tools.vm import image as image_mod
+from tools.vm.guest import Guest, GuestError, GuestTimeout
+from tools.vm.host import VM_MODES, KernelFeatures, wants_vm
+from tools.vm.image import Image, image_key, recipe_lines
+
+KERNEL = ("linux-image-6.1.0-57-amd64", "6.1.192-3")
+
+
+# ----- the image's recipe ----------------------------------------------------------------------
+
+def test_recipe_lists_name_what_the_emulation_needs():
+    pkgs = recipe_lines("packages.txt")
+    for p in ("openvswitch-switch", "mininet", "iproute2", "python3", "python3-networkx",
+              "python3-numpy", "python3-scapy", "tcpdump", "iperf3", "kmod"):
+        assert p in pkgs
+    assert not any(p.startswith("#") or " " in p for p in pkgs)
+    mods = recipe_lines("modules.txt")
+    assert "net" in mods and "drivers/net/veth.ko" in mods and "drivers/virtio" in mods
+
+
+def test_image_key_follows_the_recipe_and_the_kernel(tmp_path, monkeypatch):
+    original, recipe = image_mod.RECIPE, tmp_path / "recipe"
+    shutil.copytree(original, recipe)
+    monkeypatch.setattr(image_mod, "RECIPE", recipe)
+    key = image_key(KERNEL)
+    assert key == image_key(KERNEL) and len(key) == 16
+    assert image_key((KERNEL[0], "6.1.193-1")) != key                     # a new stock kernel
+    with open(recipe / "packages.txt", "a") as f:
+        f.write("strace\n")                                               # a new package
+    assert image_key(KERNEL) != key
+    (recipe / "packages.txt").write_text((original / "packages.txt").read_text())
+    assert image_key(KERNEL) == key                                       # back to the same recipe
+    (recipe / "agent").write_text((recipe / "agent").read_text() + "# changed\n")
+    assert image_key(KERNEL) != key                                       # the agent is in the key too
+    monkeypatch.setattr(image_mod, "RECIPE_REVISION", image_mod.RECIPE_REVISION + 1)
+    (recipe / "agent").write_text((original / "agent").read_text())
+    assert image_key(KERNEL) != key                                       # and the build steps' revision
+
+
+def test_cached_image_needs_all_three_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETNET_VM_CACHE", str(tmp_path))
+    folder = tmp_path / "abc"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"key": "abc", "kernel_release": "6.1.0-57-amd64"}')
+    for name in ("vmlinuz", "initrd.img"):
+        (folder / name).write_bytes(b"x")
+    assert image_mod.cached_image("abc") is None          # no root.img: an interrupted build
+    (folder / "root.img").write_bytes(b"x")
+    img = image_mod.cached_image("abc")
+    assert img is not None and img.root == folder / "root.img" and img.kernel_release == "6.1.0-57-amd64"
+    assert image_mod.cached_image("other") is None
+
+
+# ----- --vm auto|on|off --------------------------------------------------------------------------
+
+def test_vm_modes():
+    have_all = KernelFeatures(openvswitch=True, netem=True, taprio=True)
+    no_taprio = KernelFeatures(openvswitch=True, netem=True, taprio=False)
+    assert VM_MODES == ("auto", "on", "off")
+    assert not wants_vm("auto", have_all) and wants_vm("auto", no_taprio)
+    assert wants_vm("on", have_all) and not wants_vm("off", no_taprio)
+    assert no_taprio.missing() == ["sch_taprio"]
+    assert KernelFeatures(False, False, True).missing() == ["openvswitch module", "sch_netem"]
+    with pytest.raises(ValueError, match="auto, on, off"):
+        wants_vm("maybe", have_all)
+
+
+# ----- the guest protocol against a fake qemu ----------------------------------------------------
+
+FAKE_QEMU = textwrap.dedent("""\
+    #!{python}
+    # plays qemu + /sbin/detnet-agent: finds the ctl share on the command line, answers commands
+    import os, subprocess, sys, time
+    args = sys.argv[1:]
+    shares = dict((kv.split("mount_tag=")[1].split(",")[0], kv.split("path=")[1].split(",")[0])
+                  for kv in (args[i + 1] for i, a in enumerate(args) if a == "-virtfs"))
+    ctl = shares["ctl"]
+    mode = os.environ.get("FAKE_QEMU_MODE", "ok")
+    print("fake console: booting", file=open(args[args.index("-serial") + 1][5:], "w"), flush=True)
+    if mode == "die":
+        print("qemu-system-x86_64: something broke", flush=True)
+        sys.exit(3)
+    if mode == "hang":
+        time.sleep(600)
+    open(os.path.join(ctl, "ready"), "w").write("1.00 0.50\\n")
+    n = 0
+    while True:
+        sh = os.path.join(ctl, f"{{n}}.sh")
+        if os.path.exists(sh):
+            t = open(os.path.join(ctl, f"{{n}}.timeout")).read().strip()
+            with open(os.path.join(ctl, f"{{n}}.out"), "w") as o, open(os.path.join(ctl, f"{{n}}.err"), "w") as e:
+                rc = subprocess.call(["timeout", "-k", "1", t, "bash", sh], stdout=o, stderr=e,
+                                     env=dict(os.environ, DETNET_OUT=shares["out"]))
+            open(os.path.join(ctl, f"{{n}}.rc.tmp"), "w").write(f"{{rc}}\\n")
+            os.rename(os.path.join(ctl, f"{{n}}.rc.tmp"), os.path.join(ctl, f"{{n}}.rc"))
+            n += 1
+        elif os.path.exists(os.path.join(ctl, "poweroff")):
+            if mode != "stubborn":
+                sys.exit(0)
+            time.sleep(600)
+        else:
+            time.sleep(0.02)
+""")
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """A fake qemu on PATH and an Image of empty files; the temp root is watched for leftovers."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    qemu = bin_dir / "qemu-system-x86_64"
+    qemu.write_text(FAKE_QEMU.format(python=sys.executable))
+    qemu.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    tmp_root = tmp_path / "tmp"
+    tmp_root.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_root))
+    monkeypatch.setattr(guest_mod.tempfile, "tempdir", None)   # re-read TMPDIR
+    folder = tmp_path / "img"
+    folder.mkdir()
+    for name in ("vmlinuz", "initrd.img", "root.img"):
+        (folder / name).write_bytes(b"")
+    img = Image(folder, "k", "6.1.0-57-amd64", {})
+    return img, tmp_root
+
+
+def test_guest_runs_commands_and_tears_down(fake, tmp_path):
+    img, tmp_root = fake
+    keep = tmp_path / "keep"
+    with Guest(img, lock=False, out_dir=keep, boot_timeout=20) as g:
+        assert g.running and g.boot_seconds is not None and g.guest_uptime_at_ready == 1.0
+        r = g.run("echo hello; echo oops >&2; exit 3")
+        assert (r.returncode, r.stdout, r.stderr) == (3, "hello\n", "oops\n")
+        r = g.run('echo report > "$DETNET_OUT/report.json"', check=True)
+        assert r.returncode == 0 and (keep / "report.json").read_text() == "report\n"
+        with pytest.raises(GuestError, match="exit 1 in the guest: false"):
+            g.run("false", check=True)
+        proc = g._proc
+    assert proc.poll() is not None                       # qemu is gone
+    assert list(tmp_root.iterdir()) == []                # the spool and console log are gone
+    assert (keep / "report.json").exists()               # the caller's output folder stays
+
+
+def test_guest_command_timeout_keeps_the_guest(fake):
+    img, tmp_root = fake
+    with Guest(img, lock=False, boot_timeout=20) as g:
+        with pytest.raises(GuestTimeout, match="timed out after 1 s") as e:
+            g.run("echo started; sleep 30", timeout=1)
+        assert e.value.result.stdout == "started\n"
+        assert g.run("echo still here").stdout == "still here\n"
+    assert list(tmp_root.iterdir()) == []
+
+
+def test_guest_torn_down_on_exception_and_interrupt(fake):
+    img, tmp_root = fake
+    for exc in (RuntimeError("boom"), KeyboardInterrupt()):
+        with pytest.raises(type(exc)):
+            with Guest(img, lock=False, boot_timeout=20) as g:
+                proc = g._proc
+                raise exc
+        assert proc.poll() is not None
+        assert list(tmp_root.iterdir()) == []
+
+
+def test_guest_killed_when_it_ignores_poweroff(fake, monkeypatch):
+    img, tmp_root = fake
+    monkeypatch.setenv("FAKE_QEMU_MODE", "stubborn")
+    t0 = time.monotonic()
+    with Guest(img, lock=False, boot_timeout=20) as g:
+        proc = g._proc
+    assert proc.poll() is not None and time.monotonic() - t0 < 30
+    assert list(tmp_root.iterdir()) == []
+
+
+def test_guest_boot_failures_are_one_error_with_the_console(fake, monkeypatch):
+    img, tmp_root = fake
+    monkeypatch.setenv("FAKE_QEMU_MODE", "die")
+    with pytest.raises(GuestError, match=r"qemu exited \(code 3\).*something broke.*fake console: booting"):
+        with Guest(img, lock=False, boot_timeout=20):
+            pass
+    monkeypatch.setenv("FAKE_QEMU_MODE", "hang")
+    with pytest.raises(GuestError, match="not ready within 1 s"):
+        with Guest(img, lock=False, boot_timeout=1):
+            pass
+    assert list(tmp_root.iterdir()) == []
+
+
+def test_qemu_command_line(fake):
+    img, _ = fake
+    g = Guest(img, lock=False)
+    g._tmp = Path("/x")
+    g.out_dir = Path("/o")
+    cmd = " ".join(g.qemu_command())
+    assert "-accel tcg,thread=multi" in cmd and "-cpu max" in cmd and "-no-reboot" in cmd
+    assert f"file={img.root},if=virtio,format=raw,snapshot=on" in cmd          # the image never changes
+    assert f"path={guest_mod.REPO},mount_tag=repo,security_model=none,readonly=on" in cmd
+    assert "path=/o,mount_tag=out" in cmd and "path=/x/ctl,mount_tag=ctl" in cmd
