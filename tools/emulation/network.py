@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from topologies.emulated import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE, host_intf_name, switch_intf_name, tc_batch
 from topologies.hosts import Host, HostPlan
 from topologies.model import Topology
 from tools.emulation import ovs
@@ -216,7 +217,6 @@ class Emulation(Managed):
                  link_scale: float | None = None, delay_scale: float | None = None,
                  static_routes: bool | None = None, lock: bool = True, verbose: bool = True,
                  wait_connected_s: float = 10.0, capabilities: ovs.Capabilities | None = None):
-        from topologies.mininet_topo import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE   # imports Mininet
         if plan.topology is not topology:
             raise ValueError(f"host plan is for topology {plan.topology.name!r}, not {topology.name!r}")
         if datapath not in (None, "kernel", "user"):
@@ -247,7 +247,6 @@ class Emulation(Managed):
 
     def root_interfaces(self) -> list[str]:
         """Interfaces this emulation creates in the root namespace (switch ports; bridge taps)."""
-        from topologies.mininet_topo import switch_intf_name   # imports Mininet
         names = [switch_intf_name(self.plan.switch_name(u), p) for (u, _v), p in self.plan.link_ports().items()]
         names += [switch_intf_name(self.plan.switch_name(h.switch), h.port) for h in self.plan.hosts]
         return names + self.switch_names
@@ -333,7 +332,7 @@ class Emulation(Managed):
         from mininet.net import Mininet
         from mininet.node import OVSSwitch, RemoteController
 
-        from topologies.mininet_topo import BackboneTopo, tc_batch   # imports Mininet
+        from topologies.mininet_topo import BackboneTopo   # imports Mininet
         setLogLevel("warning")
         dp = self.datapath or "user"
         self._log(f"building {self.topology.name}: {len(self.switch_names)} switches, "
@@ -492,7 +491,6 @@ class Emulation(Managed):
 
 def configure_hosts_offload_only(net: Any, plan: HostPlan) -> None:
     """Userspace datapath with a controller: still turn TX checksum offload off on host veths."""
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
     for h in plan.hosts:
         net.get(h.name).cmd(f"ethtool -K {host_intf_name(h)} tx off >/dev/null 2>&1")
 

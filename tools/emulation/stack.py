@@ -35,6 +35,7 @@ from tools.emulation.lifecycle import Managed
 from tools.emulation.network import Emulation, EmulationError, emulation_lock
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import Progress, quiet
+from topologies.emulated import DEFAULT_LINK_SCALE
 
 __all__ = ["NetworkStack", "controlled_emulation", "mem_available_mb"]
 
@@ -46,12 +47,6 @@ def mem_available_mb() -> float:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def default_link_scale() -> float:
-    """The emulation's default link scale (``topologies.mininet_topo``, which imports Mininet)."""
-    from topologies.mininet_topo import DEFAULT_LINK_SCALE
-    return DEFAULT_LINK_SCALE
 
 
 class NetworkStack(Managed):
@@ -69,7 +64,7 @@ class NetworkStack(Managed):
                  connect_timeout: float = 60.0, verbose: bool = True, progress: Progress = quiet,
                  **emulation_kw: Any):
         self.topology, self.plan = topology, plan
-        self.link_scale = default_link_scale() if link_scale is None else link_scale
+        self.link_scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
         self.shape_links, self.emulate = shape_links, emulate
         self.controller_topology = topology if controller_topology is None else controller_topology
         self.hosts_file, self.db, self.log_dir = hosts_file, db, log_dir

@@ -45,6 +45,7 @@ from tools.emulation.stack import NetworkStack
 from tools.probes.analyzer import Thresholds, analyze, read_probes
 from tools.probes.capture import capture_command
 from tools.probes.probe_format import flow_id_of
+from topologies.emulated import host_intf_name, switch_intf_name
 from topologies.hosts import HostPlan
 from topologies.loaders import load_topology
 from topologies.model import Topology
@@ -141,7 +142,6 @@ def _traffic(emu, plan, flows, meta, duration, outdir: Path, tag: str, procs: Ho
              during=None) -> dict[str, Any]:
     """Capture in the destination host, run one talker per flow for ``duration`` s, call
     ``during()`` while they run, then count loss per flow after duplicate elimination."""
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
     net = emu.net
     sched = outdir / f"{tag}-schedule.json"
     sched.write_text(json.dumps({**meta, "reservations": [f["emulated"] for f in flows]}))
@@ -193,7 +193,6 @@ def _traffic(emu, plan, flows, meta, duration, outdir: Path, tag: str, procs: Ho
 
 
 def _set_link(plan, link: tuple[str, str], up: bool) -> None:
-    from topologies.mininet_topo import switch_intf_name   # imports Mininet
     u, v = link
     for a, b in ((u, v), (v, u)) if up else ((u, v),):
         subprocess.run(["ip", "link", "set", switch_intf_name(plan.switch_name(a), plan.port(a, b)),

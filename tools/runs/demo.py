@@ -62,6 +62,7 @@ from tools.probes.report import write_all
 from tools.runs.allowance import L2_WIRE_BYTES, emulated_reservation, emulation_allowance, link_capacities
 from tools.runs.training_run import (DEFAULT_SCALE, TRAINING_TENANT, RunOptions, Stack, execute, make_plan,
                                      model_estimates, model_interference_bps, shape_sites)
+from topologies.emulated import host_intf_name
 from topologies.loaders import load_topology
 
 PROBE_PORT = 47000
@@ -154,7 +155,6 @@ def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, du
 
 def unshape_sites(st: Stack) -> None:
     """Lift the training hosts' egress shaper (``shape_sites`` puts it back)."""
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
     for h in st.run.site_hosts:
         st.sh(h, f"tc qdisc del dev {host_intf_name(h)} root 2>/dev/null")
 
@@ -162,7 +162,6 @@ def unshape_sites(st: Stack) -> None:
 def _probe_one(st: Stack, r: dict[str, Any], sched_file: Path, outdir: Path, duration_s: float,
                sent: dict[str, int], talker_results: dict[str, Any]) -> Path:
     """Capture at the receiver, run the talker at the sender, stop the capture; returns the pcap."""
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
     caps, pcaps = [], []
     for r in [r]:
         dst = st.run.hosts.host_by_ip(r["match"]["ip_dst"])
@@ -222,7 +221,6 @@ def _verdict(report: Any, outdir: Path, talker_results: dict[str, Any], duration
 
 def audit_isolation(st: Stack, outdir: Path, max_ports: int = 24, window_s: float = 4.0) -> dict[str, Any]:
     """Captures on host ports + a cross-tenant ping matrix while the interference runs."""
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
 
     outdir.mkdir(parents=True, exist_ok=True)
     hosts = st.run.hosts.hosts

@@ -40,6 +40,7 @@ from tools.probes import isolation_probe as ip
 from tools.probes.analyzer import count_leaks
 from tools.probes.capture import capture_command
 from tools.runs.scales import SCENARIO_LINK_SCALE
+from topologies.emulated import host_intf_name
 from topologies.hosts import Host, HostPlan
 from topologies.model import Topology
 
@@ -113,7 +114,6 @@ def _net_and_plan(emu: Any, plan: HostPlan | None) -> tuple[Any, HostPlan]:
 
 
 def _start_captures(net: Any, plan: HostPlan, pcap_dir: Path, timeout: float) -> dict[str, tuple[Any, str]]:
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
     caps: dict[str, tuple[Any, str]] = {}
     for h in plan.hosts:
         path = str(pcap_dir / f"{h.name}.pcap")
@@ -185,7 +185,6 @@ def _ping_wave(net: Any, pairs: list[tuple[Host, Host]], count: int, parallel: i
 
 
 def _send_probes(net: Any, plan: HostPlan, targets: dict[int, list[int]], repeat: int) -> dict[str, int]:
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
     ep = {h.name: ip.Endpoint(h.name, h.tenant, h.mac, h.ip, h.prefix_len) for h in plan.hosts}
     sent: dict[str, int] = {k: 0 for k in ip.KINDS}
     for h in plan.hosts:

@@ -63,6 +63,7 @@ from tools.runs.allowance import emulated_reservation
 from tools.runs.isolation import audit, plot_matrix, spread_plan
 from tools.runs.scales import SCENARIO_LINK_SCALE
 from tools.runs.training_run import apply_priority_links
+from topologies.emulated import host_intf_name
 from topologies.hosts import HostPlan
 from topologies.loaders import load_topology
 from topologies.model import Topology
@@ -182,7 +183,6 @@ def compare_phases(off: list[dict[str, Any]], on: list[dict[str, Any]], threshol
 def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], floods: list[dict[str, Any]],
               meta: dict[str, Any], cfg: ScenarioConfig, outdir: Path, procs: HostProcs) -> dict[str, Any]:
     """Captures, talkers and (if ``floods``) interference for one phase; returns the analysis."""
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
 
     say = progress("scenario", cfg.verbose)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,7 @@ from tools.emulation.network import EmulationError, write_plan
 from tools.emulation.progress import Progress, quiet
 from tools.emulation.stack import NetworkStack
 from tools.runs.scales import DEFAULT_SCALE
+from topologies.emulated import host_intf_name, switch_intf_name
 from topologies.hosts import HostPlan
 from topologies.loaders import load_topology
 from topologies.model import TopologyError
@@ -275,7 +276,6 @@ def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
     The u32 filter reads the tag's TCI 4 bytes before the network header: verified here for the
     frames userspace Open vSwitch sends on veths (AF_PACKET, tag inline); this kernel has no
     flower classifier."""
-    from topologies.mininet_topo import switch_intf_name   # imports Mininet
     lines = []
     pcp = (RESERVED_PCP & 7) << 13
     for (u, v), port in plan.link_ports().items():
@@ -295,7 +295,6 @@ def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
 def apply_priority_links(topology: Any, plan: Any, scale: float) -> None:
     """Shape every inter-switch link with ``priority_tc_batch`` (replacing whatever root qdisc the
     emulation put there); RunError when tc refuses."""
-    from topologies.mininet_topo import switch_intf_name   # imports Mininet
     old = "".join(f"qdisc del dev {switch_intf_name(plan.switch_name(u), port)} root\n"
                   for (u, _v), port in plan.link_ports().items())
     subprocess.run(["tc", "-force", "-batch", "-"], input=old, capture_output=True, text=True, timeout=120)
@@ -403,7 +402,6 @@ def create_tenants(st: Stack) -> list[dict[str, Any]]:
 
 def shape_sites(st: Stack) -> None:
     """Every training host shapes its egress to SHAPE_SHARE of the scaled channel (tbf)."""
-    from topologies.mininet_topo import host_intf_name   # imports Mininet
     rate = int(st.run.channel_bps * SHAPE_SHARE)
     for h in st.run.site_hosts:
         out = st.sh(h, f"tc qdisc replace dev {host_intf_name(h)} root tbf rate {rate}bit burst 3028 "
