@@ -4,7 +4,7 @@ DNCTL  := $(VENV)/bin/dnctl
 PYTEST := $(VENV)/bin/python -m pytest
 OUT    ?= out/demo
 
-.PHONY: setup demo test test-unit test-emulation bench check-imports clean
+.PHONY: setup demo test test-unit test-emulation test-vm vm-image bench check-imports clean
 
 setup:
 	@bash tools/setup.sh
@@ -20,6 +20,14 @@ test-unit: setup
 
 test-emulation: setup
 	$(PYTEST) -q -ra -m emulation
+
+# the tests that run in a VM with Debian's stock kernel (part of `make test` too)
+test-vm: setup
+	$(PYTEST) -q -ra -m vm
+
+# build (or find cached) the VM image even when this kernel has netem, taprio and openvswitch
+vm-image: setup
+	$(VENV)/bin/python -m tools.vm build
 
 bench: setup
 	$(DNCTL) bench admission --topology fntf40 --reservations 4096 --tenants 128

@@ -3,15 +3,19 @@
 # 1. As root on Debian/Ubuntu: apt-install the system packages that are missing.
 # 2. Make .venv with the system Python and --system-site-packages (Mininet's module lives there).
 # 3. Install the project in editable mode with its test extras, only when setup.cfg changed.
+# 4. When this kernel lacks the openvswitch module, netem or taprio (the emulation then runs in a VM
+#    with Debian's stock kernel, docs/vm.md): install qemu and the image tools, build the VM image.
+#    It is cached in .cache/vm and rebuilt only when tools/vm/recipe changes (a second run: ~1 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 ethtool python3-venv"
-missing=""
-for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
+# apt-install those of the packages "$@" that are missing (as root), else say which are missing
+install_missing() {
+    local missing="" p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing system packages:$missing"
         export DEBIAN_FRONTEND=noninteractive
@@ -20,7 +24,9 @@ if [ -n "$missing" ]; then
     else
         echo "setup: missing system packages:$missing (install them as root; emulation tests will skip)" >&2
     fi
-fi
+}
+
+install_missing mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 ethtool python3-venv
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -38,5 +44,13 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
         exit 1
     fi
     touch "$stamp"
+fi
+if .venv/bin/python -m tools.vm need >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        install_missing qemu-system-x86 mmdebstrap busybox-static cpio e2fsprogs kmod
+        .venv/bin/python -m tools.vm build
+    else
+        echo "setup: this kernel lacks netem, taprio or the openvswitch module and building the VM image needs root; VM tests will skip" >&2
+    fi
 fi
 echo "setup: ready (.venv/bin/dnctl)"
