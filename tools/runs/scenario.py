@@ -22,9 +22,10 @@ controller scales its meters by the same factor, so the talkers send ``link_scal
 bytes per period at the reserved tx offsets, and the analyzer checks the received rate against
 the scaled reserved rate. **Tolerances** (stated in the report): links carry no propagation delay
 here (no netem), so the latency checks compare measured latency + modeled propagation against
-the bound plus an emulation allowance: per hop the serialisation of the flow's datagrams at
-the scaled link rate (which a real link does ``1/link_scale`` times faster) and ``hop_budget_ns``
-of software switching, plus ``host_budget_ns`` (default 20 ms) for the talker's send path, the
+the bound plus the emulation allowance (``tools.runs.allowance``, the demo's model too): per hop
+the serialisation of the flow's datagrams and of one best-effort frame already on the wire (the
+priority class is not pre-emptive) at the scaled link rate (which a real link does
+``1/link_scale`` times faster) and ``hop_budget_ns`` of software switching, plus ``host_budget_ns`` (default 20 ms) for the talker's send path, the
 capture's timestamping and the scheduling stalls of this shared 2-core VM (1-50 ms stalls
 measured, docs/verification.md); jitter gets the same allowance. That still fails a flow that
 queues behind tens of milliseconds of best effort, which is what the check is for. The talker
@@ -404,7 +405,8 @@ def tolerances(cfg: ScenarioConfig, scale: float) -> dict[str, Any]:
         "rate": f"talkers send link_scale x the reserved bytes per period; every {cfg.rate_window_ns / 1e9:g} s window must carry "
                 f">= {cfg.rate_fraction:g} x link_scale x bandwidth_bps",
         "latency": "links add no propagation here: measured max + modeled propagation must be <= latency_bound_ns "
-                   "+ allowance, allowance = serialisation of the flow's datagrams at the scaled link rates + "
+                   "+ allowance, allowance = serialisation of the flow's datagrams and of one best-effort frame "
+                   "(each + 22 B of Ethernet/VLAN/FCS) at the scaled link rates + "
                    f"{cfg.hop_budget_ns} ns per hop (software switch) + {cfg.host_budget_ns} ns (talker send "
                    "path and capture timestamping); per flow in reservations[].allowance_ns",
         "jitter": "max - min measured latency <= jitter_bound_ns + the same allowance",
