@@ -376,7 +376,7 @@ def _serve(link: np.ndarray, elig: np.ndarray, d: np.ndarray, cycle: int, n_link
 
 def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: int = 1, gates: str = "stream",
              processing_ns: int = DEFAULT_PROCESSING_NS, mtu_bytes: int = MTU_BYTES, guard_band: bool = True,
-             seed: int = 1, max_rounds: int = 32, progress: Callable[[str], None] | None = None) -> SimulationResult:
+             seed: int = 1, max_rounds: int = 16, progress: Callable[[str], None] | None = None) -> SimulationResult:
     """Simulate a Schedule JSON document (see the module docstring); raises SimulationInputError on bad input.
 
     ``processing_ns`` applies to links that carry no ``processing_ns`` of their own (the Schedule
@@ -481,6 +481,7 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
     missed_at = np.zeros(n, dtype=np.int64)      # where a held frame would have started
     unstable_links: set[int] = set()
     converged = True
+    last_held, same_held = -1, 0
     be_link, be_at, be_d, be = _best_effort(win_by_link, cap, C, cycles, cross_traffic, mtu_bytes, guard_band, seed)
     rounds = 0
     for rounds in range(1, max_rounds + 1):
@@ -498,9 +499,11 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
         new = elig.copy()
         live = np.flatnonzero(elig < _NEVER)
         be_keep = np.ones(len(be_link), dtype=bool)
+        todo = np.ones(n_links, dtype=bool)      # ports to serve (again): all, then those where a frame was held
         for _ in range(max_rounds):
+            live = live[todo[E["link"][live]]]
             nl_ = len(live)
-            bk = np.flatnonzero(be_keep)
+            bk = np.flatnonzero(be_keep & todo[be_link])
             s_all, prev_all, bad = _serve(np.concatenate([E["link"][live], be_link[bk]]),
                                           np.concatenate([elig[live], be_at[bk]]),
                                           np.concatenate([d[live], be_d[bk]]), C, n_links)
@@ -508,6 +511,9 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
             late_be = s_all[nl_:] > be_at[bk]
             if late_be.any():               # the gate would not let a best-effort frame start that late
                 be_keep[bk[late_be]] = False
+                todo[:] = False
+                todo[be_link[bk[late_be]]] = True
+                live = np.flatnonzero(elig < _NEVER)
                 continue
             s = s_all[:nl_]
             # who was on the wire before each reserved frame: an entry index, or -2 for best effort
@@ -525,11 +531,21 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
             blocker[pi] = np.where(blocker[pi] != -1, blocker[pi], prev[push])
             elig[pi] = fit[push]
             new[pi] = fit[push]
+            todo[:] = False
+            todo[E["link"][pi]] = True
             live = np.flatnonzero(elig < _NEVER)
         done = np.array_equal(new, start)
         start = new
-        say(f"simulate: round {rounds}: {int(missed.sum())} frames held so far")
+        held = int(missed.sum())
+        say(f"simulate: round {rounds}: {held} frames held so far")
         if done:
+            break
+        # the same frames held over and over while nothing new is held, for longer than a change needs
+        # to run down the longest path: a queue that grows every cycle, not a fixed point to wait for
+        same_held = same_held + 1 if held == last_held and held else 0
+        last_held = held
+        if same_held > len(levels) + 1:
+            converged = False
             break
     else:
         converged = False
@@ -648,32 +664,35 @@ def _frame_violations(E, flows, link_names, missed, missed_at, blocker, by_be, n
     out: list[Violation] = []
     nl = len(link_names)
     first_lost = never & ((E["hop"] == 0) | ~np.r_[False, never[:-1]])
+    be_keys = set((E["flow"][by_be] * nl + E["link"][by_be]).tolist())
     for kind, mask in (("no_window", first_lost), ("missed_window", missed & ~never)):
         ix = np.flatnonzero(mask)
         if not len(ix):
             continue
         keys = E["flow"][ix] * nl + E["link"][ix]
-        uk, counts, first = _group_first(keys, np.where(never[ix], 0, missed_at[ix]))
-        for key, cnt, fpos in zip(uk, counts, first):
+        order = np.argsort(keys, kind="stable")
+        ix, keys = ix[order], keys[order]
+        cuts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        for sel in np.split(ix, cuts[1:]):
+            key = int(E["flow"][sel[0]] * nl + E["link"][sel[0]])
             f = flows[int(key // nl)]
             li = int(key % nl)
+            cnt = len(sel)
             if kind == "no_window":
                 out.append(Violation("no_window", link_names[li], None, None, (f.rid,),
                                      f"{_label(f)}: no window on {link_names[li]} is long enough for its frames "
-                                     f"({cnt} frame(s) per cycle never sent)", int(cnt)))
+                                     f"({cnt} frame(s) per cycle never sent)", cnt))
                 continue
-            sel = ix[keys == key]
             bl_ = blocker[sel]
-            others = sorted({flows[int(E["flow"][b])].rid for b in bl_ if b >= 0} - {f.rid})
-            same = (E["flow"] == E["flow"][sel[0]]) & (E["link"] == E["link"][sel[0]])
+            others = sorted({flows[int(E["flow"][b])].rid for b in np.unique(bl_[bl_ >= 0])} - {f.rid})
             why = (f"the port was busy with {', '.join(others)}" if others else
-                   "a best-effort frame held the port" if (bl_ == -2).any() or (by_be & same).any() else
+                   "a best-effort frame held the port" if (bl_ == -2).any() or key in be_keys else
                    "its own earlier frames filled the window")
-            t_ns = int(missed_at[ix[fpos]] // PS_PER_NS)
+            t_ns = int(missed_at[sel].min() // PS_PER_NS)
             out.append(Violation("missed_window", link_names[li], t_ns % cycle_ns // slot_ns, t_ns,
                                  (f.rid, *others),
                                  f"{_label(f)}: {cnt} frame(s) per cycle held to a later window on {link_names[li]}: "
-                                 f"{why}", int(cnt)))
+                                 f"{why}", cnt))
     return out
 
 
