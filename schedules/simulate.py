@@ -64,7 +64,7 @@ class SimulationInputError(ValueError):
 
 @dataclass(frozen=True)
 class Violation:
-    """One problem found, grouped per (kind, link, reservations): ``count`` frames or slots, the first at ``time_ns``."""
+    """One problem, grouped per (kind, link, reservations): ``count`` frames or slots, the first at ``time_ns``."""
 
     kind: str
     link: str | None
@@ -333,7 +333,7 @@ def _seg_cummax(values: np.ndarray, seg: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate((values - lo) + seg * big) - seg * big + lo
 
 
-def _serve(link: np.ndarray, elig: np.ndarray, d: np.ndarray, cycle: int, n_links: int):
+def _serve(link: np.ndarray, elig: np.ndarray, d: np.ndarray, cycle: int):
     """Non-preemptive FIFO service of every port on a circular timeline of one cycle.
 
     Returns (start, previous entry on the port for each entry or -1, unstable links). Frames are
@@ -422,7 +422,8 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
     # entries: one per (flow, occurrence, MTU frame, hop), flow-major, hop fastest
     t0 = time.perf_counter()
     group_windows: list[list[tuple[int, int]]] = []
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("flow", "hop", "occ", "k", "link", "group", "d", "rel", "last")}
+    names = ("flow", "hop", "occ", "k", "link", "group", "d", "rel", "last")
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in names}
     flow_frames: list[int] = []
     for fi, f in enumerate(flows):
         m = -(-f.frame_bytes // mtu_bytes)
@@ -506,7 +507,7 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
             bk = np.flatnonzero(be_keep & todo[be_link])
             s_all, prev_all, bad = _serve(np.concatenate([E["link"][live], be_link[bk]]),
                                           np.concatenate([elig[live], be_at[bk]]),
-                                          np.concatenate([d[live], be_d[bk]]), C, n_links)
+                                          np.concatenate([d[live], be_d[bk]]), C)
             unstable_links.update(int(x) for x in bad)
             late_be = s_all[nl_:] > be_at[bk]
             if late_be.any():               # the gate would not let a best-effort frame start that late
@@ -560,8 +561,6 @@ def simulate(schedule: dict[str, Any], *, cross_traffic: float = 0.0, cycles: in
     lat[deliver >= _NEVER] = math.inf
     fl = E["flow"][last]
     results: list[FlowResult] = []
-    bounds = np.array([f.bound_ns for f in flows], dtype=np.float64)
-    jb = np.array([f.jitter_bound_ns for f in flows], dtype=np.float64)
     worst = np.full(len(flows), -math.inf)
     best = np.full(len(flows), math.inf)
     np.maximum.at(worst, fl, lat)
@@ -660,7 +659,7 @@ def _group_first(keys: np.ndarray, times: np.ndarray):
 
 def _frame_violations(E, flows, link_names, missed, missed_at, blocker, by_be, never, slot_ns,
                       cycle_ns) -> list[Violation]:
-    """``no_window`` where a frame first could not go on, ``missed_window`` where it was held; grouped per flow and link."""
+    """``no_window`` where a frame first could not go on, ``missed_window`` where it was held; per flow and link."""
     out: list[Violation] = []
     nl = len(link_names)
     first_lost = never & ((E["hop"] == 0) | ~np.r_[False, never[:-1]])

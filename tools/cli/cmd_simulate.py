@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "class: one reserved queue (traffic class 7) open in every reserved window")
     p.add_argument("--processing-ns", type=int, default=DEFAULT_PROCESSING_NS,
                    help=f"per-hop processing delay for links that do not state one (default {DEFAULT_PROCESSING_NS})")
-    p.add_argument("--mtu", type=int, default=MTU_BYTES, help=f"frame size in bytes of the trains (default {MTU_BYTES})")
+    p.add_argument("--mtu", type=int, default=MTU_BYTES,
+                   help=f"frame size in bytes of the trains (default {MTU_BYTES})")
     p.add_argument("--no-guard-band", action="store_true",
                    help="let best effort start until a reserved window opens (shows what the guard band prevents)")
     p.add_argument("--seed", type=int, default=1, help="seed of the best-effort draw (default 1)")
@@ -130,8 +131,9 @@ def render(r: SimulationResult) -> str:
              f"worst latency / bound: {r.worst_latency_ratio:.4f}"]
     be = r.best_effort
     if r.cross_traffic > 0:
-        lines.append(f"best effort at {r.cross_traffic:g} of the room left ({'with' if be['guard_band'] else 'without'} "
-                     f"guard band): carries {100 * be['carried_share']:.1f}% of the links' time, "
+        guard = "with" if be["guard_band"] else "without"
+        lines.append(f"best effort at {r.cross_traffic:g} of the room left ({guard} guard band): carries "
+                     f"{100 * be['carried_share']:.1f}% of the links' time, "
                      f"{be['frames_at_gates']} frames at reserved gates over {r.cycles} cycle(s); reserved frames "
                      f"delayed by best effort: {be['reserved_frames_delayed']}")
     worst = sorted(r.flows, key=lambda f: -f.latency_ratio)[:5]
