@@ -16,17 +16,21 @@ Pure (numpy; no os_ken, Mininet or tools): ``simulate(schedule_dict)`` returns a
   export does). ``gates="class"``: all reserved frames share one FIFO of traffic class 7, open in
   every reserved window (a plain ``taprio`` with one reserved class); frames sent outside their own
   window are then reported.
-- **Best effort** (``cross_traffic=F``): Poisson arrivals of MTU frames at ``F`` times the capacity
-  that reserved windows leave, FIFO per port, sent only while the best-effort gates are open and only
-  if they end before the next reserved window (guard band of one best-effort frame). With the guard
-  band best effort cannot touch a reserved frame; the simulator checks it on every port anyway.
+- **Best effort** (``cross_traffic=F``): MTU frames that may start only while the best-effort gates
+  are open and only if they end before the next reserved window (guard band of one best-effort
+  frame; ``guard_band=False`` lets them start until the window opens). A best-effort frame can only
+  reach a reserved frame by being on the wire when a reserved window opens, so that is where it is
+  simulated: at the end of every best-effort gap the port is busy with best effort with probability
+  F (its utilisation; over ``cycles`` cycles, at least once with probability 1 - (1 - F)^cycles), and
+  that frame goes on the port timeline as late as the gate lets it start. Throughput is a fluid
+  count (``_best_effort``): at 1.2 Tb/s a port sends 800,000 MTU frames per 8 ms.
 
 The reserved traffic repeats exactly every cycle, so it is computed in its **steady state** on a
 circular timeline of one cycle per port: frames released in earlier cycles that are still in flight
 fold onto the same port timeline, as after an infinitely long warm-up. Per port, frames are served in
 order of eligibility (vectorised: a cumulative maximum gives every start of a busy period at once);
 a frame that cannot end inside its window is held to its next window and the port is re-served,
-and the hops are iterated until no start moves. Best effort runs ``cycles`` cycles after one warm-up cycle.
+and the hops are iterated until no start moves.
 
 Violations, each with what a person needs to act (kind, link, slot, time, reservations):
 ``overlap`` (two reservations hold one slot of a link), ``missed_window`` (a frame could not be sent
