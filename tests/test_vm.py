@@ -212,3 +212,16 @@ def test_qemu_command_line(fake):
     assert f"file={img.root},if=virtio,format=raw,snapshot=on" in cmd          # the image never changes
     assert f"path={guest_mod.REPO},mount_tag=repo,security_model=none,readonly=on" in cmd
     assert "path=/o,mount_tag=out" in cmd and "path=/x/ctl,mount_tag=ctl" in cmd
+
+
+def test_orphaned_temp_folders_are_removed(fake, tmp_path):
+    img, tmp_root = fake
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan, alive, foreign = tmp_root / "detnet-vm-orphan", tmp_root / "detnet-vm-alive", tmp_root / "other"
+    for folder, pid in ((orphan, dead.pid), (alive, os.getpid()), (foreign, dead.pid)):
+        folder.mkdir()
+        (folder / "pid").write_text(f"{pid}\n")
+    with Guest(img, lock=False, boot_timeout=20):
+        pass
+    assert not orphan.exists() and alive.exists() and foreign.exists()

@@ -6,13 +6,14 @@
 - ``run [--timeout S] [--out DIR] COMMAND``: boot, run COMMAND (bash) in the guest, print its
   output, exit with its exit code; ``--out`` keeps what the command wrote to ``$DETNET_OUT``.
 
-Errors are one line on stderr and exit 1.
+Errors are one line on stderr and exit 1. SIGTERM and Ctrl-C tear a running guest down.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # `kill` tears the guest down too
     try:
         if args.action == "need":
             missing = host_kernel().missing()

@@ -21,6 +21,7 @@ agent to power off, then terminate and kill qemu; qemu also gets ``PR_SET_PDEATH
 with the Python process that started it even if that one is killed. The temporary folder (spool,
 console log, and the output folder unless the caller gave one) is removed. While a guest runs it
 holds the machine-wide emulation lock, so VM runs never overlap emulation tests on a small machine.
+Only a SIGKILL of the Python process leaves its temp folder behind; the next guest removes it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ __all__ = ["Guest", "GuestError", "GuestResult", "GuestTimeout", "QEMU"]
 QEMU = "qemu-system-x86_64"
 #: the host waits this long past a command's own timeout before declaring the guest hung
 GRACE_S = 30.0
+#: prefix of a guest's temporary folder (spool, console log, default output folder)
+TMP_PREFIX = "detnet-vm-"
 _PR_SET_PDEATHSIG = 1
 
 log = progress("vm")
@@ -133,7 +136,9 @@ class Guest(Managed):
         self._stack = contextlib.ExitStack()
         if self._lock:
             self._stack.enter_context(emulation_lock())
-        self._tmp = Path(tempfile.mkdtemp(prefix="detnet-vm-"))
+        _remove_orphans()
+        self._tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX))
+        (self._tmp / "pid").write_text(f"{os.getpid()}\n")
         self.ctl.mkdir()
         if self._given_out:
             self._given_out.mkdir(parents=True, exist_ok=True)
@@ -238,6 +243,18 @@ class Guest(Managed):
             tail = [line.rstrip() for line in _read(self._tmp / name).splitlines() if line.strip()][-lines:]
             out += f"; {what}: " + " | ".join(tail) if tail else ""
         return out
+
+
+def _remove_orphans() -> None:
+    """Remove temp folders of guests whose Python process is gone (it was SIGKILLed: its qemu died
+    with it through PR_SET_PDEATHSIG, but nothing could remove the folder)."""
+    for folder in Path(tempfile.gettempdir()).glob(TMP_PREFIX + "*"):
+        try:
+            pid = int((folder / "pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _read(path: Path) -> str:
