@@ -11,8 +11,9 @@ import pytest
 from scapy.all import ARP, Dot1Q, Ether, IP, Raw, UDP, rdpcap, wrpcap
 from scapy.utils import PcapNgWriter
 
-from tools.probes.analyzer import (Thresholds, analyze, count_leaks, modeled_propagation_ns, read_frames,
-                                   read_probes, rfc3550_jitter, write_synthetic_pcap)
+from tools.probes.analyzer import (Thresholds, analyze, count_leaks, modeled_propagation_ns, noise_floor,
+                                   promised_window_bps, read_frames, read_probes, rfc3550_jitter,
+                                   write_synthetic_pcap)
 from tools.cli.main import main
 from tools.probes.probe_format import Probe, flow_id_of, pack, send_plan, unpack
 
@@ -152,6 +153,60 @@ def test_latency_above_bound_fails_with_the_number(tmp_path):
     c = checks(f)["latency_measured"]
     assert not c["pass"] and c["value"] == 2_500_000 and c["limit"] == 2_000_000
     assert not checks(f)["jitter"]["pass"]
+
+
+def test_latency_and_jitter_allow_the_bound_plus_the_measured_noise_floor_only(tmp_path):
+    rows = clean_rows()
+    rows[33][2] = rows[33][1] + 2_015_000          # 15 us above the 2 ms bound
+    _, f = run(tmp_path, rows, thresholds=Thresholds(noise_floor_ns=10_000))
+    c = checks(f)
+    lat, jit = c["latency_measured"], c["jitter"]
+    assert (lat["bound_ns"], lat["noise_floor_ns"], lat["limit"], lat["status"]) == (2_000_000, 10_000, 2_010_000, "fail")
+    assert not f["pass"] and not lat["pass"]
+    _, f = run(tmp_path, rows, thresholds=Thresholds(noise_floor_ns=16_000))
+    c = checks(f)
+    assert c["latency_measured"]["status"] == "pass" and c["latency_measured"]["limit"] == 2_016_000
+    # the jitter bound is 20 us, and 2 ms of jitter fails against it + 16 us of noise
+    assert c["jitter"]["status"] == "fail" and c["jitter"]["limit"] == 36_000
+
+
+def test_a_noise_floor_above_the_bound_is_not_checkable_never_a_pass(tmp_path):
+    rows = clean_rows()
+    _, f = run(tmp_path, rows, thresholds=Thresholds(noise_floor_ns=25_000))   # > the 20 us jitter bound
+    c = checks(f)
+    assert c["jitter"]["status"] == "not_checkable" and c["jitter"]["pass"] is False
+    assert "NOT CHECKABLE" in c["jitter"]["detail"]
+    assert c["tx_slot"]["status"] == "not_checkable"           # the slot window is 20 us too
+    assert c["latency_measured"]["status"] == "pass"           # 2 ms bound: checkable
+    assert set(f["not_checkable"]) == {"jitter", "tx_slot"}
+    # the flow passes on its checkable checks and says plainly what it could not check
+    assert f["pass"] and "not checkable: jitter, tx_slot" in f["verdict"]
+    # a failing checkable check still fails the flow
+    rows[3][2] = rows[3][1] + 3_000_000
+    _, f = run(tmp_path, rows, thresholds=Thresholds(noise_floor_ns=25_000))
+    assert not f["pass"] and checks(f)["latency_measured"]["status"] == "fail"
+
+
+def test_noise_floor_is_p99_minus_min_of_the_reference_flow(tmp_path):
+    rows = clean_rows(n=200)
+    ref = {**RES, "id": "ref-1"}
+    ref_rows = [[r[0], r[1], r[3] + 5_000 + (r[0] % 10) * 1_000, r[3], r[4], r[5]] for r in rows]
+    p = str(tmp_path / "cap.pcap")
+    wrpcap(p, [frame(r) for r in rows] + [frame(r, rid="ref-1") for r in ref_rows], nano=True)
+    probes = read_probes([p])
+    nf = noise_floor(probes, [flow_id_of("ref-1")])
+    d = np.array([r[2] - r[3] for r in ref_rows])
+    assert nf["noise_floor_ns"] == round(np.percentile(d, 99) - d.min()) and nf["packets"] == 200
+    assert noise_floor(probes, [12345])["noise_floor_ns"] is None
+    rep = analyze([p], [RES, ref], META)
+    assert {f["id"] for f in rep.flows} == {"r1", "ref-1"}
+
+
+def test_rate_need_is_what_the_schedule_promises_in_the_window():
+    # 1 ms periods, 100 ms windows: a spread of 10.5 ms leaves 89 whole periods
+    assert promised_window_bps(8_000_000, 1_000_000, 100_000_000, 10_500_000) == 8_000_000 * 89 / 100
+    assert promised_window_bps(8_000_000, 1_000_000, 100_000_000, 0) == 8_000_000
+    assert promised_window_bps(8_000_000, 1_000_000, 100_000_000, 200_000_000) == 0
 
 
 def test_slot_window_violations_are_found(tmp_path):

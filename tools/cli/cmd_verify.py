@@ -57,8 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--eliminate", action="store_true",
                    help="duplicate elimination for every flow (protected reservations get it anyway): duplicates "
                         "are expected and loss counts distinct sequence numbers")
-    q.add_argument("--rate-fraction", type=float, default=0.9,
-                   help="rate check: fraction of the reserved rate every window must carry (default 0.9)")
+    q.add_argument("--rate-fraction", type=float, default=1.0,
+                   help="rate check: fraction of what the schedule promises in a window (the periods whose "
+                        "arrival spread fits in it) every window must carry (default 1)")
+    q.add_argument("--noise-floor", type=int, default=None, metavar="NS",
+                   help="the platform's timestamp noise floor measured in the same run: latency, jitter, slot "
+                        "and arrival checks allow their bound + it, and are not_checkable when it exceeds the "
+                        "bound (default: not measured, an ideal platform)")
     q.add_argument("--all", action="store_true",
                    help="require every reservation of --schedule to be present (missing ones fail)")
     q.set_defaults(func=_pcap)
@@ -85,8 +90,11 @@ def _pcap(args: argparse.Namespace) -> int:
         except (OSError, ValueError, KeyError, TypeError):
             raise CliError(f"{t}: not a talker result (from `dnctl probe send --out`)") from None
     require = [str(r["id"]) for r in reservations] if (args.reservation or args.all) else None
+    if args.noise_floor is not None and args.noise_floor < 0:
+        raise CliError("--noise-floor must be non-negative")
     th = Thresholds(rate_fraction=args.rate_fraction, tx_tolerance_ns=args.tx_tolerance,
-                    propagation=args.propagation, eliminate=getattr(args, "eliminate", False))
+                    propagation=args.propagation, eliminate=getattr(args, "eliminate", False),
+                    noise_floor_ns=args.noise_floor)
     try:
         report = analyze(args.pcaps, reservations, meta, sent_counts=sent, thresholds=th, require=require)
     except PcapError as e:

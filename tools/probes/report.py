@@ -2,7 +2,7 @@
 
 - ``to_json(report)``: ``Report.to_dict()`` as text (per flow: counts, ``latency_ns`` with bound
   and the measured/modeled split, ``rate``, ``slots``, ``checks[]``, ``pass``).
-- ``text_summary(report)``: one PASS/FAIL line per check with its numbers.
+- ``text_summary(report)``: one PASS/FAIL/N/C (not checkable) line per check with its numbers.
 - ``plot(report, outdir)``: per flow, the latency CDF against the bound, arrivals (and sends) by
   offset within the cycle with the slot windows shaded, and the received rate over time against
   the reserved rate (matplotlib, Agg backend; no display needed).
@@ -49,6 +49,12 @@ def fmt_ns(v: Any) -> str:
     return f"{v:.0f} ns"
 
 
+def status_word(check: dict[str, Any]) -> str:
+    """``PASS``, ``FAIL`` or ``N/C`` (not checkable: the noise floor exceeds the bound) of one check."""
+    st = check.get("status") or ("pass" if check["pass"] else "fail")
+    return {"pass": "PASS", "fail": "FAIL"}.get(st, "N/C")
+
+
 def text_summary(report: Report) -> str:
     """Human summary: per flow a header line, then one line per check, then the verdict."""
     lines = [f"analyzed {report.frames} frames ({report.probe_packets} probes) from "
@@ -67,8 +73,9 @@ def text_summary(report: Report) -> str:
                          + (f"; combined (measured max + modeled propagation) {fmt_ns(lat['combined_max_ns'])}"
                             if lat["combined_max_ns"] is not None else ""))
         for c in f["checks"]:
-            lines.append(f"  {'PASS' if c['pass'] else 'FAIL'}  {c['name']:<22} {c['detail']}")
-        lines.append(f"  => {'PASS' if f['pass'] else 'FAIL'}")
+            lines.append(f"  {status_word(c)}  {c['name']:<22} {c['detail']}")
+        nc = f.get("not_checkable") or []
+        lines.append(f"  => {'PASS' if f['pass'] else 'FAIL'}" + (f" (not checkable: {', '.join(nc)})" if nc else ""))
     for u in report.unknown_flows:
         lines.append(f"(unknown flow {u['flow_id']} id {u['reservation_id']!r}: {u['packets']} probes, not checked)")
     if not report.flows:
@@ -152,7 +159,7 @@ def write_html(report: Report, path: str, pngs: list[str] | None = None) -> str:
     """A self-contained HTML report (summary, checks table, embedded PNGs)."""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>detnet verification</title>",
              "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}td,th{padding:2px 8px}"
-             ".PASS{color:#070}.FAIL{color:#b00;font-weight:bold}pre{background:#f4f4f4;padding:8px}</style>",
+             ".PASS{color:#070}.FAIL{color:#b00;font-weight:bold}.N\\/C{color:#a60}pre{background:#f4f4f4;padding:8px}</style>",
              "</head><body>",
              f"<h1>Verification: <span class='{'PASS' if report.passed else 'FAIL'}'>"
              f"{'PASS' if report.passed else 'FAIL'}</span></h1>",
@@ -162,7 +169,7 @@ def write_html(report: Report, path: str, pngs: list[str] | None = None) -> str:
                      f"{'PASS' if f['pass'] else 'FAIL'}</span></h2><table><tr><th>check</th><th>result</th>"
                      "<th>value</th><th>limit</th><th>detail</th></tr>")
         for c in f["checks"]:
-            r = "PASS" if c["pass"] else "FAIL"
+            r = status_word(c)
             parts.append(f"<tr><td>{html.escape(c['name'])}</td><td class='{r}'>{r}</td>"
                          f"<td>{html.escape(str(c['value']))}</td><td>{html.escape(str(c['limit']))}</td>"
                          f"<td>{html.escape(c['detail'])}</td></tr>")
