@@ -225,3 +225,22 @@ def test_orphaned_temp_folders_are_removed(fake, tmp_path):
     with Guest(img, lock=False, boot_timeout=20):
         pass
     assert not orphan.exists() and alive.exists() and foreign.exists()
+
+
+def test_vm_probe_figures_from_guest_output():
+    from tools.vm.probe import MODULES, parse_guest_output
+    out = ("== lsmod\nopenvswitch\nsch_netem\nsch_taprio\nsch_etf\nveth\nnsh\n"
+           "== ping\n10 packets transmitted, 10 received, 0% packet loss, time 1803ms\n"
+           "rtt min/avg/max/mdev = 20.412/21.630/24.904/1.200 ms\n"
+           "== taprio\nqdisc taprio 8001: root tc 2 map 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+           "index 0 cmd S gatemask 0x1 interval 500000\nindex 1 cmd S gatemask 0x2 interval 500000\n")
+    res = parse_guest_output(out, 10)
+    assert res["modules"] == {m: True for m in MODULES}
+    assert res["netem"] == {"delay_ms": 10, "expected_rtt_ms": 20, "limit_ms": 7.0,
+                            "rtt_ms": [20.412, 21.63, 24.904], "within": True}
+    assert res["taprio"]
+    slow = parse_guest_output(out.replace("21.630", "27.100"), 10)
+    assert not slow["netem"]["within"]                     # 27.1 > 20 + 7
+    broken = parse_guest_output("== lsmod\nveth\n", 10)
+    assert broken["netem"]["rtt_ms"] is None and not broken["netem"]["within"] and not broken["taprio"]
+    assert not broken["modules"]["openvswitch"]

@@ -1,7 +1,9 @@
 """``dnctl emulate``: probe the machine, bring a Mininet emulation of a topology up and down.
 
-- ``dnctl emulate probe [--json]``: what this machine offers (Open vSwitch, kernel datapath, netem,
-  htb, root, Mininet) and what an emulation will lack;
+- ``dnctl emulate probe [--vm] [--json]``: what this machine offers (Open vSwitch, kernel datapath, netem,
+  htb, taprio, root, Mininet), what an emulation will lack and whether ``--vm auto`` means a VM here;
+  ``--vm`` also boots the VM with Debian's stock kernel and measures it (``tools.vm.probe``: boot
+  time, modules, netem RTT against 2 x delay, taprio), exit 1 when a figure is off;
 - ``dnctl emulate up --topology NAME_OR_FILE [--tenants N] [--hosts-per-tenant-city K]
   [--cities A,B,..] [--controller HOST:PORT] [--hosts-out PLAN.json] [--ping SRC DST ...]
   [--hold SECONDS | --cli] [--json]``: start the emulation (see tools/emulation/network.py), optionally ping
@@ -22,7 +24,10 @@ from typing import Any
 from tools.cli import CliError
 from tools.emulation.network import Emulation, EmulationError, parse_controller, write_plan
 from tools.emulation.ovs import probe
+from tools.vm.host import KernelFeatures, wants_vm
+from tools.vm.probe import probe_vm
 from topologies.loaders import load_topology
+from topologies.machine import taprio_works
 from topologies.model import TopologyError
 
 
@@ -35,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     pr = vs.add_parser("probe", help="what this machine offers an emulation (OVS, datapath, netem, htb, root)")
     pr.add_argument("--json", action="store_true", help="machine-readable output")
+    pr.add_argument("--vm", action="store_true",
+                    help="also boot the VM with Debian's stock kernel and measure it (docs/vm.md)")
     pr.set_defaults(func=_probe)
 
     up = vs.add_parser("up", help="bring an emulation up, optionally ping, hold or open the CLI, tear down",
@@ -69,22 +76,37 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _probe(args: argparse.Namespace) -> int:
     caps = probe()
+    kernel = KernelFeatures(openvswitch=caps.kernel_datapath, netem=caps.netem, taprio=taprio_works())
+    vm = probe_vm() if args.vm else None
+    code = 0 if vm is None or vm["ok"] else 1
     if args.json:
-        print(json.dumps(caps.to_dict(), indent=1))
-        return 0
+        print(json.dumps({**caps.to_dict(), "taprio": kernel.taprio, "vm_auto": wants_vm("auto", kernel),
+                          **({"vm": vm} if vm else {})}, indent=1))
+        return code
     yn = lambda b: "yes" if b else "no"  # noqa: E731
     print(f"Open vSwitch installed : {yn(caps.ovs_installed)}")
     print(f"Open vSwitch running   : {yn(caps.ovs_running)}")
     print(f"kernel datapath        : {yn(caps.kernel_datapath)}  -> datapath: {caps.datapath}")
     print(f"tc netem (link delay)  : {yn(caps.netem)}")
     print(f"tc htb (link shaping)  : {yn(caps.htb)}")
+    print(f"tc taprio (802.1Qbv)   : {yn(kernel.taprio)}")
     print(f"root                   : {yn(caps.is_root)}")
     print(f"mininet importable     : {yn(caps.mininet_importable)}")
     missing = caps.missing_for_emulation()
     print("emulation              : " + ("possible" if not missing else "NOT possible: " + ", ".join(missing)))
     for note in caps.limitations():
         print(f"  limitation: {note}")
-    return 0
+    print("--vm auto              : " + (f"VM (this kernel lacks {', '.join(kernel.missing())})"
+                                         if wants_vm("auto", kernel) else "host kernel"))
+    if vm:
+        net = vm["netem"]
+        rtt = "/".join(f"{x:.1f}" for x in net["rtt_ms"]) if net["rtt_ms"] else "none"
+        print(f"VM (kernel {vm['kernel_release']}): booted in {vm['boot_seconds']:.1f} s; modules "
+              + ", ".join(f"{m} {yn(ok)}" for m, ok in vm["modules"].items()))
+        print(f"  netem {net['delay_ms']:g} ms each way: RTT min/avg/max {rtt} ms, expected "
+              f"{net['expected_rtt_ms']:g} ± {net['limit_ms']:g} ms: {'ok' if net['within'] else 'OFF'}")
+        print(f"  taprio gate list installed and read back: {yn(vm['taprio'])}")
+    return code
 
 
 def require_emulation() -> None:
