@@ -326,8 +326,8 @@ def test_api_protection_field_and_link_state(tmp_path):
     assert "detnet_reservations_rerouted_total 1" in client.get("/metrics").text
 
 
-# ----- the figure: 100 reservations on the failed link ----------------------------------------------
-def test_100_reservations_rerouted_well_under_a_second(tmp_path):
+# ----- 100 reservations on the failed link (the time is a figure: `dnctl chaos` reports it) --------------
+def test_100_reservations_on_the_failed_link_all_rerouted(tmp_path):
     svc, rec = make_service(tmp_path)
     for i in range(100):
         reserve(svc, src="A", dst="C", frame_bytes=1500, id=f"r{i}")
@@ -339,5 +339,4 @@ def test_100_reservations_rerouted_well_under_a_second(tmp_path):
     assert len(rec.changed) == 100
     print(f"\n100 reservations on the cut link: scheduling {1000 * summary['scheduling_s']:.1f} ms, "
           f"whole link_down (store, audit, listener) {1000 * took:.1f} ms")
-    assert took < 1.0
     assert_tables_match(svc.scheduler)
