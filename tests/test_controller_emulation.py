@@ -265,6 +265,11 @@ def test_controller_programs_switches_and_isolates_tenants(tmp_path):
 
                     took = ctl.stop()
                     assert ctl.proc.returncode == 0 and took < 2.0
+                    c0_pids = [c.pid for c in emu.net.controllers]
+                # the c0 node's shell (Mininet's RemoteController.stop() leaves it) is gone too
+                assert len(c0_pids) == 1 and emu.leftovers()["pids"] == []
+                assert not os.path.exists(f"/proc/{c0_pids[0]}") or \
+                    "Z" in open(f"/proc/{c0_pids[0]}/stat").read().split(") ", 1)[1][:1]
         finally:
             ctl.kill()
 

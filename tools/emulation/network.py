@@ -382,13 +382,19 @@ class Emulation(Managed):
         try:
             if self.net is not None:
                 self._log("stopping...")
-                if self.net.hosts:
-                    self._host_pids = sorted(set(self._host_pids) | {h.pid for h in self.net.hosts if h.pid})
+                # Mininet's RemoteController.stop() does nothing, so net.stop() leaves the c0 node's
+                # shell running: it is terminated below and its pid is swept with the hosts'.
+                controllers = list(self.net.controllers)
+                nodes = list(self.net.hosts) + controllers
+                self._host_pids = sorted(set(self._host_pids) | {n.pid for n in nodes if n.pid})
                 try:
                     self._fast_unwire()
                     self.net.stop()
                 except Exception as e:  # noqa: BLE001 - the leftover sweep below still runs
                     self._log(f"net.stop() failed ({type(e).__name__}: {e}); cleaning up by name")
+                for c in controllers:
+                    with contextlib.suppress(Exception):
+                        c.terminate()
                 self.net = None
                 self._sweep()
                 self.timings.stop_s = time.monotonic() - t0
