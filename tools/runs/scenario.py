@@ -181,6 +181,16 @@ def compare_phases(off: list[dict[str, Any]], on: list[dict[str, Any]], threshol
 
 # ----- one phase --------------------------------------------------------------------------------------
 
+def _wait_listening(host: Any, port: int, timeout_s: float = 15.0) -> None:
+    """Wait until a TCP server listens on ``port`` in ``host``'s namespace: an iperf3 client started
+    before its server listens fails at once and reports nothing (a loaded machine can take seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while f":{port} " not in host.cmd(f"ss -Hltn 'sport = :{port}'"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"iperf3 server in {host.name} did not listen on port {port} within {timeout_s:g} s")
+        time.sleep(0.05)
+
+
 def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], floods: list[dict[str, Any]],
               meta: dict[str, Any], cfg: ScenarioConfig, outdir: Path, procs: HostProcs) -> dict[str, Any]:
     """Captures, talkers and (if ``floods``) interference for one phase; returns the analysis."""
@@ -214,7 +224,8 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
             srv = procs.add(net.get(fl["dst_host"]).popen(["iperf3", "-s", "-p", str(fl["port"]), "-1"],
                                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             servers.append(srv)
-        time.sleep(0.5)
+        for fl in floods:
+            _wait_listening(net.get(fl["dst_host"]), int(fl["port"]))
         for fl in floods:
             cli = procs.add(net.get(fl["src_host"]).popen(
                 ["iperf3", "-c", fl["dst_ip"], "-u", "-b", str(int(fl["rate_bps"])), "-l", "1400",
