@@ -52,13 +52,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from schedules.training import load_job
 from tools.emulation.network import parse_ping
 from tools.probes.analyzer import Thresholds, analyze, count_leaks
 from tools.probes.capture import capture_command
-from tools.probes.report import write_all
+from tools.probes.report import json_plain, write_all
 from tools.runs.allowance import L2_WIRE_BYTES, emulated_reservation, emulation_allowance, link_capacities
 from tools.runs.training_run import (DEFAULT_SCALE, TRAINING_TENANT, RunOptions, Stack, execute, make_plan,
                                      model_estimates, model_interference_bps, shape_sites)
@@ -473,10 +472,8 @@ def run_demo(out: str | Path, *, tenants: int = 8, quick: bool = False, job: str
 
 
 def _plain(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    """``report.json_plain`` (numpy scalars and arrays), anything else as its text."""
+    try:
+        return json_plain(o)
+    except TypeError:
+        return str(o)
