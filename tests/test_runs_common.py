@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import doctest
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from controller.dataplane.routing import best_effort_path, next_hops
 from controller.dataplane.specs import FlowSpec
 from controller.dataplane.static import static_flows
 from tools.emulation import progress as progress_mod
+from tools.emulation.lifecycle import sigint_deferred
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import progress
 from tools.probes.probe_format import IP_UDP_OVERHEAD, split_bytes
@@ -181,3 +183,23 @@ def test_progress_lines_go_to_stderr_with_their_name(capsys):
     progress("chaos", verbose=False)("not shown")
     out = capsys.readouterr()
     assert out.out == "" and out.err == "scenario: 3 reservations admitted\n"
+
+
+# ----- deferred Ctrl-C during a tear-down -------------------------------------------------------------
+def test_sigint_deferred_finishes_the_block_then_raises():
+    seen, done = [], []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred(lambda: seen.append("signal")):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            done.append(True)                 # the block ran to its end
+    assert seen == ["signal"] and done == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigint_deferred_lets_the_block_own_exception_through():
+    with pytest.raises(ValueError):
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            raise ValueError("tear-down failed")

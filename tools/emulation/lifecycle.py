@@ -7,7 +7,33 @@ left behind). ``stop()`` must therefore cope with a partial start.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import signal
+import threading
+from typing import Any, Callable, Iterator
+
+
+@contextlib.contextmanager
+def sigint_deferred(on_signal: Callable[[], None] | None = None) -> Iterator[None]:
+    """Run a tear-down to its end even when Ctrl-C arrives: SIGINT during the block only calls
+    ``on_signal``; once the block is done (and the old handler is back) a KeyboardInterrupt is
+    raised, unless the block itself raised. Outside the main thread signals cannot be handled:
+    the block runs as it is."""
+    interrupted: list[bool] = []
+    restore = None
+    if threading.current_thread() is threading.main_thread():
+        def _defer(_sig: int, _frame: Any) -> None:
+            interrupted.append(True)
+            if on_signal is not None:
+                on_signal()
+        restore = signal.signal(signal.SIGINT, _defer)
+    try:
+        yield
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGINT, restore)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 class Managed:

@@ -30,7 +30,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from topologies.emulated import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE, host_in
 from topologies.hosts import Host, HostPlan
 from topologies.model import Topology
 from tools.emulation import ovs
-from tools.emulation.lifecycle import Managed
+from tools.emulation.lifecycle import Managed, sigint_deferred
 from tools.emulation.progress import progress
 
 LOCK_PATH = "/tmp/detnet-emu.lock"
@@ -371,43 +370,33 @@ class Emulation(Managed):
         """
         if self.net is None and self._lock_cm is None:
             return
-        interrupted = []
-        restore = None
-        if threading.current_thread() is threading.main_thread():
-            def _defer(_sig, _frm):
-                interrupted.append(True)
-                log("still tearing down, please wait...")
-            restore = signal.signal(signal.SIGINT, _defer)
-        t0 = time.monotonic()
-        try:
-            if self.net is not None:
-                self._log("stopping...")
-                # Mininet's RemoteController.stop() does nothing, so net.stop() leaves the c0 node's
-                # shell running: it is terminated below and its pid is swept with the hosts'.
-                controllers = list(self.net.controllers)
-                nodes = list(self.net.hosts) + controllers
-                self._host_pids = sorted(set(self._host_pids) | {n.pid for n in nodes if n.pid})
-                try:
-                    self._fast_unwire()
-                    self.net.stop()
-                except Exception as e:  # noqa: BLE001 - the leftover sweep below still runs
-                    self._log(f"net.stop() failed ({type(e).__name__}: {e}); cleaning up by name")
-                for c in controllers:
-                    with contextlib.suppress(Exception):
-                        c.terminate()
-                self.net = None
-                self._sweep()
-                self.timings.stop_s = time.monotonic() - t0
-                self._log(f"stopped in {self.timings.stop_s:.1f} s")
-        finally:
-            self._up = False
-            if self._lock_cm is not None:
-                cm, self._lock_cm = self._lock_cm, None
-                cm.__exit__(None, None, None)
-            if restore is not None:
-                signal.signal(signal.SIGINT, restore)
-        if interrupted and sys.exc_info()[0] is None:
-            raise KeyboardInterrupt
+        with sigint_deferred(lambda: log("still tearing down, please wait...")):
+            t0 = time.monotonic()
+            try:
+                if self.net is not None:
+                    self._log("stopping...")
+                    # Mininet's RemoteController.stop() does nothing, so net.stop() leaves the c0 node's
+                    # shell running: it is terminated below and its pid is swept with the hosts'.
+                    controllers = list(self.net.controllers)
+                    nodes = list(self.net.hosts) + controllers
+                    self._host_pids = sorted(set(self._host_pids) | {n.pid for n in nodes if n.pid})
+                    try:
+                        self._fast_unwire()
+                        self.net.stop()
+                    except Exception as e:  # noqa: BLE001 - the leftover sweep below still runs
+                        self._log(f"net.stop() failed ({type(e).__name__}: {e}); cleaning up by name")
+                    for c in controllers:
+                        with contextlib.suppress(Exception):
+                            c.terminate()
+                    self.net = None
+                    self._sweep()
+                    self.timings.stop_s = time.monotonic() - t0
+                    self._log(f"stopped in {self.timings.stop_s:.1f} s")
+            finally:
+                self._up = False
+                if self._lock_cm is not None:
+                    cm, self._lock_cm = self._lock_cm, None
+                    cm.__exit__(None, None, None)
 
     def _fast_unwire(self) -> None:
         """Before net.stop(): delete our bridges in one ovs-vsctl call and our root-namespace veths in

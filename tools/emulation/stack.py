@@ -23,15 +23,12 @@ took of the machine's memory.
 from __future__ import annotations
 
 import contextlib
-import signal
-import sys
-import threading
 import time
 from typing import Any, Iterator
 
 from tools.emulation import ovs
 from tools.emulation.controller_proc import ControllerProcess
-from tools.emulation.lifecycle import Managed
+from tools.emulation.lifecycle import Managed, sigint_deferred
 from tools.emulation.network import Emulation, EmulationError, emulation_lock
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import Progress, quiet
@@ -125,25 +122,18 @@ class NetworkStack(Managed):
     def stop(self) -> None:
         """Stop host processes, the emulation, the controller; release the lock (idempotent; Ctrl-C
         during the tear-down is deferred until it is done, then re-raised)."""
-        interrupted: list[bool] = []
-        restore = None
-        if threading.current_thread() is threading.main_thread():
-            restore = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-        try:
-            self.procs.stop_all()
-            if self.emu is not None:
-                with contextlib.suppress(Exception):
-                    self.emu.stop()
-            if self.ctl is not None:
-                self.ctl.stop()
-        finally:
-            if self._lock_cm is not None:
-                cm, self._lock_cm = self._lock_cm, None
-                cm.__exit__(None, None, None)
-            if restore is not None:
-                signal.signal(signal.SIGINT, restore)
-        if interrupted and sys.exc_info()[0] is None:
-            raise KeyboardInterrupt
+        with sigint_deferred():
+            try:
+                self.procs.stop_all()
+                if self.emu is not None:
+                    with contextlib.suppress(Exception):
+                        self.emu.stop()
+                if self.ctl is not None:
+                    self.ctl.stop()
+            finally:
+                if self._lock_cm is not None:
+                    cm, self._lock_cm = self._lock_cm, None
+                    cm.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
