@@ -203,3 +203,72 @@ def test_sigint_deferred_lets_the_block_own_exception_through():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             raise ValueError("tear-down failed")
+
+
+# ----- the miniature the controller of an emulation schedules; verdict helpers of the runs ------------
+
+def test_miniature_scales_capacities_and_carries_only_the_propagation_the_links_see():
+    from tools.emulation import miniature
+    from tools.emulation.miniature import miniature_slot_ns, miniature_topology
+    assert doctest.testmod(miniature).failed == 0
+    topo = fntf40()
+    host = miniature_topology(topo, 1e-4, 1.0, propagation_emulated=False)
+    vm = miniature_topology(topo, 1e-4, 1.0, propagation_emulated=True)
+    for u, v in topo.directed_links():
+        assert host.capacity_bps(u, v) == int(topo.capacity_bps(u, v) * 1e-4)
+        assert vm.propagation_ns(u, v) == topo.propagation_ns(u, v)
+        assert 0 < host.propagation_ns(u, v) <= math.ceil(topo.propagation_ns(u, v) / 1000)   # a few ns, not ms
+    # a slot that fits the miniature's frames: an MTU at 10 Mb/s is 1.2 ms, capped at a tenth of a 1 ms period
+    assert miniature_slot_ns(host, [1_000_000]) == 100_000
+    assert miniature_slot_ns(host, [20_000_000]) == 1_000_000
+    # the scheduler accepts it (base and max cycle are multiples of it) and bounds are the miniature's
+    from controller.core.model import Request
+    from controller.core.scheduler import Scheduler
+    sch = Scheduler(host, slot_ns=100_000)
+    r = sch.admit(Request(tenant=1, src="Harbin", dst="Shenyang", period_ns=1_000_000, frame_bytes=625,
+                          max_latency_ns=40_000_000))
+    hops = len(r.path) - 1
+    # each hop holds ceil(625 B at 10+ Mb/s / 100 us) slots: the bound is milliseconds, not microseconds
+    assert r.latency_bound_ns >= hops * 100_000 and r.jitter_bound_ns == 100_000
+
+
+def test_scenario_requests_at_the_emulated_rate_for_the_miniature():
+    topo = fntf40()
+    cfg = scenario.ScenarioConfig()
+    plan = scenario.scenario_plan(topo, 2)
+    full = scenario.reservation_requests(plan, 2, 2, cfg, 1e-4)
+    mini = scenario.reservation_requests(plan, 2, 2, cfg, 1e-4, miniature=True)
+    assert full[0]["frame_bytes"] == 2_500_000 and mini[0]["frame_bytes"] == 250   # 100 kb/s x 20 ms
+
+
+def test_training_requests_are_at_the_emulated_rates():
+    from schedules.training import load_job
+    run = training_run.make_plan(load_job("demo-emulated"), fntf40(), scale=1e-4, reference_hosts=True)
+    reqs = run.reservation_requests()
+    ring = [r for r in reqs if not r["id"].endswith("-ack")]
+    assert all(r["bandwidth_bps"] == round(run.job.channel_bps * 1e-4) for r in ring)
+    # the reference hosts are attached last: the site hosts are still the first of each site
+    for s in run.job.sites:
+        ref = run.reference_host(s)
+        assert ref is not None and ref.tenant == training_run.TRAINING_TENANT and ref != run.host(1, s)
+
+
+def test_receiver_capture_takes_only_what_is_addressed_to_the_host():
+    """Regression: ``verify scenario --tenants 4 --reservations 8`` failed ``duplicates`` on every flow
+    although each was received once: a host receiving one reservation sends another, and its
+    capture took its own outgoing probes too."""
+    f = scenario.receiver_filter("10.0.1.7")
+    assert "dst host 10.0.1.7" in f and f"dst portrange {scenario.PROBE_PORT_BASE}-" in f
+    assert scenario.PROBE_PORT_BASE < scenario.REF_PORT_BASE + 8 <= scenario.PROBE_PORT_BASE + 998
+
+
+def test_reference_flows_keep_the_offsets_and_invariance_pairs_the_phases():
+    res = {"id": "r3", "period_ns": 20_000_000, "frame_bytes": 250, "bandwidth_bps": 100_000,
+           "tx_offsets_ns": [300_000], "match": {"ip_src": "a"}, "hops": [], "latency_bound_ns": 1}
+    ref = scenario.reference_reservation(res)
+    assert ref["id"] == "r3-ref" and ref["tx_offsets_ns"] == [300_000] and "match" not in ref
+    assert ref["frame_bytes"] == scenario.REF_BYTES and ref["bandwidth_bps"] == scenario.REF_BYTES * 400
+    lat = lambda p50: {"latency_ns": {"p50": p50, "p99": p50 + 1, "max": p50 + 2}}  # noqa: E731
+    inv = scenario.interference_invariance([{"id": "r3", **lat(10)}], [{"id": "r3", **lat(7)}])
+    assert inv == {"r3": {"with_interference": {"p50": 10, "p99": 11, "max": 12},
+                          "without_interference": {"p50": 7, "p99": 8, "max": 9}}}

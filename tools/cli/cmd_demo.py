@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, help="iterations per run (default 12, 6 with --quick)")
     p.add_argument("--job", default="demo-emulated", help="training job (default demo-emulated)")
     p.add_argument("--scale", type=float, default=None, help="rate scale of the emulation (default 1e-4)")
+    p.add_argument("--delay-scale", type=float, default=1.0, metavar="F",
+                   help="propagation factor where tc netem emulates it (default 1: real propagation); without "
+                        "netem the links carry none, the controller schedules none and the report says so")
     p.add_argument("--smoke", action="store_true",
                    help="only check the emulation forwards: fntf40 with static forwarding, a few pings")
     p.add_argument("--json", action="store_true", help="print report.json instead of the table")
@@ -55,19 +58,23 @@ def _run(args: argparse.Namespace) -> int:
     scale = DEFAULT_SCALE if args.scale is None else args.scale
     if not 0 < scale <= 1:
         raise CliError("--scale must be in (0, 1]")
+    if args.delay_scale < 0:
+        raise CliError("--delay-scale must be non-negative")
     try:
         load_job(args.job)
     except JobError as e:
         raise CliError(str(e)) from None
     try:
         result = run_demo(args.out, tenants=args.tenants, quick=args.quick, job=args.job, scale=scale,
-                          iterations=args.iterations)
+                          iterations=args.iterations, delay_scale=args.delay_scale)
     except RunError as e:
         raise CliError(str(e), code=1) from None
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "files"}, indent=1, default=str))
     else:
         print(result["table"])
+        print()
+        print(result["verdict_table"])
         print()
         for name, ok in result["checks"].items():
             print(f"  {'ok  ' if ok else 'FAIL'} {name}")

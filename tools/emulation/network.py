@@ -478,7 +478,10 @@ class Emulation(Managed):
         return {"topology": self.topology.name, "switches": len(self.switch_names),
                 "links": len(self.topology.links()), "hosts": len(self.plan.hosts),
                 "datapath": self.datapath, "link_scale": self.link_scale if self.shaped else None,
-                "delay_scale": self.delay_scale if self.delayed else None,
+                # the factor asked for (1 by default); where netem is missing the links carry no
+                # propagation: propagation_emulated false, effective_delay_scale 0
+                "delay_scale": self.delay_scale, "propagation_emulated": bool(self.delayed),
+                "effective_delay_scale": self.delay_scale if self.delayed else 0.0,
                 "controller": f"{self.controller[0]}:{self.controller[1]}" if self.controller else None,
                 "static_routes": self.static_routes, "static_entries": self.flow_count,
                 "notes": list(self.notes), "timings": self.timings.to_dict()}

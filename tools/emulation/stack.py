@@ -16,23 +16,30 @@ with Ctrl-C deferred until the tear-down is done::
 ``emulate=False`` starts the controller alone (the REST bench without switches). The meters of
 the controller and the links of the emulation use the same ``link_scale`` (default: the
 emulation's, 1/1000); ``shape_links=False`` leaves the links unshaped (a run that shapes them
-itself). ``timings`` says where the start-up time went; ``emulation_mem_mb`` what the emulation
+itself). ``miniature=True`` gives the controller the emulated network itself
+(``tools.emulation.miniature``: capacities x ``link_scale``, the propagation the links really
+carry, a slot that fits its frames for ``periods_ns``, meters unscaled), so its bounds and
+offsets describe the packets' network; reservations are then requested at the emulated rates.
+``platform`` says what ran where (datapath, link and delay scale, propagation emulated or not). ``timings`` says where the start-up time went; ``emulation_mem_mb`` what the emulation
 took of the machine's memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from typing import Any, Iterator
 
 from tools.emulation import ovs
 from tools.emulation.controller_proc import ControllerProcess
 from tools.emulation.lifecycle import Managed, sigint_deferred
+from tools.emulation.miniature import (effective_delay_scale, miniature_config, miniature_slot_ns,
+                                       miniature_topology)
 from tools.emulation.network import Emulation, EmulationError, emulation_lock
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import Progress, quiet
-from topologies.emulated import DEFAULT_LINK_SCALE
+from topologies.emulated import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE
 
 __all__ = ["NetworkStack", "controlled_emulation", "mem_available_mb"]
 
@@ -59,7 +66,7 @@ class NetworkStack(Managed):
                  emulate: bool = True, controller_topology: Any = None, hosts_file: Any = None, db: Any = None,
                  log_dir: Any = None, lldp_interval: float | None = 1.0, start_timeout: float = 20.0,
                  connect_timeout: float = 60.0, verbose: bool = True, progress: Progress = quiet,
-                 **emulation_kw: Any):
+                 miniature: bool = False, periods_ns: tuple[int, ...] = (), **emulation_kw: Any):
         self.topology, self.plan = topology, plan
         self.link_scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
         self.shape_links, self.emulate = shape_links, emulate
@@ -67,6 +74,10 @@ class NetworkStack(Managed):
         self.hosts_file, self.db, self.log_dir = hosts_file, db, log_dir
         self.lldp_interval, self.start_timeout, self.connect_timeout = lldp_interval, start_timeout, connect_timeout
         self.verbose, self.progress, self.emulation_kw = verbose, progress, emulation_kw
+        self.miniature, self.periods_ns = miniature, tuple(periods_ns)
+        #: the miniature the controller schedules (None without ``miniature``): topology, slot_ns
+        self.miniature_topology: Any = None
+        self.slot_ns: int | None = None
         self.ctl: ControllerProcess | None = None
         self.emu: Emulation | None = None
         self.procs = HostProcs()
@@ -95,11 +106,24 @@ class NetworkStack(Managed):
                 raise EmulationError(str(e)) from None
             self.timings["ovs_s"] = time.monotonic() - t0
         t0 = time.monotonic()
-        self.ctl = ControllerProcess(self.controller_topology, self.hosts_file or self.plan, db=self.db,
-                                     link_scale=self.link_scale, lldp_interval=self.lldp_interval,
+        ctl_topology, ctl_scale, config = self.controller_topology, self.link_scale, None
+        if self.miniature:
+            ds = self.emulation_kw.get("delay_scale")
+            self.miniature_topology = miniature_topology(
+                self.topology, self.link_scale, DEFAULT_DELAY_SCALE if ds is None else ds,
+                propagation_emulated=bool(caps and caps.netem))
+            self.slot_ns = miniature_slot_ns(self.miniature_topology, self.periods_ns)
+            ctl_topology, ctl_scale, config = self.miniature_topology, 1.0, miniature_config(self.slot_ns)
+        self.ctl = ControllerProcess(ctl_topology, self.hosts_file or self.plan, db=self.db,
+                                     link_scale=ctl_scale, lldp_interval=self.lldp_interval,
                                      log_dir=self.log_dir, start_timeout=self.start_timeout)
+        if config is not None:
+            path = self.ctl.tmpdir / "miniature.json"
+            path.write_text(json.dumps(config) + "\n")
+            self.ctl.extra_args += ["--config", str(path)]
         self.progress(f"controller: starting (OpenFlow :{self.ctl.of_port}, REST :{self.ctl.api_port}, "
-                      f"link scale {self.link_scale:g})")
+                      + (f"scheduling the miniature: links x{self.link_scale:g}, slot {self.slot_ns} ns)"
+                         if self.miniature else f"link scale {self.link_scale:g})"))
         self.ctl.start()
         self.timings["controller_s"] = time.monotonic() - t0
         if not self.emulate:
@@ -118,6 +142,21 @@ class NetworkStack(Managed):
         self.timings["emulation_s"] = time.monotonic() - t0
         self.emulation_mem_mb = round(mem0 - mem_available_mb(), 1)
         return self
+
+    @property
+    def platform(self) -> dict[str, Any]:
+        """What ran where: ``vm``, ``datapath``, ``link_scale``, ``delay_scale`` (the factor asked for),
+        ``propagation_emulated``, ``effective_delay_scale`` (0 without netem) and the miniature's
+        ``slot_ns`` (None when the controller schedules the full-rate network)."""
+        emu = self.emu
+        delayed = bool(emu is not None and emu.delayed)
+        ds = self.emulation_kw.get("delay_scale")
+        ds = DEFAULT_DELAY_SCALE if ds is None else ds
+        return {"vm": False, "datapath": emu.datapath if emu is not None else None, "link_scale": self.link_scale,
+                "delay_scale": ds, "propagation_emulated": delayed,
+                "effective_delay_scale": effective_delay_scale(ds, delayed),
+                "controller_schedules": "miniature" if self.miniature else "full-rate network",
+                "slot_ns": self.slot_ns}
 
     def stop(self) -> None:
         """Stop host processes, the emulation, the controller; release the lock (idempotent; Ctrl-C

@@ -1,8 +1,11 @@
 """The emulation allowance: what a scaled software emulation adds to a reserved frame's latency
 that the real network would not, and the reservation as the emulation carries it (pure).
 
-Why one model: ``dnctl demo`` and ``dnctl verify scenario`` judge measured latency and jitter
-against the reservation's bounds plus this allowance; both must state the same physics.
+No verdict uses it (issue 11): the controller of an emulation now schedules the emulated network
+itself (``tools.emulation.miniature``) and every check allows only the controller's bound plus the
+noise floor measured in the same run (docs/verification.md). It remains the one statement of what
+a *full-rate* schedule would have to allow on this platform (kept for scripts and tests that
+drive a full-rate controller, e.g. ``tests/test_tenant_security_emulation.py``).
 
 Per hop of the reservation's path, at the emulated link rate (capacity x ``scale``):
 

@@ -28,8 +28,11 @@ reservations leave. "fifo": the emulation's own HTB, one FIFO for both classes (
 wait behind queued best effort). "none": no shaping, the meters alone (docs/emulation.md,
 "Links, queues and policing").
 
-Scaling: ``scale`` multiplies every rate (link capacities, meters, reservations, the job's channel)
-and the bytes the agents move, and leaves times alone. An emulated iteration therefore lasts as
+Scaling: ``scale`` multiplies every rate (link capacities, reservations, the job's channel) and the
+bytes the agents move, and leaves times alone. The controller schedules that miniature itself
+(``tools.emulation.miniature``: capacities x scale, a slot that fits its frames, meters unscaled)
+and reservations are requested at the emulated rates, so its bounds and offsets are the emulated
+network's. An emulated iteration therefore lasts as
 long as the modelled one (minus propagation: this machine's emulation has no netem delay), and
 the analytic model's estimate is directly comparable.
 
@@ -65,6 +68,7 @@ from schedules.training import JobError, load_job
 from schedules.training_model import collective_shape, estimate
 from tools.client import ApiError
 from tools.emulation.controller_proc import ControllerProcessError
+from tools.emulation.miniature import scaled_bps
 from tools.emulation.network import EmulationError, write_plan
 from tools.emulation.progress import Progress, quiet
 from tools.emulation.stack import NetworkStack
@@ -136,6 +140,11 @@ class RunPlan:
                 return h
         raise KeyError(f"no host of tenant {tenant} at {city}")
 
+    def reference_host(self, city: str) -> Any:
+        """The training tenant's second host at ``city`` (``make_plan(reference_hosts=True)``), or None."""
+        mine = [h for h in self.hosts.host_ports(city) if h.tenant == TRAINING_TENANT]
+        return mine[1] if len(mine) > 1 else None
+
     @property
     def volume_bytes(self) -> int:
         """Bytes one site sends per iteration in the emulation (the job's volume x scale)."""
@@ -147,8 +156,15 @@ class RunPlan:
         return self.job.channel_bps * self.scale
 
     def reservation_requests(self, acks: bool = True) -> list[dict[str, Any]]:
-        """The plan's requests (model units; the controller scales meters) with host matches,
-        plus one reverse request per flow for its ACKs (unless that direction is a flow already)."""
+        """The plan's requests at the emulated rates (model rate x ``scale``: the controller schedules
+        the miniature, ``tools.emulation.miniature``) with host matches, plus one reverse request per
+        flow for its ACKs (unless that direction is a flow already)."""
+        reqs = self._model_requests(acks)
+        for r in reqs:
+            r["bandwidth_bps"] = scaled_bps(r["bandwidth_bps"], self.scale, r["period_ns"])
+        return reqs
+
+    def _model_requests(self, acks: bool) -> list[dict[str, Any]]:
         reqs = []
         forward = {(f.request["src"], f.request["dst"]) for f in self.flows}
         for f in self.flows:
@@ -179,14 +195,17 @@ def best_effort_path(topology: Any, src: str, dst: str) -> list[str]:
 
 
 def make_plan(job: Any, topology: Any, *, scale: float = DEFAULT_SCALE, tenants: int | None = None,
-              interference: str | float | None = "auto", extra_hosts: bool = True) -> RunPlan:
+              interference: str | float | None = "auto", extra_hosts: bool = True,
+              reference_hosts: bool = False) -> RunPlan:
     """Host plan and flows of an emulated run.
 
     Tenant 1 trains (a host per site). Each ring hop gets an interference tenant (2, 3, ...; with
     fewer tenants they are shared round-robin) with hosts at the hop's two cities. Further tenants
     (up to ``tenants``) get one host each, spread over the cities, so the controller and the
     isolation audit see them. ``interference``: 'auto' (0.8x the narrowest link of the path),
-    'off'/None, or a model-unit rate in bit/s (scaled like every rate).
+    'off'/None, or a model-unit rate in bit/s (scaled like every rate). ``reference_hosts``: a
+    second training host at every site, attached last (``RunPlan.reference_host``), the source of
+    the reference flow that measures the platform's noise floor (docs/verification.md).
     """
     training_plan.check_sites(job, topology)
     flows = training_plan.plan(job, topology, tenant=TRAINING_TENANT)
@@ -221,6 +240,8 @@ def make_plan(job: Any, topology: Any, *, scale: float = DEFAULT_SCALE, tenants:
             if t not in used:
                 attach.append((t, cities[k % len(cities)]))
                 k += 7   # spread over the map
+    if reference_hosts:
+        attach += [(TRAINING_TENANT, s) for s in job.sites]
     hosts = HostPlan.build(topology, attach)
     return RunPlan(job, topology, hosts, flows, inter, tenants, scale)
 
@@ -317,7 +338,7 @@ class Stack(NetworkStack):
     """
 
     def __init__(self, run: RunPlan, workdir: str | Path, progress: Progress = quiet,
-                 lldp_interval: float = 2.0, links: str = "priority"):
+                 lldp_interval: float = 2.0, links: str = "priority", delay_scale: float = 1.0):
         if links not in LINK_MODES:
             raise RunError(f"links {links!r}: expected one of {', '.join(LINK_MODES)}")
         self.run, self.workdir, self.links = run, Path(workdir), links
@@ -326,7 +347,9 @@ class Stack(NetworkStack):
         super().__init__(run.topology, run.hosts, link_scale=run.scale, shape_links=links == "fifo",
                          controller_topology=run.topology_spec, hosts_file=self.workdir / "hosts.json",
                          db=self.workdir / "controller.db", log_dir=self.workdir, lldp_interval=lldp_interval,
-                         start_timeout=30.0, connect_timeout=90.0, verbose=False, progress=progress)
+                         start_timeout=30.0, connect_timeout=90.0, verbose=False, progress=progress,
+                         miniature=True, periods_ns=tuple(int(f.request["period_ns"]) for f in run.flows),
+                         delay_scale=delay_scale)
 
     # -- lifecycle --
     def start(self) -> "Stack":
@@ -523,6 +546,8 @@ class RunOptions:
     out: str | None = None
     tenants: int | None = None
     links: str = "priority"                # priority | fifo | none (module doc)
+    reference_hosts: bool = False          # a second training host per site (the demo's noise floor)
+    delay_scale: float = 1.0               # propagation factor where netem emulates it
 
 
 def model_estimates(job: Any, topology: Any, interference_bps: float) -> dict[str, Any]:
@@ -561,14 +586,15 @@ def execute(opts: RunOptions, progress: Progress = quiet, hooks: dict[str, Calla
     iterations = opts.iterations or job.iterations
     if iterations < 2:
         raise RunError("iterations must be at least 2 (the first is a warm-up)")
-    run = make_plan(job, topo, scale=opts.scale, tenants=opts.tenants, interference=opts.interference)
+    run = make_plan(job, topo, scale=opts.scale, tenants=opts.tenants, interference=opts.interference,
+                    reference_hosts=opts.reference_hosts)
     run.topology_spec = opts.topology
     workdir = Path(opts.out) if opts.out else Path(tempfile.mkdtemp(prefix="detnet-training-"))
     workdir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"job": job.to_dict(), "run": run.to_dict(), "iterations": iterations,
                               "warmup": WARMUP, "workdir": str(workdir)}
     t_start = time.monotonic()
-    with Stack(run, workdir, progress, links=opts.links) as st:
+    with Stack(run, workdir, progress, links=opts.links, delay_scale=opts.delay_scale) as st:
         result["timings"] = {}
         progress(f"tenants: creating {run.tenants} tenant(s) over REST")
         result["tenants_created"] = len(create_tenants(st))
@@ -608,6 +634,7 @@ def execute(opts: RunOptions, progress: Progress = quiet, hooks: dict[str, Calla
         if "before_teardown" in hooks:
             result["before_teardown"] = hooks["before_teardown"](st)
         result["emulation"] = st.emu.summary() if st.emu else {}
+        result["platform"] = st.platform
         result["timings"].update({k: round(v, 3) for k, v in st.timings.items()})
         progress("teardown: stopping host processes, emulation and controller")
     baseline_s = base["mean_s"]
