@@ -272,3 +272,16 @@ def test_reference_flows_keep_the_offsets_and_invariance_pairs_the_phases():
     inv = scenario.interference_invariance([{"id": "r3", **lat(10)}], [{"id": "r3", **lat(7)}])
     assert inv == {"r3": {"with_interference": {"p50": 10, "p99": 11, "max": 12},
                           "without_interference": {"p50": 7, "p99": 8, "max": 9}}}
+
+
+def test_the_miniatures_controller_still_meters_as_an_emulation():
+    """Its rates are the emulated ones (scale 1 in effect), but the scale it is told must stay below 1
+    after ``--link-scale``'s formatting: below 1 the meters' burst covers a software switch's stalls
+    (at 1 it is 3 frames, and half the demo's probes were policed)."""
+    from controller.core.model import Reservation
+    from controller.dataplane.translation import reservation_meter_rate_bps
+    from tools.emulation.stack import MINIATURE_RATE_SCALE
+    told = float(f"{MINIATURE_RATE_SCALE:g}")      # what ControllerProcess puts on the command line
+    assert told < 1
+    r = Reservation("x", 1, "a", "b", 1_000_000, 625, 5_000_000, 1, 1, 1, ["a", "b"], [], [0])
+    assert abs(reservation_meter_rate_bps(r, told) - reservation_meter_rate_bps(r, 1.0)) < 1000
