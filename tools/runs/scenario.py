@@ -157,14 +157,18 @@ def compact_flow(f: dict[str, Any]) -> dict[str, Any]:
     """The per-flow summary of report.json (the contract: id, sent, received, lost, pass, latency_ns)."""
     lat = f["latency_ns"]
     return {"id": f["id"], "tenant": f.get("tenant"), "sent": f["sent"], "received": f["received"],
-            "lost": f["lost"], "pass": f["pass"],
+            "lost": f["lost"], "duplicated": f.get("duplicated"), "pass": f["pass"], "verdict": f.get("verdict"),
+            "not_checkable": f.get("not_checkable", []),
             "latency_ns": {"p50": lat.get("p50"), "p99": lat.get("p99"), "max": lat.get("max"),
-                           "bound_ns": lat.get("bound_ns"), "jitter_ns": lat.get("jitter_ns"),
+                           "bound_ns": lat.get("bound_ns"), "noise_floor_ns": lat.get("noise_floor_ns"),
+                           "jitter_ns": lat.get("jitter_ns"), "jitter_bound_ns": lat.get("jitter_bound_ns"),
                            "modeled_propagation_ns": lat.get("modeled_propagation_ns"),
                            "combined_max_ns": lat.get("combined_max_ns")},
             "rate": {"reserved_bps": f["rate"]["reserved_bps"], "mean_bps": f["rate"]["mean_bps"],
                      "min_window_bps": f["rate"]["min_window_bps"]},
-            "failed_checks": [c["name"] for c in f.get("checks", []) if not c["pass"]]}
+            "checks": {c["name"]: {k: c.get(k) for k in ("status", "value", "bound_ns", "noise_floor_ns", "limit")}
+                       for c in f.get("checks", [])},
+            "failed_checks": [c["name"] for c in f.get("checks", []) if c.get("status") == "fail"]}
 
 
 def interference_invariance(on: list[dict[str, Any]], off: list[dict[str, Any]]) -> dict[str, Any]:
