@@ -18,7 +18,7 @@ and offsets are those of the network the packets cross and the talker sends exac
 Verdicts without fudge (docs/verification.md): each check allows the controller's bound plus the
 platform's noise floor **measured in the same capture** and nothing else: beside each flow, a
 reference flow (same period and offsets, ``REF_BYTES`` per period) runs from the training
-tenant's second host at the receiver's site, one switch away; the noise floor is the p99 - min
+tenant's second host at the receiver's site, one switch away; the noise floor is the max - min
 of its receive time - intended send time. A check whose noise floor exceeds its bound is
 ``not_checkable`` (never a pass); a flow passes when none of its checks fails, and the report
 lists what could not be checked. The flows are probed one at a time, the talker at real-time
@@ -155,7 +155,7 @@ def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, du
                           "noise floor exceeds a period)",
         "rate": "every 100 ms window carries what the schedule promises in it: the periods whose arrival "
                 "spread (jitter bound + noise floor) fits in the window",
-        "noise_floor": "per flow: p99 - min of (receive time - intended send time) of a reference flow from the "
+        "noise_floor": "per flow: max - min of (receive time - intended send time) of a reference flow from the "
                        "training tenant's second host at the receiver's site (one switch), sent at the same "
                        "time into the same capture; a check whose noise floor exceeds its bound is not_checkable",
     }

@@ -322,7 +322,8 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
     d = report.to_dict()
     say(f"[{name}] {'PASS' if report.passed else 'FAIL'}: " + "; ".join(
         f"{f['id']} {f['received']}/{f['sent']} p99 {f['latency_ns']['p99'] or 0:.0f} ns "
-        f"{f['rate']['mean_bps'] / 1e6:.3f} Mb/s{'' if f['pass'] else ' FAIL ' + ','.join(c['name'] for c in f['checks'] if not c['pass'])}"
+        f"{f['rate']['mean_bps'] / 1e6:.3f} Mb/s{'' if f['pass'] else ' FAIL ' + ','.join(c['name'] for c in f['checks'] if c['status'] == 'fail')}"
+        + (f" (not checkable: {','.join(f['not_checkable'])})" if f.get("not_checkable") else "")
         for f in d["flows"]))
     floors = [n["noise_floor_ns"] for n in noise.values() if n["noise_floor_ns"] is not None]
     return {"name": name, "pass": report.passed, "flows": d["flows"], "talkers": talker_results,
@@ -497,7 +498,7 @@ def tolerances(cfg: ScenarioConfig, scale: float) -> dict[str, Any]:
         "schedule": "the controller schedules the emulated network (tools.emulation.miniature): capacities x "
                     "link_scale, the propagation the links carry (none without netem), a slot that fits its frames; "
                     "reservations are requested at the emulated rate and the talkers send them as they are",
-        "noise_floor": "per flow, measured in the same capture: p99 - min of (receive time - intended send time) "
+        "noise_floor": "per flow, measured in the same capture: max - min of (receive time - intended send time) "
                        "of a reference flow from a host of the same tenant on the receiver's own switch",
         "latency": "measured max <= latency_bound_ns + the noise floor; nothing else",
         "jitter": "max - min measured latency <= jitter_bound_ns + the noise floor",
