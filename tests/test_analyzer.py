@@ -177,10 +177,11 @@ def test_a_noise_floor_above_the_bound_is_not_checkable_never_a_pass(tmp_path):
     assert c["jitter"]["status"] == "not_checkable" and c["jitter"]["pass"] is False
     assert "NOT CHECKABLE" in c["jitter"]["detail"]
     assert c["tx_slot"]["status"] == "not_checkable"           # the slot window is 20 us too
+    assert c["rate"]["status"] == "not_checkable"              # a window's promise rests on the arrival spread
     assert c["latency_measured"]["status"] == "pass"           # 2 ms bound: checkable
-    assert set(f["not_checkable"]) == {"jitter", "tx_slot"}
+    assert set(f["not_checkable"]) == {"jitter", "tx_slot", "rate"}
     # the flow passes on its checkable checks and says plainly what it could not check
-    assert f["pass"] and "not checkable: jitter, tx_slot" in f["verdict"]
+    assert f["pass"] and "not checkable: jitter, tx_slot, rate" in f["verdict"]
     # a failing checkable check still fails the flow
     rows[3][2] = rows[3][1] + 3_000_000
     _, f = run(tmp_path, rows, thresholds=Thresholds(noise_floor_ns=25_000))

@@ -533,11 +533,15 @@ def analyze_flow(p: Probes, sel: np.ndarray, res: Mapping[str, Any], meta: Mappi
     if bw:
         promised = promised_window_bps(bw, period, win, jbound + noise)
         need = th.rate_fraction * promised
-        checks.append(_check("rate", min_window_bps >= need, round(min_window_bps), round(need),
-                             f"lowest {win / 1e6:g} ms window {min_window_bps / 1e6:.3f} Mb/s vs "
-                             + (f"{th.rate_fraction:g} x " if th.rate_fraction != 1 else "")
-                             + f"{promised / 1e6:.3f} Mb/s promised in it (reserved {bw / 1e6:.3f} Mb/s, periods "
-                             f"whose arrival spread of jitter bound {jbound} + noise floor {noise} ns fits)"))
+        # what a window must carry depends on the arrival spread: when the noise floor exceeds the
+        # jitter bound that spread is bounded by nothing checkable, so neither is the window
+        checks.append(_bounded("rate", round(min_window_bps), jbound, noise,
+                               f"lowest {win / 1e6:g} ms window {min_window_bps / 1e6:.3f} Mb/s vs "
+                               + (f"{th.rate_fraction:g} x " if th.rate_fraction != 1 else "")
+                               + f"{promised / 1e6:.3f} Mb/s promised in it (reserved {bw / 1e6:.3f} Mb/s, periods "
+                               f"whose arrival spread of jitter bound {jbound} + noise floor {noise} ns fits)",
+                               checkable_bound=jbound if jbound > 0 else win, ok=min_window_bps >= need,
+                               limit=round(need)))
     flow = {
         "id": str(res["id"]), "tenant": res.get("tenant"), "flow_id": flow_id_of(str(res["id"])),
         "sent": sent, "sent_source": "talker" if talker_count else "max_seq",
