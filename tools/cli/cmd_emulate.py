@@ -189,7 +189,8 @@ def _up(args: argparse.Namespace) -> int:
     except EmulationError as e:
         raise CliError(str(e), code=1) from None
     ok = all(p["ok"] for p in pings)
-    summary = emu.summary() | {"pings": pings, "ok": ok}
+    # vm: this verb runs the emulation on this host's kernel (the VM path is tools.vm's, docs/vm.md)
+    summary = emu.summary() | {"vm": False, "pings": pings, "ok": ok}
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
