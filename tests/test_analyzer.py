@@ -13,7 +13,7 @@ from scapy.utils import PcapNgWriter
 
 from tools.probes.analyzer import (Thresholds, analyze, count_leaks, modeled_propagation_ns, noise_floor,
                                    promised_window_bps, read_frames, read_probes, rfc3550_jitter,
-                                   write_synthetic_pcap)
+                                   thresholds_with_noise, write_synthetic_pcap)
 from tools.cli.main import main
 from tools.probes.probe_format import Probe, flow_id_of, pack, send_plan, unpack
 
@@ -186,6 +186,25 @@ def test_a_noise_floor_above_the_bound_is_not_checkable_never_a_pass(tmp_path):
     rows[3][2] = rows[3][1] + 3_000_000
     _, f = run(tmp_path, rows, thresholds=Thresholds(noise_floor_ns=25_000))
     assert not f["pass"] and checks(f)["latency_measured"]["status"] == "fail"
+
+
+def test_an_unmeasured_noise_floor_makes_every_time_check_not_checkable(tmp_path):
+    """A reference flow that delivered nothing leaves the platform's noise unknown: nothing that
+    allows it can pass (nor fail on it); loss, duplicates and reordering still judge the flow."""
+    th = thresholds_with_noise({"noise_floor_ns": None, "packets": 0}, propagation="emulated")
+    assert th.noise_floor_missing and th.noise_floor_ns is None
+    rows = clean_rows()
+    _, f = run(tmp_path, rows, thresholds=th)
+    c = checks(f)
+    for name in ("latency_measured", "jitter", "tx_slot", "rate", "instance_bytes"):
+        assert c[name]["status"] == "not_checkable" and c[name]["pass"] is False, name
+        assert c[name]["noise_floor_ns"] is None and c[name]["limit"] is None
+        assert "no noise floor (its reference flow delivered no packets)" in c[name]["detail"]
+    assert c["loss"]["status"] == "pass" and f["pass"]
+    del rows[5]                                                  # a loss still fails the flow
+    _, f = run(tmp_path, rows, thresholds=th, sent_counts={"r1": len(rows) + 1})
+    assert not f["pass"] and checks(f)["loss"]["status"] == "fail"
+    assert thresholds_with_noise({"noise_floor_ns": 7_000}).noise_floor_ns == 7_000
 
 
 def test_noise_floor_is_max_minus_min_of_the_reference_flow(tmp_path):

@@ -121,9 +121,8 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
     from tools.emulation.stack import controlled_emulation
     from tools.emulation.network import emulation_lock
     from tools.emulation.procs import HostProcs
-    from tools.runs.allowance import emulated_reservation
-    from tools.runs.scenario import (SCENARIO_LINK_SCALE, ScenarioConfig, emulation_allowance, interference_flows,
-                                     reservation_requests, run_phase, scenario_plan)
+    from tools.runs.scenario import (SCENARIO_LINK_SCALE, ScenarioConfig, attach_reference_hosts, flow_record,
+                                     interference_flows, reservation_requests, run_phase, scenario_plan)
     from tools.runs.training_run import apply_priority_links
     from topologies.mininet_topo import host_intf_name
 
@@ -136,25 +135,22 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
     for node in ("A", "B", "C"):                       # tenant B = 2: on the same switches and links
         plan.attach(2, node)
     b_hosts = plan.hosts_of(2)
-    req = reservation_requests(plan, 1, 1, cfg, scale)[0]
+    req = reservation_requests(plan, 1, 1, cfg, scale, miniature=True)[0]
+    ref_hosts = attach_reference_hosts(plan, [req])    # the noise floor's talker, beside the receiver
     storm_s = 8.0
     t0 = time.monotonic()
     procs = HostProcs()
     with emulation_lock():  # fcntl.flock on /tmp/detnet-emu.lock, held for the whole test
         try:
-            with controlled_emulation(topo, plan, link_scale=scale, verbose=False,
-                                      lldp_interval=cfg.lldp_interval) as (ctl, emu):
+            with controlled_emulation(topo, plan, link_scale=scale, verbose=False, lldp_interval=cfg.lldp_interval,
+                                      miniature=True, periods_ns=(cfg.period_ns,)) as (ctl, emu):
                 apply_priority_links(topo, plan, scale)   # reserved frames (PCP 7) first on every link
                 with ctl.client() as api:
                     api.post("/v1/tenants", {"name": "tenantA"})
                     api.post("/v1/tenants", {"name": "tenantB"})
                     res = api.post("/v1/reservations", {k: v for k, v in req.items() if not k.startswith("_")})
                     sched = api.get("/v1/schedule")
-                al = emulation_allowance(res, topo, scale, cfg)
-                flow = {"id": res["id"], "tenant": 1, "src_host": req["_src_host"], "dst_host": req["_dst_host"],
-                        "dst_ip": plan.host(req["_dst_host"]).ip, "port": req["match"]["udp_dst"],
-                        "reservation": res, "allowance_ns": al,
-                        "emulated": emulated_reservation(res, scale, al)}
+                flow = flow_record(plan, req, res, ref_hosts, 0)
                 meta = {"cycle_ns": int(sched["cycle_ns"]), "slot_ns": int(sched["slot_ns"]),
                         "links": sched.get("links") or []}
                 if "epoch_ns" in sched:

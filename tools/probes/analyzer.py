@@ -31,6 +31,7 @@ tenant, it counts frames whose source (MAC, else IPv4 address) belongs to anothe
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import struct
@@ -296,6 +297,9 @@ class Thresholds:
     #: latency, jitter, tx-slot or arrival check allows its bound + this, nothing else, and is
     #: ``not_checkable`` when this exceeds its bound.
     noise_floor_ns: int | None = None
+    #: why the noise floor could not be measured in this run (e.g. its reference flow delivered
+    #: nothing), or "" : then every check that allows the noise floor is ``not_checkable``
+    noise_floor_missing: str = ""
 
 
 @dataclass
@@ -362,18 +366,24 @@ def _check(name: str, ok: bool, value: Any, limit: Any, detail: str) -> dict[str
 
 
 def _bounded(name: str, value: int | None, bound: int, noise: int, detail: str, *, checkable_bound: int | None = None,
-             ok: bool | None = None, limit: Any = None) -> dict[str, Any]:
+             ok: bool | None = None, limit: Any = None, missing: str = "") -> dict[str, Any]:
     """A check against the controller's ``bound`` plus the measured ``noise`` floor, nothing else.
 
     ``status`` is ``not_checkable`` when the noise floor exceeds the bound (``checkable_bound`` when
     the value is not itself a time: the slot window of ``tx_slot``): the platform cannot tell a
-    pass from a fail there, so it is never reported as a pass (``pass`` is False). Otherwise
-    ``pass``/``fail`` by ``ok`` (default: ``value <= bound + noise``).
+    pass from a fail there, so it is never reported as a pass (``pass`` is False). It is
+    ``not_checkable`` too when the noise floor could not be measured (``missing`` says why; the
+    report's noise floor is then None). Otherwise ``pass``/``fail`` by ``ok`` (default:
+    ``value <= bound + noise``).
     """
     lim = bound + noise if limit is None else limit
     if ok is None:
         ok = value is not None and value <= lim
-    if noise > (bound if checkable_bound is None else checkable_bound):
+    if missing:
+        status = "not_checkable"
+        detail += f"; NOT CHECKABLE: no noise floor ({missing})"
+        lim, noise = None, None
+    elif noise > (bound if checkable_bound is None else checkable_bound):
         status = "not_checkable"
         detail += f"; NOT CHECKABLE: the noise floor {noise} ns exceeds the bound"
     else:
@@ -415,6 +425,16 @@ def noise_floor(p: "Probes", flow_ids: Iterable[int]) -> dict[str, Any]:
             "p50_ns": float(np.percentile(d, 50)), "p99_ns": p99, "max_ns": int(d.max()),
             "p99_spread_ns": int(round(p99 - int(d.min()))),
             "measured": "max - min of (receive timestamp - intended send time) of the reference flow"}
+
+
+def thresholds_with_noise(nf: Mapping[str, Any], **kw: Any) -> Thresholds:
+    """``Thresholds(**kw)`` allowing the noise floor ``nf`` (a ``noise_floor`` result) measured in the
+    same run; when its reference flow delivered nothing the floor is unknown and every check that
+    allows it is ``not_checkable``."""
+    floor = nf.get("noise_floor_ns")
+    if floor is None:
+        return Thresholds(**kw, noise_floor_missing="its reference flow delivered no packets")
+    return Thresholds(**kw, noise_floor_ns=int(floor))
 
 
 def analyze_flow(p: Probes, sel: np.ndarray, res: Mapping[str, Any], meta: Mapping[str, Any],
@@ -466,6 +486,7 @@ def analyze_flow(p: Probes, sel: np.ndarray, res: Mapping[str, Any], meta: Mappi
     k = np.where(wrap, len(starts) - 1, k)
     into = np.where(wrap, x + cycle - starts[k], x - starts[k])
     noise = int(th.noise_floor_ns or 0)
+    bounded = functools.partial(_bounded, missing=th.noise_floor_missing)
     tx_ok = into < windows[k] + th.tx_tolerance_ns + noise
     inst_start = tx - into
     arr = rx - inst_start
@@ -505,29 +526,29 @@ def analyze_flow(p: Probes, sel: np.ndarray, res: Mapping[str, Any], meta: Mappi
         _check("duplicates", True, duplicated, None, f"{duplicated} duplicates eliminated (protected flow)")
         if eliminate else _check("duplicates", duplicated == 0, duplicated, 0, f"{duplicated} duplicate datagrams"),
         _check("reordering", reordered == 0, reordered, 0, f"{reordered} datagrams arrived after a higher seq"),
-        _bounded("latency_measured", lst["max"], bound, noise,
+        bounded("latency_measured", lst["max"], bound, noise,
                  f"max measured one-way latency {lst['max']} ns vs bound {bound} + noise floor {noise} ns"),
     ]
     if combined_max is not None:
-        checks.append(_bounded("latency_combined", combined_max, bound, noise,
+        checks.append(bounded("latency_combined", combined_max, bound, noise,
                                f"measured max + modeled propagation {prop} ns (not emulated) = {combined_max} ns "
                                f"vs bound {bound} + noise floor {noise} ns"))
     if jbound > 0:
-        checks.append(_bounded("jitter", jitter, jbound, noise,
+        checks.append(bounded("jitter", jitter, jbound, noise,
                                f"max-min latency {jitter} ns vs jitter bound {jbound} + noise floor {noise} ns"))
     n_tx_bad = int((~tx_ok).sum())
     min_slot_window = int(windows.min()) if len(windows) else 0
-    checks.append(_bounded("tx_slot", n_tx_bad, 0, noise,
+    checks.append(bounded("tx_slot", n_tx_bad, 0, noise,
                            f"{n_tx_bad} of {len(tx)} sent later than their slot window + {th.tx_tolerance_ns} ns "
                            f"+ noise floor {noise} ns", checkable_bound=min_slot_window, ok=n_tx_bad == 0, limit=0))
     n_arr_bad = int((~arr_ok).sum())
-    checks.append(_bounded("arrival_window" if emulated else "arrival_window_loose", n_arr_bad, bound, noise,
+    checks.append(bounded("arrival_window" if emulated else "arrival_window_loose", n_arr_bad, bound, noise,
                            f"{n_arr_bad} of {len(arr)} arrived outside [offset + {lo}, offset + {bound} + "
                            f"{noise}] ns" + ("" if emulated else " (loose: propagation not emulated)"),
                            ok=n_arr_bad == 0, limit=0))
     # grouped by the talker's send time: a talker late by up to the noise floor can put two periods'
     # datagrams into one, so the check needs a noise floor below one period
-    checks.append(_bounded("instance_bytes", max_inst, period, noise,
+    checks.append(bounded("instance_bytes", max_inst, period, noise,
                            f"most IP bytes in one period instance {max_inst} vs reserved {allowed_inst}",
                            ok=max_inst <= allowed_inst, limit=allowed_inst))
     if bw:
@@ -535,7 +556,7 @@ def analyze_flow(p: Probes, sel: np.ndarray, res: Mapping[str, Any], meta: Mappi
         need = th.rate_fraction * promised
         # what a window must carry depends on the arrival spread: when the noise floor exceeds the
         # jitter bound that spread is bounded by nothing checkable, so neither is the window
-        checks.append(_bounded("rate", round(min_window_bps), jbound, noise,
+        checks.append(bounded("rate", round(min_window_bps), jbound, noise,
                                f"lowest {win / 1e6:g} ms window {min_window_bps / 1e6:.3f} Mb/s vs "
                                + (f"{th.rate_fraction:g} x " if th.rate_fraction != 1 else "")
                                + f"{promised / 1e6:.3f} Mb/s promised in it (reserved {bw / 1e6:.3f} Mb/s, periods "

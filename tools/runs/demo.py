@@ -50,7 +50,8 @@ from typing import Any, Callable
 
 from schedules.training import load_job
 from tools.emulation.network import parse_ping
-from tools.probes.analyzer import Thresholds, analyze, count_leaks, merge_reports, noise_floor, read_probes
+from tools.probes.analyzer import (analyze, count_leaks, merge_reports, noise_floor, read_probes,
+                                   thresholds_with_noise)
 from tools.probes.capture import capture_command
 from tools.probes.probe_format import flow_id_of
 from tools.probes.report import fmt_ns, json_plain, write_all
@@ -63,9 +64,6 @@ PROBE_PORT = 47000
 #: the reference flows' UDP port and IP bytes per period
 REF_PORT = 47001
 REF_BYTES = 64
-#: the noise floor of a flow whose reference flow delivered nothing: unknown, so larger than any
-#: bound (every time-bound check of that flow is not_checkable, never a pass)
-NO_NOISE_FLOOR_NS = 10**12
 FULL_JOB = "gpt-175b-4dc"
 
 
@@ -131,9 +129,7 @@ def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, du
             nf = noise_floor(read_probes([str(pcap)]), [flow_id_of(refs[str(r["id"])]["id"])]) \
                 if pcap.exists() else {"noise_floor_ns": None, "packets": 0}
             noise[str(r["id"])] = nf
-            # no reference packets: the platform's noise is unknown, so nothing time-bound is checkable
-            floor = nf["noise_floor_ns"] if nf["noise_floor_ns"] is not None else NO_NOISE_FLOOR_NS
-            th = Thresholds(propagation="emulated", noise_floor_ns=floor)
+            th = thresholds_with_noise(nf, propagation="emulated")
             reports.append(analyze([str(pcap)] if pcap.exists() else [], [r], meta, sent_counts=sent, thresholds=th,
                                    require=[str(r["id"])]))
     finally:

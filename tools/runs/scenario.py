@@ -52,7 +52,7 @@ from tools.emulation.miniature import scaled_bps
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import progress
 from tools.emulation.stack import NetworkStack
-from tools.probes.analyzer import Thresholds, analyze, merge_reports, noise_floor, read_probes
+from tools.probes.analyzer import analyze, merge_reports, noise_floor, read_probes, thresholds_with_noise
 from tools.probes.capture import capture_command
 from tools.probes.probe_format import flow_id_of
 from tools.probes.report import fmt_ns, json_plain, write_all
@@ -75,8 +75,6 @@ PROBE_PORT_BASE = 47000
 REF_PORT_BASE = 47500
 #: IP bytes per period of a reference flow
 REF_BYTES = 64
-#: the noise floor of a flow whose reference flow delivered nothing: unknown, larger than any bound
-NO_NOISE_FLOOR_NS = 10**12
 IPERF_PORT_BASE = 5201
 
 log = progress("scenario")
@@ -311,9 +309,8 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
         pcap = caps[f["dst_host"]][1]
         nf = noise_floor(read_probes([pcap]), [flow_id_of(refs[f["id"]]["id"])])
         noise[f["id"]] = nf
-        floor = nf["noise_floor_ns"] if nf["noise_floor_ns"] is not None else NO_NOISE_FLOOR_NS
-        th = Thresholds(rate_window_ns=cfg.rate_window_ns, tx_tolerance_ns=cfg.tx_tolerance_ns or 0,
-                        propagation="emulated", noise_floor_ns=floor)
+        th = thresholds_with_noise(nf, rate_window_ns=cfg.rate_window_ns, tx_tolerance_ns=cfg.tx_tolerance_ns or 0,
+                                   propagation="emulated")
         reports.append(analyze([pcap], [f["emulated"]], meta, sent_counts=sent, thresholds=th, require=[f["id"]]))
     report = merge_reports(reports, ignore={flow_id_of(r["id"]) for r in refs.values()})
     for fl in report.flows:
@@ -350,6 +347,29 @@ def reference_reservation(res: dict[str, Any]) -> dict[str, Any]:
     return ref
 
 
+def attach_reference_hosts(plan: HostPlan, reqs: list[dict[str, Any]]) -> dict[tuple[int, str], str]:
+    """Attach one reference host per receiver (same tenant, the receiver's own switch; the noise
+    floor's talker) and return their names by ``(tenant, switch)``. Attach before the bring-up."""
+    ref_hosts: dict[tuple[int, str], str] = {}
+    for rq in reqs:
+        dst = plan.host(rq["_dst_host"])
+        if (dst.tenant, dst.switch) not in ref_hosts:
+            ref_hosts[(dst.tenant, dst.switch)] = plan.attach(dst.tenant, dst.switch)[0].name
+    return ref_hosts
+
+
+def flow_record(plan: HostPlan, rq: dict[str, Any], res: dict[str, Any], ref_hosts: dict[tuple[int, str], str],
+                index: int) -> dict[str, Any]:
+    """What ``run_phase`` needs of one admitted reservation ``res`` (asked for by ``rq``, the
+    ``index``-th): hosts, ports and its reference flow's host and port."""
+    dst = plan.host(rq["_dst_host"])
+    return {"id": res["id"], "tenant": rq["tenant"], "src_host": rq["_src_host"], "dst_host": rq["_dst_host"],
+            "dst_ip": dst.ip, "port": rq["match"]["udp_dst"], "reservation": res,
+            "ref_host": ref_hosts[(dst.tenant, dst.switch)], "ref_port": REF_PORT_BASE + index,
+            # the controller scheduled the emulated network: the talker sends the reservation as is
+            "emulated": res}
+
+
 def tx_tolerance(cfg: ScenarioConfig) -> int:
     """The talker lateness a tx-slot check allows beyond the measured noise floor (0 by default)."""
     return cfg.tx_tolerance_ns or 0
@@ -367,12 +387,7 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
     plan = scenario_plan(topo, cfg.tenants)
     scale = SCENARIO_LINK_SCALE if cfg.link_scale is None else cfg.link_scale
     reqs = reservation_requests(plan, cfg.tenants, cfg.reservations, cfg, scale, miniature=True)
-    # a reference host per receiver: the same tenant, on the receiver's own switch (the noise floor)
-    ref_hosts = {}
-    for rq in reqs:
-        dst = plan.host(rq["_dst_host"])
-        if (dst.tenant, dst.switch) not in ref_hosts:
-            ref_hosts[(dst.tenant, dst.switch)] = plan.attach(dst.tenant, dst.switch)[0].name
+    ref_hosts = attach_reference_hosts(plan, reqs)
     itenant = cfg.tenants + 1
     phases = ["off", "on"] if cfg.interference == "both" else [cfg.interference]
     if "on" in phases:
@@ -396,13 +411,7 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
             for i, rq in enumerate(reqs):
                 body = {k: v for k, v in rq.items() if not k.startswith("_")}
                 res = api.post("/v1/reservations", body)
-                dst = plan.host(rq["_dst_host"])
-                flows.append({"id": res["id"], "tenant": rq["tenant"], "src_host": rq["_src_host"],
-                              "dst_host": rq["_dst_host"], "dst_ip": dst.ip,
-                              "port": rq["match"]["udp_dst"], "reservation": res,
-                              "ref_host": ref_hosts[(dst.tenant, dst.switch)], "ref_port": REF_PORT_BASE + i,
-                              # the controller scheduled the emulated network: the talker sends the reservation
-                              "emulated": res})
+                flows.append(flow_record(plan, rq, res, ref_hosts, i))
             sched = api.get("/v1/schedule")
         meta = {"cycle_ns": int(sched["cycle_ns"]), "slot_ns": int(sched["slot_ns"]),
                 "links": sched.get("links") or []}
