@@ -3,7 +3,7 @@
 Forms::
 
     dnctl schedule --topology NAME_OR_FILE --requests REQUESTS.json --out SCHEDULE.json [--json] [...]
-    dnctl schedule gcl SCHEDULE.json --link U V [--json]
+    dnctl schedule gcl SCHEDULE.json (--link U V | --all) [--format text|json|taprio] [--json] [--dev DEV]
     dnctl schedule export [--out SCHEDULE.json] [--url URL] [--token TOKEN]
 
 The first form (no action) admits the requests in file order on a fresh scheduler, writes the
@@ -26,6 +26,7 @@ from controller.core.scheduler import Scheduler
 from schedules.gcl import GCLError, gate_control_list
 from schedules.requests_file import RequestsFileError, read_requests
 from schedules.schedule_json import SchedulePayloadError, read_schedule_file, schedule_to_dict, write_json_atomic
+from schedules.taprio import TaprioError, device_name, taprio_config
 from tools.cli import CliError
 from tools.cli.clientargs import add_connection_args, client_from_args
 from topologies.loaders import load_topology
@@ -51,13 +52,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--processing-ns", type=int, default=1000, help="per-hop processing delay in ns (default 1000)")
     actions = p.add_subparsers(dest="schedule_action", metavar="ACTION", required=False)
 
-    g = actions.add_parser("gcl", help="print the gate control list of one directed link of a Schedule JSON",
-                           description="Print the IEEE 802.1Qbv-style gate control list of link U->V: reserved "
-                                       "windows (traffic class 7 open) and best-effort windows, summing to the cycle.")
+    g = actions.add_parser(
+        "gcl", help="print the gate control list of a directed link (or all) of a Schedule JSON, or its tc taprio",
+        description="Print the IEEE 802.1Qbv-style gate control list of link U->V (or of every link: --all): "
+                    "reserved windows (traffic class 7 open) and best-effort windows, summing to the cycle. "
+                    "--format taprio prints, per port, a comment line '# U -> V (...)' and the Linux "
+                    "'tc qdisc replace ... taprio' command that installs the list (software mode; tc 1 = "
+                    "priority 7, a guard band closes best effort one max-size frame before each reserved "
+                    "window; see docs/gates.md). The device is --dev for one link, else U-V with white space, "
+                    "'/' and ':' made '_', cut to 15 characters (a name that would repeat an earlier one ends "
+                    "in _2, _3, ...). A port whose list needs more entries than one tc command carries (31; 30 "
+                    "with a --base-time) exits 2 naming it, and nothing is printed.")
     g.add_argument("schedule", metavar="SCHEDULE.json", help="a Schedule JSON file")
-    g.add_argument("--link", nargs=2, metavar=("U", "V"), required=True, help="the directed link U->V")
+    which = g.add_mutually_exclusive_group(required=True)
+    which.add_argument("--link", nargs=2, metavar=("U", "V"), help="the directed link U->V")
+    which.add_argument("--all", action="store_true", help="every directed link of the schedule, in its order")
     g.add_argument("--reserved-tc", type=int, default=7, help="traffic class of reserved traffic (default 7)")
-    g.add_argument("--json", action="store_true", help="print the list as one JSON object")
+    g.add_argument("--format", choices=("text", "json", "taprio"), default=None,
+                   help="text (default): a table; json: one JSON object ({'gcls': [...]} with --all); "
+                        "taprio: tc commands")
+    g.add_argument("--json", action="store_true", help="the same as --format json")
+    g.add_argument("--dev", help="taprio: the device of the one --link (default: U-V cut to 15 characters)")
+    g.add_argument("--guard-band-bytes", type=int, default=1522,
+                   help="taprio: best effort closes this many bytes' time at the link's rate before each reserved "
+                        "window (default 1522, a max-size tagged frame; 0: no guard band)")
+    g.add_argument("--base-time", type=int, default=0, metavar="NS",
+                   help="taprio: base-time in ns of CLOCK_TAI (default 0: cycles aligned to the epoch)")
     g.set_defaults(func=_gcl)
 
     q = actions.add_parser("export", help="write the controller's Schedule JSON (GET /v1/schedule)",
@@ -123,13 +143,59 @@ def _build(args) -> int:
 
 
 def _gcl(args) -> int:
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        raise CliError(f"schedule gcl: --json is --format json, not --format {fmt}")
+    if args.dev is not None and (fmt != "taprio" or args.all):
+        raise CliError("schedule gcl: --dev goes with --format taprio and one --link")
     try:
         data = read_schedule_file(args.schedule)
-        gcl = gate_control_list(data, args.link[0], args.link[1], reserved_tc=args.reserved_tc)
+        if args.all:
+            try:
+                links = [(str(l["src"]), str(l["dst"])) for l in data.get("links", [])]
+            except (AttributeError, KeyError, TypeError):
+                raise GCLError("not a Schedule JSON object (needs cycle_ns, slot_ns, links, reservations)") from None
+            if not links:
+                raise GCLError("the schedule has no links")
+        else:
+            links = [tuple(args.link)]
+        gcls = [gate_control_list(data, u, v, reserved_tc=args.reserved_tc) for u, v in links]
     except (SchedulePayloadError, GCLError) as e:
         raise CliError(str(e) if str(e).startswith(args.schedule) else f"{args.schedule}: {e}") from None
-    print(json.dumps(gcl.to_dict()) if args.json else gcl.render())
+
+    if fmt == "json":
+        print(json.dumps({"gcls": [g.to_dict() for g in gcls]} if args.all else gcls[0].to_dict()))
+    elif fmt == "text":
+        print("\n\n".join(g.render() for g in gcls))
+    else:
+        capacity = {(str(l.get("src")), str(l.get("dst"))): l.get("capacity_bps") for l in data.get("links", [])
+                    if isinstance(l, dict)}
+        used: set[str] = set()
+        lines = []
+        for g in gcls:
+            dev = args.dev if args.dev is not None else _unique(device_name(g.src, g.dst), used)
+            used.add(dev)
+            try:
+                cfg = taprio_config(g, dev=dev, link_bps=capacity.get((g.src, g.dst)),
+                                    guard_band_bytes=args.guard_band_bytes, base_time_ns=args.base_time)
+            except TaprioError as e:
+                raise CliError(f"{args.schedule}: {e}") from None
+            n = len(cfg.entries)
+            lines.append(f"# {g.src} -> {g.dst} ({n} entr{'y' if n == 1 else 'ies'}, cycle {cfg.cycle_ns} ns, "
+                         f"guard band {cfg.guard_band_ns} ns at {cfg.link_bps} b/s)")
+            lines.append(cfg.shell())
+        print("\n".join(lines))
     return 0
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """``name``, or its first characters and _2, _3, ... when an earlier port already has it."""
+    k = 1
+    out = name
+    while out in used:
+        k += 1
+        out = f"{name[:15 - len(str(k)) - 1]}_{k}"
+    return out
 
 
 def schedule_export(args: argparse.Namespace) -> int:
