@@ -18,10 +18,11 @@ The mapping (two traffic classes are all the GCL distinguishes):
   before a reserved window would still be on the wire when the window opens and delay the reserved
   frame by up to one max-size frame. So the best-effort gate closes ``guard_band_bytes`` at
   ``link_bps`` (ceil to ns) before every reserved window: that much time is carved from the end of
-  the best-effort entry before the window and becomes a 0x0 entry. A best-effort entry shorter than
-  the guard band closes entirely, and so does one whose open remainder would be shorter than a
-  minimum Ethernet frame (60 bytes at ``link_bps``): Linux refuses intervals shorter than that
-  (checked against the device's speed) and such a window carries nothing whole anyway.
+  the best-effort entry before the window and becomes a 0x0 entry (when the cycle starts with best
+  effort before a window, the best effort that ends the cycle is the same run, carved on from its
+  end). A best-effort run shorter than the guard band closes entirely, and so does an open piece
+  that would be shorter than a minimum Ethernet frame (60 bytes at ``link_bps``): Linux refuses
+  intervals shorter than that (checked against the device's speed).
 - **Software mode** (no ``flags``): the kernel's qdisc opens and closes the gates with hrtimers on
   any multi-queue device (veth included), so the same command works in the emulation, the VM and a
   host without a TSN NIC; ``flags 0x2`` (full offload) would need a NIC such as i225/i210 and gives
@@ -174,6 +175,37 @@ def _merge(entries: list[list[int]]) -> list[list[int]]:
     return out
 
 
+def _carve_guard_bands(timeline: list[list[int]], guard_ns: int, min_ns: int) -> list[list[int]]:
+    """Close ``guard_ns`` of the best-effort run before every reserved entry (module doc).
+
+    ``timeline`` alternates masks (merged). A run is one best-effort entry, or the last and the first
+    entry together when the cycle starts with best effort before a window (the run wraps the cycle).
+    A run shorter than the guard band closes whole; an open piece shorter than ``min_ns`` closes too.
+    """
+    n = len(timeline)
+    closed = [0] * n
+    for i, (mask, _) in enumerate(timeline):
+        if mask != MASK_BEST_EFFORT or timeline[(i + 1) % n][0] != MASK_RESERVED:
+            continue
+        run = [i, n - 1] if i == 0 and n > 2 and timeline[-1][0] == MASK_BEST_EFFORT else [i]
+        total = sum(timeline[j][1] for j in run)
+        take = min(total, guard_ns)
+        if total - take < min_ns:
+            take = total
+        for j in run:                          # from the window backwards
+            closed[j] = min(take, timeline[j][1])
+            take -= closed[j]
+            if 0 < timeline[j][1] - closed[j] < min_ns:
+                closed[j] = timeline[j][1]
+    out: list[list[int]] = []
+    for (mask, ns), c in zip(timeline, closed):
+        if ns > c:
+            out.append([mask, ns - c])
+        if c:
+            out.append([MASK_CLOSED, c])
+    return out
+
+
 def taprio_config(gcl: GCL, *, dev: str, link_bps: int, guard_band_bytes: int = 1522, base_time_ns: int = 0,
                   clockid: str = "CLOCK_TAI") -> TaprioConfig:
     """The taprio schedule of ``gcl``'s port on device ``dev`` (mapping and limits: module doc).
@@ -196,19 +228,7 @@ def taprio_config(gcl: GCL, *, dev: str, link_bps: int, guard_band_bytes: int = 
     timeline = _merge([[MASK_RESERVED if e.state == "reserved" else MASK_BEST_EFFORT, e.duration_ns]
                        for e in gcl.entries])
     if guard_ns and len(timeline) > 1:
-        carved: list[list[int]] = []
-        n = len(timeline)
-        for i, (mask, ns) in enumerate(timeline):
-            if mask == MASK_BEST_EFFORT and timeline[(i + 1) % n][0] == MASK_RESERVED:
-                closed = min(ns, guard_ns)
-                if ns - closed < min_ns:
-                    closed = ns
-                if ns > closed:
-                    carved.append([MASK_BEST_EFFORT, ns - closed])
-                carved.append([MASK_CLOSED, closed])
-            else:
-                carved.append([mask, ns])
-        timeline = _merge(carved)
+        timeline = _merge(_carve_guard_bands(timeline, guard_ns, min_ns))
 
     entries = tuple(SchedEntry("S", mask, ns) for mask, ns in timeline)
     limit = tc_entry_limit(base_time_ns)
@@ -300,6 +320,8 @@ def parse_taprio_show(text: str) -> dict[str, Any]:
                 schedules.append(sched)
             else:
                 i += 1          # refcnt, txtime delay, max-sdu, fp, ...: not part of the schedule
+    except TaprioError:
+        raise
     except (IndexError, ValueError):
         raise TaprioError(f"taprio output: cannot read {' '.join(toks[i:i + 4])!r}") from None
     if out["num_tc"] is None or not schedules:
