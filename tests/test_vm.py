@@ -4,6 +4,8 @@ the control share: ready file, N.sh -> N.out/N.err/N.rc, poweroff)."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import subprocess
@@ -244,3 +246,77 @@ def test_vm_probe_figures_from_guest_output():
     broken = parse_guest_output("== lsmod\nveth\n", 10)
     assert broken["netem"]["rtt_ms"] is None and not broken["netem"]["within"] and not broken["taprio"]
     assert not broken["modules"]["openvswitch"]
+
+
+def test_guest_streams_output_while_the_command_runs(fake):
+    img, _ = fake
+    got: list[tuple[str, str, float]] = []
+    with Guest(img, lock=False, boot_timeout=20) as g:
+        t0 = time.monotonic()
+        r = g.run("echo one; echo warn >&2; sleep 1.5; echo two; printf tail",
+                  stream=lambda name, text: got.append((name, text, time.monotonic() - t0)))
+    assert r.stdout == "one\ntwo\ntail" and r.stderr == "warn\n"
+    assert "".join(t for n, t, _ in got if n == "stdout") == r.stdout      # all of it, once
+    assert "".join(t for n, t, _ in got if n == "stderr") == r.stderr
+    first = next(at for n, t, at in got if n == "stdout")
+    assert first < r.seconds - 1.0                      # "one" arrived while the command still ran
+
+
+# ----- --vm on the emulation verbs: the verb runs whole in the guest --------------------------------
+
+def test_vm_argument_strips_out_and_vm_and_the_guest_script_runs_the_verb_there():
+    from tools.cli.vmarg import verb_argv
+    from tools.vm.delegate import guest_script
+    assert verb_argv(["demo", "--quick", "--out", "o", "--vm", "on"]) == ["demo", "--quick"]
+    script = guest_script(["demo", "--quick", "--out", "/out"], repo=Path("/r"), cwd=Path("/elsewhere"))
+    assert "mount --bind /repo /r" in script and "\ncd /r\n" in script
+    assert script.endswith("exec /r/.venv/bin/dnctl demo --quick --out /out --vm off")
+    assert "\ncd /r/sub\n" in guest_script(["demo"], repo=Path("/r"), cwd=Path("/r/sub"))
+
+
+def test_vm_on_runs_the_verb_in_the_guest_with_its_out_folder(fake, tmp_path, monkeypatch, capsys):
+    """``dnctl verify scenario --vm on``: the guest gets the verb (``--vm off``, ``--out /out``), its
+    output is streamed to ours, its files land in --out, its exit code is the verb's."""
+    from tools.cli.main import main
+    from tools.vm import delegate
+    img, tmp_root = fake
+    monkeypatch.setattr(delegate, "ensure_image", lambda: img)
+    # the fake guest runs the script on this host: stand in for mount/modprobe/ovs-ctl/dnctl
+    seen = {}
+
+    def script(argv, **kw):
+        seen["argv"] = argv
+        return ('echo "scenario: progress"; echo "the summary"; '
+                'echo \'{"pass": false}\' > "$DETNET_OUT/report.json"; exit 1')
+    monkeypatch.setattr(delegate, "guest_script", script)
+    monkeypatch.setattr(delegate, "Guest", functools.partial(delegate.Guest, lock=False, boot_timeout=20))
+    out = tmp_path / "scn"
+    code = main(["verify", "scenario", "--topology", "fntf40", "--tenants", "2", "--vm", "on", "--out", str(out)])
+    assert code == 1
+    assert seen["argv"] == ["verify", "scenario", "--topology", "fntf40", "--tenants", "2", "--out", "/out"]
+    assert "the summary" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text()) == {"pass": False}
+    assert list(tmp_root.iterdir()) == []                # the guest was torn down
+
+
+def test_vm_modes_of_the_verbs_and_their_errors(monkeypatch, capsys):
+    import argparse
+    from tools.cli import vmarg
+    from tools.cli.main import main
+    from tools.vm import delegate
+    have = KernelFeatures(True, True, True)
+    monkeypatch.setattr(vmarg, "host_kernel", lambda: have)
+    ns = argparse.Namespace(vm="auto", argv=["demo"])
+    assert vmarg.run_in_vm_if_asked(ns, "o") is None                  # the kernel has it all: here
+    assert vmarg.run_in_vm_if_asked(argparse.Namespace(vm="off"), "o") is None
+    monkeypatch.setenv("DETNET_IN_VM", "1")
+    assert vmarg.run_in_vm_if_asked(argparse.Namespace(vm="on"), "o") is None   # already in the guest
+    monkeypatch.delenv("DETNET_IN_VM")
+    # a venv of another Python cannot run in the guest: one line, exit 1, nothing started
+    monkeypatch.setattr(delegate, "venv_python_version", lambda repo=None: "3.12.1")
+    assert main(["demo", "--vm", "on", "--out", "/nonexistent/never"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dnctl: vm: the VM runs the project's virtualenv") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as e:                                  # a usage error
+        main(["demo", "--vm", "maybe"])
+    assert e.value.code == 2 and "invalid choice: 'maybe'" in capsys.readouterr().err

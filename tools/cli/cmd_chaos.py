@@ -10,6 +10,7 @@ import json
 
 from tools.cli import CliError
 from tools.cli.cmd_emulate import require_emulation
+from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
 from tools.runs.chaos import ChaosConfig, run_chaos, text_summary
 
 
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="keep captures, talker results, controller log and report.json here")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_vm_argument(p)
     p.set_defaults(func=_chaos)
 
 
@@ -41,6 +43,9 @@ def _chaos(args: argparse.Namespace) -> int:
         raise CliError("--reservations must be between 1 and 2000")
     if args.traffic < 1:
         raise CliError("--traffic must be at least 1")
+    code = run_in_vm_if_asked(args, args.out)
+    if code is not None:
+        return code
     require_emulation()
     cfg = ChaosConfig(topology=args.topology, reservations=args.reservations, traffic=min(args.traffic, args.reservations),
                       restart=not args.no_restart, out=args.out, verbose=not args.quiet)

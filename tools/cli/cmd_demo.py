@@ -17,6 +17,7 @@ import json
 
 from schedules.training import JobError, load_job
 from tools.cli import CliError
+from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
 from tools.emulation.network import Emulation, EmulationError
 from tools.runs.demo import run_demo
 from tools.runs.scales import DEFAULT_SCALE
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smoke", action="store_true",
                    help="only check the emulation forwards: fntf40 with static forwarding, a few pings")
     p.add_argument("--json", action="store_true", help="print report.json instead of the table")
+    add_vm_argument(p)
     p.set_defaults(func=_run)
 
 
@@ -64,6 +66,9 @@ def _run(args: argparse.Namespace) -> int:
         load_job(args.job)
     except JobError as e:
         raise CliError(str(e)) from None
+    code = run_in_vm_if_asked(args, args.out)
+    if code is not None:
+        return code
     try:
         result = run_demo(args.out, tenants=args.tenants, quick=args.quick, job=args.job, scale=scale,
                           iterations=args.iterations, delay_scale=args.delay_scale)

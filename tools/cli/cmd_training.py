@@ -10,6 +10,7 @@ from schedules.training import JobError, list_jobs, load_job
 from schedules.training_model import estimate
 from schedules.training_plan import NotAdmissible, check_sites, hop_delays, plan
 from tools.cli import CliError
+from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
 from tools.cli.units import parse_bandwidth
 from tools.runs.scales import DEFAULT_SCALE
 from tools.runs.training_run import RunError, RunOptions, execute, table
@@ -65,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--tenants", type=int, help="tenants to create (default: 1 + one per ring hop)")
     q.add_argument("--out", metavar="DIR", help="keep logs, per-iteration files and run.json here")
     q.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_vm_argument(q)
     q.set_defaults(func=_run)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
@@ -186,6 +188,9 @@ def _run(args) -> int:
         raise CliError("--iterations must be at least 2 (the first is a warm-up)")
     if args.tenants is not None and args.tenants < 1:
         raise CliError("--tenants must be at least 1")
+    code = run_in_vm_if_asked(args, args.out)
+    if code is not None:
+        return code
     opts = RunOptions(args.job, topology=args.topology, scale=scale, network=args.network,
                       interference=interference, iterations=args.iterations, out=args.out, tenants=args.tenants)
     try:

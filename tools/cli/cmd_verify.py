@@ -25,6 +25,7 @@ from typing import Any
 from tools.cli import CliError
 from tools.cli.cmd_emulate import require_emulation
 from tools.cli.cmd_probe import add_source_args, resolve
+from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
 from tools.client import ClientError
 from tools.emulation.progress import progress
 from tools.probes.analyzer import PcapError, Thresholds, analyze
@@ -187,6 +188,7 @@ def _register_scenario(vs: argparse._SubParsersAction) -> None:
                         "netem the links carry none and the report says so")
     q.add_argument("--no-rt", action="store_true", help="talkers without SCHED_FIFO")
     q.add_argument("--json", action="store_true", help="print report.json instead of the summary")
+    add_vm_argument(q)
     q.set_defaults(func=_scenario)
 
 
@@ -197,13 +199,16 @@ def _scenario(args: argparse.Namespace) -> int:
         raise CliError("--duration, --period and --bandwidth must be positive")
     if args.delay_scale < 0:
         raise CliError("--delay-scale must be non-negative")
-    require_emulation()
     try:
         topo = load_topology(args.topology)
     except Exception as e:  # noqa: BLE001 - TopologyError and file errors: one line
         raise CliError(str(e)) from None
     if len(topo.nodes) < 2:
         raise CliError(f"{args.topology}: needs at least 2 nodes")
+    code = run_in_vm_if_asked(args, args.out)
+    if code is not None:
+        return code
+    require_emulation()
     cfg = ScenarioConfig(topology=args.topology, tenants=args.tenants, reservations=args.reservations,
                          interference=args.interference, duration=args.duration, out=args.out,
                          link_scale=args.link_scale, period_ns=args.period, bandwidth_bps=int(args.bandwidth),

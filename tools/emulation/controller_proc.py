@@ -39,6 +39,7 @@ import httpx
 
 from tools.client import ApiClient
 from tools.emulation.lifecycle import Managed
+from tools.emulation.patience import patience
 
 #: the dnctl entry point of the interpreter running us (the venv's)
 DNCTL = str(Path(sys.executable).with_name("dnctl"))
@@ -85,7 +86,7 @@ class ControllerProcess(Managed):
         self.lldp_interval = lldp_interval
         self.admin_token = admin_token or secrets.token_hex(24)
         self.log_level = log_level
-        self.start_timeout = start_timeout
+        self.start_timeout = patience(start_timeout)
         self.extra_args = list(extra_args or [])
         self.of_port = free_port()
         self.api_port = free_port()
@@ -164,11 +165,12 @@ class ControllerProcess(Managed):
 
     def wait_switches(self, n: int, timeout: float = 30.0) -> dict[str, Any]:
         """Wait until at least ``n`` switches are connected (and synced) to the controller."""
-        return self.wait(lambda h: int(h.get("switches_connected", 0)) >= n, timeout, f"{n} switches connected")
+        return self.wait(lambda h: int(h.get("switches_connected", 0)) >= n, patience(timeout),
+                         f"{n} switches connected")
 
     def client(self, token: str | None = None, timeout: float = 30.0) -> Any:
         """A ``tools.client.ApiClient`` on this controller (admin token unless ``token`` is given)."""
-        return ApiClient(self.url, token or self.admin_token, timeout=timeout)
+        return ApiClient(self.url, token or self.admin_token, timeout=patience(timeout))
 
     def log_tail(self, lines: int = 15) -> str:
         try:

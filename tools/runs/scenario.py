@@ -49,6 +49,7 @@ from typing import Any
 from controller.dataplane.routing import best_effort_path as _be_path
 from tools.emulation.controller_proc import DNCTL
 from tools.emulation.miniature import scaled_bps
+from tools.emulation.patience import patience
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import progress
 from tools.emulation.stack import NetworkStack
@@ -230,7 +231,7 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
             cmd = capture_command(host_intf_name(h), path, bpf=receiver_filter(h.ip))
             caps[h.name] = (procs.add(net.get(h.name).popen(cmd, stdout=subprocess.DEVNULL,
                                                              stderr=subprocess.DEVNULL)), path)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + patience(15)
     while not all(os.path.exists(p) and os.path.getsize(p) >= 24 for _, p in caps.values()):
         if time.monotonic() > deadline:
             raise RuntimeError("captures did not start within 15 s")
@@ -276,7 +277,7 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
     say(f"[{name}] {len(flows)} talkers and {len(flows)} reference talkers for {cfg.duration:g} s")
     talker_results = []
     for f, out, p in talkers:
-        _, err = p.communicate(timeout=cfg.duration + 60)
+        _, err = p.communicate(timeout=cfg.duration + patience(60))
         try:
             tr = json.loads(out.read_text())
         except (OSError, ValueError):

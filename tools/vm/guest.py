@@ -36,6 +36,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tools.emulation.lifecycle import Managed
 from tools.emulation.network import emulation_lock
@@ -196,12 +197,15 @@ class Guest(Managed):
         return self._proc is not None and self._proc.poll() is None
 
     # ----- commands -----
-    def run(self, command: str, timeout: float = 600.0, check: bool = False) -> GuestResult:
+    def run(self, command: str, timeout: float = 600.0, check: bool = False,
+            stream: Callable[[str, str], None] | None = None) -> GuestResult:
         """Run ``command`` (bash) in the guest, in ``/repo``; its exit code, stdout and stderr.
 
         The guest kills it after ``timeout`` seconds (``GuestTimeout``, the guest stays usable).
         ``check=True`` raises ``GuestError`` on a non-zero exit. ``GuestError`` too when the guest
-        died or stopped answering (it is then torn down).
+        died or stopped answering (it is then torn down). ``stream(name, text)`` gets the command's
+        output while it runs (``name`` 'stdout' or 'stderr', ``text`` what was added since the last
+        call; whole lines only, the rest when the command ends): progress of long work.
         """
         if not self.running:
             raise GuestError("the guest is not running")
@@ -213,7 +217,13 @@ class Guest(Managed):
         t0 = time.monotonic()
         tmp.rename(self.ctl / f"{n}.sh")
         rc_file = self.ctl / f"{n}.rc"
+        tails = {"stdout": _Tail(base.with_suffix(".out")), "stderr": _Tail(base.with_suffix(".err"))}
         while not rc_file.exists():
+            if stream is not None:
+                for name, tail in tails.items():
+                    text = tail.lines()
+                    if text:
+                        stream(name, text)
             if self._proc is None or self._proc.poll() is not None:
                 tail = self._console_tail()
                 self.stop()
@@ -225,6 +235,11 @@ class Guest(Managed):
                                  f"{_short(command)}" + tail)
             time.sleep(0.05)
         seconds = time.monotonic() - t0
+        if stream is not None:
+            for name, tail in tails.items():
+                text = tail.lines(final=True)
+                if text:
+                    stream(name, text)
         result = GuestResult(command, int(rc_file.read_text().strip() or -1),
                              _read(base.with_suffix(".out")), _read(base.with_suffix(".err")), seconds)
         if result.returncode in (124, 137) and seconds >= timeout - 1:
@@ -243,6 +258,25 @@ class Guest(Managed):
             tail = [line.rstrip() for line in _read(self._tmp / name).splitlines() if line.strip()][-lines:]
             out += f"; {what}: " + " | ".join(tail) if tail else ""
         return out
+
+
+class _Tail:
+    """What was appended to a file (on the 9p spool) since the last look, in whole lines."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = path, 0
+
+    def lines(self, final: bool = False) -> str:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return ""
+        if not final:
+            data = data[: data.rfind(b"\n") + 1]
+        self.offset += len(data)
+        return data.decode(errors="replace")
 
 
 def _remove_orphans() -> None:
