@@ -64,7 +64,7 @@ def test_link_cut_protected_loses_nothing_unprotected_rerouted(emu_lock, tmp_pat
 
 @pytest.mark.emulation
 def test_dnctl_chaos_json_passes(emu_lock, tmp_path):
-    r = subprocess.run([DNCTL, "chaos", "--json", "--reservations", "1", "--traffic", "1", "--quiet"],
+    r = subprocess.run([DNCTL, "chaos", "--json", "--reservations", "1", "--traffic", "1", "--quiet", "--vm", "off"],
                        capture_output=True, text=True, timeout=240, pass_fds=(emu_lock,))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rep = json.loads(r.stdout)
