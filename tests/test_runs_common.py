@@ -29,6 +29,7 @@ from tools.runs.allowance import (BE_FRAME_BYTES, L2_WIRE_BYTES, emulated_reserv
                                   link_capacities, scaled_frame_bytes)
 from topologies.hosts import HostPlan
 from topologies.loaders import load_topology
+from emuhelpers import ring4
 
 
 def fntf40():
@@ -285,3 +286,27 @@ def test_the_miniatures_controller_still_meters_as_an_emulation():
     assert told < 1
     r = Reservation("x", 1, "a", "b", 1_000_000, 625, 5_000_000, 1, 1, 1, ["a", "b"], [], [0])
     assert abs(reservation_meter_rate_bps(r, told) - reservation_meter_rate_bps(r, 1.0)) < 1000
+
+
+# ----- the links' priority shaping keeps the propagation and reads the tag where it is ------------------
+
+def test_priority_links_keep_netem_propagation_and_classify_for_the_datapath():
+    """Regression (found running the scenario in the VM): the priority HTB replaced the emulation's
+    root qdisc and with it the netem under it, so the links lost their propagation (a 9.3 ms path
+    measured 0.8 ms); and the kernel datapath's VLAN tag is metadata, which u32 at -4 cannot read."""
+    topo = ring4("prio", 300, 900)
+    plan = scenario.scenario_plan(topo, 1)
+    ports = plan.link_ports()
+    plain = training_run.priority_tc_batch(topo, plan, 1e-4)
+    assert "netem" not in plain and plain.count(" u32 ") == len(ports) and "flower" not in plain
+    delayed = training_run.priority_tc_batch(topo, plan, 1e-4, delay_scale=1.0, classifier="flower")
+    assert delayed.count("flower vlan_prio 7 classid 5:10") == len(ports) and " u32 " not in delayed
+    (u, v), port = next(iter(ports.items()))
+    us = round(topo.propagation_ns(u, v) / 1000)
+    for cls in (10, 20):                        # both classes cross the same fibre
+        assert f"parent 5:{cls} handle {cls}: netem delay {us}us" in delayed
+    assert delayed.count("netem delay") == 2 * len(ports)
+    half = training_run.priority_tc_batch(topo, plan, 1e-4, delay_scale=0.5)
+    assert f"netem delay {round(us / 2)}us" in half
+    with pytest.raises(ValueError, match="u32 or flower"):
+        training_run.priority_tc_batch(topo, plan, 1e-4, classifier="bpf")

@@ -144,7 +144,7 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
         try:
             with controlled_emulation(topo, plan, link_scale=scale, verbose=False, lldp_interval=cfg.lldp_interval,
                                       miniature=True, periods_ns=(cfg.period_ns,)) as (ctl, emu):
-                apply_priority_links(topo, plan, scale)   # reserved frames (PCP 7) first on every link
+                apply_priority_links(emu, scale)   # reserved frames (PCP 7) first on every link
                 with ctl.client() as api:
                     api.post("/v1/tenants", {"name": "tenantA"})
                     api.post("/v1/tenants", {"name": "tenantB"})

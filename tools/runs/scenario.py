@@ -403,7 +403,7 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
                       lldp_interval=cfg.lldp_interval, miniature=True, periods_ns=(cfg.period_ns,),
                       delay_scale=cfg.delay_scale) as net:
         ctl, emu, procs = net.ctl, net.emu, net.procs
-        apply_priority_links(topo, plan, scale)   # reserved frames (PCP 7) first on every link
+        apply_priority_links(emu, scale)   # reserved frames (PCP 7) first on every link
         seconds["bring_up_s"] = time.monotonic() - t0
         with ctl.client() as api:
             for t in plan.tenants():

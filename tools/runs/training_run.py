@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -288,15 +289,24 @@ LINK_MODES = {"priority": "htb, reserved (PCP 7) served first", "fifo": "htb, on
               "none": "unshaped, meters only"}
 
 
-def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
+def priority_tc_batch(topology: Any, plan: Any, scale: float, *, delay_scale: float | None = None,
+                      classifier: str = "u32") -> str:
     """``tc -batch`` input: each inter-switch port (root namespace) gets an HTB at the link's
     capacity x ``scale`` with class 5:10 (prio 0, rate = ceil = capacity) for frames whose VLAN
     tag carries PCP 7 (``controller.dataplane.translation.RESERVED_PCP``, set by the reservation's ingress
     entry) and class 5:20 (prio 1, borrows up to capacity) for everything else.
 
-    The u32 filter reads the tag's TCI 4 bytes before the network header: verified here for the
-    frames userspace Open vSwitch sends on veths (AF_PACKET, tag inline); this kernel has no
-    flower classifier."""
+    ``delay_scale`` (where netem works): each class then holds a netem with the link's propagation
+    x ``delay_scale``, as ``topologies.emulated.tc_batch`` puts under its HTB (this HTB replaces
+    that one, so without it the links would lose their propagation).
+
+    ``classifier``: ``u32`` reads the tag's TCI 4 bytes before the network header, which is where
+    userspace Open vSwitch's frames carry it on veths (AF_PACKET, tag inline; verified here, and
+    this host kernel has no flower classifier). ``flower`` (``vlan_prio``) for the kernel datapath:
+    it hands tc the tag as metadata (accelerated VLAN), which u32 at -4 cannot see; flower reads both.
+    """
+    if classifier not in ("u32", "flower"):
+        raise ValueError(f"classifier {classifier!r}: expected u32 or flower")
     lines = []
     pcp = (RESERVED_PCP & 7) << 13
     for (u, v), port in plan.link_ports().items():
@@ -307,20 +317,33 @@ def priority_tc_batch(topology: Any, plan: Any, scale: float) -> str:
                   f"class add dev {dev} parent 5:1 classid 5:10 htb rate {kbit}kbit ceil {kbit}kbit prio 0 "
                   "burst 15k quantum 1600",
                   f"class add dev {dev} parent 5:1 classid 5:20 htb rate 8kbit ceil {kbit}kbit prio 1 "
-                  "burst 15k quantum 1600",
-                  f"filter add dev {dev} parent 5: prio 1 protocol all u32 match u16 {pcp:#06x} 0xe000 at -4 "
-                  "classid 5:10"]
+                  "burst 15k quantum 1600"]
+        if classifier == "u32":
+            lines.append(f"filter add dev {dev} parent 5: prio 1 protocol all u32 match u16 {pcp:#06x} 0xe000 "
+                         "at -4 classid 5:10")
+        else:
+            lines.append(f"filter add dev {dev} parent 5: prio 1 protocol 802.1q flower vlan_prio "
+                         f"{RESERVED_PCP & 7} classid 5:10")
+        prop = int(topology.propagation_ns(u, v))
+        if delay_scale is not None and prop > 0:
+            us = max(1, round(prop * delay_scale / 1000))
+            limit = max(1000, math.ceil(2 * kbit * 1000 * us / 1e6 / (1500 * 8)))
+            for cls in (10, 20):
+                lines.append(f"qdisc add dev {dev} parent 5:{cls} handle {cls}: netem delay {us}us limit {limit}")
     return "".join(l + "\n" for l in lines)
 
 
-def apply_priority_links(topology: Any, plan: Any, scale: float) -> None:
-    """Shape every inter-switch link with ``priority_tc_batch`` (replacing whatever root qdisc the
-    emulation put there); RunError when tc refuses."""
+def apply_priority_links(emu: Any, scale: float) -> None:
+    """Shape every inter-switch link of the running emulation ``emu`` with ``priority_tc_batch``
+    (replacing whatever root qdisc the emulation put there, and keeping its propagation where
+    netem emulates it); RunError when tc refuses."""
+    topology, plan = emu.topology, emu.plan
     old = "".join(f"qdisc del dev {switch_intf_name(plan.switch_name(u), port)} root\n"
                   for (u, _v), port in plan.link_ports().items())
     subprocess.run(["tc", "-force", "-batch", "-"], input=old, capture_output=True, text=True, timeout=120)
-    res = subprocess.run(["tc", "-force", "-batch", "-"], input=priority_tc_batch(topology, plan, scale),
-                         capture_output=True, text=True, timeout=120)
+    batch = priority_tc_batch(topology, plan, scale, delay_scale=emu.delay_scale if emu.delayed else None,
+                              classifier="flower" if emu.datapath == "system" else "u32")
+    res = subprocess.run(["tc", "-force", "-batch", "-"], input=batch, capture_output=True, text=True, timeout=120)
     if res.returncode != 0:
         raise RunError("cannot shape the links with a priority class: "
                        + (res.stderr.strip().splitlines() or ["tc failed"])[-1][:200])
@@ -362,7 +385,7 @@ class Stack(NetworkStack):
         except (EmulationError, ControllerProcessError) as e:
             raise RunError(f"{str(e).splitlines()[0]} (see {self.workdir / 'controller.log'})") from None
         if self.links == "priority":
-            apply_priority_links(self.run.topology, self.run.hosts, self.run.scale)
+            apply_priority_links(self.emu, self.run.scale)
         self.api = self.ctl.client(timeout=30)
         self.progress(f"emulation: up, {len(self.run.topology.nodes)} switches connected in "
                       f"{self.timings['emulation_s']:.1f} s (datapath {self.emu.datapath}, links x{self.run.scale:g}: "
