@@ -24,6 +24,7 @@ from typing import Any
 from tools.cli import CliError
 from tools.emulation.network import Emulation, EmulationError, parse_controller, write_plan
 from tools.emulation.ovs import probe
+from tools.emulation.patience import in_vm
 from tools.vm.host import KernelFeatures, wants_vm
 from tools.vm.probe import probe_vm
 from topologies.loaders import load_topology
@@ -190,7 +191,7 @@ def _up(args: argparse.Namespace) -> int:
         raise CliError(str(e), code=1) from None
     ok = all(p["ok"] for p in pings)
     # vm: this verb runs the emulation on this host's kernel (the VM path is tools.vm's, docs/vm.md)
-    summary = emu.summary() | {"vm": False, "pings": pings, "ok": ok}
+    summary = emu.summary() | {"vm": in_vm(), "pings": pings, "ok": ok}
     if args.json:
         print(json.dumps(summary, indent=1))
     else:

@@ -37,6 +37,7 @@ from tools.emulation.lifecycle import Managed, sigint_deferred
 from tools.emulation.miniature import (effective_delay_scale, miniature_config, miniature_slot_ns,
                                        miniature_topology)
 from tools.emulation.network import Emulation, EmulationError, emulation_lock
+from tools.emulation.patience import in_vm
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import Progress, quiet
 from topologies.emulated import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE
@@ -155,14 +156,14 @@ class NetworkStack(Managed):
 
     @property
     def platform(self) -> dict[str, Any]:
-        """What ran where: ``vm``, ``datapath``, ``link_scale``, ``delay_scale`` (the factor asked for),
+        """What ran where: ``vm`` (in the project's VM guest, ``tools.vm``), ``datapath``, ``link_scale``, ``delay_scale`` (the factor asked for),
         ``propagation_emulated``, ``effective_delay_scale`` (0 without netem) and the miniature's
         ``slot_ns`` (None when the controller schedules the full-rate network)."""
         emu = self.emu
         delayed = bool(emu is not None and emu.delayed)
         ds = self.emulation_kw.get("delay_scale")
         ds = DEFAULT_DELAY_SCALE if ds is None else ds
-        return {"vm": False, "datapath": emu.datapath if emu is not None else None, "link_scale": self.link_scale,
+        return {"vm": in_vm(), "datapath": emu.datapath if emu is not None else None, "link_scale": self.link_scale,
                 "delay_scale": ds, "propagation_emulated": delayed,
                 "effective_delay_scale": effective_delay_scale(ds, delayed),
                 "controller_schedules": "miniature" if self.miniature else "full-rate network",
