@@ -3,6 +3,10 @@ VENV   := .venv
 DNCTL  := $(VENV)/bin/dnctl
 PYTEST := $(VENV)/bin/python -m pytest
 OUT    ?= out/demo
+# where `make demo` runs: off = this host's kernel (the default: a few minutes), on = whole in a VM with
+# Debian's stock kernel (netem propagation, kernel datapath; slow under TCG), auto = a VM only when this
+# kernel lacks openvswitch, netem or taprio (docs/vm.md)
+VM     ?= off
 
 .PHONY: setup demo test test-unit test-emulation test-vm vm-image bench check-imports clean
 
@@ -10,7 +14,7 @@ setup:
 	@bash tools/setup.sh
 
 demo: setup
-	$(DNCTL) demo --out $(OUT)
+	$(DNCTL) demo --out $(OUT) --vm $(VM)
 
 test: setup
 	$(PYTEST) -q -ra

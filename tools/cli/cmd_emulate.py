@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from tools.cli import CliError
+from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
 from tools.emulation.network import Emulation, EmulationError, parse_controller, write_plan
 from tools.emulation.ovs import probe
 from tools.emulation.patience import in_vm
@@ -71,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     hold.add_argument("--hold", type=float, metavar="SECONDS", help="keep the emulation up this long")
     hold.add_argument("--cli", action="store_true", help="open the Mininet CLI (exit it to tear down)")
     up.add_argument("--json", action="store_true", help="print a JSON summary (timings, pings)")
+    add_vm_argument(up)
     up.set_defaults(func=_up)
     p.set_defaults(func=lambda _a: (p.print_help(), 2)[1])
 
@@ -156,6 +158,12 @@ def _up(args: argparse.Namespace) -> int:
         controller = parse_controller(args.controller)
     except ValueError as e:
         raise CliError(str(e)) from None
+    if args.cli and args.vm == "on":
+        raise CliError("--cli opens Mininet's CLI on this host: not with --vm on")
+    if not args.cli:
+        code = run_in_vm_if_asked(args, None)
+        if code is not None:
+            return code
     if len(plan.hosts) > 1000:
         print(f"dnctl: warning: {len(plan.hosts)} hosts: each is a shell and a namespace; this will be slow",
               file=sys.stderr)
@@ -190,7 +198,6 @@ def _up(args: argparse.Namespace) -> int:
     except EmulationError as e:
         raise CliError(str(e), code=1) from None
     ok = all(p["ok"] for p in pings)
-    # vm: this verb runs the emulation on this host's kernel (the VM path is tools.vm's, docs/vm.md)
     summary = emu.summary() | {"vm": in_vm(), "pings": pings, "ok": ok}
     if args.json:
         print(json.dumps(summary, indent=1))
