@@ -22,7 +22,10 @@ The mapping (two traffic classes are all the GCL distinguishes):
   effort before a window, the best effort that ends the cycle is the same run, carved on from its
   end). A best-effort run shorter than the guard band closes entirely, and so does an open piece
   that would be shorter than a minimum Ethernet frame (60 bytes at ``link_bps``): Linux refuses
-  intervals shorter than that (checked against the device's speed).
+  intervals shorter than that (checked against the device's speed). Software taprio also holds
+  back a frame that would not end before its entry closes, but it times frames at the speed the
+  *device* reports (a veth says 10 Gb/s where the emulation shapes 100 Mb/s), at dequeue rather
+  than on the wire (the driver's TX ring still holds it); the closed entry holds regardless.
 - **Software mode** (no ``flags``): the kernel's qdisc opens and closes the gates with hrtimers on
   any multi-queue device (veth included), so the same command works in the emulation, the VM and a
   host without a TSN NIC; ``flags 0x2`` (full offload) would need a NIC such as i225/i210 and gives
@@ -35,9 +38,10 @@ Limits, each a one-line ``TaprioError`` naming the port:
   ``q_taprio.c`` passes ``1024`` as the bound of every attribute, 6.1 and upstream alike): header,
   kind, options, clock id and priority map take 152 bytes, ``base-time`` 12 more when it is not 0,
   each entry 28. So 31 entries (30 with a base time). Past that ``tc`` prints ``addattr_l ERROR``
-  and **exits 0** having installed a truncated schedule whose last entry has gate mask 0 and
-  interval 0 (measured in the Debian 6.1 guest: 33 entries asked, 32 shown, the last one
-  broken). ``tc_entry_limit(base_time_ns)`` gives the figure.
+  and sends a cut request whose last entry has no interval: on a device without taprio it **exits
+  0** and the kernel holds 31 entries and a broken one (gate mask 0, interval 0); replacing a
+  running taprio, the kernel refuses it (exit 2, the old schedule stays). Measured in the Debian
+  6.1 guest, pinned by tests/test_vm_taprio_schedule.py. ``tc_entry_limit(base_time_ns)``.
 - **intervals**: at least 1 ns (and 60 bytes at ``link_bps``, above), at most 2**32 - 1 (u32);
 - **cycle**: at most 2**31 - 1 ns (the kernel's "'cycle_time' is too big" when it sums the
   intervals itself; measured: 2147483647 taken, 2147483648 refused); base time 0..2**63 - 1.
