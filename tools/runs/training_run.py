@@ -342,7 +342,7 @@ def apply_priority_links(emu: Any, scale: float) -> None:
                   for (u, _v), port in plan.link_ports().items())
     subprocess.run(["tc", "-force", "-batch", "-"], input=old, capture_output=True, text=True, timeout=120)
     batch = priority_tc_batch(topology, plan, scale, delay_scale=emu.delay_scale if emu.delayed else None,
-                              classifier="flower" if emu.datapath == "system" else "u32")
+                              classifier="flower" if emu.datapath == "kernel" else "u32")
     res = subprocess.run(["tc", "-force", "-batch", "-"], input=batch, capture_output=True, text=True, timeout=120)
     if res.returncode != 0:
         raise RunError("cannot shape the links with a priority class: "
