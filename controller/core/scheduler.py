@@ -18,6 +18,18 @@ first-hop offsets at once and keep the offset with the lowest bound (earliest on
 
 Admission is atomic: a rejected request changes nothing, not even the cycle.
 
+The cycle is the hyperperiod of the current reservations' periods (and ``base_cycle_ns``): an
+admission grows it to the lcm; after releases ``settle_cycle()`` shrinks it back to the lcm of what
+is left (the service calls it after every release, ``release`` itself leaves the cycle alone so
+its answer keeps indexing the tables it was released from). The rule depends only on the set of
+reservations, so a restart (``restore`` of each) gives back the same cycle and, since every
+reservation keeps its slot residues and talker offsets modulo its own period, the same slots and
+offsets, written out over that cycle.
+
+Ids: a request without an id gets ``r<N>``, the lowest N never used by any reservation this
+scheduler has seen (``note_ids_used`` tells it the ids used before, e.g. the store's ledger at
+start), so generated ids are never handed out twice, whatever is released.
+
 Protection (``Request.protection == "disjoint"``): a second path, link-disjoint from the first
 (neither direction of any of its links), gets its own slots; its first hop starts within
 ``max_wait_slots`` of the first path's start (the ingress switch replicates each frame onto both).
@@ -33,6 +45,7 @@ path with its exact slots, and changes nothing when no placement exists (the cal
 from __future__ import annotations
 
 import math
+import re
 import threading
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -46,6 +59,9 @@ from .slots import SlotTables, chain, expand, expand_residues, feasible_starts
 from .tenants import TenantBook
 
 Link = tuple[str, str]
+
+#: the generated id form: ``r`` and a number without leading zeros
+_GENERATED_ID = re.compile(r"r([1-9][0-9]*)")
 
 
 @dataclass
@@ -117,14 +133,24 @@ class Scheduler:
         self._res: dict[str, Reservation] = {}
         # reserved bit/s per directed link (every path of every entry), kept by _occupy/_drop
         self._link_bps: dict[Link, int] = {}
+        # generated ids: the next candidate number, and the numbers at or above it already used
         self._next_id = 1
+        self._ids_ahead: set[int] = set()
         self._lock = threading.RLock()
 
     # ----- read-only state --------------------------------------------------
     @property
     def cycle_ns(self) -> int:
-        """Current cycle (hyperperiod of admitted periods, at least base_cycle_ns)."""
+        """Current cycle: the hyperperiod of the admitted periods and base_cycle_ns (after a release,
+        once ``settle_cycle`` ran)."""
         return self._tables.cycle_slots * self.slot_ns
+
+    def hyperperiod_ns(self) -> int:
+        """The cycle the current reservations need: lcm of their periods and ``base_cycle_ns``.
+        ``cycle_ns`` equals it after ``settle_cycle``."""
+        with self._lock:
+            periods = {e.period for e in self._entries.values()}
+            return math.lcm(self.base_cycle_ns // self.slot_ns, *periods) * self.slot_ns
 
     @property
     def reservations(self) -> Mapping[str, Reservation]:
@@ -261,11 +287,79 @@ class Scheduler:
                        id=r.id, match=dict(r.match), protection=r.protection)
 
     def release(self, reservation_id: str) -> Reservation:
-        """Free exactly the reservation's slots; KeyError if unknown."""
+        """Free exactly the reservation's slots; KeyError if unknown. The cycle stays as it is (the
+        answer's slots index it) until ``settle_cycle``."""
         with self._lock:
             e = self._entries[reservation_id]
             self._drop(e)
             return e.res
+
+    def settle_cycle(self) -> bool:
+        """Shrink the cycle to the hyperperiod of the current reservations (``hyperperiod_ns``).
+
+        Every remaining period divides the new cycle, so each reservation keeps exactly its slot
+        residues and talker offsets modulo its period: what a talker sends and when does not
+        change, only how many repetitions the lists spell out. Returns True when the cycle changed.
+        """
+        with self._lock:
+            target = self.hyperperiod_ns() // self.slot_ns
+            if target == self._tables.cycle_slots:
+                return False
+            self._tables.shrink(target)
+            for e in self._entries.values():
+                self._expand_entry(e)
+            return True
+
+    def note_ids_used(self, ids) -> None:
+        """Ids used before (released or not): never generated again."""
+        with self._lock:
+            for rid in ids:
+                self._note_id(rid)
+
+    def path_bounds_ns(self, r: Reservation) -> list[int | None]:
+        """The latency bound each path of ``r`` (primary, then protection) gives on this topology
+        with its slots as they are, counted from the talker's offset; None where it cannot be
+        judged (a link not in the topology, a hop whose slots are not one block per period).
+
+        For a reservation this scheduler placed it equals the stored ``latency_bound_ns`` (and
+        ``protection_latency_bound_ns``); a larger value means the frames would miss their slots
+        on this topology (longer propagation, other processing time)."""
+        slot = self.slot_ns
+        if r.period_ns <= 0 or r.period_ns % slot or not r.tx_offsets_ns:
+            return [None] * len(r.all_paths())
+        period = r.period_ns // slot
+        t0 = min(int(t) % r.period_ns for t in r.tx_offsets_ns) // slot
+        out: list[int | None] = []
+        for path, hops in [(list(r.path), r.hops)] + ([(list(r.protection_path), r.protection_hops or [])]
+                                                      if r.protection_path else []):
+            links = list(zip(path, path[1:]))
+            blocks = []
+            for link, hop in zip(links, hops):
+                held = {int(x) % period for x in hop.slots}
+                starts = [x for x in held if (x - 1) % period not in held]
+                if link not in self._info or (hop.src, hop.dst) != link or len(starts) != 1:
+                    break
+                blocks.append((starts[0], len(held)))
+            if len(blocks) != len(links) or not links:
+                out.append(None)
+                continue
+            cur = t0 + (blocks[0][0] - t0) % period
+            for i in range(1, len(blocks)):
+                earliest = cur + blocks[i - 1][1] + self._info[links[i - 1]][3]
+                cur = earliest + (blocks[i][0] - earliest) % period
+            _, prop, proc, _ = self._info[links[-1]]
+            out.append((cur + blocks[-1][1] - t0) * slot + prop + proc)
+        return out
+
+    def timing_violation(self, r: Reservation) -> str | None:
+        """Why the slots of ``r`` no longer keep its stored latency bound on this topology, or None."""
+        stored = [r.latency_bound_ns] + ([r.protection_latency_bound_ns or r.latency_bound_ns]
+                                         if r.protection_path else [])
+        for which, got, bound in zip(("path", "protection path"), self.path_bounds_ns(r), stored):
+            if got is not None and got > bound:
+                return (f"reservation {r.id}: on this topology its {which} would take {got} ns with its slots, "
+                        f"above its bound of {bound} ns (propagation or processing changed)")
+        return None
 
     def restore(self, reservation: Reservation) -> None:
         """Place a reservation exactly as given (store reload, schedule import).
@@ -335,6 +429,7 @@ class Scheduler:
             self._expand_entry(e)
             self._entries[r.id] = e
             self._res[r.id] = res_copy
+            self._note_id(r.id)
             if self.tenants is not None:
                 self.tenants.charge(r.tenant, r.bandwidth_bps)
 
@@ -343,9 +438,17 @@ class Scheduler:
         return -(-frame_bytes * 8_000_000_000 // (cap_bps * self.slot_ns))
 
     def _new_id(self) -> str:
-        while f"r{self._next_id}" in self._entries:
+        """The id the next generated reservation gets (nothing is taken until it is committed)."""
+        while self._next_id in self._ids_ahead or f"r{self._next_id}" in self._entries:
+            self._ids_ahead.discard(self._next_id)
             self._next_id += 1
         return f"r{self._next_id}"
+
+    def _note_id(self, rid: str) -> None:
+        """Record that ``rid`` is used: a generated-form id is never generated again."""
+        m = _GENERATED_ID.fullmatch(rid)
+        if m is not None and int(m.group(1)) >= self._next_id:
+            self._ids_ahead.add(int(m.group(1)))
 
     def _place(self, req: Request, *, allow_degraded: bool = False) -> Reservation | Rejection:
         """Plan and commit (one path, or a protected pair; ``allow_degraded``: one path when no pair fits)."""
@@ -628,6 +731,7 @@ class Scheduler:
         self._occupy(e)
         self._entries[res.id] = e
         self._res[res.id] = res
+        self._note_id(res.id)
         if self.tenants is not None:
             self.tenants.charge(res.tenant, plan.bps)
         return res

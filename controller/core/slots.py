@@ -23,7 +23,8 @@ class SlotTables:
     """Per-link slot occupancy over a cycle of ``cycle_slots`` slots.
 
     Growing the cycle (``grow``) tiles every table, so whatever was held keeps being held at the
-    same offsets in every repetition. Mutations go through ``occupy``/``free``, which bump a
+    same offsets in every repetition; shrinking it (``shrink``) keeps one repetition, allowed only
+    when the tables repeat at the new length. Mutations go through ``occupy``/``free``, which bump a
     per-link version so folded views are recomputed only for links that changed.
     """
 
@@ -112,6 +113,28 @@ class SlotTables:
         for l in self._tables:
             self._tables[l] = np.tile(self._tables[l], m)
             self._used[l] *= m
+            self._version[l] += 1
+        self.cycle_slots = new_cycle_slots
+
+    def shrink(self, new_cycle_slots: int) -> None:
+        """Cut every table to ``new_cycle_slots`` (a divisor of the current cycle).
+
+        Allowed only when every table repeats every ``new_cycle_slots`` slots (each reservation's
+        period divides the new cycle), so whatever was held stays held at the same offsets in every
+        repetition; ValueError otherwise, and nothing changes.
+        """
+        if new_cycle_slots <= 0 or self.cycle_slots % new_cycle_slots:
+            raise ValueError("the cycle can only shrink to a divisor of itself")
+        m = self.cycle_slots // new_cycle_slots
+        if m == 1:
+            return
+        for l, t in self._tables.items():
+            tiles = t.reshape(m, new_cycle_slots)
+            if not (tiles == tiles[0]).all():
+                raise ValueError(f"link {l[0]}-{l[1]}: its slots do not repeat every {new_cycle_slots} slots")
+        for l, t in self._tables.items():
+            self._tables[l] = t[:new_cycle_slots].copy()
+            self._used[l] //= m
             self._version[l] += 1
         self.cycle_slots = new_cycle_slots
 
