@@ -10,10 +10,23 @@ reservation and its audit entry) uses ``with store.transaction() as tx:`` and th
 
 Tokens never reach this module in clear: tenants carry only the sha256 of their token, and audit
 entries pass through :func:`redact`, which drops any key that looks like a credential.
+
+Two things make a restart safe beyond the rows themselves:
+
+- ``reservation_ids``, the ledger of every reservation id ever saved (rows are deleted, ledger
+  entries never are): the scheduler is told them at start so a generated id is never reused.
+  Databases of schema 1 get it filled from their rows and their audit log on first open.
+- the topology the reservations were placed on (settings ``topology_name`` and
+  ``topology_digest``, see :func:`topology_digest`): a start on another topology is refused by the
+  launcher unless the operator allows it.
+
+The store makes the database's folder if needed (tests and tools rely on it); the launcher
+refuses a ``--db`` whose folder does not exist before the store is ever opened.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -26,7 +39,12 @@ from typing import Any, Iterator
 from controller.core.model import Reservation, Tenant
 
 #: Version of the schema below; bump it and add a migration when a table changes.
-SCHEMA_VERSION = 1
+#: 2: ``reservation_ids`` (the ledger of ids ever used).
+SCHEMA_VERSION = 2
+
+#: settings keys of the topology the stored reservations were placed on
+TOPOLOGY_NAME_KEY = "topology_name"
+TOPOLOGY_DIGEST_KEY = "topology_digest"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -60,6 +78,10 @@ CREATE TABLE IF NOT EXISTS audit (
     status  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_tenant ON audit (tenant, seq);
+CREATE TABLE IF NOT EXISTS reservation_ids (
+    id      TEXT PRIMARY KEY,
+    created REAL NOT NULL
+);
 """
 
 #: Keys never written to the audit log, whatever their nesting (compared lower-case).
@@ -107,6 +129,35 @@ class AuditEntry:
                 "status": self.status}
 
 
+def topology_digest(topology: Any) -> str:
+    """sha256 hex of what scheduling depends on: the sorted node names and every directed link
+    with its capacity, propagation and (when set) processing time. The name is not part of it."""
+    g = topology.graph
+    doc = {"nodes": sorted(str(n) for n in g.nodes),
+           "links": sorted([str(u), str(v), int(d["capacity_bps"]), int(d["propagation_ns"]),
+                            None if d.get("processing_ns") is None else int(d["processing_ns"])]
+                           for u, v, d in g.edges(data=True))}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TopologyIdentity:
+    """The topology a database's reservations were placed on: its name and ``topology_digest``."""
+
+    name: str
+    digest: str
+
+    @classmethod
+    def of(cls, topology: Any) -> "TopologyIdentity":
+        return cls(str(topology.name), topology_digest(topology))
+
+    def describe(self) -> str:
+        return f"{self.name!r} (sha256 {self.digest[:12]})"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "digest": self.digest}
+
+
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(redact(value), sort_keys=True, separators=(",", ":"))
 
@@ -149,6 +200,8 @@ class Tx:
         if cur.rowcount == 0:
             self._cur.execute("INSERT INTO reservations (id, tenant, json, created) VALUES (?, ?, ?, ?)",
                               (res.id, res.tenant, body, time.time()))
+            self._cur.execute("INSERT OR IGNORE INTO reservation_ids (id, created) VALUES (?, ?)",
+                              (res.id, time.time()))
 
     def delete_reservation(self, reservation_id: str) -> bool:
         return self._cur.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,)).rowcount > 0
@@ -166,6 +219,11 @@ class Tx:
     def set_setting(self, key: str, value: str) -> None:
         self._cur.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def set_topology(self, identity: TopologyIdentity) -> None:
+        """Record the topology the stored reservations are placed on."""
+        self.set_setting(TOPOLOGY_NAME_KEY, identity.name)
+        self.set_setting(TOPOLOGY_DIGEST_KEY, identity.digest)
 
 
 class Store:
@@ -198,6 +256,25 @@ class Store:
             elif row[0] > SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: schema version {row[0]} is newer than this controller's "
                                  f"({SCHEMA_VERSION}); upgrade detnet")
+            elif row[0] < 2:
+                self._fill_id_ledger(tx._cur)
+                tx._cur.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    @staticmethod
+    def _fill_id_ledger(cur: sqlite3.Cursor) -> None:
+        """Schema 1 -> 2: every id a stored row or an admission in the audit log ever used."""
+        used = {r[0] for r in cur.execute("SELECT id FROM reservations")}
+        for (outcome,) in cur.execute("SELECT outcome FROM audit WHERE action IN ('reserve', 'reservation_up') "
+                                      "AND status = 'ok' AND outcome IS NOT NULL").fetchall():
+            try:
+                rid = json.loads(outcome).get("id")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(rid, str):
+                used.add(rid)
+        now = time.time()
+        cur.executemany("INSERT OR IGNORE INTO reservation_ids (id, created) VALUES (?, ?)",
+                        [(rid, now) for rid in sorted(used)])
 
     def close(self) -> None:
         with self._lock:
@@ -249,6 +326,10 @@ class Store:
         with self.transaction() as tx:
             tx.set_setting(key, value)
 
+    def set_topology(self, identity: TopologyIdentity) -> None:
+        with self.transaction() as tx:
+            tx.set_topology(identity)
+
     # reads -----------------------------------------------------------------------------
     def schema_version(self) -> int:
         return int(self._query("SELECT version FROM schema_version")[0][0])
@@ -267,6 +348,18 @@ class Store:
         """Every stored reservation, in the order they were first admitted."""
         rows = self._query("SELECT json FROM reservations ORDER BY seq")
         return [Reservation.from_dict(json.loads(r[0])) for r in rows]
+
+    def used_reservation_ids(self) -> list[str]:
+        """Every reservation id ever saved, deleted or not (the ledger)."""
+        return [r[0] for r in self._query("SELECT id FROM reservation_ids ORDER BY id")]
+
+    def reservation_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM reservations")[0][0])
+
+    def topology(self) -> TopologyIdentity | None:
+        """The topology the stored reservations were placed on (None: never recorded)."""
+        name, digest = self.get_setting(TOPOLOGY_NAME_KEY), self.get_setting(TOPOLOGY_DIGEST_KEY)
+        return None if name is None or digest is None else TopologyIdentity(name, digest)
 
     def reservation_rows(self) -> list[tuple[str, int, str]]:
         """(id, tenant, json) of every reservation, in order: a cheap fingerprint for tests and checks."""
