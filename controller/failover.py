@@ -9,6 +9,9 @@ audited as ``reservation_down`` and held here until it is re-admitted or deleted
 down reservations and degraded protected ones are tried again; the others stay where they are
 (moving a working flow back would only risk loss).
 
+A reservation taken off the network settles the scheduler's cycle (it shrinks to the hyperperiod
+of what is left), as a release does.
+
 Listeners get ``reservations_changed`` for the moved ones (one batch per event), ``removed`` for
 those gone down and ``added`` for those re-admitted, before ``link_down``/``link_up`` returns.
 """
@@ -138,6 +141,7 @@ class Failover:
                 continue
             if isinstance(result, Rejection):
                 self._scheduler.release(rid)
+                self._scheduler.settle_cycle()
                 dead = detached(old)
                 dead.status, dead.status_reason = "down", f"{cause} {link[0]}-{link[1]}: {result.reason}"
                 try:
@@ -186,6 +190,7 @@ class Failover:
                     tx.append_audit(actor, "reservation_up", {"id": rid}, summary(res), "ok", res.tenant)
             except BaseException:
                 self._scheduler.release(rid)
+                self._scheduler.settle_cycle()
                 raise
             del self._down[rid]
             back.append(rid)

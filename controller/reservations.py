@@ -7,7 +7,13 @@ the store write fails; then, after the lock is released, 4. the listeners hear o
 
 Besides the admitted reservations (in the scheduler) two kinds are stored but not on the network:
 those a link failure left down (held by ``controller.failover``) and those that could not be put
-back on their slots at start-up (``unrestored``). Both keep their ids until deleted.
+back on their slots at start-up (``status: "unrestored"`` with ``status_reason``: a link or node
+is gone, the slots conflict, or the frames would now miss their slots because propagation or
+processing changed). Both are listed, readable and deletable, and keep their ids until deleted.
+
+Ids are never reused: the store's ledger of every id ever saved is handed to the scheduler at
+start. The cycle is settled (shrunk to the hyperperiod of what is left) after every release, so
+it depends only on the current reservations and a restart gives back the same cycle.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from controller.errors import Forbidden, NotFound, ServiceError
 from controller.failover import Failover
 from controller.metrics import Metrics
 from controller.notify import Notifier
-from controller.store import Store
+from controller.store import Store, TopologyIdentity
 from controller.views import detached
 
 log = logging.getLogger("detnet.controller")
@@ -45,21 +51,46 @@ class ReservationDesk:
     # ----- start-up ---------------------------------------------------------------------------
     def load(self, stored: list[Reservation]) -> int:
         """Put stored reservations back on exactly their slots; returns how many. A down one goes
-        to the failover; one that no longer fits is logged, audited as ``restore_failed`` and kept."""
+        to the failover; one that no longer fits (or whose frames would miss its slots on this
+        topology) is logged, audited as ``restore_failed`` and kept as ``unrestored``."""
+        self._record_topology()
+        self._scheduler.note_ids_used(self._store.used_reservation_ids())
+        self._scheduler.note_ids_used(r.id for r in stored)
         restored = 0
         for res in stored:
             if res.status == "down":
                 self._failover.hold_down(res)
                 continue
             try:
+                why = self._scheduler.timing_violation(res)
+                if why is not None:
+                    raise ValueError(why)
                 self._scheduler.restore(res)
                 restored += 1
             except Exception as e:  # noqa: BLE001 - any failure is reported, never silent
-                self._unrestored[res.id] = res
+                kept = detached(res)
+                kept.status, kept.status_reason = "unrestored", str(e)
+                self._unrestored[res.id] = kept
                 log.error("reservation %s (tenant %s) could not be restored: %s", res.id, res.tenant, e)
                 self._store.append_audit("system", "restore_failed", {"id": res.id},
                                          {"reason": str(e)}, "error", res.tenant)
         return restored
+
+    def _record_topology(self) -> None:
+        """Record the topology the reservations are placed on; a change (allowed by the operator:
+        the launcher refuses it otherwise) is logged and audited as ``topology_changed``."""
+        now = TopologyIdentity.of(self._scheduler.topology)
+        before = self._store.topology()
+        if before == now:
+            return
+        with self._store.transaction() as tx:
+            tx.set_topology(now)
+            if before is not None:
+                tx.append_audit("system", "topology_changed", None,
+                                {"from": before.to_dict(), "to": now.to_dict()}, "degraded")
+        if before is not None:
+            log.warning("the database was written for topology %s; now %s: stored reservations that no "
+                        "longer fit are listed as unrestored", before.describe(), now.describe())
 
     def unrestored_ids(self) -> list[str]:
         with self._lock:
@@ -130,6 +161,7 @@ class ReservationDesk:
                                     result.tenant)
             except BaseException:
                 self._scheduler.release(result.id)      # roll back: the reservation never existed
+                self._scheduler.settle_cycle()          # ... and the cycle is what it was
                 log.exception("store write failed; reservation %s rolled back", result.id)
                 raise
             answer = detached(result)
@@ -182,6 +214,7 @@ class ReservationDesk:
                 tx.append_audit(principal.actor, "release", request, {"id": reservation_id}, "ok", res.tenant)
             released = self._scheduler.release(reservation_id)
             answer = detached(released)
+            self._scheduler.settle_cycle()
             self._notifier.removed(detached(released))
         self._metrics.released(answer.tenant)
         self._notifier.flush()
@@ -190,9 +223,10 @@ class ReservationDesk:
     def get(self, principal: Principal, reservation_id: str) -> Reservation:
         with self._lock:
             res = self._owned(principal, reservation_id)
-            down = self._failover.down_reservation(reservation_id)
-            if res is None and down is not None and (principal.is_admin or down.tenant == principal.tenant):
-                return detached(down)
+            if res is None:
+                res = self._failover.down_reservation(reservation_id) or self._unrestored.get(reservation_id)
+                if res is not None and not (principal.is_admin or res.tenant == principal.tenant):
+                    res = None
             if res is None:
                 raise NotFound(f"no reservation {reservation_id}")
             return detached(res)
@@ -206,6 +240,7 @@ class ReservationDesk:
         with self._lock:
             items = [detached(r) for r in
                      list(self._scheduler.reservations.values()) + self._failover.down_reservations()
+                     + list(self._unrestored.values())
                      if tenant is None or r.tenant == tenant]
         return sorted(items, key=lambda r: r.id)
 
