@@ -3,7 +3,8 @@
 Example ``controller.toml``::
 
     topology = "fntf40"          # name or file, read by the entry point
-    db_path = "state/controller.db"
+    db_path = "state/controller.db"   # relative to this file; the folder must exist
+    allow_topology_change = false     # true: start on a database written for another topology
     listen_host = "127.0.0.1"
     listen_port = 8080
     slot_ns = 1000
@@ -44,6 +45,9 @@ class ControllerConfig:
     topology: str | None = None
     hosts: str | None = None
     db_path: str = "detnet-controller.db"
+    #: start on a database whose reservations were placed on another topology (name or digest);
+    #: those that no longer fit are then listed as unrestored. False: the launcher refuses.
+    allow_topology_change: bool = False
     admin_token: str | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080

@@ -31,6 +31,7 @@ import uvicorn
 from controller.api import create_app
 from controller.config import ConfigError, ControllerConfig, load_config
 from controller.service import ControllerService
+from controller.store import Store, StoreError, TopologyIdentity
 from topologies.hosts import HostPlan
 from topologies.loaders import load_topology
 from topologies.machine import qdisc_works
@@ -66,6 +67,8 @@ class LaunchOptions:
     link_scale: float | None = None
     log_level: str | None = None
     lldp_interval: float | None = None
+    #: True: start even if the database was written for another topology (``--allow-topology-change``)
+    allow_topology_change: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +122,9 @@ def resolve(opts: LaunchOptions) -> Resolved:
         cfg.log_level = opts.log_level
     if opts.hosts is not None:
         cfg.hosts = opts.hosts
+    if opts.allow_topology_change is not None:
+        cfg.allow_topology_change = bool(opts.allow_topology_change)
+    _check_db_folder(cfg.db_path)
     topo_name = opts.topology or cfg.topology
     if not topo_name:
         raise LaunchError("no topology: give --topology NAME_OR_FILE (or 'topology' in the config file)")
@@ -162,8 +168,45 @@ def resolve(opts: LaunchOptions) -> Resolved:
             plan = HostPlan.from_dict(topology, data)
         except (TopologyError, KeyError, TypeError, ValueError) as e:
             raise LaunchError(f"{cfg.hosts}: bad host plan: {e}") from None
+    check_database_topology(cfg.db_path, topology, allow=cfg.allow_topology_change)
     return Resolved(cfg, topology, plan, of_host, of_port, cfg.listen_host, cfg.listen_port, link_scale, lldp,
                     barrier, queue, level)
+
+
+def _check_db_folder(db_path: str) -> None:
+    """The database's folder must exist: a mistyped ``--db`` is an error, never a new folder."""
+    if db_path == ":memory:":
+        return
+    folder = Path(db_path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise LaunchError(f"--db {db_path}: folder {folder} does not exist (create it first)")
+
+
+def check_database_topology(db_path: str, topology: Topology, *, allow: bool) -> None:
+    """Refuse (LaunchError, one line naming both) a database whose reservations were placed on
+    another topology (name or ``controller.store.topology_digest``), unless ``allow``.
+
+    Creates nothing: a missing database file is a fresh start. A database without reservations,
+    or that never recorded its topology (written before detnet did), is accepted; the service
+    records the topology at start. Problems opening the file are left to the service's start.
+    """
+    if db_path == ":memory:" or not Path(db_path).expanduser().is_file():
+        return
+    try:
+        store = Store(Path(db_path).expanduser())
+    except StoreError:
+        return
+    try:
+        before, count = store.topology(), store.reservation_count()
+    finally:
+        store.close()
+    now = TopologyIdentity.of(topology)
+    if before is None or before == now or count == 0 or allow:
+        return      # allowed: the service logs and audits the change at start
+    raise LaunchError(f"{db_path}: its {count} reservation{'s' if count != 1 else ''} were placed on topology "
+                      f"{before.describe()}, not "
+                      f"{now.describe()}; start with that topology, another --db, or --allow-topology-change "
+                      "(allow_topology_change = true in the config) to list those that no longer fit as unrestored")
 
 
 def setup_logging(level: str) -> None:
