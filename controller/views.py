@@ -1,5 +1,6 @@
 """What the service hands out: detached copies of reservations and the read-only documents
-(the Schedule JSON contract, the topology with hosts and link state). Pure: data in, data out.
+(the Schedule JSON contract, the topology with hosts and link state, ``/healthz``). Pure: data
+in, data out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,26 @@ def schedule_view(scheduler: Scheduler, principal: Principal | None = None) -> d
     if principal is not None and not principal.is_admin:
         d["reservations"] = [r for r in d["reservations"] if r.get("tenant") == principal.tenant]
     return d
+
+
+def health_view(*, switches_connected: int, reservations: int, tenants: int, unrestored: int, down: int,
+                link_check: dict[str, Any], uptime_s: float) -> dict[str, Any]:
+    """The ``/healthz`` document: ``status`` is ``ok``, or ``degraded`` with one line per reason in
+    ``reasons`` (stored reservations not on the network, links LLDP has not seen). Liveness either
+    way: the answer is 200 whenever the process serves it."""
+    reasons: list[str] = []
+    if unrestored:
+        reasons.append(f"{unrestored} stored reservation(s) unrestored at start (see GET /v1/reservations, "
+                       "status 'unrestored')")
+    if down:
+        reasons.append(f"{down} reservation(s) down after link failures")
+    expected, missing = int(link_check.get("expected") or 0), len(link_check.get("missing") or [])
+    if link_check.get("checked") and expected and missing:
+        reasons.append(f"LLDP: none of the {expected} topology links seen" if missing >= expected
+                       else f"LLDP: {missing} of {expected} topology links not seen")
+    return {"status": "degraded" if reasons else "ok", "reasons": reasons,
+            "switches_connected": switches_connected, "reservations": reservations, "tenants": tenants,
+            "unrestored": unrestored, "down": down, "uptime_s": uptime_s}
 
 
 def topology_view(topology: Topology, host_plan: HostPlan, link_check: dict[str, Any],
