@@ -320,3 +320,16 @@ def test_vm_modes_of_the_verbs_and_their_errors(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:                                  # a usage error
         main(["demo", "--vm", "maybe"])
     assert e.value.code == 2 and "invalid choice: 'maybe'" in capsys.readouterr().err
+
+
+def test_vm_on_gives_out_only_to_verbs_that_have_it(fake, monkeypatch):
+    """Regression: ``emulate up --vm on`` failed in the guest with 'unrecognized arguments: --out'."""
+    from tools.cli.main import main
+    from tools.vm import delegate
+    img, _ = fake
+    monkeypatch.setattr(delegate, "ensure_image", lambda: img)
+    seen = []
+    monkeypatch.setattr(delegate, "guest_script", lambda argv, **kw: seen.append(argv) or "echo '{}'")
+    monkeypatch.setattr(delegate, "Guest", functools.partial(delegate.Guest, lock=False, boot_timeout=20))
+    assert main(["emulate", "up", "--topology", "fntf40", "--ping", "Harbin", "Haikou", "--vm", "on"]) == 0
+    assert seen == [["emulate", "up", "--topology", "fntf40", "--ping", "Harbin", "Haikou"]]

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from controller.core.bench import run_admission
 from tools.cli import CliError
 from tools.emulation import ovs
-from tools.runs.bench_rest import BenchOptions, run_rest_bench, text_report
 from topologies.loaders import load_topology
 from topologies.model import TopologyError
 
@@ -58,6 +56,7 @@ def _admission(args) -> int:
         raise CliError(str(e)) from None
     if topo.graph.number_of_nodes() < 2:
         raise CliError(f"topology {topo.name} needs at least two nodes")
+    from controller.core.bench import run_admission   # imported here: see _rest
     r = run_admission(topo, args.reservations, args.tenants, args.seed)
     if args.json:
         print(json.dumps(r))
@@ -116,6 +115,9 @@ def _rest(args) -> int:
         missing = ovs.probe().missing_for_emulation()
         if missing:
             raise CliError("cannot emulate on this machine (" + ", ".join(missing) + "); try --no-emulate")
+    # imported here: the REST bench pulls in the controller's stack (FastAPI, os-ken), 1.5 s of import
+    # that every other dnctl verb (the talkers of every run) would pay; over a minute in the TCG guest
+    from tools.runs.bench_rest import BenchOptions, run_rest_bench, text_report
     opts = BenchOptions(topology=topo, reservations=args.reservations, tenants=args.tenants,
                         hosts_per_tenant=args.hosts_per_tenant, concurrency=args.concurrency,
                         emulate=args.emulate, seed=args.seed, link_scale=args.link_scale, keep_log=args.log_dir)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-from controller.launcher import LaunchError, LaunchOptions, run
 from tools.cli import CliError
 
 
@@ -37,14 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lldp-interval", type=float, metavar="S", help="seconds between LLDP probes (default 2)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], type=str.lower,
                    help="log level (default info)")
+    p.add_argument("--allow-topology-change", action="store_true", default=None,
+                   help="start even if the database's reservations were placed on another topology "
+                        "(those that no longer fit are then listed as unrestored)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported here: the controller's stack (FastAPI, os-ken) is 1.5 s of import on a host and over a
+    # minute in the TCG guest, and every other dnctl verb (the talkers of every run) would pay it
+    from controller.launcher import LaunchError, LaunchOptions, run
     opts = LaunchOptions(topology=args.topology, hosts=args.hosts, config=args.config, db=args.db,
                          of_host=args.of_host, of_port=args.of_port, api_host=args.api_host,
                          api_port=args.api_port, link_scale=args.link_scale, log_level=args.log_level,
-                         lldp_interval=args.lldp_interval)
+                         lldp_interval=args.lldp_interval, allow_topology_change=args.allow_topology_change)
     try:
         return run(opts)
     except LaunchError as e:

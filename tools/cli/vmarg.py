@@ -5,7 +5,7 @@ propagation and no gates, and reports say so). ``on``: in a fresh guest with Deb
 (``tools.vm.delegate``). ``auto`` (the default): in a guest only when this kernel lacks the
 openvswitch module, netem or taprio (``tools.vm.host.wants_vm``). Inside the guest the verb always
 runs there (``off``). The guest writes the verb's ``--out`` folder through a share (a temporary
-one, removed after, when the verb was given none).
+one, removed after, when the verb was given none or has none, as ``emulate up``).
 """
 
 from __future__ import annotations
@@ -61,10 +61,11 @@ def run_in_vm_if_asked(args: argparse.Namespace, out_dir: str | None) -> int | N
             return None
         say(f"this kernel lacks {', '.join(kernel.missing())}: running in a VM (--vm off runs here without them)")
     argv = verb_argv(getattr(args, "argv", None) or sys.argv[1:])
+    has_out = hasattr(args, "out")            # a verb with an --out folder writes it through the share
     try:
         if out_dir:
-            return run_verb_in_vm(argv, out_dir)
+            return run_verb_in_vm(argv, out_dir, out_option=has_out)
         with tempfile.TemporaryDirectory(prefix="detnet-vm-out-") as tmp:   # the verb keeps nothing
-            return run_verb_in_vm(argv, tmp)
+            return run_verb_in_vm(argv, tmp, out_option=has_out)
     except VmRunError as e:
         raise CliError(f"vm: {e}", code=1) from None

@@ -75,10 +75,11 @@ def guest_script(verb_argv: list[str], *, repo: Path = REPO, cwd: Path | None = 
     ])
 
 
-def run_verb_in_vm(verb_argv: list[str], out_dir: str | Path, *, timeout: float = 3600.0,
+def run_verb_in_vm(verb_argv: list[str], out_dir: str | Path, *, out_option: bool = True, timeout: float = 3600.0,
                    say: Progress = log, write: Callable[[str, str], None] | None = None) -> int:
-    """Run ``dnctl VERB_ARGV`` in a fresh guest with its ``--out`` at the guest's ``/out`` share,
-    which is ``out_dir`` on the host; its stdout/stderr go to ours as it runs; returns its exit code.
+    """Run ``dnctl VERB_ARGV`` in a fresh guest, the guest's ``/out`` share being ``out_dir`` on the
+    host (and the verb's ``--out`` when ``out_option``: a verb without one writes nothing there);
+    its stdout/stderr go to ours as it runs; returns its exit code.
 
     ``verb_argv`` must not name ``--out`` or ``--vm`` (they are added). ``VmRunError`` when the VM
     cannot run it (its message says why).
@@ -92,7 +93,7 @@ def run_verb_in_vm(verb_argv: list[str], out_dir: str | Path, *, timeout: float 
                          f"{GUEST_PYTHON}, or use --vm off")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    script = guest_script([*verb_argv, "--out", "/out"], cwd=Path.cwd().resolve())
+    script = guest_script([*verb_argv, *(["--out", "/out"] if out_option else [])], cwd=Path.cwd().resolve())
     emit = write or _write
     try:
         image = ensure_image()
