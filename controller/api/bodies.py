@@ -6,10 +6,11 @@ it can (node names, quotas, the tenant a token may act for).
 
 # no `from __future__ import annotations`: pydantic must see the real types of the local aliases below
 
-import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.core.model import MATCH_FIELDS
 
 
 def _int(lo: int, hi: int, *, gt: bool = False):
@@ -19,31 +20,32 @@ def _int(lo: int, hi: int, *, gt: bool = False):
 NodeName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
+def _match_int(name: str):
+    lo, hi = MATCH_FIELDS[name]
+    return _int(lo, hi)
+
+
 class MatchBody(BaseModel):
-    """Extra match fields of a reservation's flow (carried to the data plane)."""
+    """Extra match fields of a reservation's flow (carried to the data plane).
+
+    Types and ranges here (from ``controller.core.model.MATCH_FIELDS``) describe the body in the
+    OpenAPI document; the rule itself (IPv4 syntax, ``udp_dst`` needs ip_proto 17 or none,
+    ``tcp_dst`` 6, not both) is ``controller.core.model.validate_match``, the one the CLI and the
+    requests file use too: its refusals are 422s naming ``match.<field>``.
+    """
 
     model_config = ConfigDict(extra="forbid")
     ip_src: str | None = Field(None, max_length=18, description="IPv4 address or network (a.b.c.d[/n])")
     ip_dst: str | None = Field(None, max_length=18, description="IPv4 address or network (a.b.c.d[/n])")
-    ip_proto: _int(0, 255) | None = None
-    udp_dst: _int(0, 65535) | None = None
-    tcp_dst: _int(0, 65535) | None = None
-    ip_dscp: _int(0, 63) | None = None
-
-    @field_validator("ip_src", "ip_dst")
-    @classmethod
-    def _ipv4(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        try:
-            ipaddress.IPv4Network(v, strict=False)
-        except ValueError:
-            raise ValueError("must be an IPv4 address or network a.b.c.d[/n]") from None
-        return v
+    ip_proto: _match_int("ip_proto") | None = Field(None, description="IP protocol (6 TCP, 17 UDP, ...)")
+    udp_dst: _match_int("udp_dst") | None = Field(None, description="UDP destination port (implies ip_proto 17)")
+    tcp_dst: _match_int("tcp_dst") | None = Field(None, description="TCP destination port (implies ip_proto 6)")
+    ip_dscp: _match_int("ip_dscp") | None = None
 
 
 class ReservationBody(BaseModel):
-    """POST /v1/reservations. Give frame_bytes (+ period_ns) or bandwidth_bps."""
+    """POST /v1/reservations (and POST /v1/paths, the what-if). Give frame_bytes with period_ns, or
+    bandwidth_bps (optionally with period_ns): both rates together are a 422 naming both."""
 
     model_config = ConfigDict(extra="forbid")
     tenant: _int(1, 4094) | None = Field(None, description="required with the admin token; a tenant's own id or omitted")

@@ -6,6 +6,7 @@ of the Schedule JSON contract's ``reservations`` list (see shared DESIGN.md), pl
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,12 @@ MTU_BYTES = 1500
 DEFAULT_BULK_PERIOD_NS = 1_000_000
 #: Values of ``Request.protection`` (None: one path).
 PROTECTION_MODES = (None, "disjoint")
+#: Fields of a reservation's ``match`` and the integer range of each integer one.
+MATCH_FIELDS: dict[str, tuple[int, int] | None] = {
+    "ip_src": None, "ip_dst": None, "ip_proto": (0, 255), "udp_dst": (0, 65535), "tcp_dst": (0, 65535),
+    "ip_dscp": (0, 63)}
+IP_PROTO_TCP, IP_PROTO_UDP = 6, 17
+_MATCH_RANGE_TEXT = {"ip_proto": "an IP protocol", "udp_dst": "a port", "tcp_dst": "a port", "ip_dscp": "DSCP"}
 
 
 class InvalidRequest(ValueError):
@@ -26,13 +33,59 @@ class InvalidRequest(ValueError):
         self.detail = detail
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_match(match: Any) -> dict[str, Any]:
+    """Check a reservation's ``match`` and return it as a plain dict: the one validation of it.
+
+    The REST API (through ``Request.from_dict``), ``dnctl reserve``/``dnctl paths`` and the
+    requests file of ``dnctl schedule`` all call this, so they accept and refuse the same matches.
+    Known fields only (``MATCH_FIELDS``); ``ip_src``/``ip_dst`` an IPv4 address or network
+    ``a.b.c.d[/n]``; integers in range; and only what the data plane can express: ``udp_dst`` needs
+    ``ip_proto`` 17 (or none: it implies 17), ``tcp_dst`` needs 6, and the two exclude each other.
+    Raises ``InvalidRequest`` whose field is ``match.<name>``.
+    """
+    if match is None:
+        return {}
+    if not isinstance(match, dict):
+        raise InvalidRequest("match", "must be an object")
+    for name, value in match.items():
+        if name not in MATCH_FIELDS:
+            raise InvalidRequest(f"match.{name}", "unknown field (known: " + ", ".join(MATCH_FIELDS) + ")")
+        if value is None:
+            continue
+        bounds = MATCH_FIELDS[name]
+        if bounds is None:
+            try:
+                if not isinstance(value, str) or len(value) > 18:
+                    raise ValueError(value)
+                ipaddress.IPv4Network(value, strict=False)
+            except ValueError:
+                raise InvalidRequest(f"match.{name}", "not an IPv4 address or network a.b.c.d[/n]") from None
+        elif not _is_int(value) or not bounds[0] <= value <= bounds[1]:
+            raise InvalidRequest(f"match.{name}",
+                                 f"{_MATCH_RANGE_TEXT[name]} is {bounds[0]}-{bounds[1]} (an integer)")
+    out = {k: v for k, v in match.items() if v is not None}
+    proto = out.get("ip_proto")
+    if "udp_dst" in out and "tcp_dst" in out:
+        raise InvalidRequest("match.tcp_dst", "udp_dst and tcp_dst exclude each other (a packet is UDP or TCP)")
+    if "udp_dst" in out and proto not in (None, IP_PROTO_UDP):
+        raise InvalidRequest("match.udp_dst", f"needs ip_proto {IP_PROTO_UDP} (UDP), not {proto}")
+    if "tcp_dst" in out and proto not in (None, IP_PROTO_TCP):
+        raise InvalidRequest("match.tcp_dst", f"needs ip_proto {IP_PROTO_TCP} (TCP), not {proto}")
+    return out
+
+
 @dataclass
 class Request:
     """A reservation request (what a tenant asks for).
 
-    Exactly one of ``frame_bytes`` (bytes sent once per period) and ``bandwidth_bps`` (a bulk rate,
-    turned into bytes per period) is normally given; when both are, ``frame_bytes`` wins and the
-    bandwidth is derived from it.
+    Exactly one of ``frame_bytes`` (bytes sent once per period, with ``period_ns``) and
+    ``bandwidth_bps`` (a bulk rate, turned into bytes per period of ``period_ns``, default 1 ms) is
+    given: both together are refused (``InvalidRequest`` naming both), since one of them would be
+    ignored or contradict the other.
     """
 
     tenant: int
@@ -79,11 +132,9 @@ class Request:
         return req
 
     def validate(self) -> None:
-        """Check types and ranges (not topology membership: the scheduler does that)."""
-        def is_int(v: Any) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        if not is_int(self.tenant) or self.tenant < 0:
+        """Check types and ranges (not topology membership: the scheduler does that); ``match`` is
+        normalised on the way (``validate_match``)."""
+        if not _is_int(self.tenant) or self.tenant < 0:
             raise InvalidRequest("tenant", "must be a non-negative integer")
         for name in ("src", "dst"):
             v = getattr(self, name)
@@ -91,15 +142,20 @@ class Request:
                 raise InvalidRequest(name, "must be a node name")
         if self.src == self.dst:
             raise InvalidRequest("dst", "must differ from src")
-        if not is_int(self.max_latency_ns) or not 0 < self.max_latency_ns <= 10**12:
+        if not _is_int(self.max_latency_ns) or not 0 < self.max_latency_ns <= 10**12:
             raise InvalidRequest("max_latency_ns", "must be an integer in (0, 1e12]")
         for name in ("period_ns", "frame_bytes", "bandwidth_bps", "max_jitter_ns"):
             v = getattr(self, name)
-            if v is not None and (not is_int(v) or v <= 0):
+            if v is not None and (not _is_int(v) or v <= 0):
                 raise InvalidRequest(name, "must be a positive integer")
         if self.frame_bytes is None and self.bandwidth_bps is None:
             raise InvalidRequest("frame_bytes", "give frame_bytes or bandwidth_bps")
-        if self.period_ns is None and self.frame_bytes is not None and self.bandwidth_bps is None:
+        if self.frame_bytes is not None and self.bandwidth_bps is not None:
+            raise InvalidRequest("bandwidth_bps", f"frame_bytes ({self.frame_bytes}) and bandwidth_bps "
+                                                  f"({self.bandwidth_bps}) exclude each other: give frame_bytes "
+                                                  "with period_ns (bytes per period) or bandwidth_bps (a rate), "
+                                                  "not both")
+        if self.period_ns is None and self.frame_bytes is not None:
             raise InvalidRequest("period_ns", "required with frame_bytes")
         if self.period_ns is not None and not 1_000 <= self.period_ns <= 10**10:
             raise InvalidRequest("period_ns", "must be between 1 us and 10 s")
@@ -115,8 +171,7 @@ class Request:
                     or not all(isinstance(p, list) and len(p) >= 2 and all(isinstance(n, str) for n in p)
                                for p in self.paths)):
                 raise InvalidRequest("paths", "must be a non-empty list of node-name lists")
-        if not isinstance(self.match, dict):
-            raise InvalidRequest("match", "must be an object")
+        self.match = validate_match(self.match)   # normalised: fields given as null are left out
         if self.protection not in PROTECTION_MODES:
             raise InvalidRequest("protection", "must be null or \"disjoint\"")
 
