@@ -9,6 +9,11 @@ best effort:
 - in every other slot the reserved gate is closed and the best-effort gates are open
   (``state == "best_effort"``), so best effort can never delay a reserved frame.
 
+A reservation's slots on a link are those of its path (``hops``) and, for a protected
+reservation, of its second path (``protection_hops``): the replicated frames cross that link too,
+so its gate opens for them as for any other (as ``/metrics``, TSNKit's GCL.csv and the slot tables
+count them).
+
 Consecutive slots of the *same* reservation merge into one entry; adjacent windows of two
 different reservations stay separate entries (a port may map them to different queues, as the
 TSNKit export does). Entries start at 0, never wrap the cycle, and their durations sum exactly to
@@ -22,6 +27,7 @@ from typing import Any
 
 from controller.core.scheduler import Scheduler
 from schedules.schedule_json import schedule_to_dict
+from topologies.loaders import suggestion
 
 #: Traffic class whose gate is open in reserved windows (802.1Q's highest priority).
 RESERVED_TC = 7
@@ -119,12 +125,17 @@ def gate_control_list(schedule: Any, u: str, v: str, *, reserved_tc: int = RESER
     if slot_ns <= 0 or cycle_ns <= 0 or cycle_ns % slot_ns:
         raise GCLError(f"cycle_ns {cycle_ns} is not a positive multiple of slot_ns {slot_ns}")
     if (u, v) not in links:
-        raise GCLError(f"link {u}->{v} is not in the schedule")
+        nodes = sorted({n for link in links for n in link})
+        if u not in nodes or v not in nodes:
+            hint = suggestion(u if u not in nodes else v, nodes)
+        else:
+            hint = "links from {} go to {}".format(u, ", ".join(sorted(b for a, b in links if a == u)))
+        raise GCLError(f"link {u}->{v} is not in the schedule{f' ({hint})' if hint else ''}")
     n_slots = cycle_ns // slot_ns
 
     owner: dict[int, str] = {}
     for r in reservations:
-        for h in r.get("hops", []):
+        for h in list(r.get("hops") or []) + list(r.get("protection_hops") or []):
             if (h.get("src"), h.get("dst")) == (u, v):
                 for s in h.get("slots", []):
                     s = int(s)

@@ -8,8 +8,9 @@ Shape (shared DESIGN.md, a **contract**: fields are only ever added)::
 
 ``load_schedule`` refuses a document that does not fit the topology it is loaded against (a
 different link set, capacity or delay), or that is inconsistent in itself (slot out of range, two
-reservations holding one slot on one link, hops that do not follow the path), with one line that
-names the problem; then it rebuilds a Scheduler with ``restore`` so the exact slots are held again.
+reservations holding one slot on one link, hops that do not follow the path; a protected
+reservation's ``protection_hops`` count as held slots like its ``hops``), with one line that names
+the problem; then it rebuilds a Scheduler with ``restore`` so the exact slots are held again.
 """
 
 from __future__ import annotations
@@ -108,27 +109,34 @@ def validate_schedule(data: Any, topology) -> tuple[int, int, list[Reservation]]
         if r.id in ids:
             raise SchedulePayloadError(f"{where} appears twice")
         ids.add(r.id)
-        if len(r.path) < 2 or r.path[0] != r.src or r.path[-1] != r.dst:
-            raise SchedulePayloadError(f"{where}: path must run from src {r.src!r} to dst {r.dst!r}")
-        if [(h.src, h.dst) for h in r.hops] != list(zip(r.path, r.path[1:])):
-            raise SchedulePayloadError(f"{where}: hops do not follow the path")
+        paths = [("", r.path, r.hops)]
+        if r.protection_path or r.protection_hops:
+            paths.append(("protection ", r.protection_path or [], r.protection_hops or []))
+        for kind, path, hops in paths:
+            if len(path) < 2 or path[0] != r.src or path[-1] != r.dst:
+                raise SchedulePayloadError(f"{where}: {kind}path must run from src {r.src!r} to dst {r.dst!r}")
+            if [(h.src, h.dst) for h in hops] != list(zip(path, path[1:])):
+                raise SchedulePayloadError(f"{where}: {kind}hops do not follow the {kind}path")
         if r.period_ns <= 0 or cycle_ns % r.period_ns:
             raise SchedulePayloadError(f"{where}: period_ns {r.period_ns} does not divide cycle_ns {cycle_ns}")
-        for h in r.hops:
-            if not topology.graph.has_edge(h.src, h.dst):
-                raise SchedulePayloadError(f"{where}: hop {h.src}->{h.dst} is not a link of topology {topology.name}")
-            if not h.slots:
-                raise SchedulePayloadError(f"{where}: hop {h.src}->{h.dst} holds no slot")
-            for s in h.slots:
-                if not 0 <= s < n_slots:
-                    raise SchedulePayloadError(f"{where}: slot {s} on {h.src}->{h.dst} is out of range 0..{n_slots - 1}")
-                key = (h.src, h.dst, s)
-                if key in owner:
-                    other = owner[key]
-                    raise SchedulePayloadError(
-                        f"{where}: slot {s} on {h.src}->{h.dst} overlaps reservation {other!r}"
-                        if other != r.id else f"{where}: slot {s} on {h.src}->{h.dst} is listed twice")
-                owner[key] = r.id
+        for _, _, hops in paths:
+            for h in hops:
+                if not topology.graph.has_edge(h.src, h.dst):
+                    raise SchedulePayloadError(f"{where}: hop {h.src}->{h.dst} is not a link of topology "
+                                               f"{topology.name}")
+                if not h.slots:
+                    raise SchedulePayloadError(f"{where}: hop {h.src}->{h.dst} holds no slot")
+                for s in h.slots:
+                    if not 0 <= s < n_slots:
+                        raise SchedulePayloadError(f"{where}: slot {s} on {h.src}->{h.dst} is out of range "
+                                                   f"0..{n_slots - 1}")
+                    key = (h.src, h.dst, s)
+                    if key in owner:
+                        other = owner[key]
+                        raise SchedulePayloadError(
+                            f"{where}: slot {s} on {h.src}->{h.dst} overlaps reservation {other!r}"
+                            if other != r.id else f"{where}: slot {s} on {h.src}->{h.dst} is listed twice")
+                    owner[key] = r.id
         out.append(r)
     return cycle_ns, slot_ns, out
 

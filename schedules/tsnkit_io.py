@@ -299,12 +299,13 @@ def _link_label(u: str, v: str) -> str:
     return f"({int(u)}, {int(v)})"
 
 
-def _frames_of(res: Reservation, stream: TsnStream, slot_ns: int) -> list[_Frame]:
-    """The frame's window per hop (occurrence 0, unwrapped) and its arrival in each egress queue."""
+def _frames_of(res: Reservation, stream: TsnStream, slot_ns: int, hops=None) -> list[_Frame]:
+    """The frame's window per hop (occurrence 0, unwrapped) and its arrival in each egress queue;
+    ``hops``: another path's hops of the reservation (its protection path), default its path."""
     period = res.period_ns // slot_ns
     out: list[_Frame] = []
     t_arrive = None
-    for hop in res.hops:
+    for hop in res.hops if hops is None else hops:
         res_mod = sorted({s % period for s in hop.slots})
         n = len(res_mod)
         # the block start: the residue whose predecessor (cyclically) is not held
@@ -365,6 +366,11 @@ def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path,
                   renumber: dict[int, int] | None = None) -> WriteReport:
     """Write GCL.csv, OFFSET.csv, ROUTE.csv, QUEUE.csv and DELAY.csv for the admitted streams.
 
+    A protected reservation's second path (``protection_hops``) holds slots too: its windows are
+    rows of GCL.csv (with queues chosen like any other), so every link's gates open for what it
+    carries; ROUTE, QUEUE, OFFSET and DELAY describe the primary path (TSNKit has one route per
+    stream).
+
     Checks each stream against TSNKit's semantics on the way (delay within the deadline, every
     window long enough for the frame); a stream failing a check is listed in ``problems``.
     ``renumber`` (original stream id -> id written) restricts the output to those streams, e.g.
@@ -377,12 +383,15 @@ def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path,
     problems: dict[int, str] = {}
     frames: list[_Frame] = []
     period_of: dict[int, int] = {}
-    chosen: list[tuple[TsnStream, Reservation, list[_Frame]]] = []
+    chosen: list[tuple[TsnStream, Reservation, list[_Frame], list[_Frame]]] = []
     for s in instance.streams:
         res = scheduler.reservations.get(s.request_id)
         if res is None or (renumber is not None and s.id not in renumber):
             continue
         fr = _frames_of(res, s, slot)
+        # a protected reservation's replicated frames cross its second path too: their windows are
+        # in GCL.csv (each such link carries them, as the Schedule JSON, the GCLs and /metrics say)
+        protection = _frames_of(res, s, slot, res.protection_hops) if res.protection_hops else []
         period_of[s.id] = s.period
         for f in fr:
             if f.end_ns - f.start_ns < s.size * 8:
@@ -390,8 +399,8 @@ def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path,
         delay = fr[-1].start_ns + s.size * 8 + TSNKIT_SIM_PROC_NS - fr[0].start_ns
         if delay > s.deadline:
             problems.setdefault(s.id, f"delay {delay} ns above the deadline {s.deadline} ns")
-        frames.extend(fr)
-        chosen.append((s, res, fr))
+        frames.extend(fr + protection)
+        chosen.append((s, res, fr, protection))
 
     by_link: dict[tuple[str, str], list[_Frame]] = {}
     for f in frames:
@@ -402,13 +411,14 @@ def write_outputs(scheduler, instance: TsnkitInstance, outdir: str | Path,
                 problems.setdefault(f.stream, f"not enough queues on link {link[0]}-{link[1]}")
 
     gcl_rows, offset_rows, route_rows, queue_rows, delay_rows = [], [], [], [], []
-    for s, res, fr in chosen:
+    for s, res, fr, protection in chosen:
         sid = s.id if renumber is None else renumber[s.id]
         offset_rows.append((sid, 0, fr[0].start_ns % s.period))
-        for f in fr:
+        for f, primary in [(f, True) for f in fr] + [(f, False) for f in protection]:
             lab = _link_label(*f.link)
-            route_rows.append((sid, lab))
-            queue_rows.append((sid, 0, lab, f.queue))
+            if primary:
+                route_rows.append((sid, lab))
+                queue_rows.append((sid, 0, lab, f.queue))
             for k in range(cycle // s.period):
                 start = (f.start_ns + k * s.period) % cycle
                 gcl_rows.append((lab, f.queue, start, start + (f.end_ns - f.start_ns), cycle))
