@@ -1,9 +1,11 @@
 """REQUESTS.json: a batch of reservation requests for ``dnctl schedule``.
 
 The file is a JSON list of request objects, each exactly what ``POST /v1/reservations`` takes
-(``controller.core.model.Request.from_dict``): ``tenant``, ``src``, ``dst``, ``period_ns``,
-``frame_bytes`` or ``bandwidth_bps``, ``max_latency_ns``, optionally ``id`` (becomes the
-reservation's id), ``max_jitter_ns``, ``paths`` and ``match``.
+(``controller.core.model.Request.from_dict``): ``tenant``, ``src``, ``dst``, ``frame_bytes`` with
+``period_ns`` or ``bandwidth_bps`` (optionally with ``period_ns``; never both rates: that is an
+error naming both, as in the API), ``max_latency_ns``, optionally ``id`` (becomes the
+reservation's id), ``max_jitter_ns``, ``paths``, ``match`` (checked by the API's own
+``validate_match``) and ``protection``. An unknown node name suggests the node meant.
 
 A malformed file is refused as a whole, with one line naming the file, the entry index and the
 field, so a batch is never half-applied because of a typo.
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.core.model import InvalidRequest, Request
+from topologies.loaders import suggestion
 
 
 class RequestsFileError(ValueError):
@@ -38,16 +41,12 @@ def parse_requests(data: Any, source: str = "<requests>", topology=None) -> list
         except InvalidRequest as e:
             raise RequestsFileError(f"{source}: entry #{i}: field {e.field!r}: {e.detail}") from None
         if topology is not None:
-            for name in ("src", "dst"):
-                node = getattr(req, name)
-                if not topology.has_node(node):
-                    raise RequestsFileError(
-                        f"{source}: entry #{i}: field {name!r}: {node!r} is not a node of topology {topology.name}")
-            for path in req.paths or []:
-                for node in path:
+            for name, nodes in [("src", [req.src]), ("dst", [req.dst])] + [("paths", p) for p in req.paths or []]:
+                for node in nodes:
                     if not topology.has_node(node):
-                        raise RequestsFileError(
-                            f"{source}: entry #{i}: field 'paths': {node!r} is not a node of topology {topology.name}")
+                        hint = suggestion(node, topology.nodes)
+                        raise RequestsFileError(f"{source}: entry #{i}: field {name!r}: {node!r} is not a node of "
+                                                f"topology {topology.name}{f' ({hint})' if hint else ''}")
         if req.id is not None:
             if req.id in seen:
                 raise RequestsFileError(f"{source}: entry #{i}: field 'id': {req.id!r} already used by entry #{seen[req.id]}")

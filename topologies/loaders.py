@@ -16,9 +16,11 @@ with ``load_warnings``), so a CLI can print them to stderr and a library user ca
 
 from __future__ import annotations
 
+import difflib
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Iterable
 
 from topologies.fileio import DEFAULT_ROUTE_FACTOR, TopologyWarning, load_warnings, read_text, warn
 from topologies.model import DEFAULT_CAPACITY_BPS, Topology, TopologyError
@@ -28,9 +30,29 @@ from topologies.zoo import load_graphml
 # The fix-up helpers are part of this module's interface (``topologies.loaders.TopologyWarning``
 # is what ``-W``/``filterwarnings`` name); they live in topologies.fileio, shared with the formats.
 __all__ = ["DEFAULT_ROUTE_FACTOR", "TopologyWarning", "list_builtin", "load_native_json", "load_topology",
-           "load_warnings", "read_text", "warn"]
+           "load_warnings", "read_text", "suggestion", "warn"]
 
 _FORMATS = {".json": "native JSON", ".graphml": "Topology Zoo GraphML", ".csv": "TSNKit topology CSV"}
+
+
+def suggestion(name: str, names: Iterable[str]) -> str:
+    """``"did you mean 'Beijing'?"`` for the known name closest to a mistyped ``name``, else ``""``.
+
+    The same letters in another case win (``beijing``); otherwise the closest spelling
+    (``difflib``, ignoring case) if it is close enough (``Tianjn``, ``fntf4``). For the one-line
+    errors about unknown nodes, links and topology names (the API, ``dnctl schedule``, the loaders).
+    """
+    if not isinstance(name, str) or not name:
+        return ""
+    known = [n for n in names if isinstance(n, str)]
+    by_fold: dict[str, str] = {}
+    for n in known:
+        by_fold.setdefault(n.casefold(), n)
+    best = by_fold.get(name.casefold())
+    if best is None:
+        close = difflib.get_close_matches(name.casefold(), list(by_fold), n=1, cutoff=0.75)
+        best = by_fold[close[0]] if close else None
+    return f"did you mean {best!r}?" if best is not None and best != name else ""
 
 
 def _data_dir():
@@ -109,8 +131,9 @@ def load_topology(name_or_file: str, *, route_factor: float = DEFAULT_ROUTE_FACT
     if _is_bare_name(name_or_file):
         entry = _builtin_files().get(name_or_file.lower())
         if entry is None:
-            raise TopologyError(f"unknown topology {name_or_file!r}: builtin names are "
-                                f"{', '.join(list_builtin())}; or give a .json, .graphml or .csv file")
+            hint = suggestion(name_or_file, list_builtin())
+            raise TopologyError(f"unknown topology {name_or_file!r}{f' ({hint})' if hint else ''}: builtin names "
+                                f"are {', '.join(list_builtin())}; or give a .json, .graphml or .csv file")
         with resources.as_file(entry) as path:
             return _safe_load(Path(path), f"{name_or_file} ({entry.name})", route_factor, default_capacity_bps)
     return _safe_load(Path(name_or_file), name_or_file, route_factor, default_capacity_bps)
