@@ -45,6 +45,7 @@ from controller.core.model import Rejection, Reservation, Tenant
 from controller.core.scheduler import Scheduler
 from controller.core.tenants import TenantBook
 from controller.credentials import Credentials, stderr_announce
+from controller.dataplane.translation import TranslationError, reservation_flows
 from controller.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from controller.failover import Failover
 from controller.metrics import Metrics, render_links
@@ -55,6 +56,7 @@ from controller.store import Store
 from controller.tenancy import MAX_TENANT_ID, TenantDesk
 from controller.views import detached, schedule_view, topology_view
 from topologies.hosts import HostPlan
+from topologies.loaders import suggestion
 from topologies.model import Topology
 
 __all__ = ["ControllerService", "ServiceError", "Forbidden", "NotFound", "Invalid", "Conflict", "MAX_TENANT_ID"]
@@ -88,6 +90,8 @@ class ControllerService:
         self._desk = ReservationDesk(lock=self._lock, store=self.store, scheduler=self.scheduler,
                                      metrics=self.metrics, notifier=self._notifier, failover=self._failover)
         self._switches: set[int] = set()
+        #: install_warnings' answers by (tenant, path ends, match): the host plan never changes
+        self._install_checks: dict[tuple, str] = {}
         self._link_check: dict[str, Any] = {"expected": len(topology.links()), "seen": 0, "missing": [],
                                             "unexpected": [], "checked": False}
         self._credentials.init_admin(self.store, admin_token, announce or stderr_announce)
@@ -148,8 +152,13 @@ class ControllerService:
 
     # ----- reservations -------------------------------------------------------------------
     def reserve(self, principal: Principal, body: dict[str, Any]) -> Reservation | Rejection:
-        """Admit a reservation request (body as in POST /v1/reservations), persist it, notify listeners."""
-        return self._desk.reserve(principal, body)
+        """Admit a reservation request (body as in POST /v1/reservations), persist it, notify listeners.
+
+        A node name the topology lacks is refused naming the one probably meant ("did you mean
+        'Beijing'?"). Whether the admitted reservation installs anything on the switches is
+        ``install_warnings``' question.
+        """
+        return self._hinted(self._desk.reserve(principal, body), body)
 
     def release(self, principal: Principal, reservation_id: str) -> Reservation:
         """Delete a reservation (store first, then the slots); NotFound if absent or not the caller's."""
@@ -159,13 +168,89 @@ class ControllerService:
         return self._desk.get(principal, reservation_id)
 
     def list_reservations(self, principal: Principal, tenant: int | None = None) -> list[Reservation]:
-        """The caller's reservations (admin: all, or one tenant's), ordered by id."""
+        """The caller's reservations (admin: all, or one tenant's), ordered by id. A tenant naming
+        another tenant is Forbidden, as everywhere else (not an empty list)."""
+        if not principal.is_admin and tenant is not None and tenant != principal.tenant:
+            raise Forbidden("a tenant token may only list its own reservations")
         return self._desk.list(principal, tenant)
 
     def what_if(self, principal: Principal, params: dict[str, Any]) -> Reservation | Rejection:
-        """What admission would answer now, reserving nothing (the admin may leave the tenant out:
-        then quotas are ignored)."""
-        return self._desk.what_if(principal, params)
+        """What ``reserve`` would answer now for the same body, reserving nothing.
+
+        The body takes every field a reservation request takes (match, paths, protection, id) and
+        passes the same checks in the same order: the request's own validation (Forbidden for
+        another tenant), an id held by a reservation that is down or was not restored
+        (``exists``), the scheduler's verdict, then the tenant's same traffic (``overlap:<id>``).
+        The admin may leave the tenant out: then the network alone answers (no quota, no overlap)
+        and the answer belongs to no tenant (the API shows ``"tenant": null``).
+        """
+        req = self._desk.request_for(principal, params, tenant_optional=True)
+        if isinstance(req, Rejection):
+            return self._hinted(req, params)
+        network_only = principal.is_admin and params.get("tenant") is None
+        with self._lock:
+            # these mirror ReservationDesk.reserve (one precheck shared by the desk's reserve and
+            # what_if would keep them in step by construction: reservations.py is the place)
+            if req.id is not None and self._failover.down_reservation(req.id) is not None:
+                return Rejection("exists", f"id {req.id} belongs to a reservation that is down after a failure; "
+                                           "delete it first")
+            if req.id is not None and req.id in self._desk.unrestored_ids():
+                return Rejection("exists", f"id {req.id} belongs to a stored reservation that could not be "
+                                           "restored; delete it first")
+            verdict = self._desk.what_if(principal, params)
+            if isinstance(verdict, Reservation) and not network_only:
+                overlap = self._desk._same_traffic(req)   # the desk's own check, as reserve makes it
+                if overlap is not None:
+                    return overlap
+        return self._hinted(verdict, params)
+
+    def install_warnings(self, res: Reservation) -> list[dict[str, str]]:
+        """Why a reservation would install nothing on the switches (empty: it installs its entries).
+
+        The data plane's own translation (``controller.dataplane.translation.reservation_flows``)
+        is asked for the reservation's entries under this controller's host plan; it finds none
+        when the tenant has no host at an end, or the match's ``ip_src``/``ip_dst`` names no host of
+        the tenant there (e.g. another tenant's host). Such a reservation holds its slots but no
+        packet can use it: the API answers it with a ``warnings`` entry
+        ``{"code": "installs_nothing", "detail": ...}`` rather than only a log line.
+        """
+        if res.status is not None:      # down or unrestored: not on the switches, its status says why
+            return []
+        ends = tuple((p[0], p[-1]) for p in res.all_paths())
+        key = (res.tenant, ends, tuple(sorted((k, str(v)) for k, v in (res.match or {}).items())))
+        why = self._install_checks.get(key)
+        if why is None:             # the host plan never changes: one translation per distinct key
+            probe = Reservation.from_dict(res.to_dict())
+            probe.id = "-"
+            try:
+                why = "" if reservation_flows(self.host_plan, probe) else "no entry to install"
+            except (TranslationError, KeyError, ValueError) as e:
+                why = str(e).removeprefix("reservation -: ") or type(e).__name__
+            if len(self._install_checks) < 100_000:
+                self._install_checks[key] = why
+        if not why:
+            return []
+        return [{"code": "installs_nothing",
+                 "detail": f"installs nothing on the switches ({why}): its slots are held but no packet can use "
+                           "them"}]
+
+    def _hinted(self, result: Any, body: Any) -> Any:
+        """``result``, or for an unknown node name (``invalid:src|dst|paths``) the same rejection
+        with "did you mean ...?" when a node of the topology is close (another case, a typo)."""
+        if not isinstance(result, Rejection) or result.reason not in ("invalid:src", "invalid:dst", "invalid:paths") \
+                or not isinstance(body, dict):
+            return result
+        field = result.reason.split(":", 1)[1]
+        given = body.get(field)
+        paths = given if field == "paths" and isinstance(given, list) else []
+        names = [given] if field != "paths" else [n for p in paths if isinstance(p, list) for n in p]
+        for name in names:
+            if isinstance(name, str) and not self.topology.has_node(name):
+                hint = suggestion(name, self.topology.nodes)
+                if hint:
+                    return Rejection(result.reason, f"{result.detail} ({hint})")
+                break
+        return result
 
     def unrestored(self) -> list[Reservation]:
         """Stored reservations that could not be put back on their slots at start-up."""
@@ -184,6 +269,14 @@ class ControllerService:
     def topology_dict(self) -> dict[str, Any]:
         """Native topology JSON plus the host plan, the LLDP link check and each link's state."""
         return topology_view(self.topology, self.host_plan, self.link_check(), self._failover.links_down())
+
+    def topology_for(self, principal: Principal) -> dict[str, Any]:
+        """``topology_dict`` as ``principal`` may see it (GET /v1/topology): a tenant sees only its
+        own hosts (other tenants' host names, addresses and ports are theirs); the admin sees all."""
+        d = self.topology_dict()
+        if not principal.is_admin:
+            d["hosts"] = [h for h in d.get("hosts", []) if h.get("tenant") == principal.tenant]
+        return d
 
     def events(self, principal: Principal, since: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         """Audit entries after ``since`` (admin: all; a tenant: those about itself)."""

@@ -19,5 +19,7 @@ Rooms: ``app`` (``create_app``), ``guards`` (body limit, rate limit, authenticat
 from controller.api.app import API_VERSION, DEFAULT_MAX_BODY_BYTES, create_app
 from controller.api.errors import ApiError
 from controller.api.guards import BodyLimitMiddleware, RateLimiter
+from controller.api.server import server_config
 
-__all__ = ["API_VERSION", "DEFAULT_MAX_BODY_BYTES", "ApiError", "BodyLimitMiddleware", "RateLimiter", "create_app"]
+__all__ = ["API_VERSION", "DEFAULT_MAX_BODY_BYTES", "ApiError", "BodyLimitMiddleware", "RateLimiter", "create_app",
+           "server_config"]

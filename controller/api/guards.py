@@ -69,8 +69,10 @@ def charge(request: Request, who: Principal | None) -> ApiError | None:
     key = who.actor if who is not None else f"addr:{request.client.host if request.client else '-'}"
     wait = request.app.state.limiter.allow(key)
     if wait > 0:
-        return ApiError(429, "rate_limited", f"too many requests; retry in {wait:.2f} s",
-                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        # Retry-After is whole seconds (RFC 9110): the detail says the same number, never "0.00 s"
+        seconds = max(1, math.ceil(wait))
+        return ApiError(429, "rate_limited", f"too many requests; retry in {seconds} s",
+                        headers={"Retry-After": str(seconds)})
     return None
 
 

@@ -29,6 +29,8 @@ log = logging.getLogger("detnet.api")
 
 #: Audit action of a refused write, by route name (other routes audit under their own name).
 ACTIONS = {"create_reservation": "reserve", "patch_tenant": "update_tenant"}
+#: Routes that take a body but change nothing (the what-if): a refusal there is not audited.
+READ_ONLY = frozenset({"paths_body"})
 
 
 def field_of(loc: tuple | list) -> str:
@@ -81,9 +83,9 @@ def _refused_input(request: Request, status: int, code: str, detail: str, **extr
                 return _answer(limited)
         if who is None:
             return _answer(unauthorized("missing or invalid bearer token"))
-        if request.method in ("POST", "PATCH", "PUT", "DELETE"):
-            route = request.scope.get("route")
-            name = route.name if isinstance(route, APIRoute) else request.url.path
+        route = request.scope.get("route")
+        name = route.name if isinstance(route, APIRoute) else request.url.path
+        if request.method in ("POST", "PATCH", "PUT", "DELETE") and name not in READ_ONLY:
             service.record_refusal(who, ACTIONS.get(name, name), {"method": request.method, "path": request.url.path},
                                    code, detail, field=extra.get("field"))
     return JSONResponse(error_body(code, detail, **extra), status_code=status)

@@ -12,9 +12,10 @@ from controller.api.guards import Service, Who
 router = APIRouter(tags=["network"])
 
 
-@router.get("/v1/topology", responses=responses(*AUTHED), summary="Topology JSON, host plan and LLDP link check")
+@router.get("/v1/topology", responses=responses(*AUTHED),
+            summary="Topology JSON, host plan (a tenant: its own hosts) and LLDP link check")
 def topology(who: Who, service: Service) -> dict[str, Any]:
-    return service.topology_dict()
+    return service.topology_for(who)
 
 
 @router.get("/v1/schedule", responses=responses(*AUTHED),

@@ -18,10 +18,13 @@ ReservationId = Annotated[str, Path(max_length=256)]
 
 
 def reservation_body(service: ControllerService, res: Reservation) -> dict[str, Any]:
-    """A reservation as the API shows it: the Schedule JSON entry plus the current cycle and slot."""
+    """A reservation as the API shows it: the Schedule JSON entry plus the current cycle and slot,
+    and ``warnings`` (a list, empty when all is well): an admitted reservation that no packet can
+    use (no host of its tenant at an end, a match naming another tenant's host) says so."""
     d = res.to_dict()
     d["cycle_ns"] = service.scheduler.cycle_ns
     d["slot_ns"] = service.scheduler.slot_ns
+    d["warnings"] = service.install_warnings(res)
     return d
 
 
@@ -35,7 +38,8 @@ def create_reservation(body: ReservationBody, who: Who, service: Service, respon
     return reservation_body(service, result)
 
 
-@router.get("/v1/reservations", responses=responses(*AUTHED, 422), summary="The caller's reservations (admin: all)")
+@router.get("/v1/reservations", responses=responses(*AUTHED, 403, 422),
+            summary="The caller's reservations (admin: all, or ?tenant=N; a tenant naming another: 403)")
 def list_reservations(who: Who, service: Service,
                       tenant: Annotated[int | None, Query(ge=1, le=4094)] = None) -> dict[str, Any]:
     return {"reservations": [reservation_body(service, r) for r in service.list_reservations(who, tenant)]}
