@@ -7,13 +7,14 @@ turned into the API's integers here, so a typo is a one-line usage error before 
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import sys
 from typing import Any
 
+from controller.core.model import InvalidRequest, validate_match
 from tools.cli import CliError
 from tools.cli.cmd_reservations import render_reservation
 from tools.cli.clientargs import add_client_args, client_from_args, parse_option, print_json, wants_json
-from tools.cli.units import parse_bandwidth, parse_duration, parse_size
+from tools.cli.units import parse_bandwidth, parse_duration_with_unit, parse_size
 
 _PROTOS = {"icmp": 1, "tcp": 6, "udp": 17}
 
@@ -34,13 +35,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tenant id (needed with the admin token; a tenant token implies its own)")
     p.add_argument("--src", required=True, metavar="CITY", help="source node")
     p.add_argument("--dst", required=True, metavar="CITY", help="destination node")
+    add_request_args(p)
+    add_client_args(p)
+    p.set_defaults(func=_reserve)
+
+
+def add_request_args(p: argparse.ArgumentParser) -> None:
+    """The options of a reservation request after its ends: rate, period, bounds, id, paths,
+    protection and match. ``dnctl reserve`` and ``dnctl paths`` (the what-if) share them, so the
+    what-if can be asked everything a reservation can; ``build_request`` reads them."""
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--bandwidth", metavar="RATE", help="bulk rate, e.g. 2G, 500Mbps, 1.5 Gb/s")
     size.add_argument("--frame-bytes", metavar="SIZE", help="bytes sent once per period, e.g. 1500, 64KiB")
     p.add_argument("--period", metavar="TIME",
-                   help="period, e.g. 1ms, 250us (needed with --frame-bytes; bulk rates default to 1 ms)")
-    p.add_argument("--max-latency", required=True, metavar="TIME", help="end-to-end latency bound, e.g. 30ms")
-    p.add_argument("--max-jitter", metavar="TIME", help="jitter bound, e.g. 10us")
+                   help="period with a unit, e.g. 1ms, 250us (needed with --frame-bytes; bulk rates default "
+                        "to 1 ms)")
+    p.add_argument("--max-latency", required=True, metavar="TIME",
+                   help="end-to-end latency bound with a unit, e.g. 30ms")
+    p.add_argument("--max-jitter", metavar="TIME", help="jitter bound with a unit, e.g. 10us")
     p.add_argument("--id", metavar="NAME", help="reservation id (default: the controller picks one)")
     p.add_argument("--via", action="append", metavar="CITY,CITY,...",
                    help="explicit path: the nodes between src and dst, in order; repeat to offer "
@@ -49,14 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="protection: a second, link-disjoint path with its own slots; frames are replicated "
                         "at the ingress switch, so one link cut loses nothing (the listener drops duplicates)")
     m = p.add_argument_group("data-plane match (which packets use the reservation)")
-    m.add_argument("--match-ip-src", metavar="ADDR", help="IPv4 source address")
-    m.add_argument("--match-ip-dst", metavar="ADDR", help="IPv4 destination address")
+    m.add_argument("--match-ip-src", metavar="ADDR", help="IPv4 source address or network a.b.c.d[/n]")
+    m.add_argument("--match-ip-dst", metavar="ADDR", help="IPv4 destination address or network a.b.c.d[/n]")
     m.add_argument("--match-ip-proto", metavar="PROTO", help="IP protocol: udp, tcp, icmp or a number")
     m.add_argument("--match-udp-dst", type=int, metavar="PORT", help="UDP destination port")
     m.add_argument("--match-tcp-dst", type=int, metavar="PORT", help="TCP destination port")
     m.add_argument("--match-dscp", type=int, metavar="DSCP", help="IP DSCP (0-63)")
-    add_client_args(p)
-    p.set_defaults(func=_reserve)
 
 
 def _paths(src: str, dst: str, vias: list[str] | None) -> list[list[str]] | None:
@@ -77,43 +87,41 @@ def _paths(src: str, dst: str, vias: list[str] | None) -> list[list[str]] | None
     return paths
 
 
+#: The option of each match field (what ``validate_match``'s field names on the command line).
+_MATCH_OPTIONS = {"ip_src": "--match-ip-src", "ip_dst": "--match-ip-dst", "ip_proto": "--match-ip-proto",
+                  "udp_dst": "--match-udp-dst", "tcp_dst": "--match-tcp-dst", "ip_dscp": "--match-dscp"}
+
+
 def _match(args) -> dict[str, Any]:
+    """The match of the --match-* options, checked by the API's own rule
+    (``controller.core.model.validate_match``); a refusal names the option."""
     match: dict[str, Any] = {}
-    for name in ("ip_src", "ip_dst"):
-        v = getattr(args, f"match_{name}")
+    for name, option in _MATCH_OPTIONS.items():
+        v = getattr(args, option[2:].replace("-", "_"), None)
         if v is not None:
-            try:
-                match[name] = str(ipaddress.IPv4Address(v))
-            except ValueError:
-                raise CliError(f"--match-{name.replace('_', '-')} {v!r}: not an IPv4 address") from None
-    if args.match_ip_proto is not None:
-        text = args.match_ip_proto.strip().lower()
-        proto = _PROTOS.get(text)
-        if proto is None:
-            try:
-                proto = int(text)
-            except ValueError:
-                proto = -1
-        if not 0 <= proto <= 255:
-            raise CliError(f"--match-ip-proto {args.match_ip_proto!r}: expected udp, tcp, icmp or 0-255")
-        match["ip_proto"] = proto
-    for name in ("udp_dst", "tcp_dst"):
-        v = getattr(args, f"match_{name}")
-        if v is not None:
-            if not 0 <= v <= 65535:
-                raise CliError(f"--match-{name.replace('_', '-')} {v}: a port is 0-65535")
             match[name] = v
-    if args.match_dscp is not None:
-        if not 0 <= args.match_dscp <= 63:
-            raise CliError(f"--match-dscp {args.match_dscp}: DSCP is 0-63")
-        match["ip_dscp"] = args.match_dscp
-    if "udp_dst" in match and "tcp_dst" in match:
-        raise CliError("--match-udp-dst and --match-tcp-dst exclude each other")
-    return match
+    proto = match.get("ip_proto")
+    if isinstance(proto, str):
+        text = proto.strip().lower()
+        if text in _PROTOS:
+            match["ip_proto"] = _PROTOS[text]
+        else:
+            try:
+                match["ip_proto"] = int(text)
+            except ValueError:
+                raise CliError(f"--match-ip-proto {proto!r}: expected udp, tcp, icmp or 0-255") from None
+    try:
+        return validate_match(match)
+    except InvalidRequest as e:
+        name = e.field.split(".", 1)[-1]
+        option = _MATCH_OPTIONS.get(name, "--match")
+        given = getattr(args, option[2:].replace("-", "_"), None)
+        raise CliError(f"{option}{f' {given!r}' if given is not None else ''}: {e.detail}") from None
 
 
 def build_request(args) -> dict[str, Any]:
-    """The POST /v1/reservations body for parsed ``dnctl reserve`` options (usage errors: exit 2)."""
+    """The POST /v1/reservations body for parsed ``dnctl reserve`` (or ``dnctl paths``) options
+    (usage errors: exit 2)."""
     if args.src == args.dst:
         raise CliError("--src and --dst must differ")
     body: dict[str, Any] = {"src": args.src, "dst": args.dst}
@@ -123,11 +131,11 @@ def build_request(args) -> dict[str, Any]:
         body["tenant"] = args.tenant
     body["bandwidth_bps"] = parse_option(parse_bandwidth, args.bandwidth, "--bandwidth")
     body["frame_bytes"] = parse_option(parse_size, args.frame_bytes, "--frame-bytes")
-    body["period_ns"] = parse_option(parse_duration, args.period, "--period")
+    body["period_ns"] = parse_option(parse_duration_with_unit, args.period, "--period")
     if body["frame_bytes"] is not None and body["period_ns"] is None:
         raise CliError("--frame-bytes needs --period (how often the frame is sent), e.g. --period 1ms")
-    body["max_latency_ns"] = parse_option(parse_duration, args.max_latency, "--max-latency")
-    body["max_jitter_ns"] = parse_option(parse_duration, args.max_jitter, "--max-jitter")
+    body["max_latency_ns"] = parse_option(parse_duration_with_unit, args.max_latency, "--max-latency")
+    body["max_jitter_ns"] = parse_option(parse_duration_with_unit, args.max_jitter, "--max-jitter")
     body["id"] = args.id
     body["paths"] = _paths(args.src, args.dst, args.via)
     match = _match(args)
@@ -138,10 +146,20 @@ def build_request(args) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def print_warnings(answer: Any) -> None:
+    """The API's ``warnings`` of an answer (e.g. a reservation that installs nothing), one line each
+    on stderr: the reservation stands, but the user must know."""
+    warnings = answer.get("warnings") if isinstance(answer, dict) else None
+    for w in warnings or []:
+        if isinstance(w, dict):
+            print(f"dnctl: warning: {w.get('detail') or w.get('code')}", file=sys.stderr)
+
+
 def _reserve(args) -> int:
     body = build_request(args)
     with client_from_args(args) as api:
         r = api.post("/v1/reservations", body)
+    print_warnings(r)
     if wants_json(args):
         print_json(r)
         return 0

@@ -10,7 +10,9 @@ Rules (all parsers):
 - bandwidth: SI decimal prefixes ``k M G T`` (any case: no one means milli-bits), optional ``bps``,
   ``b/s``, ``bit/s`` or ``bits/s``; a plain number is bit/s. ``B/s``/``Bps`` (bytes) is refused
   rather than guessed;
-- duration: ``ns``, ``us``/``µs``/``μs``, ``ms``, ``s``; a plain number is nanoseconds;
+- duration: ``ns``, ``us``/``µs``/``μs``, ``ms``, ``s``; a plain number is nanoseconds, except
+  for ``parse_duration_with_unit`` (the options of a reservation: ``--max-latency 30`` would be
+  30 ns, surely not what was meant), which refuses it and suggests the units;
 - size: ``B``/``bytes``, SI ``kB KB MB GB`` (powers of 1000) and binary ``KiB MiB GiB`` (powers of
   1024); a plain number is bytes. A lowercase ``b`` (bits) is refused for sizes;
 - the result must be a whole, non-negative number of the base unit (``1.5ns`` is refused, not
@@ -84,10 +86,16 @@ def parse_bandwidth(text: str | int) -> int:
     return _whole(value, _RATE_PREFIX[prefix], text, "bandwidth", "bit/s")
 
 
-def parse_duration(text: str | int) -> int:
-    """Nanoseconds from ``"30ms"``, ``"250us"``, ``"20µs"``, ``"1.5s"``, ``"100ns"`` or ``"100"``."""
+def parse_duration(text: str | int, *, require_unit: bool = False) -> int:
+    """Nanoseconds from ``"30ms"``, ``"250us"``, ``"20µs"``, ``"1.5s"``, ``"100ns"`` or ``"100"``.
+
+    ``require_unit``: a plain number (``"30"``) is refused with the units it could mean.
+    """
     examples = "30ms, 250us, 1.5s, 20us or 100ns"
     value, unit = _split(text, "duration", examples)
+    if unit == "" and require_unit:
+        n = str(text).strip()
+        raise ValueError(f"duration {text!r} has no unit: give one, e.g. {n}ms, {n}us, {n}s or {n}ns")
     if unit == "":
         scale = 1
     elif unit.lower() in _TIME_UNITS:
@@ -95,6 +103,11 @@ def parse_duration(text: str | int) -> int:
     else:
         raise ValueError(f"duration {text!r}: unknown unit {unit!r} (use ns, us, ms or s, e.g. {examples})")
     return _whole(value, scale, text, "duration", "ns")
+
+
+def parse_duration_with_unit(text: str | int) -> int:
+    """``parse_duration`` that refuses a plain number (``"30"``): a unit is required."""
+    return parse_duration(text, require_unit=True)
 
 
 def parse_size(text: str | int) -> int:
