@@ -217,7 +217,12 @@ class ControllerService:
         if res.status is not None:      # down or unrestored: not on the switches, its status says why
             return []
         ends = tuple((p[0], p[-1]) for p in res.all_paths())
-        key = (res.tenant, ends, tuple(sorted((k, str(v)) for k, v in (res.match or {}).items())))
+        m = res.match or {}
+        # what decides it: the tenant's hosts at the ends, the addresses matched, the protocol fields
+        # present (port values and DSCP within its range change which packets, not whether any)
+        key = (res.tenant, ends, str(m.get("ip_src")), str(m.get("ip_dst")), str(m.get("ip_proto")),
+               m.get("udp_dst") is not None, m.get("tcp_dst") is not None,
+               m.get("ip_dscp") is None or (isinstance(m.get("ip_dscp"), int) and 0 <= m["ip_dscp"] < 64))
         why = self._install_checks.get(key)
         if why is None:             # the host plan never changes: one translation per distinct key
             probe = Reservation.from_dict(res.to_dict())
