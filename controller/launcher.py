@@ -28,7 +28,7 @@ from typing import Any
 
 import uvicorn
 
-from controller.api import create_app
+from controller.api import create_app, server_config
 from controller.config import ConfigError, ControllerConfig, load_config
 from controller.service import ControllerService
 from controller.store import Store, StoreError, TopologyIdentity
@@ -286,8 +286,8 @@ class Controller:
         cfg = r.config
         app = create_app(self.service, rate_limit_per_s=cfg.rate_limit_per_s, rate_limit_burst=cfg.rate_limit_burst,
                          max_body_bytes=cfg.max_body_bytes)
-        ucfg = uvicorn.Config(app, host=r.api_host, port=r.api_port, log_config=None,
-                              log_level=r.log_level.lower(), lifespan="off", timeout_graceful_shutdown=1)
+        ucfg = server_config(app, host=r.api_host, port=r.api_port, log_config=None,
+                             log_level=r.log_level.lower(), lifespan="off", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(ucfg)
         self.api_thread = threading.Thread(target=self.server.run, name="detnet-rest", daemon=True)
         self.api_thread.start()

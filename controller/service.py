@@ -54,7 +54,7 @@ from controller.reservations import ReservationDesk
 from controller.seams import Link, ReservationListener
 from controller.store import Store
 from controller.tenancy import MAX_TENANT_ID, TenantDesk
-from controller.views import detached, schedule_view, topology_view
+from controller.views import detached, health_view, schedule_view, topology_view
 from topologies.hosts import HostPlan
 from topologies.loaders import suggestion
 from topologies.model import Topology
@@ -291,9 +291,10 @@ class ControllerService:
     def health(self) -> dict[str, Any]:
         unrestored = len(self._desk.unrestored_ids())
         with self._lock:
-            return {"status": "ok", "switches_connected": len(self._switches),
-                    "reservations": len(self.scheduler.reservations), "tenants": len(self.tenants),
-                    "unrestored": unrestored, "uptime_s": round(time.time() - self.started, 3)}
+            return health_view(switches_connected=len(self._switches),
+                               reservations=len(self.scheduler.reservations), tenants=len(self.tenants),
+                               unrestored=unrestored, down=len(self._failover.down_reservations()),
+                               link_check=dict(self._link_check), uptime_s=round(time.time() - self.started, 3))
 
     def metrics_text(self) -> str:
         """The Prometheus exposition: counters, current gauges and the link-failure series."""

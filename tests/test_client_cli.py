@@ -279,7 +279,7 @@ def test_the_installed_entry_point_prints_no_traceback(tmp_path):
     s.close()
     dnctl = Path(sys.executable).with_name("dnctl")
     cmd = [str(dnctl)] if dnctl.exists() else [sys.executable, "-m", "tools.cli.main"]
-    p = subprocess.run([*cmd, "paths", "Beijing", "Jinan", "--max-latency", "30ms",
+    p = subprocess.run([*cmd, "paths", "Beijing", "Jinan", "--max-latency", "30ms", "--bandwidth", "1G",
                         "--url", f"http://127.0.0.1:{port}"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "Traceback" not in p.stderr and p.stderr.startswith("dnctl: cannot reach")

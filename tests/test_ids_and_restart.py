@@ -439,8 +439,6 @@ def test_healthz_view_is_degraded_with_reasons():
     assert lost["unrestored"] == 2 and lost["switches_connected"] == 4
 
 
-@pytest.mark.xfail(strict=True, reason="needs controller/service.py health() to call views.health_view "
-                                       "(another engineer's file; the diff is in the issue-12 report)")
 def test_healthz_says_degraded_when_reservations_are_unrestored_or_no_link_is_seen(tmp_path):
     db = tmp_path / "c.db"
     _fill(db, square())
