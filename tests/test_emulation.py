@@ -119,6 +119,7 @@ def test_parse_ping():
            "rtt min/avg/max/mdev = 0.101/0.250/0.400/0.1 ms\n")
     r = parse_ping("A", "B", out)
     assert (r.sent, r.received, r.rtt_avg_ms, r.ok) == (3, 2, 0.25, False)
+    assert (r.rtt_min_ms, r.rtt_max_ms) == (0.101, 0.4)
     assert parse_ping("A", "B", "connect: Network is unreachable").ok is False
 
 

@@ -71,10 +71,15 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
         prop_ms = sum(topo.propagation_ns(u, v) for u, v in zip(path, path[1:])) / 1e6
         expected = 2 * prop_ms
         limit = 0.1 * expected + 5
-        _say(request, f"vm: {p['src']} -> {p['dst']} ({len(path) - 1} hops, {prop_ms:.1f} ms of fibre): RTT avg "
-                      f"{p['rtt_avg_ms']:.1f} ms, expected {expected:.1f} ± {limit:.1f} ms")
+        _say(request, f"vm: {p['src']} -> {p['dst']} ({len(path) - 1} hops, {prop_ms:.1f} ms of fibre): RTT "
+                      f"min/avg/max {p['rtt_min_ms']:.1f}/{p['rtt_avg_ms']:.1f}/{p['rtt_max_ms']:.1f} ms, "
+                      f"expected {expected:.1f} ± {limit:.1f} ms")
         assert p["received"] == p["sent"] > 0, p
-        assert abs(p["rtt_avg_ms"] - expected) <= limit, p
+        # the network's round trip is the fastest one: netem's delay is a floor and the TCG guest's
+        # scheduling only adds to it (the first ping also sets up the kernel datapath's flows); the
+        # average and the worst are printed above
+        assert abs(p["rtt_min_ms"] - expected) <= limit, p
+        assert p["rtt_min_ms"] >= 0.99 * expected, p          # and never faster than the fibre
 
 
 def test_scenario_in_the_vm_reports_honest_verdicts_with_real_propagation(tmp_path, request):

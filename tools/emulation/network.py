@@ -146,6 +146,8 @@ class PingResult:
     sent: int
     received: int
     rtt_avg_ms: float | None
+    rtt_min_ms: float | None = None
+    rtt_max_ms: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -164,8 +166,9 @@ def parse_ping(src: str, dst: str, out: str) -> PingResult:
     """Parse iputils ping's summary lines."""
     m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", out)
     sent, recv = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    r = re.search(r"= [\d.]+/([\d.]+)/", out)
-    return PingResult(src, dst, sent, recv, float(r.group(1)) if r else None)
+    r = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)", out)
+    lo, avg, hi = (float(x) for x in r.groups()) if r else (None, None, None)
+    return PingResult(src, dst, sent, recv, avg, lo, hi)
 
 
 def parse_controller(controller: Any) -> tuple[str, int] | None:
