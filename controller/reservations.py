@@ -258,3 +258,118 @@ class ReservationDesk:
             if principal.is_admin and params.get("tenant") is None:
                 return self._scheduler.evaluate(replace(req, tenant=1), network_only=True)
             return self._scheduler.evaluate(req)
+
+    # ----- day-2: modify (PATCH) ---------------------------------------------------------------
+    #: Fields a PATCH may change (src, dst, tenant and id stay).
+    MODIFIABLE = ("bandwidth_bps", "frame_bytes", "period_ns", "max_latency_ns", "max_jitter_ns", "match",
+                  "protection")
+
+    @staticmethod
+    def modified_request(old: Reservation, patch: dict[str, Any]) -> dict[str, Any]:
+        """The full request body ``old`` becomes with ``patch`` applied (the rate rule below).
+
+        Rate: ``bandwidth_bps`` (with ``period_ns`` or the old period) or ``frame_bytes`` (with
+        ``period_ns`` or the old period); ``period_ns`` alone keeps the bytes per period
+        (``frame_bytes``); neither keeps both. ``match``/``protection``/``max_jitter_ns`` null
+        removes them."""
+        body: dict[str, Any] = {"tenant": old.tenant, "src": old.src, "dst": old.dst, "id": old.id,
+                                "max_latency_ns": patch.get("max_latency_ns", old.max_latency_ns),
+                                "period_ns": patch.get("period_ns", old.period_ns)}
+        if "bandwidth_bps" in patch:
+            body["bandwidth_bps"] = patch["bandwidth_bps"]
+            if "frame_bytes" in patch:
+                body["frame_bytes"] = patch["frame_bytes"]      # refused by the request's own rule
+        else:
+            body["frame_bytes"] = patch.get("frame_bytes", old.frame_bytes)
+        jitter = patch["max_jitter_ns"] if "max_jitter_ns" in patch else old.max_jitter_ns
+        if jitter is not None:
+            body["max_jitter_ns"] = jitter
+        match = patch["match"] if "match" in patch else old.match
+        if match:
+            body["match"] = dict(match)
+        protection = patch["protection"] if "protection" in patch else old.protection
+        if protection is not None:
+            body["protection"] = protection
+        return body
+
+    def modify(self, principal: Principal, reservation_id: str, patch: dict[str, Any]) -> Reservation | Rejection:
+        """Change a reservation's rate, bounds, match or protection, keeping its id.
+
+        The new placement is decided first with the old one's slots freed (its own bandwidth does
+        not count against the quota twice); a refusal puts the old one back on exactly its slots
+        and changes nothing. On success the row is replaced and audited (one transaction) and the
+        listeners hear ``reservations_changed([(old, new)])``: the data plane reprograms
+        make-before-break (``controller.dataplane.programs.reroute``). NotFound for an id that is
+        not the caller's; a down or unrestored reservation is a 409 ``not_active``."""
+        t0 = time.perf_counter()
+        request = {"id": reservation_id, **(patch if isinstance(patch, dict) else {})}
+        with self._lock:
+            old_live = self._owned(principal, reservation_id)
+            if old_live is None:
+                orphan = self._unrestored.get(reservation_id) or self._failover.down_reservation(reservation_id)
+                if orphan is not None and (principal.is_admin or orphan.tenant == principal.tenant):
+                    result: Reservation | Rejection = Rejection(
+                        "not_active", f"reservation {reservation_id} is {orphan.status} ({orphan.status_reason}); "
+                                      "delete it and reserve again")
+                    self._store.append_audit(principal.actor, "modify", request,
+                                             {"reason": result.reason, "detail": result.detail},
+                                             audit.rejection_status(result), orphan.tenant)
+                    return result
+                err = NotFound(f"no reservation {reservation_id}")
+                audit.refusal(self._store, principal, "modify", request, err, principal.tenant)
+                raise err
+            old = detached(old_live)
+            bad = sorted(set(patch) - set(self.MODIFIABLE)) if isinstance(patch, dict) else ["request"]
+            if bad:
+                req: Request | Rejection = Rejection(f"invalid:{bad[0]}", "cannot be changed by a PATCH (only "
+                                                     + ", ".join(self.MODIFIABLE) + ")")
+            elif not patch:
+                req = Rejection("invalid:request", "nothing to change: give at least one of "
+                                + ", ".join(self.MODIFIABLE))
+            else:
+                try:
+                    req = Request.from_dict(self.modified_request(old, patch))
+                except InvalidRequest as e:
+                    req = Rejection(f"invalid:{e.field}", e.detail)
+            if isinstance(req, Request):
+                for other in self._scheduler.reservations.values():
+                    if (other.id != old.id and other.tenant == req.tenant and other.src == req.src
+                            and other.dst == req.dst and (other.match or {}) == (req.match or {})):
+                        req = Rejection(f"overlap:{other.id}",
+                                        f"reservation {other.id} already carries this tenant's traffic from "
+                                        f"{req.src} to {req.dst} with the same match; give a distinct match")
+                        break
+            result = req
+            if isinstance(req, Request):
+                self._scheduler.release(old.id)             # the cycle stays: the old slots index it
+                try:
+                    result = self._scheduler.admit(req)
+                except BaseException:
+                    if old.id not in self._scheduler.reservations:
+                        self._scheduler.restore(old)
+                    raise
+                if isinstance(result, Rejection):
+                    self._scheduler.restore(old)            # exactly its slots again: nothing changed
+            if isinstance(result, Rejection):
+                self._store.append_audit(principal.actor, "modify", request,
+                                         {"reason": result.reason, "detail": result.detail},
+                                         audit.rejection_status(result), old.tenant)
+                self._metrics.rejected(result.reason, time.perf_counter() - t0)
+                return result
+            try:
+                with self._store.transaction() as tx:
+                    tx.save_reservation(result)
+                    tx.append_audit(principal.actor, "modify", request,
+                                    {**audit.summary(result), "old": audit.summary(old)}, "ok", result.tenant)
+            except BaseException:
+                self._scheduler.release(result.id)
+                self._scheduler.restore(old)
+                self._scheduler.settle_cycle()
+                log.exception("store write failed; modification of %s rolled back", result.id)
+                raise
+            self._scheduler.settle_cycle()      # the old period may have been what kept the cycle long
+            new = self._scheduler.reservations[result.id]
+            answer = detached(new)
+            self._notifier.changed(old, detached(new))
+        self._notifier.flush()
+        return answer

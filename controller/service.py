@@ -167,6 +167,13 @@ class ControllerService:
     def get_reservation(self, principal: Principal, reservation_id: str) -> Reservation:
         return self._desk.get(principal, reservation_id)
 
+    def modify_reservation(self, principal: Principal, reservation_id: str,
+                           patch: dict[str, Any]) -> Reservation | Rejection:
+        """PATCH a reservation (rate, max latency/jitter, match, protection), same id; a refusal
+        changes nothing; on success the listeners reprogram it make-before-break (see
+        ``ReservationDesk.modify``)."""
+        return self._desk.modify(principal, reservation_id, patch)
+
     def list_reservations(self, principal: Principal, tenant: int | None = None) -> list[Reservation]:
         """The caller's reservations (admin: all, or one tenant's), ordered by id. A tenant naming
         another tenant is Forbidden, as everywhere else (not an empty list)."""

@@ -264,7 +264,8 @@ def reroute(plan: HostPlan, pairs: Sequence[tuple[Reservation, Reservation]], li
 
     1. new and changed entries on every switch but the ingress, and new groups (nothing sends
        into them yet) -- wait;
-    2. the ingress entries (they now send along the new path) and modified groups -- wait;
+    2. the ingress entries (they now send along the new path), modified groups and a changed
+       meter (a PATCH of the rate; a new meter is added in 1.) -- wait;
     3. stale entries deleted;
     4. stale groups deleted (after the entries that used them), best-effort meters of the links
        of both placements resized from ``link_bps``.
@@ -278,16 +279,16 @@ def reroute(plan: HostPlan, pairs: Sequence[tuple[Reservation, Reservation]], li
     n = 0
     for old, new in pairs:
         try:
-            new_flows, _ = tr.reservation_flows(plan, new, rate_scale=rate_scale, queue_id=queue_id)
+            new_flows, new_meters = tr.reservation_flows(plan, new, rate_scale=rate_scale, queue_id=queue_id)
             new_groups = tr.reservation_groups(plan, new)
         except tr.TranslationError as e:
             unplaceable.append((old, e))
             continue
         try:
-            old_flows, _ = tr.reservation_flows(plan, old, rate_scale=rate_scale, queue_id=queue_id)
+            old_flows, old_meters = tr.reservation_flows(plan, old, rate_scale=rate_scale, queue_id=queue_id)
             old_groups = tr.reservation_groups(plan, old)
         except tr.TranslationError:
-            old_flows, old_groups = [], []
+            old_flows, old_meters, old_groups = [], [], []
         n += 1
         links |= old.links() | new.links()
         ingress = plan.dpid(new.path[0])
@@ -297,6 +298,16 @@ def reroute(plan: HostPlan, pairs: Sequence[tuple[Reservation, Reservation]], li
             if k not in have or have[k].cookie != f.cookie:
                 (ingress_phase if f.dpid == ingress else downstream).append(FlowAdd(f, f"reroute {new.id}"))
         stale += [_strict_delete(f, f"reroute {new.id}") for k, f in have.items() if k not in want]
+        # a modified rate (PATCH): the reservation's meter is added (new ingress) before, or
+        # changed with, the ingress entries that use it
+        om = {(m.dpid, m.meter_id): m for m in old_meters}
+        for m in new_meters:
+            if (m.dpid, m.meter_id) not in om:
+                downstream.append(MeterAdd(m, f"reroute {new.id}"))
+            elif om[(m.dpid, m.meter_id)] != m:
+                ingress_phase.insert(0, MeterModify(m))
+        stale_groups += [MeterDelete(m.dpid, m.meter_id) for k, m in om.items()
+                         if k not in {(x.dpid, x.meter_id) for x in new_meters}]
         og = {g.group_id: g for g in old_groups}
         ng = {g.group_id: g for g in new_groups}
         for g in new_groups:

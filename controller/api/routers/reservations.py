@@ -2,12 +2,13 @@
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' real types
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from controller.api.bodies import ReservationBody
-from controller.api.errors import AUTHED, rejection_error, responses
+from controller.api.bodies import MatchBody, ReservationBody, _int
+from controller.api.errors import AUTHED, ApiError, rejection_error, responses
 from controller.api.guards import Service, Who
 from controller.core.model import Rejection, Reservation
 from controller.service import ControllerService
@@ -15,6 +16,21 @@ from controller.service import ControllerService
 router = APIRouter(tags=["reservations"])
 
 ReservationId = Annotated[str, Path(max_length=256)]
+
+
+class ReservationPatch(BaseModel):
+    """PATCH /v1/reservations/{id}: the fields to change (at least one). Rate: ``bandwidth_bps``
+    or ``frame_bytes`` (never both), each with ``period_ns`` or the current period; ``period_ns``
+    alone keeps the bytes per period. ``match``, ``protection``, ``max_jitter_ns``: null removes."""
+
+    model_config = ConfigDict(extra="forbid")
+    bandwidth_bps: _int(0, 10**13, gt=True) | None = None
+    frame_bytes: _int(0, 10**9, gt=True) | None = None
+    period_ns: _int(1_000, 10**10) | None = None
+    max_latency_ns: _int(0, 10**12, gt=True) | None = None
+    max_jitter_ns: _int(0, 10**12, gt=True) | None = None
+    match: MatchBody | None = None
+    protection: Literal["disjoint"] | None = Field(None, description='"disjoint" or null (one path)')
 
 
 def reservation_body(service: ControllerService, res: Reservation) -> dict[str, Any]:
@@ -48,6 +64,24 @@ def list_reservations(who: Who, service: Service,
 @router.get("/v1/reservations/{reservation_id}", responses=responses(*AUTHED, 404, 422), summary="One reservation")
 def get_reservation(reservation_id: ReservationId, who: Who, service: Service) -> dict[str, Any]:
     return reservation_body(service, service.get_reservation(who, reservation_id))
+
+
+@router.patch("/v1/reservations/{reservation_id}", responses=responses(*AUTHED, 400, 404, 409, 415, 422),
+              summary="Change a reservation's rate, bounds, match or protection: same id, make-before-break")
+def patch_reservation(reservation_id: ReservationId, body: ReservationPatch, who: Who,
+                      service: Service) -> dict[str, Any]:
+    patch = body.model_dump(exclude_unset=True)
+    if patch.get("max_latency_ns", 0) is None:
+        raise ApiError(422, "invalid", "max_latency_ns: must not be null", field="max_latency_ns")
+    for key in ("bandwidth_bps", "frame_bytes", "period_ns"):
+        if key in patch and patch[key] is None:
+            raise ApiError(422, "invalid", f"{key}: must not be null", field=key)
+    if "match" in patch and patch["match"] is not None:
+        patch["match"] = {k: v for k, v in patch["match"].items() if v is not None}
+    result = service.modify_reservation(who, reservation_id, patch)
+    if isinstance(result, Rejection):
+        raise rejection_error(result)
+    return reservation_body(service, result)
 
 
 @router.delete("/v1/reservations/{reservation_id}", status_code=204, responses=responses(*AUTHED, 404, 422),
