@@ -38,7 +38,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from controller import audit
+from controller import audit, batch
 from controller.auth import Principal
 from controller.config import ControllerConfig
 from controller.core.model import Rejection, Reservation, Tenant
@@ -263,6 +263,20 @@ class ControllerService:
                     return Rejection(result.reason, f"{result.detail} ({hint})")
                 break
         return result
+
+    # ----- bulk and gang admission (controller.batch) ---------------------------------------
+    def reserve_batch(self, principal: Principal, bodies: list[Any], *, atomic: bool) -> batch.BatchOutcome:
+        """Admit many requests as one change (``controller.batch.reserve_batch``): in order, one
+        store transaction; ``atomic``: all or none. Unknown node names get their "did you mean"."""
+        out = batch.reserve_batch(self._desk, principal, bodies, atomic=atomic)
+        out.rejected = [(i, self._hinted(rej, bodies[i])) for i, rej in out.rejected]
+        if out.blocked is not None:
+            out.blocked = (out.blocked[0], self._hinted(out.blocked[1], bodies[out.blocked[0]]))
+        return out
+
+    def release_many(self, principal: Principal, ids: list[str]) -> list[Reservation]:
+        """Delete many reservations all or none (``controller.batch.release_many``)."""
+        return batch.release_many(self._desk, principal, ids)
 
     def unrestored(self) -> list[Reservation]:
         """Stored reservations that could not be put back on their slots at start-up."""

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from controller.api.guards import BodyLimitMiddleware, RateLimiter
 from controller.api.handlers import install_handlers
-from controller.api.routers import events, network, paths, reservations, status, tenants
+from controller.api.routers import batch, events, network, paths, reservations, status, tenants
 from controller.service import ControllerService
 
 API_VERSION = "1"
@@ -30,7 +30,7 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
     app.state.limiter = RateLimiter(rate_limit_per_s, rate_limit_burst)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, on_status=service.metrics.http_answer)
     install_handlers(app)
-    routers = [module.router for module in (status, network, tenants, reservations, paths, events)]
+    routers = [module.router for module in (status, network, tenants, reservations, batch, paths, events)]
     for router in routers:
         app.include_router(router)
     # every route, for the ``Allow`` header of a 405: FastAPI's own (openapi.json, docs) and ours

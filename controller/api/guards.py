@@ -77,6 +77,12 @@ def charge(request: Request, who: Principal | None) -> ApiError | None:
 
 
 # ----- body size limit and status counting (pure ASGI, outermost) ------------------------------------
+#: Routes whose bodies may be larger than ``max_body_bytes`` (the larger of the two applies): a batch
+#: of 4,096 reservation requests (about 100-400 bytes each) must fit.
+ROUTE_MAX_BODY_BYTES: dict[str, int] = {"/v1/reservations/batch": 8 * 1024 * 1024,
+                                        "/v1/reservations/delete": 1024 * 1024}
+
+
 class BodyLimitMiddleware:
     """413 for bodies above ``max_bytes`` (declared or streamed); counts every answer by status."""
 
@@ -95,14 +101,15 @@ class BodyLimitMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = f"request body above {self.max_bytes} bytes"
+        limit = max(self.max_bytes, ROUTE_MAX_BODY_BYTES.get(scope.get("path", ""), 0))
+        too_large = f"request body above {limit} bytes"
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     return await self._answer(send, 400, "bad_request", "invalid Content-Length header")
-                if declared > self.max_bytes:
+                if declared > limit:
                     return await self._answer(send, 413, "too_large", too_large)
         chunks, total = [], 0
         while True:
@@ -111,7 +118,7 @@ class BodyLimitMiddleware:
                 return
             part = message.get("body", b"")
             total += len(part)
-            if total > self.max_bytes:
+            if total > limit:
                 return await self._answer(send, 413, "too_large", too_large)
             chunks.append(part)
             if not message.get("more_body", False):
