@@ -65,6 +65,11 @@ class Credentials:
         with self._lock:
             self._tenant_hashes[tenant_id] = token_hash
 
+    def remove_tenant(self, tenant_id: int) -> None:
+        """Forget a tenant's token hash: its token stops working at once (deleted or rotated)."""
+        with self._lock:
+            self._tenant_hashes.pop(tenant_id, None)
+
     def authenticate(self, token: str | None) -> Principal | None:
         """The principal a bearer token stands for, or None (constant-time over all hashes)."""
         if not token:

@@ -373,3 +373,28 @@ class ReservationDesk:
             self._notifier.changed(old, detached(new))
         self._notifier.flush()
         return answer
+
+    # ----- day-2: a tenant deleted -----------------------------------------------------------
+    def release_tenant(self, tenant_id: int, write_rest: Any) -> list[Reservation]:
+        """Release every reservation of ``tenant_id`` (on the network, down or unrestored) in one
+        store transaction, in which ``write_rest(tx, ids)`` writes the rest (the tenant row, the
+        audit entry); then free their slots, settle the cycle and queue their removal for the
+        listeners (the switches' entries go). Caller holds the lock and flushes the notifier."""
+        live = [detached(r) for r in self._scheduler.reservations.values() if r.tenant == tenant_id]
+        orphans = [r for r in list(self._unrestored.values()) + self._failover.down_reservations()
+                   if r.tenant == tenant_id]
+        ids = sorted({r.id for r in live + orphans})
+        with self._store.transaction() as tx:
+            for rid in ids:
+                tx.delete_reservation(rid)
+            write_rest(tx, ids)
+        for r in live:
+            self._scheduler.release(r.id)
+            self._notifier.removed(r)
+            self._metrics.released(tenant_id)
+        for r in orphans:
+            self._unrestored.pop(r.id, None)
+            self._failover.forget_down(r.id)
+        if live:
+            self._scheduler.settle_cycle()
+        return live + orphans

@@ -150,6 +150,21 @@ class ControllerService:
         """Every tenant with its quotas and current usage (reserved_bps, reservations)."""
         return self._tenant_desk.list(principal)
 
+    def delete_tenant(self, tenant_id: int, *, principal: Principal | None = None) -> dict[str, Any]:
+        """Delete a tenant (admin): its reservations released (entries removed from the switches),
+        its token revoked, one transaction and one audit entry; ``{"id", "name", "released"}``."""
+        answer = self._tenant_desk.delete(tenant_id, principal or Principal.admin(), self._desk.release_tenant)
+        self._notifier.flush()
+        return answer
+
+    def rotate_tenant_token(self, tenant_id: int, *, principal: Principal | None = None) -> dict[str, Any]:
+        """A new token for the tenant (admin or the tenant itself); the old one stops at once."""
+        return self._tenant_desk.rotate_token(tenant_id, principal or Principal.admin())
+
+    def my_tenant(self, principal: Principal) -> dict[str, Any]:
+        """The calling tenant's quotas and usage (``GET /v1/tenants/me``)."""
+        return self._tenant_desk.me(principal)
+
     # ----- reservations -------------------------------------------------------------------
     def reserve(self, principal: Principal, body: dict[str, Any]) -> Reservation | Rejection:
         """Admit a reservation request (body as in POST /v1/reservations), persist it, notify listeners.

@@ -8,17 +8,18 @@ once: only its hash is kept (``controller.credentials``).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from controller import audit
 from controller.auth import Principal, generate_token, hash_token
 from controller.core.model import Tenant
 from controller.core.tenants import TenantBook, TenantLimitError
 from controller.credentials import Credentials
-from controller.errors import Conflict, Invalid, NotFound, ServiceError, require_admin
+from controller.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, require_admin
 from controller.store import Store, StoredTenant
 
 log = logging.getLogger("detnet.controller")
@@ -28,6 +29,8 @@ MAX_TENANT_ID = 4094
 MAX_NAME_CHARS = 64
 MAX_QUOTA_BPS = 10**15
 MAX_RESERVATIONS_QUOTA = 10**7
+#: The settings key of the deleted tenants' ids (a JSON list).
+DELETED_TENANTS_KEY = "deleted_tenant_ids"
 #: Fields a tenant update may change.
 TENANT_FIELDS = ("name", "quota_bps", "max_reservations")
 
@@ -74,8 +77,24 @@ class TenantDesk:
         return {"id": t.id, "name": t.name, "quota_bps": t.quota_bps, "max_reservations": t.max_reservations,
                 "reserved_bps": u.bps, "reservations": u.reservations}
 
+    def _deleted_ids(self) -> set[int]:
+        """Ids of deleted tenants (a new tenant gets one only when no other id is left: its audit
+        entries and cookies must not pass to a stranger)."""
+        raw = self._store.get_setting(DELETED_TENANTS_KEY)
+        try:
+            return {int(i) for i in json.loads(raw)} if raw else set()
+        except (ValueError, TypeError):
+            return set()
+
     def _next_id(self) -> int | None:
         used = {t.id for t in self._book}
+        fresh = used | self._deleted_ids()
+        top = max(fresh, default=0)
+        if top < MAX_TENANT_ID:
+            return top + 1
+        free = next((i for i in range(1, MAX_TENANT_ID + 1) if i not in fresh), None)
+        if free is not None:
+            return free
         top = max(used, default=0)
         if top < MAX_TENANT_ID:
             return top + 1
@@ -150,3 +169,68 @@ class TenantDesk:
         require_admin(principal)
         with self._lock:
             return [self.view(t) for t in self._book]
+
+    # ----- day-2: delete, rotate, read one's own ----------------------------------------------
+    def delete(self, tenant_id: int, principal: Principal,
+               release: Callable[[int, Callable[[Any, list[str]], None]], list[Any]]) -> dict[str, Any]:
+        """Delete a tenant (admin): ``release(tenant_id, write_rest)`` releases its reservations in
+        the transaction that also deletes its row and writes the audit entry; then its token is
+        revoked. Returns ``{"id", "name", "released": [ids]}``. Lock: the service's, held here."""
+        request = {"id": tenant_id}
+        try:
+            require_admin(principal)
+            with self._lock:
+                if tenant_id not in self._book:
+                    raise NotFound(f"no tenant {tenant_id}")
+                name = self._book.get(tenant_id).name
+                deleted = sorted(self._deleted_ids() | {tenant_id})
+
+                def write_rest(tx: Any, ids: list[str]) -> None:
+                    tx.delete_tenant(tenant_id)
+                    tx.set_setting(DELETED_TENANTS_KEY, json.dumps(deleted))
+                    tx.append_audit(principal.actor, "delete_tenant", request,
+                                    {"id": tenant_id, "name": name, "released": ids}, "ok", tenant_id)
+
+                released = release(tenant_id, write_rest)
+                self._credentials.remove_tenant(tenant_id)
+                self._book.remove(tenant_id)
+        except ServiceError as e:
+            audit.refusal(self._store, principal, "delete_tenant", request, e, tenant_id)
+            raise
+        log.info("tenant %d (%s) deleted, %d reservations released", tenant_id, name, len(released))
+        return {"id": tenant_id, "name": name, "released": sorted(r.id for r in released)}
+
+    def rotate_token(self, tenant_id: int, principal: Principal) -> dict[str, Any]:
+        """A new token for the tenant (the admin, or the tenant itself); the old one stops working
+        at once. Returns ``{"id", "token"}`` (shown once; only its hash is kept)."""
+        request = {"id": tenant_id}
+        try:
+            if not principal.is_admin and principal.tenant != tenant_id:
+                raise Forbidden("a tenant token may only rotate its own token")
+            with self._lock:
+                if tenant_id not in self._book:
+                    raise NotFound(f"no tenant {tenant_id}")
+                token = generate_token()
+                h = hash_token(token)
+                with self._store.transaction() as tx:
+                    tx.save_tenant(self._book.get(tenant_id), h)
+                    tx.append_audit(principal.actor, "rotate_token", request, {"id": tenant_id}, "ok", tenant_id)
+                self._credentials.set_tenant(tenant_id, h)
+        except ServiceError as e:
+            audit.refusal(self._store, principal, "rotate_token", request, e, tenant_id)
+            raise
+        log.info("tenant %d: token rotated by %s", tenant_id, principal.actor)
+        return {"id": tenant_id, "token": token}
+
+    def me(self, principal: Principal) -> dict[str, Any]:
+        """The calling tenant's quotas and usage, with what is left (``null``: unlimited)."""
+        if principal.is_admin:
+            raise Forbidden("the admin token is no tenant: GET /v1/tenants lists every tenant")
+        with self._lock:
+            if principal.tenant not in self._book:
+                raise NotFound(f"no tenant {principal.tenant}")
+            v = self.view(self._book.get(principal.tenant))
+        v["available_bps"] = None if v["quota_bps"] is None else max(0, v["quota_bps"] - v["reserved_bps"])
+        v["reservations_left"] = (None if v["max_reservations"] is None
+                                  else max(0, v["max_reservations"] - v["reservations"]))
+        return v

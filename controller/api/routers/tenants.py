@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 
 from controller.api.bodies import TenantCreate, TenantPatch
-from controller.api.errors import ADMIN, ApiError, responses
-from controller.api.guards import Admin, Service
+from controller.api.errors import ADMIN, AUTHED, ApiError, responses
+from controller.api.guards import Admin, Service, Who
 
 router = APIRouter(tags=["tenants"])
 
@@ -29,6 +29,12 @@ def create_tenant(body: TenantCreate, who: Admin, service: Service, response: Re
             "max_reservations": tenant.max_reservations, "token": token}
 
 
+@router.get("/v1/tenants/me", responses=responses(*AUTHED, 403),
+            summary="The calling tenant: quotas, usage and what is left (a tenant token)")
+def my_tenant(who: Who, service: Service) -> dict[str, Any]:
+    return service.my_tenant(who)
+
+
 @router.get("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 404, 422), summary="One tenant (admin)")
 def get_tenant(tenant_id: TenantId, who: Admin, service: Service) -> dict[str, Any]:
     return service.get_tenant(tenant_id, principal=who)
@@ -41,3 +47,16 @@ def patch_tenant(tenant_id: TenantId, body: TenantPatch, who: Admin, service: Se
     if fields.get("name", "") is None:
         raise ApiError(422, "invalid", "name: must not be null", field="name")
     return service.update_tenant(tenant_id, principal=who, **fields)
+
+
+@router.delete("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 404, 422),
+               summary="Delete a tenant: its reservations released, its token revoked (admin)")
+def delete_tenant(tenant_id: TenantId, who: Admin, service: Service) -> dict[str, Any]:
+    return service.delete_tenant(tenant_id, principal=who)
+
+
+@router.post("/v1/tenants/{tenant_id}/token", responses=responses(*AUTHED, 403, 404, 422),
+             summary="A new token for the tenant, shown once; the old one stops working at once "
+                     "(admin, or the tenant itself)")
+def rotate_token(tenant_id: TenantId, who: Who, service: Service) -> dict[str, Any]:
+    return service.rotate_tenant_token(tenant_id, principal=who)
