@@ -25,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from typing import Any
+from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -75,6 +75,8 @@ class ApiError(ClientError):
         self.error: str | None = d.get("error") if isinstance(d.get("error"), str) else None
         self.reason: str | None = d.get("reason") if isinstance(d.get("reason"), str) else None
         self.field: str | None = d.get("field") if isinstance(d.get("field"), str) else None
+        #: the member of a batch (or the id of a multi-delete) that refused it, by position
+        self.index: int | None = d.get("index") if type(d.get("index")) is int else None
         self.detail: str = _detail_text(d.get("detail") if d else body)
         super().__init__(error_message(status, body))
 
@@ -226,3 +228,24 @@ class ApiClient:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
+
+    # ----- bulk and gang admission ---------------------------------------------------------------
+    def reserve_batch(self, requests: Sequence[Mapping[str, Any]], atomic: bool = True) -> dict[str, Any]:
+        """``POST /v1/reservations/batch``: admit ``requests`` (each a ``POST /v1/reservations``
+        body) in order, as one change.
+
+        ``atomic`` (default): all or none; a refusal raises ``ApiError`` (409 with ``reason``, 422
+        with ``field``, 403) whose ``index`` names the first member that blocked, and nothing was
+        admitted. Otherwise the answer lists what was admitted and the refused members:
+        ``{"atomic", "reservations": [reservation, ...], "rejections": [{"index", "error",
+        "reason", "detail", "field"?}, ...]}`` (reservations in request order).
+        """
+        return self.post("/v1/reservations/batch",
+                         {"atomic": bool(atomic), "reservations": [dict(r) for r in requests]})
+
+    def release_many(self, ids: Sequence[str]) -> list[str]:
+        """``POST /v1/reservations/delete``: release every reservation of ``ids``, or none (an
+        unknown id, another tenant's, or one given twice raises ``ApiError`` with its ``index``).
+        Returns the ids deleted, in the order given."""
+        answer = self.post("/v1/reservations/delete", {"ids": list(ids)})
+        return list(answer["deleted"])

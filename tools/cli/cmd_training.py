@@ -10,6 +10,8 @@ from schedules.training import JobError, list_jobs, load_job
 from schedules.training_model import estimate
 from schedules.training_plan import NotAdmissible, check_sites, hop_delays, plan
 from tools.cli import CliError
+from tools.cli.clientargs import add_client_args, client_from_args, wants_json
+from tools.cli.cmd_reserve import send_batch
 from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
 from tools.cli.units import parse_bandwidth
 from tools.runs.scales import DEFAULT_SCALE
@@ -36,6 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--tenant", type=int, default=1, help="tenant id of the requests (default 1)")
     q.add_argument("--out", help="also write the requests as a REQUESTS.json for `dnctl schedule`")
     q.set_defaults(func=_plan)
+
+    q = tsub.add_parser("reserve", help="reserve a job's plan on a running controller as one atomic batch",
+                        description="Send the job's plan (`dnctl training plan`) to the controller as one atomic "
+                                    "batch (POST /v1/reservations/batch): every flow of the job is admitted, or "
+                                    "none (a training job's flows are useless one by one); a refusal names the "
+                                    "flow that blocked it.")
+    q.add_argument("job", help="job file (JSON or YAML) or shipped job name (see `dnctl training list`)")
+    q.add_argument("--topology", default="fntf40", help="topology the plan is made on (default fntf40; the "
+                                                        "controller's own)")
+    q.add_argument("--tenant", type=int, metavar="N",
+                   help="tenant of the flows (needed with the admin token; a tenant token implies its own)")
+    add_client_args(q)
+    q.set_defaults(func=_reserve)
 
     q = tsub.add_parser("estimate", help="analytic iteration time, deterministic or best effort")
     common(q)
@@ -111,6 +126,18 @@ def _plan(args) -> int:
     if args.out:
         print(f"requests written to {args.out}")
     return 0
+
+
+def _reserve(args) -> int:
+    job, topo = _load(args)
+    if args.tenant is not None and args.tenant < 1:
+        raise CliError("--tenant must be at least 1")
+    requests = [dict(fl.request) for fl in plan(job, topo, tenant=args.tenant or 1)]
+    if args.tenant is None:      # a tenant token implies its own tenant
+        for r in requests:
+            r.pop("tenant", None)
+    with client_from_args(args) as api:
+        return send_batch(api, requests, atomic=True, as_json=wants_json(args))
 
 
 def _estimate(args) -> int:
