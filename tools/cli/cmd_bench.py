@@ -94,6 +94,9 @@ def _register_rest(bsub: argparse._SubParsersAction) -> None:
     q.add_argument("--link-scale", type=float, default=None,
                    help="bandwidth scale of links and meters (default: the emulation's, 1/1000)")
     q.add_argument("--log-dir", default=None, help="keep the controller log in this directory")
+    q.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
+                   help="then the same requests as one batch and one multi-delete, figures side by side "
+                        "(default; --no-batch skips it)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=_rest)
 
@@ -120,7 +123,8 @@ def _rest(args) -> int:
     from tools.runs.bench_rest import BenchOptions, run_rest_bench, text_report
     opts = BenchOptions(topology=topo, reservations=args.reservations, tenants=args.tenants,
                         hosts_per_tenant=args.hosts_per_tenant, concurrency=args.concurrency,
-                        emulate=args.emulate, seed=args.seed, link_scale=args.link_scale, keep_log=args.log_dir)
+                        emulate=args.emulate, seed=args.seed, link_scale=args.link_scale, keep_log=args.log_dir,
+                        batch=args.batch)
     try:
         r = run_rest_bench(opts)
     except Exception as e:  # noqa: BLE001 - a failed run is one line, never a traceback
@@ -131,7 +135,9 @@ def _rest(args) -> int:
     else:
         print(text_report(r))
     ok = r.get("installed_match") in (True, None) and r.get("tables_back_to_baseline") in (True, None) \
-        and not r.get("errors") and not r.get("delete_errors")
+        and not r.get("errors") and not r.get("delete_errors") \
+        and r.get("batch_installed_match") in (True, None) and r.get("batch_tables_back_to_baseline") in (True, None) \
+        and not r.get("batch_delete_errors")
     return 0 if ok else 1
 
 

@@ -24,7 +24,12 @@ Scenario (``run_rest_bench``):
    admitted reservations (``controller.dataplane.translation.reservation_flows``): same cookies (the cookie's
    low byte digests match and actions), same count, and each reservation's meter on its ingress;
 6. every reservation DELETEd (same concurrency), then the snapshot taken again and compared with
-   step 2: ``tables_back_to_baseline``.
+   step 2: ``tables_back_to_baseline``;
+7. (``batch``, the default) the same workload again as ONE non-atomic batch
+   (``POST /v1/reservations/batch`` with the admin token, every member naming its tenant), the
+   switches checked as in step 5, then every admitted id released by one ``POST
+   /v1/reservations/delete`` and the tables compared with step 2 again: the ``batch_*`` figures,
+   printed beside the one-by-one ones.
 
 Rate limits: each tenant uses its own token (its own bucket, 50/s burst 100 by default); a 429 is
 retried after its Retry-After and counted (``rate_limited``), never hidden.
@@ -323,6 +328,7 @@ class BenchOptions:
     connect_timeout: float = 120.0
     verbose: bool = True
     keep_log: str | None = None           # a directory to keep the controller log in
+    batch: bool = True                    # step 7: the same workload as one batch, one multi-delete
 
 
 def _ms(x: float | None) -> float | None:
@@ -444,6 +450,8 @@ def run_rest_bench(opts: BenchOptions, progress: Callable[[str], None] | None = 
         else:
             result["tables_back_to_baseline"] = None
         result["load_s"] = round(time.perf_counter() - t_load, 2)
+        if opts.batch:
+            result.update(_batch_phase(ctl.url, admin, work, plan, switches, base, scale, opts.emulate, say))
 
         times = install_times_from_log(ctl.log_path.read_text(errors="replace"))
         inst = [times["installed"][r.id] / 1000 for r in admitted if r.id in times["installed"]]
@@ -456,6 +464,45 @@ def run_rest_bench(opts: BenchOptions, progress: Callable[[str], None] | None = 
                           install_max_ms=None, remove_p50_ms=None, remove_p99_ms=None)
     result["total_s"] = round(time.perf_counter() - t_all, 2)
     return result
+
+
+def _batch_phase(url: str, admin: str, work: list[Item], plan: HostPlan, switches: list[str], base: Any,
+                 scale: float, emulate: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """Step 7: the workload as one non-atomic batch (admin token), checked, then one multi-delete."""
+    body = {"atomic": False, "reservations": [dict(it.body, tenant=it.tenant) for it in work]}
+    say(f"POSTing the same {len(work)} requests as one batch...")
+    (a,), post_s = run_requests(url, [("POST", "/v1/reservations/batch", admin, body)], 1, timeout=600.0)
+    if a.status != 201 or not isinstance(a.body, dict):
+        raise RuntimeError(f"batch: HTTP {a.status} {str(a.body)[:200]}")
+    admitted = [Reservation.from_dict(x) for x in a.body["reservations"]]
+    rejections = a.body.get("rejections", [])
+    reasons = Counter(str(x.get("reason", "?")).split(":", 1)[0] for x in rejections)
+    out: dict[str, Any] = {
+        "batch_admitted": len(admitted), "batch_rejected": len(rejections),
+        "batch_rejected_by_reason": dict(sorted(reasons.items())), "batch_post_s": round(post_s, 3),
+        "batch_reservations_per_s": round(len(admitted) / post_s, 1) if post_s else None}
+    say(f"batch: {len(admitted)} admitted, {len(rejections)} rejected in {post_s:.2f} s")
+    if emulate:
+        check = verify_installed(plan, admitted, snapshot(switches), rate_scale=scale)
+        out["batch_installed_match"] = check["ok"]
+        out["batch_install_mismatches"] = check["mismatches"]
+    else:
+        out["batch_installed_match"] = None
+    ids = [r.id for r in admitted]
+    (d,), delete_s = run_requests(url, [("POST", "/v1/reservations/delete", admin, {"ids": ids})], 1,
+                                  timeout=600.0)
+    out["batch_deleted"] = len(d.body.get("deleted", [])) if d.status == 200 and isinstance(d.body, dict) else 0
+    out["batch_delete_errors"] = {} if d.status == 200 else {str(d.status): len(ids)}
+    out["batch_delete_s"] = round(delete_s, 3)
+    out["batch_deletes_per_s"] = round(len(ids) / delete_s, 1) if delete_s else None
+    if emulate:
+        diff = snapshot_diff(base, snapshot(switches))
+        out["batch_tables_back_to_baseline"] = not diff
+        out["batch_baseline_diff"] = diff
+    else:
+        out["batch_tables_back_to_baseline"] = None
+    say(f"batch: {out['batch_deleted']} released by one multi-delete in {delete_s:.2f} s")
+    return out
 
 
 def _get_text(url: str) -> str:
@@ -494,4 +541,18 @@ def text_report(r: dict[str, Any]) -> str:
         f"  tables at baseline   {'yes' if r['tables_back_to_baseline'] else 'n/a' if r['tables_back_to_baseline'] is None else 'NO'}",
         f"  load (POST+check+DELETE+check) {r['load_s']} s; whole run {r['total_s']} s",
     ]
+    if "batch_post_s" in r:
+        breasons = ", ".join(f"{k} {v}" for k, v in r.get("batch_rejected_by_reason", {}).items()) or "none"
+        at_base = r.get("batch_tables_back_to_baseline")
+        lines += [
+            f"  {'':20} {'one by one':>26} {'one batch':>26}",
+            f"  {'admitted':20} {r['admitted']:>26} {r['batch_admitted']:>26}",
+            f"  {'rejected':20} {r['rejected']:>26} {r['batch_rejected']:>26}",
+            f"  {'POST phase':20} {str(r['post_s']) + ' s':>26} {str(r['batch_post_s']) + ' s':>26}",
+            f"  {'reservations/s':20} {f(r['reservations_per_s']):>26} {f(r['batch_reservations_per_s']):>26}",
+            f"  {'release phase':20} {str(r['delete_s']) + ' s':>26} {str(r['batch_delete_s']) + ' s':>26}",
+            f"  {'releases/s':20} {f(r['deletes_per_s']):>26} {f(r['batch_deletes_per_s']):>26}",
+            f"  batch rejections     {breasons}; tables at baseline after the multi-delete: "
+            f"{'yes' if at_base else 'n/a' if at_base is None else 'NO'}",
+        ]
     return "\n".join(lines)
