@@ -398,3 +398,28 @@ class ReservationDesk:
         if live:
             self._scheduler.settle_cycle()
         return live + orphans
+
+    # ----- day-2: listing at scale ---------------------------------------------------------------
+    def list_page(self, principal: Principal, *, tenant: int | None = None, src: str | None = None,
+                  dst: str | None = None, status: str | None = None, after: str | None = None,
+                  limit: int | None = None) -> tuple[list[Reservation], str | None]:
+        """One page of the caller's reservations (as ``list``: admin all or ``tenant``'s), ordered
+        by id, filtered by ``src``/``dst``/``status`` (``active``, ``down``, ``unrestored``), those
+        with an id above ``after`` only; at most ``limit`` (None: all). Returns the page and the id
+        to continue after (None: nothing more). Keyset paging: a reservation present from the
+        first page to the last is seen exactly once, whatever is added or deleted meanwhile."""
+        if not principal.is_admin:
+            tenant = principal.tenant
+        with self._lock:
+            pool = (list(self._scheduler.reservations.values()) + self._failover.down_reservations()
+                    + list(self._unrestored.values()))
+            chosen = sorted((r for r in pool
+                             if (tenant is None or r.tenant == tenant) and (src is None or r.src == src)
+                             and (dst is None or r.dst == dst)
+                             and (status is None or (r.status or "active") == status)
+                             and (after is None or r.id > after)), key=lambda r: r.id)
+            more = limit is not None and len(chosen) > limit
+            if limit is not None:
+                chosen = chosen[:limit]
+            page = [detached(r) for r in chosen]
+        return page, (page[-1].id if more and page else None)

@@ -196,6 +196,15 @@ class ControllerService:
             raise Forbidden("a tenant token may only list its own reservations")
         return self._desk.list(principal, tenant)
 
+    def list_reservations_page(self, principal: Principal, *, tenant: int | None = None,
+                               after: str | None = None, limit: int | None = None,
+                               **filters: Any) -> tuple[list[Reservation], str | None]:
+        """A page of ``list_reservations`` (filters ``src``, ``dst``, ``status``; ids above
+        ``after``; at most ``limit``) and the id to continue after (None: the last page)."""
+        if not principal.is_admin and tenant is not None and tenant != principal.tenant:
+            raise Forbidden("a tenant token may only list its own reservations")
+        return self._desk.list_page(principal, tenant=tenant, after=after, limit=limit, **filters)
+
     def what_if(self, principal: Principal, params: dict[str, Any]) -> Reservation | Rejection:
         """What ``reserve`` would answer now for the same body, reserving nothing.
 

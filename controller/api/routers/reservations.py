@@ -11,11 +11,14 @@ from controller.api.bodies import MatchBody, ReservationBody, _int
 from controller.api.errors import AUTHED, ApiError, rejection_error, responses
 from controller.api.guards import Service, Who
 from controller.core.model import Rejection, Reservation
+from controller.listing import BadCursor, compact, decode_cursor, encode_cursor
 from controller.service import ControllerService
 
 router = APIRouter(tags=["reservations"])
 
 ReservationId = Annotated[str, Path(max_length=256)]
+#: the largest page ``?limit=`` may ask for
+MAX_PAGE = 10_000
 
 
 class ReservationPatch(BaseModel):
@@ -55,10 +58,34 @@ def create_reservation(body: ReservationBody, who: Who, service: Service, respon
 
 
 @router.get("/v1/reservations", responses=responses(*AUTHED, 403, 422),
-            summary="The caller's reservations (admin: all, or ?tenant=N; a tenant naming another: 403)")
-def list_reservations(who: Who, service: Service,
-                      tenant: Annotated[int | None, Query(ge=1, le=4094)] = None) -> dict[str, Any]:
-    return {"reservations": [reservation_body(service, r) for r in service.list_reservations(who, tenant)]}
+            summary="The caller's reservations (admin: all, or ?tenant=N; a tenant naming another: 403); "
+                    "filters, cursor pages and the compact slot form on request")
+def list_reservations(
+        who: Who, service: Service,
+        tenant: Annotated[int | None, Query(ge=1, le=4094, description="admin: this tenant's only")] = None,
+        src: Annotated[str | None, Query(min_length=1, max_length=128, description="source node")] = None,
+        dst: Annotated[str | None, Query(min_length=1, max_length=128, description="destination node")] = None,
+        status: Annotated[Literal["active", "down", "unrestored"] | None,
+                          Query(description="active (on the network), down or unrestored")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE,
+                                           description="page size (absent: every reservation, one page)")] = None,
+        cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
+        slots: Annotated[Literal["expanded", "compact"], Query(
+            description="expanded (default, the contract's slot lists) or compact (runs within the period, "
+                        "see docs/rest-api.md)")] = "expanded") -> dict[str, Any]:
+    try:
+        after = decode_cursor(cursor) if cursor is not None else None
+    except BadCursor as e:
+        raise ApiError(422, "invalid", f"cursor: {e}", field="cursor") from None
+    page, last = service.list_reservations_page(who, tenant=tenant, src=src, dst=dst, status=status,
+                                                after=after, limit=limit)
+    items = [reservation_body(service, r) for r in page]
+    if slots == "compact":
+        items = [compact(d) for d in items]
+    answer: dict[str, Any] = {"reservations": items}
+    if limit is not None or cursor is not None:     # a paged listing; the unpaged answer is as it always was
+        answer["next_cursor"] = encode_cursor(last) if last is not None else None
+    return answer
 
 
 @router.get("/v1/reservations/{reservation_id}", responses=responses(*AUTHED, 404, 422), summary="One reservation")
