@@ -71,18 +71,22 @@ def reserve_batch(desk: ReservationDesk, principal: Principal, bodies: list[Any]
             raise BatchMemberError(i, e) from None
     with desk._lock:
         placed: list[tuple[int, Reservation]] = []
-        for i, req in enumerate(reqs):
-            result = req if isinstance(req, Rejection) else _precheck(desk, req)
-            if not isinstance(result, Rejection):
-                result = desk._scheduler.admit(result)
-            if isinstance(result, Rejection):
-                desk._metrics.rejected(result.reason)
-                if atomic:
-                    out.blocked = (i, result)
-                    break
-                out.rejected.append((i, result))
-            else:
-                placed.append((i, result))
+        try:
+            for i, req in enumerate(reqs):
+                result = req if isinstance(req, Rejection) else _precheck(desk, req)
+                if not isinstance(result, Rejection):
+                    result = desk._scheduler.admit(result)
+                if isinstance(result, Rejection):
+                    desk._metrics.rejected(result.reason)
+                    if atomic:
+                        out.blocked = (i, result)
+                        break
+                    out.rejected.append((i, result))
+                else:
+                    placed.append((i, result))
+        except BaseException:
+            _rollback(desk, [r for _, r in placed])     # a bug must not leave half a batch admitted
+            raise
         if out.blocked is not None:
             _rollback(desk, [r for _, r in placed])
             i, rej = out.blocked

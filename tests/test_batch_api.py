@@ -199,3 +199,18 @@ def test_fntf40_4096_atomic_batch(tmp_path):
         assert (svc.store.reservation_rows(), svc.scheduler.state_fingerprint()) == before
     finally:
         svc.close()
+
+
+def test_a_failure_inside_the_batch_leaves_nothing(env, monkeypatch):
+    """A store write that fails (or a bug in the middle of the batch) rolls every member back."""
+    _, th = env.tenant("alpha")
+    before = env.state()
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(type(env.service.store), "transaction", broken)
+    r = env.client.post("/v1/reservations/batch", json={"reservations": [req(1), req(2)]}, headers=th)
+    assert r.status_code == 500 and r.json()["error"] == "internal"
+    monkeypatch.undo()
+    assert env.state() == before and env.rec.added == []
