@@ -25,8 +25,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from typing import Any, Mapping, Sequence
-from urllib.parse import urlsplit
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -216,6 +216,48 @@ class ApiClient:
             except ValueError:
                 pass
         return r.text
+
+    # ----- day-2: modify, page through, tenants ---------------------------------------------------
+    def modify_reservation(self, reservation_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """``PATCH /v1/reservations/{id}``: change ``bandwidth_bps`` or ``frame_bytes`` (with or
+        without ``period_ns``), ``max_latency_ns``, ``max_jitter_ns``, ``match``, ``protection``
+        (None removes the last three). The reservation keeps its id; a refusal raises ``ApiError``
+        (409 with ``reason``, 422 with ``field``) and changed nothing. Returns the reservation."""
+        return self.patch(f"/v1/reservations/{quote(reservation_id, safe='')}", dict(changes))
+
+    def list_reservations_page(self, *, limit: int | None = None, cursor: str | None = None,
+                               src: str | None = None, dst: str | None = None, status: str | None = None,
+                               tenant: int | None = None, slots: str | None = None) -> dict[str, Any]:
+        """One page of ``GET /v1/reservations``: ``{"reservations": [...], "next_cursor": str|None}``
+        (filters: ``src``, ``dst``, ``status`` = active|down|unrestored, ``tenant`` for the admin;
+        ``slots`` = "expanded" (default) or "compact")."""
+        return self.get("/v1/reservations", params={"limit": limit, "cursor": cursor, "src": src, "dst": dst,
+                                                     "status": status, "tenant": tenant, "slots": slots})
+
+    def iter_reservations(self, *, page_size: int = 500, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every reservation matching ``filters`` (as ``list_reservations_page``), page by page."""
+        cursor = None
+        while True:
+            page = self.list_reservations_page(limit=page_size, cursor=cursor, **filters)
+            yield from page.get("reservations", [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def delete_tenant(self, tenant_id: int) -> dict[str, Any]:
+        """``DELETE /v1/tenants/{id}`` (admin): its reservations released, its token revoked.
+        Returns ``{"id", "name", "released": [ids]}``."""
+        return self.delete(f"/v1/tenants/{int(tenant_id)}")
+
+    def rotate_tenant_token(self, tenant_id: int) -> str:
+        """``POST /v1/tenants/{id}/token`` (admin, or the tenant itself): the new token (shown
+        once); the old one is refused from now on."""
+        return str(self.post(f"/v1/tenants/{int(tenant_id)}/token")["token"])
+
+    def my_tenant(self) -> dict[str, Any]:
+        """``GET /v1/tenants/me`` (a tenant token): quotas, usage, ``available_bps`` and
+        ``reservations_left`` (None: unlimited)."""
+        return self.get("/v1/tenants/me")
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)

@@ -7,13 +7,16 @@ A tenant token sees its own reservations only; the admin token sees all (``--ten
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 from urllib.parse import quote
 
+from controller.core.model import InvalidRequest, validate_match
 from tools.cli import CliError
-from tools.cli.clientargs import add_client_args, client_from_args, print_json, wants_json
+from tools.cli.clientargs import add_client_args, client_from_args, parse_option, print_json, wants_json
 from tools.cli.tables import compress_ints, render_pairs, render_table
-from tools.cli.units import format_bps, format_bytes, format_ns
+from tools.cli.units import (format_bps, format_bytes, format_ns, parse_bandwidth, parse_duration_with_unit,
+                             parse_size)
 
 #: tx offsets shown before "..." in human output (bulk flows have hundreds of frames per period).
 _SHOW_OFFSETS = 6
@@ -30,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = rsub.add_parser("list", help="list reservations (the default action)")
     q.add_argument("--tenant", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="only this tenant's reservations (admin token)")
+    q.add_argument("--src", metavar="NODE", help="only those from this node")
+    q.add_argument("--dst", metavar="NODE", help="only those to this node")
+    q.add_argument("--status", choices=("active", "down", "unrestored"), help="only those in this state")
+    q.add_argument("--limit", type=int, metavar="N",
+                   help="at most N (one page; the next page's cursor is printed on stderr)")
+    q.add_argument("--cursor", metavar="CURSOR", help="continue after a page (the cursor it printed)")
+    q.add_argument("--compact", action="store_true",
+                   help="with --json: slots as runs within the period (?slots=compact), not expanded")
     add_client_args(q)
     q.set_defaults(func=_list)
 
@@ -43,7 +54,104 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_client_args(q)
     q.set_defaults(func=_delete)
 
+    q = rsub.add_parser(
+        "modify", help="change a reservation's rate, bounds, match or protection (same id, make-before-break)",
+        description="Change a reservation in place (PATCH /v1/reservations/ID): the new schedule is computed "
+                    "first; a refusal changes nothing. Durations need a unit (30ms, 250us).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  dnctl reservations modify r7 --bandwidth 3G\n"
+               "  dnctl reservations modify r7 --max-latency 20ms --match-udp-dst 6000")
+    q.add_argument("id", metavar="ID", help="reservation id")
+    size = q.add_mutually_exclusive_group()
+    size.add_argument("--bandwidth", metavar="RATE", help="new bulk rate, e.g. 2G, 500Mbps")
+    size.add_argument("--frame-bytes", metavar="SIZE", help="new bytes per period, e.g. 1500, 64KiB")
+    q.add_argument("--period", metavar="TIME", help="new period with a unit (alone: keeps the bytes per period)")
+    q.add_argument("--max-latency", metavar="TIME", help="new end-to-end latency bound with a unit, e.g. 30ms")
+    q.add_argument("--max-jitter", metavar="TIME", help="new jitter bound with a unit, e.g. 10us")
+    prot = q.add_mutually_exclusive_group()
+    prot.add_argument("--protect", action="store_true", default=None,
+                      help="add protection: a second, link-disjoint path")
+    prot.add_argument("--no-protect", dest="protect", action="store_false", help="drop protection (one path)")
+    m = q.add_argument_group("data-plane match (given: replaces the whole match)")
+    m.add_argument("--match-ip-src", metavar="ADDR")
+    m.add_argument("--match-ip-dst", metavar="ADDR")
+    m.add_argument("--match-ip-proto", metavar="PROTO")
+    m.add_argument("--match-udp-dst", type=int, metavar="PORT")
+    m.add_argument("--match-tcp-dst", type=int, metavar="PORT")
+    m.add_argument("--match-dscp", type=int, metavar="DSCP")
+    m.add_argument("--no-match", action="store_true", help="remove the match (all the tenant's traffic "
+                                                           "between the ends)")
+    add_client_args(q)
+    q.set_defaults(func=_modify)
+
     p.set_defaults(func=_list)
+
+
+#: the option of each match field, and the protocol names --match-ip-proto takes (as dnctl reserve)
+_MATCH_OPTIONS = {"ip_src": "--match-ip-src", "ip_dst": "--match-ip-dst", "ip_proto": "--match-ip-proto",
+                  "udp_dst": "--match-udp-dst", "tcp_dst": "--match-tcp-dst", "ip_dscp": "--match-dscp"}
+_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17}
+
+
+def match_from_args(args) -> dict[str, Any]:
+    """The match of the --match-* options, checked by the API's own rule (``validate_match``)."""
+    match: dict[str, Any] = {}
+    for name, option in _MATCH_OPTIONS.items():
+        v = getattr(args, option[2:].replace("-", "_"), None)
+        if v is not None:
+            match[name] = v
+    proto = match.get("ip_proto")
+    if isinstance(proto, str):
+        text = proto.strip().lower()
+        try:
+            match["ip_proto"] = _PROTOS[text] if text in _PROTOS else int(text)
+        except ValueError:
+            raise CliError(f"--match-ip-proto {proto!r}: expected udp, tcp, icmp or 0-255") from None
+    try:
+        return validate_match(match)
+    except InvalidRequest as e:
+        option = _MATCH_OPTIONS.get(e.field.split(".", 1)[-1], "--match")
+        raise CliError(f"{option}: {e.detail}") from None
+
+
+def build_patch(args) -> dict[str, Any]:
+    """The PATCH body for parsed ``dnctl reservations modify`` options (nothing given: exit 2)."""
+    body: dict[str, Any] = {
+        "bandwidth_bps": parse_option(parse_bandwidth, args.bandwidth, "--bandwidth"),
+        "frame_bytes": parse_option(parse_size, args.frame_bytes, "--frame-bytes"),
+        "period_ns": parse_option(parse_duration_with_unit, args.period, "--period"),
+        "max_latency_ns": parse_option(parse_duration_with_unit, args.max_latency, "--max-latency"),
+        "max_jitter_ns": parse_option(parse_duration_with_unit, args.max_jitter, "--max-jitter"),
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    match = match_from_args(args)
+    if match and args.no_match:
+        raise CliError("--no-match excludes the --match-* options")
+    if match:
+        body["match"] = match
+    elif args.no_match:
+        body["match"] = None
+    if args.protect is not None:
+        body["protection"] = "disjoint" if args.protect else None
+    if not body:
+        raise CliError("nothing to change: give --bandwidth, --frame-bytes, --period, --max-latency, --max-jitter, "
+                       "--match-*, --no-match, --protect or --no-protect")
+    return body
+
+
+def _modify(args) -> int:
+    body = build_patch(args)
+    with client_from_args(args) as api:
+        _quote(args.id)
+        r = api.modify_reservation(args.id, body)
+    for w in (r.get("warnings") if isinstance(r, dict) else None) or []:
+        if isinstance(w, dict):
+            print(f"dnctl: warning: {w.get('detail') or w.get('code')}", file=sys.stderr)
+    if wants_json(args):
+        print_json(r)
+        return 0
+    print(render_reservation(r, "modified"))
+    return 0
 
 
 def _path_text(path: list[str]) -> str:
@@ -112,9 +220,16 @@ def _tenant_filter(args) -> int | None:
 
 
 def _list(args) -> int:
-    params = {"tenant": _tenant_filter(args)}
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 1:
+        raise CliError("--limit must be at least 1")
+    params = {"tenant": _tenant_filter(args), "src": getattr(args, "src", None), "dst": getattr(args, "dst", None),
+              "status": getattr(args, "status", None), "limit": limit, "cursor": getattr(args, "cursor", None),
+              "slots": "compact" if getattr(args, "compact", False) else None}
     with client_from_args(args) as api:
         answer = api.get("/v1/reservations", params=params)
+    if isinstance(answer, dict) and answer.get("next_cursor") and not wants_json(args):
+        print(f"dnctl: more: --cursor {answer['next_cursor']}", file=sys.stderr)
     if wants_json(args):
         print_json(answer)
         return 0

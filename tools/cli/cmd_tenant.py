@@ -18,8 +18,9 @@ _UNLIMITED = ("unlimited", "none", "inf")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tenant", help="manage tenants (admin token)",
-                       description="Create, list, show and change tenants on a running controller. "
-                                   "All actions need the admin token ($DNCTL_ADMIN_TOKEN or --token).")
+                       description="Create, list, show, change and delete tenants on a running controller. "
+                                   "All actions need the admin token ($DNCTL_ADMIN_TOKEN or --token) but "
+                                   "'me' and a tenant's own 'rotate-token'.")
     add_client_args(p)
     tsub = p.add_subparsers(dest="tenant_cmd", metavar="ACTION")
 
@@ -49,6 +50,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--max-reservations", metavar="N", help="reservation count limit, or 'unlimited'")
     add_client_args(q)
     q.set_defaults(func=_set)
+
+    q = tsub.add_parser("delete", help="delete a tenant: its reservations released, its token revoked",
+                        description="Delete a tenant (admin token): every reservation of it is released "
+                                    "(its entries leave the switches) and its token stops working.")
+    q.add_argument("id", type=int, metavar="ID", help="tenant id")
+    q.add_argument("--yes", action="store_true", help="do it even when the tenant holds reservations")
+    add_client_args(q)
+    q.set_defaults(func=_delete)
+
+    q = tsub.add_parser("rotate-token", help="give a tenant a new token (the old one stops working at once)",
+                        description="A new token for the tenant, printed once; the old one is refused from "
+                                    "now on. The admin token, or the tenant's own.")
+    q.add_argument("id", type=int, metavar="ID", help="tenant id")
+    add_client_args(q)
+    q.set_defaults(func=_rotate)
+
+    q = tsub.add_parser("me", help="the calling tenant's quotas and usage (a tenant token)")
+    add_client_args(q)
+    q.set_defaults(func=_me)
 
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
@@ -158,4 +178,45 @@ def _set(args) -> int:
         print_json(t)
         return 0
     _show_tenant(t)
+    return 0
+
+
+def _delete(args) -> int:
+    with client_from_args(args) as api:
+        if not args.yes:
+            t = api.get(f"/v1/tenants/{args.id}")
+            if t.get("reservations"):
+                raise CliError(f"tenant {args.id} ({t.get('name')}) holds {t.get('reservations')} reservations: "
+                               "give --yes to release them with it")
+        answer = api.delete_tenant(args.id)
+    if wants_json(args):
+        print_json(answer)
+        return 0
+    released = answer.get("released") or []
+    print(f"tenant {answer.get('id')} {answer.get('name')!r} deleted; {len(released)} reservations released"
+          + (f": {', '.join(released)}" if released else ""))
+    return 0
+
+
+def _rotate(args) -> int:
+    with client_from_args(args) as api:
+        token = api.rotate_tenant_token(args.id)
+    if wants_json(args):
+        print_json({"id": args.id, "token": token})
+        return 0
+    print(f"tenant {args.id}: new token: {token}")
+    print("keep this token now: it is shown only once; the old token no longer works.")
+    return 0
+
+
+def _me(args) -> int:
+    with client_from_args(args) as api:
+        t = api.my_tenant()
+    if wants_json(args):
+        print_json(t)
+        return 0
+    _show_tenant(t)
+    left = t.get("available_bps")
+    print(render_pairs([("available", "unlimited" if left is None else format_bps(left)),
+                        ("reservations left", _limit(t.get("reservations_left")))]))
     return 0
