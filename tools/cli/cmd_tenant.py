@@ -139,7 +139,7 @@ def _list(args) -> int:
     return 0
 
 
-def _show_tenant(t: dict[str, Any]) -> None:
+def _show_tenant(t: dict[str, Any], more: list[tuple[str, Any]] | None = None) -> None:
     pairs = [("id", t.get("id")), ("name", t.get("name")), ("quota", format_bps(t.get("quota_bps")))]
     if "reserved_bps" in t:
         reserved = format_bps(t.get("reserved_bps") or 0)
@@ -149,7 +149,7 @@ def _show_tenant(t: dict[str, Any]) -> None:
     if "reservations" in t:
         pairs.append(("reservations", _reservation_count(t)))
     pairs.append(("max reservations", _limit(t.get("max_reservations"))))
-    print(render_pairs(pairs))
+    print(render_pairs(pairs + list(more or [])))
 
 
 def _show(args) -> int:
@@ -215,8 +215,7 @@ def _me(args) -> int:
     if wants_json(args):
         print_json(t)
         return 0
-    _show_tenant(t)
     left = t.get("available_bps")
-    print(render_pairs([("available", "unlimited" if left is None else format_bps(left)),
-                        ("reservations left", _limit(t.get("reservations_left")))]))
+    _show_tenant(t, [("available", "unlimited" if left is None else format_bps(left)),
+                     ("reservations left", _limit(t.get("reservations_left")))])
     return 0
