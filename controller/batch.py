@@ -10,6 +10,7 @@ single-request paths stay as they are.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -71,11 +72,17 @@ def reserve_batch(desk: ReservationDesk, principal: Principal, bodies: list[Any]
             raise BatchMemberError(i, e) from None
     with desk._lock:
         placed: list[tuple[int, Reservation]] = []
+        traffic: dict[tuple, str] = {}
+        for other in desk._scheduler.reservations.values():
+            traffic.setdefault(_traffic_key(other.tenant, other.src, other.dst, other.match), other.id)
         try:
             for i, req in enumerate(reqs):
-                result = req if isinstance(req, Rejection) else _precheck(desk, req)
+                result = req if isinstance(req, Rejection) else _precheck(desk, req, traffic)
                 if not isinstance(result, Rejection):
                     result = desk._scheduler.admit(result)
+                    if isinstance(result, Reservation):
+                        traffic.setdefault(_traffic_key(result.tenant, result.src, result.dst, result.match),
+                                           result.id)
                 if isinstance(result, Rejection):
                     desk._metrics.rejected(result.reason)
                     if atomic:
@@ -163,20 +170,29 @@ def release_many(desk: ReservationDesk, principal: Principal, ids: list[str]) ->
     return [by_id[rid] for rid in ids]
 
 
-def _precheck(desk: ReservationDesk, req: Request) -> Request | Rejection:
+def _traffic_key(tenant: int, src: str, dst: str, match: dict[str, Any] | None) -> tuple:
+    return (tenant, src, dst, json.dumps(match or {}, sort_keys=True))
+
+
+def _precheck(desk: ReservationDesk, req: Request, traffic: dict[tuple, str]) -> Request | Rejection:
     """The checks ``reserve`` makes before the scheduler: ids held by a down or unrestored
     reservation (``exists``), the tenant's same traffic (``overlap:<id>``, after the scheduler's own
-    reason)."""
+    reason; ``traffic`` indexes what ``ReservationDesk._same_traffic`` scans, so a batch costs no
+    scan of every reservation per member)."""
     if req.id is not None and desk._failover.down_reservation(req.id) is not None:
         return Rejection("exists", f"id {req.id} belongs to a reservation that is down after a failure; "
                                    "delete it first")
     if req.id is not None and req.id in desk._unrestored:
         return Rejection("exists", f"id {req.id} belongs to a stored reservation that could not be "
                                    "restored; delete it first")
-    overlap = desk._same_traffic(req)
-    if overlap is not None:
+    other = traffic.get(_traffic_key(req.tenant, req.src, req.dst, req.match))
+    if other is not None:
         verdict = desk._scheduler.evaluate(req)
-        return verdict if isinstance(verdict, Rejection) else overlap
+        if isinstance(verdict, Rejection):
+            return verdict
+        return Rejection(f"overlap:{other}",
+                         f"reservation {other} already carries this tenant's traffic from {req.src} "
+                         f"to {req.dst} with the same match; give a distinct match (e.g. a UDP port)")
     return req
 
 
