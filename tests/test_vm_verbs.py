@@ -89,7 +89,7 @@ def test_scenario_in_the_vm_reports_honest_verdicts_with_real_propagation(tmp_pa
     ring.write_text(ring4("vmring", 300, 900).to_json())
     out = tmp_path / "scn"
     r = _dnctl(["verify", "scenario", "--topology", str(ring.relative_to(REPO)), "--tenants", "2",
-                "--reservations", "2", "--interference", "both", "--duration", "8", "--vm", "on",
+                "--reservations", "2", "--interference", "both", "--duration", "4", "--vm", "on",
                 "--out", str(out)], timeout=2400)
     assert r.returncode in (0, 1), r.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())       # came back through the share
