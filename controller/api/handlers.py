@@ -125,9 +125,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     headers = exc.headers
     if exc.status_code == 405:      # Starlette lists only the first matching route's methods
         allowed: set[str] = set()
-        for route in request.app.state.routes:
-            if route.matches(request.scope)[0] != Match.NONE:
-                allowed |= set(route.methods or ())
+        matching = [route for route in request.app.state.routes if route.matches(request.scope)[0] != Match.NONE]
+        # a literal path (/v1/reservations/batch, /v1/tenants/me) answers with its own methods, as
+        # documented, not those of the parametrised path it also fits (/v1/reservations/{id})
+        literal = [route for route in matching if not route.param_convertors]
+        for route in literal or matching:
+            allowed |= set(route.methods or ())
         if allowed:
             headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
     return JSONResponse(error_body(code, detail), status_code=exc.status_code, headers=headers)

@@ -99,7 +99,7 @@ def create_batch(body: BatchBody, who: Who, service: Service) -> dict[str, Any]:
     return answer
 
 
-@router.post("/v1/reservations/delete", responses=responses(*AUTHED, 404, 422),
+@router.post("/v1/reservations/delete", responses=responses(*AUTHED, 400, 404, 415, 422),
              summary="Release many reservations: all of them, or none (404/422 naming the first bad id)")
 def delete_many(body: DeleteManyBody, who: Who, service: Service) -> dict[str, Any]:
     try:
