@@ -126,3 +126,21 @@ def test_training_reserve_sends_the_plan_as_one_atomic_batch(dnctl, tenant_token
     assert count(dnctl, tenant_token) == before + len(answer["reservations"])
     code, _, err = dnctl("training", "reserve", "no-such-job", token=tenant_token)
     assert code == 2
+
+
+def test_reservations_delete_many_is_all_or_none(dnctl, tmp_path, tenant_token):
+    code, out, err = dnctl("reserve", "--file", write(tmp_path, "three.json", [req(300), req(301), req(302)]),
+                           "--json", token=tenant_token)
+    assert code == 0, err
+    ids = [r["id"] for r in json.loads(out)["reservations"]]
+    before = count(dnctl, tenant_token)
+    code, out, err = dnctl("reservations", "delete", *ids, "no-such-id", token=tenant_token)
+    assert code == 1 and "member 3" in err and "no-such-id" in err and len(err.strip().splitlines()) == 1
+    assert count(dnctl, tenant_token) == before
+    code, _, err = dnctl("reservations", "delete", ids[0], ids[0], token=tenant_token)
+    assert code == 2 and "twice" in err
+    code, out, err = dnctl("reservations", "delete", *ids[:2], "--json", token=tenant_token)
+    assert code == 0 and json.loads(out) == {"deleted": ids[:2]}
+    code, out, err = dnctl("reservations", "delete", ids[2], token=tenant_token)
+    assert code == 0 and out.strip() == f"reservation {ids[2]} deleted"
+    assert count(dnctl, tenant_token) == before - 3

@@ -49,8 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_client_args(q)
     q.set_defaults(func=_show)
 
-    q = rsub.add_parser("delete", help="delete a reservation (frees its slots)")
-    q.add_argument("id", metavar="ID", help="reservation id")
+    q = rsub.add_parser("delete", help="delete reservations (frees their slots); several ids: all or none",
+                        description="Delete one reservation (DELETE /v1/reservations/ID) or several at once "
+                                    "(POST /v1/reservations/delete: all of them or none; an unknown id is named "
+                                    "and nothing is deleted).")
+    q.add_argument("id", metavar="ID", nargs="+", help="reservation id(s)")
     add_client_args(q)
     q.set_defaults(func=_delete)
 
@@ -254,12 +257,23 @@ def _show(args) -> int:
 
 
 def _delete(args) -> int:
-    with client_from_args(args) as api:
-        api.delete(f"/v1/reservations/{_quote(args.id)}")
-    if wants_json(args):
-        print_json({"id": args.id, "deleted": True})
+    ids = list(args.id)
+    if len(ids) == 1:       # one id: the single DELETE, as before
+        with client_from_args(args) as api:
+            api.delete(f"/v1/reservations/{_quote(ids[0])}")
+        if wants_json(args):
+            print_json({"id": ids[0], "deleted": True})
+            return 0
+        print(f"reservation {ids[0]} deleted")
         return 0
-    print(f"reservation {args.id} deleted")
+    if len(set(ids)) != len(ids):
+        raise CliError("an id is given twice")
+    with client_from_args(args) as api:
+        deleted = api.release_many(ids)
+    if wants_json(args):
+        print_json({"deleted": deleted})
+        return 0
+    print(f"{len(deleted)} reservations deleted: {' '.join(deleted)}")
     return 0
 
 
