@@ -109,3 +109,9 @@ def test_tenant_reads_its_own_quota_and_usage(env):
                          "reservations_left": None}
     assert env.client.get("/v1/tenants/me", headers=AH).status_code == 403
     assert env.client.get("/v1/tenants/1", headers=env.th).status_code == 403
+
+
+def test_me_is_read_only_and_no_tenant_id(env):
+    for method in ("PATCH", "DELETE", "POST", "PUT"):
+        r = env.client.request(method, "/v1/tenants/me", headers=env.th, json={})
+        assert r.status_code == 405 and r.headers["allow"] == "GET", (method, r.text)

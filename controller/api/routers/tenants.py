@@ -35,6 +35,14 @@ def my_tenant(who: Who, service: Service) -> dict[str, Any]:
     return service.my_tenant(who)
 
 
+@router.api_route("/v1/tenants/me", methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"],
+                  include_in_schema=False)
+def my_tenant_other_methods() -> None:
+    # without this, PATCH/DELETE /v1/tenants/me would reach /v1/tenants/{tenant_id} (a 422) and a 405's
+    # Allow would list that route's methods
+    raise ApiError(405, "method_not_allowed", "Method Not Allowed", headers={"Allow": "GET"})
+
+
 @router.get("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 404, 422), summary="One tenant (admin)")
 def get_tenant(tenant_id: TenantId, who: Admin, service: Service) -> dict[str, Any]:
     return service.get_tenant(tenant_id, principal=who)
