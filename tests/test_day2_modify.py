@@ -195,3 +195,30 @@ def test_period_change_grows_then_shrinks_the_cycle_and_protection_can_be_added(
     assert bad == []
     p = env.patch(r["id"], {"protection": None})
     assert p.status_code == 200 and not p.json().get("protection_path")
+
+
+def test_a_failing_store_write_leaves_everything_as_it_was(env, monkeypatch):
+    import sqlite3
+
+    from controller.auth import Principal
+    from controller.store import Tx
+
+    r = env.reserve()
+    before = env.snapshot(r["id"])
+    env.rec.calls.clear()
+
+    def broken(self, res):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Tx, "save_reservation", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        env.service.modify_reservation(Principal.of_tenant(1), r["id"], {"bandwidth_bps": 2 * 10**8})
+    assert env.snapshot(r["id"]) == before and env.rec.calls == []
+    # a tenant's deletion is one transaction too: a failure keeps the tenant, its token, its reservation
+    monkeypatch.setattr(Tx, "delete_tenant", lambda self, tid: (_ for _ in ()).throw(
+        sqlite3.OperationalError("disk I/O error")))
+    with pytest.raises(sqlite3.OperationalError):
+        env.service.delete_tenant(1)
+    assert env.snapshot(r["id"]) == before and env.rec.calls == []
+    assert env.client.get("/v1/tenants/me", headers=env.th).status_code == 200
+    assert [x.id for x in env.service.store.load_reservations()] == [r["id"]]
