@@ -116,3 +116,39 @@ def test_compact_form_expands_to_exactly_the_expanded_lists(env):
     # /v1/schedule stays expanded
     sched = env.client.get("/v1/schedule", headers=env.th).json()
     assert all("slots" in h for r in sched["reservations"] for h in r["hops"])
+
+
+def test_pages_under_a_concurrent_writer_thread(env):
+    import threading
+
+    first = [add(env, i, id=f"k{i:03d}") for i in range(40)]
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def writer():
+        i = 500
+        while not stop.is_set() and i < 700:
+            for rid in (f"b{i}", f"x{i}"):
+                r = env.client.post("/v1/reservations", headers=env.th, json={
+                    "src": "A", "dst": "C", "bandwidth_bps": 10**6, "max_latency_ns": 50_000_000, "id": rid,
+                    "match": {"udp_dst": 2000 + i}})
+                if r.status_code != 201:
+                    errors.append(r.text)
+                i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        seen, cursor = [], None
+        while True:
+            page = env.client.get("/v1/reservations", params={"limit": 3, **({"cursor": cursor} if cursor else {})},
+                                  headers=env.th).json()
+            seen += [r["id"] for r in page["reservations"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
+    assert len(seen) == len(set(seen)) and set(first) <= set(seen)
