@@ -11,9 +11,9 @@ import sys
 from typing import Any
 from urllib.parse import quote
 
-from controller.core.model import InvalidRequest, validate_match
 from tools.cli import CliError
 from tools.cli.clientargs import add_client_args, client_from_args, parse_option, print_json, wants_json
+from tools.cli.matchargs import add_match_arguments, match_from_args
 from tools.cli.tables import compress_ints, render_pairs, render_table
 from tools.cli.units import (format_bps, format_bytes, format_ns, parse_bandwidth, parse_duration_with_unit,
                              parse_size)
@@ -76,12 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="add protection: a second, link-disjoint path")
     prot.add_argument("--no-protect", dest="protect", action="store_false", help="drop protection (one path)")
     m = q.add_argument_group("data-plane match (given: replaces the whole match)")
-    m.add_argument("--match-ip-src", metavar="ADDR")
-    m.add_argument("--match-ip-dst", metavar="ADDR")
-    m.add_argument("--match-ip-proto", metavar="PROTO")
-    m.add_argument("--match-udp-dst", type=int, metavar="PORT")
-    m.add_argument("--match-tcp-dst", type=int, metavar="PORT")
-    m.add_argument("--match-dscp", type=int, metavar="DSCP")
+    add_match_arguments(m)
     m.add_argument("--no-match", action="store_true", help="remove the match (all the tenant's traffic "
                                                            "between the ends)")
     add_client_args(q)
@@ -91,32 +86,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 #: the option of each match field, and the protocol names --match-ip-proto takes (as dnctl reserve)
-_MATCH_OPTIONS = {"ip_src": "--match-ip-src", "ip_dst": "--match-ip-dst", "ip_proto": "--match-ip-proto",
-                  "udp_dst": "--match-udp-dst", "tcp_dst": "--match-tcp-dst", "ip_dscp": "--match-dscp"}
-_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17}
-
-
-def match_from_args(args) -> dict[str, Any]:
-    """The match of the --match-* options, checked by the API's own rule (``validate_match``)."""
-    match: dict[str, Any] = {}
-    for name, option in _MATCH_OPTIONS.items():
-        v = getattr(args, option[2:].replace("-", "_"), None)
-        if v is not None:
-            match[name] = v
-    proto = match.get("ip_proto")
-    if isinstance(proto, str):
-        text = proto.strip().lower()
-        try:
-            match["ip_proto"] = _PROTOS[text] if text in _PROTOS else int(text)
-        except ValueError:
-            raise CliError(f"--match-ip-proto {proto!r}: expected udp, tcp, icmp or 0-255") from None
-    try:
-        return validate_match(match)
-    except InvalidRequest as e:
-        option = _MATCH_OPTIONS.get(e.field.split(".", 1)[-1], "--match")
-        raise CliError(f"{option}: {e.detail}") from None
-
-
 def build_patch(args) -> dict[str, Any]:
     """The PATCH body for parsed ``dnctl reservations modify`` options (nothing given: exit 2)."""
     body: dict[str, Any] = {

@@ -15,16 +15,13 @@ import json
 import sys
 from typing import Any, Sequence
 
-from controller.core.model import InvalidRequest, validate_match
 from tools.cli import CliError
 from tools.cli.cmd_reservations import render_reservation
 from tools.cli.clientargs import add_client_args, client_from_args, parse_option, print_json, wants_json
+from tools.cli.matchargs import add_match_arguments, match_from_args
 from schedules.requests_file import RequestsFileError, parse_requests
 from tools.cli.units import format_ns, parse_bandwidth, parse_duration_with_unit, parse_size
 from tools.client import ApiClient
-
-_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17}
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -75,13 +72,7 @@ def add_request_args(p: argparse.ArgumentParser, *, required: bool = True) -> No
     p.add_argument("--protect", action="store_true",
                    help="protection: a second, link-disjoint path with its own slots; frames are replicated "
                         "at the ingress switch, so one link cut loses nothing (the listener drops duplicates)")
-    m = p.add_argument_group("data-plane match (which packets use the reservation)")
-    m.add_argument("--match-ip-src", metavar="ADDR", help="IPv4 source address or network a.b.c.d[/n]")
-    m.add_argument("--match-ip-dst", metavar="ADDR", help="IPv4 destination address or network a.b.c.d[/n]")
-    m.add_argument("--match-ip-proto", metavar="PROTO", help="IP protocol: udp, tcp, icmp or a number")
-    m.add_argument("--match-udp-dst", type=int, metavar="PORT", help="UDP destination port")
-    m.add_argument("--match-tcp-dst", type=int, metavar="PORT", help="TCP destination port")
-    m.add_argument("--match-dscp", type=int, metavar="DSCP", help="IP DSCP (0-63)")
+    add_match_arguments(p.add_argument_group("data-plane match (which packets use the reservation)"))
 
 
 def _paths(src: str, dst: str, vias: list[str] | None) -> list[list[str]] | None:
@@ -100,38 +91,6 @@ def _paths(src: str, dst: str, vias: list[str] | None) -> list[list[str]] | None
             raise CliError(f"--via {via!r}: a path may visit each node once")
         paths.append(path)
     return paths
-
-
-#: The option of each match field (what ``validate_match``'s field names on the command line).
-_MATCH_OPTIONS = {"ip_src": "--match-ip-src", "ip_dst": "--match-ip-dst", "ip_proto": "--match-ip-proto",
-                  "udp_dst": "--match-udp-dst", "tcp_dst": "--match-tcp-dst", "ip_dscp": "--match-dscp"}
-
-
-def _match(args) -> dict[str, Any]:
-    """The match of the --match-* options, checked by the API's own rule
-    (``controller.core.model.validate_match``); a refusal names the option."""
-    match: dict[str, Any] = {}
-    for name, option in _MATCH_OPTIONS.items():
-        v = getattr(args, option[2:].replace("-", "_"), None)
-        if v is not None:
-            match[name] = v
-    proto = match.get("ip_proto")
-    if isinstance(proto, str):
-        text = proto.strip().lower()
-        if text in _PROTOS:
-            match["ip_proto"] = _PROTOS[text]
-        else:
-            try:
-                match["ip_proto"] = int(text)
-            except ValueError:
-                raise CliError(f"--match-ip-proto {proto!r}: expected udp, tcp, icmp or 0-255") from None
-    try:
-        return validate_match(match)
-    except InvalidRequest as e:
-        name = e.field.split(".", 1)[-1]
-        option = _MATCH_OPTIONS.get(name, "--match")
-        given = getattr(args, option[2:].replace("-", "_"), None)
-        raise CliError(f"{option}{f' {given!r}' if given is not None else ''}: {e.detail}") from None
 
 
 def build_request(args) -> dict[str, Any]:
@@ -153,7 +112,7 @@ def build_request(args) -> dict[str, Any]:
     body["max_jitter_ns"] = parse_option(parse_duration_with_unit, args.max_jitter, "--max-jitter")
     body["id"] = args.id
     body["paths"] = _paths(args.src, args.dst, args.via)
-    match = _match(args)
+    match = match_from_args(args)
     if match:
         body["match"] = match
     if getattr(args, "protect", False):
