@@ -12,15 +12,14 @@ the image) and qemu-system-x86_64; skips naming what is missing. Marked ``emulat
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 
 import pytest
 
-from tools.vm.guest import QEMU, Guest
-from tools.vm.image import cached_image, ensure_image, missing_host_tools
+from tools.vm.guest import Guest
+from tools.vm.image import ensure_image
+from vmhelpers import say, skip_unless_a_guest_can_run
 
 pytestmark = [pytest.mark.emulation, pytest.mark.vm]
 
@@ -93,13 +92,6 @@ echo "== closed10"; png 60
 """
 
 
-def _say(request, line: str) -> None:
-    """Print a figure in the test output (also under -q and output capture)."""
-    plugins = request.config.pluginmanager
-    with plugins.getplugin("capturemanager").global_and_fixture_disabled():
-        plugins.getplugin("terminalreporter").write_line(line)
-
-
 def _ping_stats(text: str) -> tuple[list[float], float]:
     """(round-trip time of every reply in ms, loss %) of a ``ping -n`` output."""
     rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", text)]
@@ -116,20 +108,15 @@ def _p(values: list[float], q: float) -> float:
 
 @pytest.fixture(scope="module")
 def guest(request):
-    if shutil.which(QEMU) is None:
-        pytest.skip(f"machine lacks: {QEMU} (apt-get install qemu-system-x86)")
-    if cached_image() is None:
-        missing = ([] if os.geteuid() == 0 else ["root (to build the VM image)"]) + missing_host_tools()
-        if missing:
-            pytest.skip("machine lacks: " + ", ".join(missing))
+    skip_unless_a_guest_can_run()
     t0 = time.monotonic()
     img = ensure_image()
     got = time.monotonic() - t0
-    _say(request, f"vm: image {img.key} (kernel {img.kernel_release}; built in "
-                  f"{img.manifest['build_seconds']:.0f} s, {'now' if got > 30 else 'cached'})")
+    say(request, f"vm: image {img.key} (kernel {img.kernel_release}; built in "
+                 f"{img.manifest['build_seconds']:.0f} s, {'now' if got > 30 else 'cached'})")
     with Guest(img) as g:
-        _say(request, f"vm: guest booted in {g.boot_seconds:.1f} s (guest uptime at ready "
-                      f"{g.guest_uptime_at_ready:.1f} s)")
+        say(request, f"vm: guest booted in {g.boot_seconds:.1f} s (guest uptime at ready "
+                     f"{g.guest_uptime_at_ready:.1f} s)")
         yield g
 
 
@@ -144,8 +131,8 @@ def test_vm_kernel_modules_load(guest, request):
     for mod in ("openvswitch", "sch_netem", "sch_taprio", "sch_etf", "veth"):
         assert mod in lines, f"{mod} not loaded: {r.stdout}"
     assert "system@ovs-system" in r.stdout          # the kernel datapath
-    _say(request, f"vm: modprobe openvswitch sch_netem sch_taprio sch_etf veth + ovs-ctl start: "
-                  f"{r.seconds:.1f} s")
+    say(request, f"vm: modprobe openvswitch sch_netem sch_taprio sch_etf veth + ovs-ctl start: "
+                 f"{r.seconds:.1f} s")
 
 
 def test_vm_mininet_kernel_datapath_netem_rtt(guest, request):
@@ -158,9 +145,9 @@ def test_vm_mininet_kernel_datapath_netem_rtt(guest, request):
     rtt_min, rtt_avg, rtt_max = res["rtt_ms"]
     expected = 2 * (SWITCHES - 1) * DELAY_MS          # netem on both directions of every link
     limit = 0.1 * expected + 5
-    _say(request, f"vm: mininet linear,{SWITCHES} kernel datapath, netem {DELAY_MS:g} ms on "
-                  f"{SWITCHES - 1} links: RTT min/avg/max {rtt_min:.1f}/{rtt_avg:.1f}/{rtt_max:.1f} ms, "
-                  f"expected {expected:.0f} ± {limit:.0f} ms ({r.seconds:.1f} s)")
+    say(request, f"vm: mininet linear,{SWITCHES} kernel datapath, netem {DELAY_MS:g} ms on "
+                 f"{SWITCHES - 1} links: RTT min/avg/max {rtt_min:.1f}/{rtt_avg:.1f}/{rtt_max:.1f} ms, "
+                 f"expected {expected:.0f} ± {limit:.0f} ms ({r.seconds:.1f} s)")
     assert abs(rtt_avg - expected) <= limit
     assert rtt_min >= expected * 0.99                 # netem's delay is a floor
 
@@ -181,11 +168,11 @@ def test_vm_taprio_gates_really_gate(guest, request):
     mean = lambda xs: sum(xs) / len(xs)                   # noqa: E731
     noise = max(base)
     late = [x for x in c90 if x > 90 + noise + 10]
-    _say(request, f"vm: taprio on veth, ping avg/p95/max: open {mean(base):.1f}/{_p(base, .95):.1f}/"
-                  f"{noise:.1f} ms; gate closed 90 of 100 ms {mean(c90):.1f}/{_p(c90, .95):.1f}/"
-                  f"{max(c90):.1f} ms (expected +{expect90:.1f}/<=90; {len(late)} of {len(c90)} "
-                  f"a cycle late); closed 10 of 100 ms {mean(c10):.1f}/{_p(c10, .95):.1f}/"
-                  f"{max(c10):.1f} ms (expected +{expect10:.1f}/<=10)")
+    say(request, f"vm: taprio on veth, ping avg/p95/max: open {mean(base):.1f}/{_p(base, .95):.1f}/"
+                 f"{noise:.1f} ms; gate closed 90 of 100 ms {mean(c90):.1f}/{_p(c90, .95):.1f}/"
+                 f"{max(c90):.1f} ms (expected +{expect90:.1f}/<=90; {len(late)} of {len(c90)} "
+                 f"a cycle late); closed 10 of 100 ms {mean(c10):.1f}/{_p(c10, .95):.1f}/"
+                 f"{max(c10):.1f} ms (expected +{expect10:.1f}/<=10)")
     assert base_loss == c90_loss == c10_loss == 0            # gates delay, they do not drop
     assert abs(mean(c90) - mean(base) - expect90) <= 10
     assert max(c90) >= 60                                     # the gate really stays shut
@@ -202,5 +189,5 @@ def test_vm_project_runs_in_guest_and_finds_the_features(guest, request):
     r = guest.run("python3 -m tools.vm need", timeout=180)
     assert r.returncode == 1, (r.stdout, r.stderr)             # exit 1: no VM needed in there
     assert "no VM needed" in r.stdout
-    _say(request, f"vm: in the guest, `python3 -m tools.vm need` from the 9p share: {r.stdout.strip()} "
-                  f"({r.seconds:.1f} s)")
+    say(request, f"vm: in the guest, `python3 -m tools.vm need` from the 9p share: {r.stdout.strip()} "
+                 f"({r.seconds:.1f} s)")

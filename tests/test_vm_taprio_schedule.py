@@ -18,9 +18,7 @@ build it); skips naming what is missing. Marked ``emulation`` and ``vm``.
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
 import time
 
 import pytest
@@ -31,9 +29,10 @@ from schedules.gcl import gate_control_list
 from schedules.schedule_json import schedule_to_dict
 from schedules.taprio import (MASK_BEST_EFFORT, MASK_CLOSED, MASK_RESERVED, SchedEntry, TaprioConfig, compare,
                               parse_taprio_show, taprio_config, tc_entry_limit)
-from tools.vm.guest import QEMU, Guest
-from tools.vm.image import cached_image, ensure_image, missing_host_tools
+from tools.vm.guest import Guest
+from tools.vm.image import ensure_image
 from topologies.model import Topology
+from vmhelpers import say, skip_unless_a_guest_can_run
 
 pytestmark = [pytest.mark.emulation, pytest.mark.vm]
 
@@ -52,32 +51,20 @@ tc -V
 """
 
 
-def _say(request, line: str) -> None:
-    """Print a figure in the test output (also under -q and output capture)."""
-    plugins = request.config.pluginmanager
-    with plugins.getplugin("capturemanager").global_and_fixture_disabled():
-        plugins.getplugin("terminalreporter").write_line(line)
-
-
 @pytest.fixture(scope="module")
 def guest(request):
-    if shutil.which(QEMU) is None:
-        pytest.skip(f"machine lacks: {QEMU} (apt-get install qemu-system-x86)")
-    if cached_image() is None:
-        missing = ([] if os.geteuid() == 0 else ["root (to build the VM image)"]) + missing_host_tools()
-        if missing:
-            pytest.skip("machine lacks: " + ", ".join(missing))
+    skip_unless_a_guest_can_run()
     t0 = time.monotonic()
     img = ensure_image()
     got = time.monotonic() - t0
-    _say(request, f"vm: image {img.key} (kernel {img.kernel_release}; built in "
-                  f"{img.manifest['build_seconds']:.0f} s, {'now' if got > 30 else 'cached'})")
+    say(request, f"vm: image {img.key} (kernel {img.kernel_release}; built in "
+                 f"{img.manifest['build_seconds']:.0f} s, {'now' if got > 30 else 'cached'})")
     with Guest(img) as g:
-        _say(request, f"vm: guest booted in {g.boot_seconds:.1f} s (guest uptime at ready "
-                      f"{g.guest_uptime_at_ready:.1f} s)")
+        say(request, f"vm: guest booted in {g.boot_seconds:.1f} s (guest uptime at ready "
+                     f"{g.guest_uptime_at_ready:.1f} s)")
         r = g.run(SETUP, timeout=120)
         assert r.returncode == 0, r.stderr
-        _say(request, "vm: two-queue veth in netns {}: kernel {}, {}".format(NETNS, *r.stdout.split("\n")[:2]))
+        say(request, "vm: two-queue veth in netns {}: kernel {}, {}".format(NETNS, *r.stdout.split("\n")[:2]))
         yield g
 
 
@@ -131,9 +118,9 @@ def test_vm_schedule_port_installs_and_reads_back_equal(guest, busy_port, reques
     shown = parse_taprio_show(shown_text)
     assert compare(cfg, shown) == [], shown_text
     assert len(shown["entries"]) == len(cfg.entries) and shown["cycle_time"] == cfg.cycle_ns == 10_000_000
-    _say(request, f"vm: port {cfg.src}->{cfg.dst}: {len(cfg.entries)} taprio entries (guard band "
-                  f"{cfg.guard_band_ns} ns, shortest interval {min(e.interval_ns for e in cfg.entries)} ns) "
-                  f"installed with the computed argv and read back equal")
+    say(request, f"vm: port {cfg.src}->{cfg.dst}: {len(cfg.entries)} taprio entries (guard band "
+                 f"{cfg.guard_band_ns} ns, shortest interval {min(e.interval_ns for e in cfg.entries)} ns) "
+                 f"installed with the computed argv and read back equal")
 
 
 def test_vm_an_entry_changed_by_hand_is_reported(guest, busy_port):
@@ -184,5 +171,5 @@ def test_vm_tc_carries_the_entry_limit_and_not_one_more(guest, base_time_ns, req
     assert rc == 0 and "addattr_l ERROR" in err, (rc, err)
     diffs = compare(over, parse_taprio_show(shown_text))
     assert any(d.startswith(f"entry {limit}: ") for d in diffs), diffs
-    _say(request, f"vm: tc, base-time {base_time_ns}: {limit} entries read back equal; {limit + 1}: {replaced}; "
-                  f"first install: exit 0 and {'; '.join(diffs)}")
+    say(request, f"vm: tc, base-time {base_time_ns}: {limit} entries read back equal; {limit + 1}: {replaced}; "
+                 f"first install: exit 0 and {'; '.join(diffs)}")

@@ -16,16 +16,14 @@ Marked ``emulation`` and ``vm``; skips naming what the machine lacks (qemu, root
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tools.vm.guest import QEMU
-from tools.vm.image import REPO, cached_image, missing_host_tools
+from tools.vm.image import REPO
+from vmhelpers import say, skip_unless_a_guest_can_run
 
 pytestmark = [pytest.mark.emulation, pytest.mark.vm]
 
@@ -33,20 +31,9 @@ DNCTL = str(Path(sys.executable).with_name("dnctl"))
 PAIRS = [("Urumqi", "Shanghai"), ("Harbin", "Haikou")]
 
 
-def _say(request, line: str) -> None:
-    plugins = request.config.pluginmanager
-    with plugins.getplugin("capturemanager").global_and_fixture_disabled():
-        plugins.getplugin("terminalreporter").write_line(line)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def machine():
-    if shutil.which(QEMU) is None:
-        pytest.skip(f"machine lacks: {QEMU} (apt-get install qemu-system-x86)")
-    if cached_image() is None:
-        missing = ([] if os.geteuid() == 0 else ["root (to build the VM image)"]) + missing_host_tools()
-        if missing:
-            pytest.skip("machine lacks: " + ", ".join(missing))
+    skip_unless_a_guest_can_run()
 
 
 def _dnctl(args: list[str], timeout: float) -> subprocess.CompletedProcess:
@@ -71,9 +58,9 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
         prop_ms = sum(topo.propagation_ns(u, v) for u, v in zip(path, path[1:])) / 1e6
         expected = 2 * prop_ms
         limit = 0.1 * expected + 5
-        _say(request, f"vm: {p['src']} -> {p['dst']} ({len(path) - 1} hops, {prop_ms:.1f} ms of fibre): RTT "
-                      f"min/avg/max {p['rtt_min_ms']:.1f}/{p['rtt_avg_ms']:.1f}/{p['rtt_max_ms']:.1f} ms, "
-                      f"expected {expected:.1f} ± {limit:.1f} ms")
+        say(request, f"vm: {p['src']} -> {p['dst']} ({len(path) - 1} hops, {prop_ms:.1f} ms of fibre): RTT "
+                     f"min/avg/max {p['rtt_min_ms']:.1f}/{p['rtt_avg_ms']:.1f}/{p['rtt_max_ms']:.1f} ms, "
+                     f"expected {expected:.1f} ± {limit:.1f} ms")
         assert p["received"] == p["sent"] > 0, p
         # the network's round trip is the fastest one: netem's delay is a floor and the TCG guest's
         # scheduling only adds to it (the first ping also sets up the kernel datapath's flows); the
@@ -94,20 +81,20 @@ def test_scenario_in_the_vm_reports_honest_verdicts_with_real_propagation(tmp_pa
     assert r.returncode in (0, 1), r.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())       # came back through the share
     pf = rep["platform"]
-    _say(request, f"vm: scenario on {rep['topology']}: {pf['datapath']} datapath, delay x"
-                  f"{pf['effective_delay_scale']:g}, slot {pf['slot_ns']} ns, noise floor {pf['noise_floor_ns']} ns")
+    say(request, f"vm: scenario on {rep['topology']}: {pf['datapath']} datapath, delay x"
+                 f"{pf['effective_delay_scale']:g}, slot {pf['slot_ns']} ns, noise floor {pf['noise_floor_ns']} ns")
     assert pf["vm"] is True and pf["datapath"] == "kernel" and pf["propagation_emulated"] is True
     assert pf["effective_delay_scale"] == 1 and pf["controller_schedules"] == "miniature"
     for phase in ("off", "on"):
         for f in rep["phases"][phase]["flows"]:
             lat = f["latency_ns"]
             checks = {c["name"]: c for c in f["checks"]}
-            _say(request, f"vm: [{phase}] {f['id']}: {f['received']}/{f['sent']}, latency min/p50/max "
-                          f"{lat['min'] / 1e6:.2f}/{lat['p50'] / 1e6:.2f}/{lat['max'] / 1e6:.2f} ms, modelled "
-                          f"propagation {lat['modeled_propagation_ns'] / 1e6:.2f} ms, bound "
-                          f"{lat['bound_ns'] / 1e6:.2f} ms + noise floor "
-                          f"{(f['noise_floor']['noise_floor_ns'] or 0) / 1e6:.2f} ms: "
-                          f"latency {checks['latency_measured']['status']}, jitter {checks['jitter']['status']}")
+            say(request, f"vm: [{phase}] {f['id']}: {f['received']}/{f['sent']}, latency min/p50/max "
+                         f"{lat['min'] / 1e6:.2f}/{lat['p50'] / 1e6:.2f}/{lat['max'] / 1e6:.2f} ms, modelled "
+                         f"propagation {lat['modeled_propagation_ns'] / 1e6:.2f} ms, bound "
+                         f"{lat['bound_ns'] / 1e6:.2f} ms + noise floor "
+                         f"{(f['noise_floor']['noise_floor_ns'] or 0) / 1e6:.2f} ms: "
+                         f"latency {checks['latency_measured']['status']}, jitter {checks['jitter']['status']}")
             assert f["sent"] > 0 and f["lost"] == 0 and f["duplicated"] == 0, (phase, f["id"])
             # the fibre is in the packets' path: no frame arrives faster than its propagation
             assert lat["min"] >= 0.99 * lat["modeled_propagation_ns"], (phase, f["id"], lat)
