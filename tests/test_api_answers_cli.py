@@ -16,8 +16,7 @@ import json
 
 import pytest
 
-from apihelpers import beijing_line, serve
-from tools.cli.main import main
+from apihelpers import beijing_line, dnctl_runner, serve
 
 ADMIN = "admin-token-for-the-answer-cli-tests-0123"
 NOWHERE = "http://127.0.0.1:9"        # nothing listens: a request would fail with exit 1, not 2
@@ -43,22 +42,7 @@ def url(tmp_path_factory):
 
 @pytest.fixture
 def dnctl(monkeypatch, capsys):
-    for var in ("DNCTL_URL", "DNCTL_TOKEN", "DNCTL_ADMIN_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DNCTL_TOKEN", ADMIN)
-
-    def run(*argv, url=NOWHERE):
-        monkeypatch.setenv("DNCTL_URL", url)
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:         # argparse's own usage errors
-            code = e.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
+    return dnctl_runner(monkeypatch, capsys, ADMIN, NOWHERE)
 
 # ----- 2: the requests file of `dnctl schedule` -------------------------------------------------------------
 def test_schedule_refuses_a_request_with_both_rates_naming_both(dnctl, tmp_path):

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from apihelpers import serve
-from tools.cli.main import main
+from apihelpers import dnctl_runner, live_controller
 from tools.client import ApiClient, ApiError
 from topologies.loaders import load_topology
 
@@ -17,33 +16,12 @@ ADMIN = "admin-token-for-the-batch-cli-tests-0123"
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    from controller.api import create_app
-    from controller.service import ControllerService
-
-    db = tmp_path_factory.mktemp("batchcli") / "controller.db"
-    service = ControllerService(load_topology("fntf40"), db_path=str(db), admin_token=ADMIN, store_synchronous="OFF")
-    try:
-        with serve(create_app(service), log_level="warning") as (host, port):
-            yield f"http://{host}:{port}"
-    finally:
-        service.close()
-
+    with live_controller(load_topology("fntf40"), tmp_path_factory.mktemp("batchcli") / "controller.db", ADMIN) as u:
+        yield u
 
 @pytest.fixture
 def dnctl(url, monkeypatch, capsys):
-    for var in ("DNCTL_URL", "DNCTL_TOKEN", "DNCTL_ADMIN_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DNCTL_URL", url)
-
-    def run(*argv, token=ADMIN):
-        monkeypatch.setenv("DNCTL_TOKEN", token)
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
+    return dnctl_runner(monkeypatch, capsys, ADMIN, url)
 
 @pytest.fixture(scope="module")
 def tenant_token(url):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from apihelpers import beijing_line, serve
+from apihelpers import beijing_line, dnctl_runner, live_controller
 from tools.cli.main import main
 
 ADMIN = "admin-token-for-the-cli-tests-0123456789"
@@ -26,37 +26,13 @@ ADMIN = "admin-token-for-the-cli-tests-0123456789"
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     """The real REST app (controller.api) over a ControllerService with a temporary database."""
-    from controller.api import create_app
-    from controller.service import ControllerService
-
-    db = tmp_path_factory.mktemp("cli") / "controller.db"
-    service = ControllerService(beijing_line("cli-test"), db_path=str(db), admin_token=ADMIN, store_synchronous="OFF")
-    try:
-        with serve(create_app(service), log_level="warning") as (host, port):
-            yield f"http://{host}:{port}"
-    finally:
-        service.close()
-
+    with live_controller(beijing_line("cli-test"), tmp_path_factory.mktemp("cli") / "controller.db", ADMIN) as u:
+        yield u
 
 @pytest.fixture
 def dnctl(url, monkeypatch, capsys):
     """Run ``dnctl ARGS`` in-process against the server; returns (exit code, stdout, stderr)."""
-    for var in ("DNCTL_URL", "DNCTL_TOKEN", "DNCTL_ADMIN_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DNCTL_URL", url)
-
-    def run(*argv, token=ADMIN):
-        if token is not None:
-            monkeypatch.setenv("DNCTL_TOKEN", token)
-        else:
-            monkeypatch.delenv("DNCTL_TOKEN", raising=False)
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
+    return dnctl_runner(monkeypatch, capsys, ADMIN, url)
 
 def _new_tenant(dnctl, name, *opts):
     code, out, err = dnctl("tenant", "create", name, *opts, "--json")

@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from apihelpers import beijing_line, serve
-from tools.cli.main import main
+from apihelpers import beijing_line, dnctl_runner, live_controller
 from tools.client import ApiClient, ApiError
 
 ADMIN = "admin-token-for-the-day2-cli-tests-0123"
@@ -17,36 +16,12 @@ ADMIN = "admin-token-for-the-day2-cli-tests-0123"
 
 @pytest.fixture
 def url(tmp_path):
-    from controller.api import create_app
-    from controller.service import ControllerService
-
-    service = ControllerService(beijing_line("day2-cli"), db_path=str(tmp_path / "c.db"), admin_token=ADMIN,
-                                store_synchronous="OFF")
-    try:
-        with serve(create_app(service), log_level="warning") as (host, port):
-            yield f"http://{host}:{port}"
-    finally:
-        service.close()
-
+    with live_controller(beijing_line("day2-cli"), tmp_path / "c.db", ADMIN) as u:
+        yield u
 
 @pytest.fixture
 def dnctl(url, monkeypatch, capsys):
-    for var in ("DNCTL_URL", "DNCTL_TOKEN", "DNCTL_ADMIN_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DNCTL_URL", url)
-
-    def run(*argv, token=ADMIN):
-        monkeypatch.setenv("DNCTL_TOKEN", token)
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:        # argparse's own usage errors
-            code = e.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
+    return dnctl_runner(monkeypatch, capsys, ADMIN, url)
 
 def tenant(dnctl, name):
     code, out, err = dnctl("tenant", "create", name, "--quota", "1G", "--json")
