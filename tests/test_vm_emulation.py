@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
-from tools.vm.guest import Guest
-from tools.vm.image import ensure_image
-from vmhelpers import say, skip_unless_a_guest_can_run
+from vmhelpers import booted_guest, say
 
 pytestmark = [pytest.mark.emulation, pytest.mark.vm]
 
@@ -108,15 +105,7 @@ def _p(values: list[float], q: float) -> float:
 
 @pytest.fixture(scope="module")
 def guest(request):
-    skip_unless_a_guest_can_run()
-    t0 = time.monotonic()
-    img = ensure_image()
-    got = time.monotonic() - t0
-    say(request, f"vm: image {img.key} (kernel {img.kernel_release}; built in "
-                 f"{img.manifest['build_seconds']:.0f} s, {'now' if got > 30 else 'cached'})")
-    with Guest(img) as g:
-        say(request, f"vm: guest booted in {g.boot_seconds:.1f} s (guest uptime at ready "
-                     f"{g.guest_uptime_at_ready:.1f} s)")
+    with booted_guest(request) as g:
         yield g
 
 

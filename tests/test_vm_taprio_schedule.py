@@ -19,7 +19,6 @@ build it); skips naming what is missing. Marked ``emulation`` and ``vm``.
 from __future__ import annotations
 
 import shlex
-import time
 
 import pytest
 
@@ -29,10 +28,8 @@ from schedules.gcl import gate_control_list
 from schedules.schedule_json import schedule_to_dict
 from schedules.taprio import (MASK_BEST_EFFORT, MASK_CLOSED, MASK_RESERVED, SchedEntry, TaprioConfig, compare,
                               parse_taprio_show, taprio_config, tc_entry_limit)
-from tools.vm.guest import Guest
-from tools.vm.image import ensure_image
 from topologies.model import Topology
-from vmhelpers import say, skip_unless_a_guest_can_run
+from vmhelpers import booted_guest, say
 
 pytestmark = [pytest.mark.emulation, pytest.mark.vm]
 
@@ -53,15 +50,7 @@ tc -V
 
 @pytest.fixture(scope="module")
 def guest(request):
-    skip_unless_a_guest_can_run()
-    t0 = time.monotonic()
-    img = ensure_image()
-    got = time.monotonic() - t0
-    say(request, f"vm: image {img.key} (kernel {img.kernel_release}; built in "
-                 f"{img.manifest['build_seconds']:.0f} s, {'now' if got > 30 else 'cached'})")
-    with Guest(img) as g:
-        say(request, f"vm: guest booted in {g.boot_seconds:.1f} s (guest uptime at ready "
-                     f"{g.guest_uptime_at_ready:.1f} s)")
+    with booted_guest(request) as g:
         r = g.run(SETUP, timeout=120)
         assert r.returncode == 0, r.stderr
         say(request, "vm: two-queue veth in netns {}: kernel {}, {}".format(NETNS, *r.stdout.split("\n")[:2]))
