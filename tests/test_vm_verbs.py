@@ -45,7 +45,7 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
     from topologies.loaders import load_topology
     topo = load_topology("fntf40")
     cities = sorted({c for p in PAIRS for c in p})
-    args = ["emulate", "up", "--topology", "fntf40", "--cities", ",".join(cities), "--count", "5", "--json",
+    args = ["emulate", "up", "--topology", "fntf40", "--cities", ",".join(cities), "--count", "20", "--json",
             "--vm", "on"]
     for a, b in PAIRS:
         args += ["--ping", a, b]
@@ -64,7 +64,8 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
         assert p["received"] == p["sent"] > 0, p
         # the network's round trip is the fastest one: netem's delay is a floor and the TCG guest's
         # scheduling only adds to it (the first ping also sets up the kernel datapath's flows); the
-        # average and the worst are printed above
+        # average and the worst are printed above. 20 pings: with 5, the fastest of a 10-hop path was
+        # once 59.4 ms for 47.6 expected (limit 57.4): too few samples to reach the floor under TCG
         assert abs(p["rtt_min_ms"] - expected) <= limit, p
         assert p["rtt_min_ms"] >= 0.99 * expected, p          # and never faster than the fibre
 
