@@ -35,6 +35,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # ``mn --custom`` exec()s this file without ``__file__``; the code object still knows its path.
@@ -143,21 +144,35 @@ class DetnetSwitch(OVSSwitch):
         return not self.controllerUUIDs(update=True) or OVSSwitch.connected(self)
 
 
-def add_flows(flows: dict[str, list[FlowSpec]], timeout: float = 60.0) -> None:
+def add_flows(flows: dict[str, list[FlowSpec]], timeout: float = 60.0, attempts: int = 3) -> None:
     """Write each switch's entries with one ``ovs-ofctl -O OpenFlow13 --bundle add-flows SW -``, all
-    switches concurrently (not one process per flow)."""
-    procs = []
-    for sw, specs in flows.items():
-        p = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "--bundle", "add-flows", sw, "-"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append((sw, p, flows_text(specs)))
-    errors = []
-    for sw, p, text in procs:
-        _out, err = p.communicate(text, timeout=timeout)
-        if p.returncode != 0:
-            errors.append(f"{sw}: {err.strip().splitlines()[-1] if err.strip() else 'exit %d' % p.returncode}")
-    if errors:
-        raise RuntimeError("ovs-ofctl add-flows failed: " + "; ".join(errors[:3]))
+    switches concurrently (not one process per flow).
+
+    A switch whose write failed is written again, up to ``attempts`` times: under a slow CPU (the
+    TCG VM) ovs-vswitchd sometimes drops a management connection while forty arrive at once
+    ("failed to connect to socket (Broken pipe)"). That is safe to repeat: a bundle is applied
+    whole or not at all, and adding an entry that exists replaces it with itself."""
+    pending = dict(flows)
+    errors: list[str] = []
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.5 * attempt)
+        procs = []
+        for sw, specs in pending.items():
+            p = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "--bundle", "add-flows", sw, "-"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs.append((sw, p, flows_text(specs)))
+        errors = []
+        failed = {}
+        for sw, p, text in procs:
+            _out, err = p.communicate(text, timeout=timeout)
+            if p.returncode != 0:
+                errors.append(f"{sw}: {err.strip().splitlines()[-1] if err.strip() else 'exit %d' % p.returncode}")
+                failed[sw] = pending[sw]
+        if not failed:
+            return
+        pending = failed
+    raise RuntimeError(f"ovs-ofctl add-flows failed ({attempts} attempts): " + "; ".join(errors[:3]))
 
 
 def configure_hosts(net, plan: HostPlan, *, tx_offload_off: bool = True) -> None:
