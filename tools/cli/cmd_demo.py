@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="out/demo", metavar="DIR", help="report folder (default out/demo)")
     p.add_argument("--tenants", type=int, default=8, help="tenants to create (default 8; 128 works)")
     p.add_argument("--quick", action="store_true", help="fewer iterations and shorter probes")
-    p.add_argument("--iterations", type=int, help="iterations per run (default 12, 6 with --quick)")
+    p.add_argument("--iterations", type=int, help="iterations per run (default: the job's, 8 for demo-emulated; 4 with --quick)")
     p.add_argument("--job", default="demo-emulated", help="training job (default demo-emulated)")
     p.add_argument("--scale", type=float, default=None, help="rate scale of the emulation (default 1e-4)")
     p.add_argument("--delay-scale", type=float, default=1.0, metavar="F",
