@@ -54,8 +54,8 @@ def reserve_batch(desk: ReservationDesk, principal: Principal, bodies: list[Any]
     member admitted before it is released again (the cycle settled back) and nothing is stored or
     notified. Otherwise the members refused are in ``outcome.rejected`` and the others admitted.
     A member naming another tenant (tenant token) refuses the whole batch (``BatchMemberError``).
-    Listeners hear one ``reservation_added`` per member, after the commit (the listener seam has no
-    batch call: the os-ken shim programs each reservation's switches as it does for one POST).
+    Listeners hear the members in one ``reservations_added`` call, after the commit (the os-ken shim
+    programs them as one program: one message run and barrier per phase on each switch).
     """
     t0 = time.perf_counter()
     out = BatchOutcome()

@@ -2,9 +2,11 @@
 
 The service queues a change while it holds its lock (right after the store commit), and delivers
 the queue after releasing it (``flush``), so listeners hear every change exactly once, in commit
-order, with copies of the reservations, and never under the service lock. Consecutive ``changed``
-entries (the reservations one link event moved) go to a listener as one batch. An exception in a
-listener is logged, never raised: a broken listener must not break the API.
+order, with copies of the reservations, and never under the service lock. Consecutive entries of
+one kind go to a listener as one batch: the reservations one link event moved, a batch POST's
+members, or POSTs that committed while the previous delivery was still programming switches (so
+the data plane sends one program per batch, not one per reservation). An exception in a listener
+is logged, never raised: a broken listener must not break the API.
 
 Listeners implement ``controller.seams.ReservationListener`` (all three methods).
 """
@@ -59,11 +61,9 @@ class Notifier:
                     kind, item = self._pending.popleft()
                 except IndexError:
                     return
-                if kind == "changed":
-                    # consecutive changes (one link event) go to a listener in one batch
-                    batch = [item]
-                    while self._pending and self._pending[0][0] == "changed":
-                        batch.append(self._pending.popleft()[1])
+                batch = [item]
+                while self._pending and self._pending[0][0] == kind:
+                    batch.append(self._pending.popleft()[1])
                 with self._lock:
                     listeners = list(self._listeners)
                 for listener in listeners:
@@ -71,8 +71,8 @@ class Notifier:
                         if kind == "changed":
                             listener.reservations_changed(batch)
                         elif kind == "added":
-                            listener.reservation_added(item)
+                            listener.reservations_added(batch)
                         else:
-                            listener.reservation_removed(item)
+                            listener.reservations_removed(batch)
                     except Exception:  # noqa: BLE001 - a broken listener must not break the API
                         log.exception("listener %r failed on %s", listener, kind)

@@ -9,7 +9,7 @@ this module hands it events and runs the program it gets back through ``controll
 - a switch that connects is **resynchronised** on its own (its meters, groups and flow table
   are read and ``programs.resync`` brings them to the desired state; other switches are not
   touched), then reported to ``service.switch_connected``;
-- ``reservation_added``/``reservation_removed`` (called by the service after commit, from the
+- ``reservations_added``/``reservations_removed`` (called by the service after commit, from the
   REST thread) run ``programs.install``/``programs.remove`` on the connected switches of the
   paths and wait (bounded) for every barrier reply: the time from the call to the last reply is
   the "POST to entries on every switch" figure, logged as ``install_ms=`` and kept in
@@ -227,25 +227,32 @@ class DetnetShim(app_manager.OSKenApp):
             self._report_links()
 
     # ----------------------------------------------------------------- reservations (ReservationListener)
-    def reservation_added(self, res: Reservation) -> None:
-        """Install a committed reservation on every connected switch of its paths; wait for barriers."""
+    def reservations_added(self, added: Sequence[Reservation]) -> None:
+        """Install reservations committed together (``programs.install_many``: one program, so one
+        message run and one barrier per phase on each switch) on every connected switch of their
+        paths; wait for the barriers."""
         t0 = time.perf_counter()
-        try:
-            program = programs.install(self.plan, res, self.service.link_reserved_bps(),
-                                       rate_scale=self.rate_scale, queue_id=self.queue_id)
-        except translation.TranslationError as e:
+        program, skipped = programs.install_many(self.plan, added, self.service.link_reserved_bps(),
+                                                 rate_scale=self.rate_scale, queue_id=self.queue_id)
+        for res, e in skipped:
             LOG.warning("reservation %s: nothing installed: %s", res.id, e)
+        done = [r for r in added if r.id not in {s.id for s, _ in skipped}]
+        if not done:
             return
         flows = sum(isinstance(c, programs.FlowAdd) for c in program.changes())
         with self._prog_lock:
-            self._record("install", res, t0, *self._run_on_path(res, program), f"{flows} flows, 1 meter")
+            ok, n, missing = self._run_on_paths(done, program)
+        self._record("install", done, t0, ok, n, missing, f"{flows} flows, {len(done)} meters")
 
-    def reservation_removed(self, res: Reservation) -> None:
-        """Delete a reservation's entries (one cookie-masked delete per switch) and its meter."""
+    def reservations_removed(self, removed: Sequence[Reservation]) -> None:
+        """Delete reservations' entries (one cookie-masked delete per reservation and switch) and
+        their meters, as one program."""
         t0 = time.perf_counter()
-        program = programs.remove(self.plan, res, self.service.link_reserved_bps(), rate_scale=self.rate_scale)
+        program = programs.remove_many(self.plan, removed, self.service.link_reserved_bps(),
+                                       rate_scale=self.rate_scale)
         with self._prog_lock:
-            self._record("remove", res, t0, *self._run_on_path(res, program), "")
+            ok, n, missing = self._run_on_paths(removed, program)
+        self._record("remove", removed, t0, ok, n, missing, "")
 
     def reservations_changed(self, pairs: Sequence[tuple[Reservation, Reservation]]) -> None:
         """Reprogram reservations a link event moved (``programs.reroute``: make-before-break)."""
@@ -254,7 +261,7 @@ class DetnetShim(app_manager.OSKenApp):
                                 rate_scale=self.rate_scale, queue_id=self.queue_id)
         for old, e in plan.unplaceable:
             LOG.warning("reservation %s: new placement not installable (%s): removing it", old.id, e)
-            self.reservation_removed(old)
+            self.reservations_removed([old])
         with self._prog_lock:
             dps = self._ready_dps()
             ok = self.channel.run(dps, plan.program)
@@ -266,22 +273,27 @@ class DetnetShim(app_manager.OSKenApp):
             self.install_times.append(("reroute", new.id, dt))
             _safely(self.service.observe_install, "reroute", new.id, dt, ok)
 
-    def _run_on_path(self, res: Reservation, program: Program) -> tuple[bool, int, list[str]]:
+    def _run_on_paths(self, reservations: Sequence[Reservation], program: Program) -> tuple[bool, int, list[str]]:
         """Run ``program`` on the programmable switches; (ok, switches of the paths reached,
         path switches not connected: those get the entries from their resync)."""
         dps = self._ready_dps()
-        on_path = programs.path_switches(self.plan, res)
+        on_path = list(dict.fromkeys(d for r in reservations for d in programs.path_switches(self.plan, r)))
         missing = [self.plan.node_of_dpid(d) for d in on_path if d not in dps]
         return self.channel.run(dps, program), len(on_path) - len(missing), missing
 
-    def _record(self, op: str, res: Reservation, t0: float, ok: bool, n: int, missing: list[str], what: str) -> None:
+    def _record(self, op: str, reservations: Sequence[Reservation], t0: float, ok: bool, n: int,
+                missing: list[str], what: str) -> None:
+        """Log one line for the program and report its time for each reservation it carried."""
         dt = time.perf_counter() - t0
-        self.install_times.append((op, res.id, dt))
-        LOG.info("reservation %s %s on %d switches%s: install_ms=%.2f %s%s", res.id,
+        ids = [r.id for r in reservations]
+        who = f"reservation {ids[0]}" if len(ids) == 1 else f"reservations {','.join(ids)}"
+        LOG.info("%s %s on %d switches%s: install_ms=%.2f %s%s", who,
                  "installed" if op == "install" else "removed", n, f" ({what})" if what else "", 1000 * dt,
                  "" if ok else "(barrier missing or error) ",
                  f"not connected: {','.join(missing)} (done at reconnect)" if missing else "")
-        _safely(self.service.observe_install, op, res.id, dt, ok)
+        for rid in ids:
+            self.install_times.append((op, rid, dt))
+            _safely(self.service.observe_install, op, rid, dt, ok)
 
     # ----------------------------------------------------------------- links failing
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)

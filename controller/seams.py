@@ -24,11 +24,13 @@ Link = tuple[str, str]
 class ReservationListener(Protocol):
     """Receives committed reservation changes (the os-ken shim programs the switches from them)."""
 
-    def reservation_added(self, res: Reservation) -> None:
-        """``res`` was admitted (or re-admitted): install its entries."""
+    def reservations_added(self, added: Sequence[Reservation]) -> None:
+        """Reservations admitted (or re-admitted), committed one after the other with nothing else
+        between them (one POST, a batch, or POSTs that committed while the last delivery ran):
+        install their entries, as one program."""
 
-    def reservation_removed(self, res: Reservation) -> None:
-        """``res`` was released or went down: remove its entries."""
+    def reservations_removed(self, removed: Sequence[Reservation]) -> None:
+        """Reservations released or gone down, consecutive likewise: remove their entries."""
 
     def reservations_changed(self, pairs: Sequence[tuple[Reservation, Reservation]]) -> None:
         """Reservations moved by one event (a link failure or recovery), as ``(old, new)`` pairs with
@@ -77,7 +79,16 @@ class DataPlaneHost(Protocol):
 
 class NullListener:
     """A ``ReservationListener`` that does nothing: subclass it for a test double that cares about
-    some of the calls only."""
+    some of the calls only. A subclass may override the per-reservation ``reservation_added`` /
+    ``reservation_removed`` instead of the batch calls, which hand it each member in order."""
+
+    def reservations_added(self, added: Sequence[Reservation]) -> None:
+        for res in added:
+            self.reservation_added(res)
+
+    def reservations_removed(self, removed: Sequence[Reservation]) -> None:
+        for res in removed:
+            self.reservation_removed(res)
 
     def reservation_added(self, res: Reservation) -> None:
         pass

@@ -110,8 +110,11 @@ def test_snapshot_diff_ignores_order_and_counts_differences():
 
 def test_parsers():
     log = ("x INFO detnet.ofshim: reservation t1-r0 installed on 5 switches (5 flows, 1 meter): install_ms=3.25 \n"
-           "x INFO detnet.ofshim: reservation t1-r0 removed on 5 switches: install_ms=1.50 \n")
-    assert br.install_times_from_log(log) == {"installed": {"t1-r0": 3.25}, "removed": {"t1-r0": 1.5}}
+           "x INFO detnet.ofshim: reservation t1-r0 removed on 5 switches: install_ms=1.50 \n"
+           "x INFO detnet.ofshim: reservations t2-r0,t2-r1 installed on 7 switches (9 flows, 2 meters): "
+           "install_ms=4.00 \n")
+    assert br.install_times_from_log(log) == {"installed": {"t1-r0": 3.25, "t2-r0": 4.0, "t2-r1": 4.0},
+                                              "removed": {"t1-r0": 1.5}}
     text = "# TYPE a counter\ndetnet_flow_install_seconds_count 42\ndetnet_x{a=\"1\"} 3\n"
     assert br.metric_value(text, "detnet_flow_install_seconds_count") == 42
     assert br.metric_value(text, "nope") is None

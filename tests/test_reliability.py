@@ -53,11 +53,11 @@ class Recorder:
     def __init__(self):
         self.added, self.removed, self.changed = [], [], []
 
-    def reservation_added(self, res):
-        self.added.append(res)
+    def reservations_added(self, added):
+        self.added.extend(added)
 
-    def reservation_removed(self, res):
-        self.removed.append(res)
+    def reservations_removed(self, removed):
+        self.removed.extend(removed)
 
     def reservations_changed(self, pairs):
         self.changed.extend(pairs)

@@ -247,6 +247,56 @@ def remove(plan: HostPlan, res: Reservation, link_bps: dict[Link, int], *, rate_
                     Phase(second)])
 
 
+def install_many(plan: HostPlan, reservations: Sequence[Reservation], link_bps: dict[Link, int], *,
+                 rate_scale: float = 1.0, queue_id: int | None = None
+                 ) -> tuple[Program, list[tuple[Reservation, tr.TranslationError]]]:
+    """Install reservations committed together (a batch, or POSTs that committed while the data
+    plane was busy) as one program: every meter, group and best-effort meter first, then every
+    entry, so each switch gets one message run and one barrier per phase however many
+    reservations cross it. Each reservation's phases keep their order, as in ``install``; a
+    best-effort meter that several of them share is written once, at its final rate (``link_bps``
+    has them all). Returns the program and the reservations that cannot be expressed as entries
+    (with why): the others are installed without them."""
+    first: list[Change] = []
+    flows: list[Change] = []
+    links: dict[Link, None] = {}
+    skipped: list[tuple[Reservation, tr.TranslationError]] = []
+    for res in reservations:
+        try:
+            res_flows, meters = tr.reservation_flows(plan, res, rate_scale=rate_scale, queue_id=queue_id)
+            groups = tr.reservation_groups(plan, res)
+        except tr.TranslationError as e:
+            skipped.append((res, e))
+            continue
+        for dpid in path_switches(plan, res):
+            first += [MeterAdd(m, res.id) for m in meters if m.dpid == dpid]
+            first += [GroupAdd(g, res.id) for g in groups if g.dpid == dpid]
+        flows += [FlowAdd(f, res.id) for f in res_flows]
+        links.update(dict.fromkeys(res.links()))
+    first += _be_meter_changes(plan, links, link_bps, rate_scale)
+    return Program([Phase(first), Phase(flows)]), skipped
+
+
+def remove_many(plan: HostPlan, reservations: Sequence[Reservation], link_bps: dict[Link, int], *,
+                rate_scale: float = 1.0) -> Program:
+    """Remove reservations released together as one program: every entry (one cookie-masked delete
+    per reservation and switch), then their meters and groups and, once per port, the best-effort
+    meters of the ports they freed (``link_bps`` without any of them)."""
+    deletes: list[Change] = []
+    second: list[Change] = []
+    links: dict[Link, None] = {}
+    for res in reservations:
+        cookie = reservation_cookie(res.tenant, res.id)
+        deletes += [FlowDelete(d, cookie, COOKIE_MASK_RESERVATION, res.id) for d in path_switches(plan, res)]
+        ingress = plan.dpid(res.path[0])
+        second.append(MeterDelete(ingress, reservation_meter_id(res.id)))
+        if res.protection_path:
+            second.append(GroupDelete(ingress, reservation_group_id(res.id)))
+        links.update(dict.fromkeys(res.links()))
+    second += _be_meter_changes(plan, links, link_bps, rate_scale)
+    return Program([Phase(deletes), Phase(second)])
+
+
 @dataclass
 class Reroute:
     """What ``reroute`` returns: the program, and the reservations whose new placement cannot be

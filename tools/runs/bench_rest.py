@@ -296,14 +296,16 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
-_INSTALL = re.compile(r"reservation (\S+) (installed|removed) on (\d+) switches.*?install_ms=([\d.]+)")
+_INSTALL = re.compile(r"reservations? (\S+) (installed|removed) on (\d+) switches.*?install_ms=([\d.]+)")
 
 
 def install_times_from_log(text: str) -> dict[str, dict[str, float]]:
-    """{"installed": {id: ms}, "removed": {id: ms}} from the shim's log lines."""
+    """{"installed": {id: ms}, "removed": {id: ms}} from the shim's log lines (a line for
+    reservations programmed together lists their ids, comma-separated; each gets the program's time)."""
     out: dict[str, dict[str, float]] = {"installed": {}, "removed": {}}
     for m in _INSTALL.finditer(text):
-        out[m.group(2)][m.group(1)] = float(m.group(4))
+        for rid in m.group(1).split(","):
+            out[m.group(2)][rid] = float(m.group(4))
     return out
 
 
