@@ -337,3 +337,16 @@ def test_the_three_point_target_compares_measured_and_as_run_efficiency():
     assert training_run.targets(res)["deterministic_within_3_points_of_model"] is True
     del res["model"]["as_run"]
     assert "deterministic_within_3_points_of_model" not in training_run.targets(res)
+
+
+def test_a_state_file_on_a_9p_share_is_kept_locally_and_copied_back(tmp_path):
+    """In the VM, ``--out`` is a 9p share where SQLite cannot lock ("disk I/O error" at start): the
+    controller keeps its state file in its own temp dir and copies it to the folder asked for."""
+    from tools.emulation import controller_proc
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/vda / ext4 rw 0 0\nout {tmp_path}/share 9p rw,trans=virtio 0 0\n"
+                      f"tmpfs {tmp_path}/share/tmp tmpfs rw 0 0\n")
+    assert controller_proc.on_unlockable_fs(tmp_path / "share" / "run", mounts=str(mounts))
+    assert not controller_proc.on_unlockable_fs(tmp_path / "share" / "tmp" / "x", mounts=str(mounts))
+    assert not controller_proc.on_unlockable_fs(tmp_path / "shared", mounts=str(mounts))
+    assert not controller_proc.on_unlockable_fs(tmp_path, mounts=str(tmp_path / "no-such-file"))

@@ -65,6 +65,29 @@ def _pdeathsig() -> None:  # pragma: no cover - runs in the child between fork a
         pass
 
 
+#: file systems whose locking SQLite cannot use (its WAL needs shared memory and POSIX locks)
+UNLOCKABLE_FS = frozenset({"9p", "nfs", "nfs4", "cifs", "smb3", "fuse.sshfs"})
+
+
+def on_unlockable_fs(path: str | os.PathLike, mounts: str = "/proc/self/mounts") -> bool:
+    """Whether ``path`` lies on a file system of ``UNLOCKABLE_FS`` (the longest mount point that
+    contains it decides)."""
+    target = os.path.realpath(path)
+    best, fstype = "", ""
+    try:
+        lines = Path(mounts).read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best, fstype = point, parts[2]
+    return fstype in UNLOCKABLE_FS
+
+
 class ControllerProcess(Managed):
     """A ``dnctl controller`` child process (context manager; ``stop()`` is idempotent).
 
@@ -81,7 +104,11 @@ class ControllerProcess(Managed):
         self.keep_tmp = keep_tmp
         self.topology_arg = self._materialize_topology(topology)
         self.hosts_arg = self._materialize_hosts(hosts)
-        self.db = str(db) if db is not None else str(self.tmpdir / "state.db")
+        #: where the caller wants the state file; ``db`` is where the controller keeps it: the
+        #: same, unless that folder is on a file system SQLite cannot lock (the VM's 9p share of
+        #: ``--out``): then a local file, copied to ``db_wanted`` when the controller stops
+        self.db_wanted = str(db) if db is not None else None
+        self.db = str(db) if db is not None and not on_unlockable_fs(Path(db).parent) else str(self.tmpdir / "state.db")
         self.link_scale = link_scale
         self.lldp_interval = lldp_interval
         self.admin_token = admin_token or secrets.token_hex(24)
@@ -196,6 +223,9 @@ class ControllerProcess(Managed):
                         self.proc.kill()
                     self.proc.wait(5)
             code = self.proc.returncode
+        if self.db_wanted and self.db != self.db_wanted and Path(self.db).exists():
+            with contextlib.suppress(OSError):
+                shutil.copyfile(self.db, self.db_wanted)
         if not self.keep_tmp and self.tmpdir.exists():
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         return code
