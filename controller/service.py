@@ -48,7 +48,7 @@ from controller.credentials import Credentials, stderr_announce
 from controller.dataplane.translation import TranslationError, reservation_flows
 from controller.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from controller.failover import Failover
-from controller.metrics import Metrics, render_links
+from controller.metrics import Metrics, State
 from controller.notify import Notifier
 from controller.reservations import ReservationDesk
 from controller.seams import Link, ReservationListener
@@ -96,6 +96,7 @@ class ControllerService:
                                             "unexpected": [], "checked": False}
         self._credentials.init_admin(self.store, admin_token, announce or stderr_announce)
         self._load()
+        self.metrics.watch(self._metrics_state)
 
     @classmethod
     def from_config(cls, config: ControllerConfig, topology: Topology, host_plan: HostPlan | None = None,
@@ -342,15 +343,23 @@ class ControllerService:
                                link_check=dict(self._link_check), uptime_s=round(time.time() - self.started, 3))
 
     def metrics_text(self) -> str:
-        """The Prometheus exposition: counters, current gauges and the link-failure series."""
+        """The Prometheus exposition (``controller.metrics``)."""
+        return self.metrics.render()
+
+    def _metrics_state(self) -> State:
+        """The state the scrape-time series show, read together under the lock."""
+        unrestored = len(self._desk.unrestored_ids())
         with self._lock:
-            by_tenant = {t.id: self.tenants.usage(t.id).reservations for t in self.tenants}
-            share = self.scheduler.link_share()
-            switches, tenants = len(self._switches), len(self.tenants)
+            usage = {t.id: self.tenants.usage(t.id) for t in self.tenants}
             down, stats, n_down = self._failover.stats()
-        text = self.metrics.render(reservations_by_tenant=by_tenant, link_share=share,
-                                   switches_connected=switches, tenants=tenants)
-        return text + render_links([(l.src, l.dst) for l in self.topology.links()], down, stats, n_down)
+            return State(reservations_by_tenant={t: u.reservations for t, u in usage.items()},
+                         tenant_reserved_bps={t: u.bps for t, u in usage.items()},
+                         tenant_quota={t.id: (t.quota_bps, t.max_reservations) for t in self.tenants},
+                         link_share=self.scheduler.link_share(),
+                         links=[(l.src, l.dst) for l in self.topology.links()], links_down=frozenset(down),
+                         switches_connected=len(self._switches), switches_expected=len(self.topology.nodes),
+                         failover=stats, reservations_down=n_down, reservations_unrestored=unrestored,
+                         link_check=dict(self._link_check))
 
     # ----- the data plane's host (controller.seams.DataPlaneHost) --------------------------------------
     def add_listener(self, listener: ReservationListener) -> None:

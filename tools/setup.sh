@@ -26,7 +26,7 @@ install_missing() {
     fi
 }
 
-install_missing mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 ethtool python3-venv
+install_missing mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 ethtool python3-venv prometheus
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)

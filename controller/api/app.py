@@ -1,8 +1,8 @@
 """``create_app``: the FastAPI application serving REST API v1 for a ``ControllerService``.
 
-It holds the service and the rate limiter in ``app.state``, wraps everything in the body limit
-(outermost: it also counts answers by status for ``/metrics``), installs the error handlers and
-includes one router per resource. See docs/rest-api.md for the routes.
+It holds the service and the rate limiter in ``app.state``, wraps everything in the HTTP metrics
+(outermost: answers by route, method and status for ``/metrics``) and the body limit, installs the
+error handlers and includes one router per resource. See docs/rest-api.md for the routes.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the real types
@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from controller.api.guards import BodyLimitMiddleware, RateLimiter
 from controller.api.handlers import install_handlers
+from controller.api.http_metrics import HttpMetricsMiddleware
 from controller.api.routers import batch, events, network, paths, reservations, status, tenants
 from controller.service import ControllerService
 
@@ -28,7 +29,8 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
                   description="Deterministic wide-area networking: tenants, reservations, schedule.")
     app.state.service = service
     app.state.limiter = RateLimiter(rate_limit_per_s, rate_limit_burst)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, on_status=service.metrics.http_answer)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware, record=service.metrics.http_answer)   # outermost: sees the 413s
     install_handlers(app)
     routers = [module.router for module in (status, network, tenants, reservations, batch, paths, events)]
     for router in routers:

@@ -1,0 +1,197 @@
+"""A real Prometheus server scrapes a live controller; the tests ask it questions in PromQL.
+
+The server is Debian's ``prometheus`` package (``make setup`` installs it): each test starts the
+binary on a free loopback port with a temporary configuration (one job scraping the controller
+every 250 ms) and a temporary storage directory, and always stops it (fixture finalizer, on failure
+too). The controller is the real REST app under uvicorn (``apihelpers.serve``). What is checked is
+what an operator's Prometheus sees: the target is up and scraped without error (``up``,
+``scrape_samples_scraped``, ``/api/v1/targets`` ``lastError``, no scrape warning in the server's
+log), a reservation made through the API shows in ``detnet_reservations``, and a link reported
+down through ``ControllerService.link_down`` -- the entry point the OpenFlow shim calls on a port
+status or an LLDP timeout (``controller.ofshim._link_worker``) -- shows in ``detnet_link_up`` and
+in the reroute counter.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from apihelpers import serve
+from controller.api import create_app
+from controller.service import ControllerService
+from topologies.model import Topology
+
+PROMETHEUS = shutil.which("prometheus")
+pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="the prometheus server is not installed (make setup)")
+
+ADMIN = "prometheus-test-admin"
+AH = {"Authorization": f"Bearer {ADMIN}"}
+SCRAPE_INTERVAL = "250ms"
+CONFIG = """\
+global:
+  scrape_interval: {interval}
+  scrape_timeout: {interval}
+scrape_configs:
+  - job_name: detnet
+    static_configs:
+      - targets: ["{target}"]
+"""
+
+
+def square() -> Topology:
+    """A to C by B (short) or by D (long): cutting A-B moves an A-to-C reservation to A-D-C."""
+    t = Topology("square")
+    for n in "ABCD":
+        t.add_node(n)
+    for a, b, km in (("A", "B", 100), ("B", "C", 100), ("A", "D", 300), ("D", "C", 300)):
+        t.add_link(a, b, km, capacity_bps=10**9)
+    return t
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Prom:
+    """A running Prometheus: ``query`` (instant PromQL), ``value``, ``eventually``, ``targets``."""
+
+    def __init__(self, url: str, log_path):
+        self.url, self.log_path = url, log_path
+
+    def query(self, expr: str) -> list[dict]:
+        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "success", (expr, r.text)
+        return body["data"]["result"]
+
+    def value(self, expr: str) -> float | None:
+        """The value of an expression with at most one series (None when it has none)."""
+        result = self.query(expr)
+        assert len(result) <= 1, (expr, result)
+        return float(result[0]["value"][1]) if result else None
+
+    def eventually(self, expr: str, expected: float, timeout: float = 20.0) -> None:
+        """Wait until ``expr`` has the value ``expected`` (new scrapes every 250 ms)."""
+        deadline, got = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            got = self.value(expr)
+            if got == expected:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{expr} = {got} after {timeout} s, expected {expected}")
+
+    def targets(self) -> list[dict]:
+        return httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def controller(tmp_path):
+    service = ControllerService(square(), db_path=str(tmp_path / "state.db"), admin_token=ADMIN,
+                                store_synchronous="OFF")
+    try:
+        with serve(create_app(service), log_level="warning") as (host, port):
+            yield service, f"http://{host}:{port}"
+    finally:
+        service.close()
+
+
+@pytest.fixture
+def prometheus(controller, tmp_path):
+    _, url = controller
+    config = tmp_path / "prometheus.yml"
+    config.write_text(CONFIG.format(interval=SCRAPE_INTERVAL, target=url.removeprefix("http://")))
+    log_path = tmp_path / "prometheus.log"
+    for _attempt in range(3):       # the free port may be taken between its probe and the server's bind
+        port = free_port()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                     f"--web.listen-address=127.0.0.1:{port}", "--log.level=info"],
+                                    stdout=log, stderr=subprocess.STDOUT)
+        try:
+            prom = Prom(f"http://127.0.0.1:{port}", log_path)
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{prom.url}/-/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            if proc.poll() is None and time.monotonic() < deadline:
+                yield prom
+                return
+            if "address already in use" not in prom.log():
+                raise AssertionError(f"prometheus did not start:\n{prom.log()[-3000:]}")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    raise AssertionError(f"prometheus found no free port:\n{log_path.read_text()[-2000:]}")
+
+
+def test_reservation_shows_in_prometheus_and_scrapes_have_no_errors(controller, prometheus):
+    _, url = controller
+    tenant = httpx.post(f"{url}/v1/tenants", json={"name": "blue"}, headers=AH).json()["id"]
+    prometheus.eventually(f'detnet_reservations{{tenant="{tenant}"}}', 0)
+    r = httpx.post(f"{url}/v1/reservations", headers=AH, json={
+        "tenant": tenant, "src": "A", "dst": "C", "bandwidth_bps": 10**8, "max_latency_ns": 50_000_000})
+    assert r.status_code == 201, r.text
+    prometheus.eventually(f'detnet_reservations{{tenant="{tenant}"}}', 1)
+    prometheus.eventually(f'detnet_admissions_total{{tenant="{tenant}"}}', 1)
+    prometheus.eventually('detnet_http_requests_total{route="/v1/reservations",method="POST",code="201"}', 1)
+    assert prometheus.value(f'detnet_tenant_reserved_bps{{tenant="{tenant}"}}') >= 10**8
+    # the shares the dashboard shows: only the links of the path carry the reservation
+    loaded = {s["metric"]["link"] for s in prometheus.query("detnet_link_reserved_share > 0")}
+    assert loaded == {"A-B", "B-C"}
+
+    assert prometheus.value('up{job="detnet"}') == 1
+    scraped = prometheus.value('scrape_samples_scraped{job="detnet"}')
+    assert scraped > 50
+    assert scraped >= prometheus.value('count({job="detnet", __name__=~"detnet_.*"})')
+    assert prometheus.value('detnet_build_info{job="detnet"}') == 1
+    [target] = prometheus.targets()
+    assert target["health"] == "up" and target["lastError"] == "", target
+    assert target["labels"]["job"] == "detnet"
+    warnings = [line for line in prometheus.log().splitlines()
+                if "scrape" in line and ("level=warn" in line or "level=error" in line)]
+    assert warnings == []
+
+
+def test_link_cut_shows_in_link_up_and_reroute_counter(controller, prometheus):
+    service, url = controller
+    tenant = httpx.post(f"{url}/v1/tenants", json={"name": "blue"}, headers=AH).json()["id"]
+    r = httpx.post(f"{url}/v1/reservations", headers=AH, json={
+        "tenant": tenant, "src": "A", "dst": "C", "bandwidth_bps": 10**8, "max_latency_ns": 50_000_000})
+    assert r.status_code == 201 and r.json()["path"] == ["A", "B", "C"], r.text
+    prometheus.eventually('detnet_link_up{link="A-B"}', 1)
+    prometheus.eventually("detnet_reservations_rerouted_total", 0)
+
+    service.link_down("A", "B")        # what the OpenFlow shim calls when a port of A-B goes down
+    prometheus.eventually('detnet_link_up{link="A-B"}', 0)
+    prometheus.eventually("detnet_reservations_rerouted_total", 1)
+    assert prometheus.value("detnet_link_down_events_total") == 1
+    assert prometheus.value("detnet_reservations_down") == 0
+    assert prometheus.value("sum(detnet_link_up)") == 3          # the other three links stay up
+    loaded = {s["metric"]["link"] for s in prometheus.query("detnet_link_reserved_share > 0")}
+    assert loaded == {"A-D", "D-C"}
+
+    service.link_up("A", "B")
+    prometheus.eventually('detnet_link_up{link="A-B"}', 1)
+    prometheus.eventually("detnet_link_up_events_total", 1)
+    # the dip is in the stored series: up, down, up again
+    assert prometheus.value('changes(detnet_link_up{link="A-B"}[5m])') == 2
+    assert prometheus.value('min_over_time(detnet_link_up{link="A-B"}[5m])') == 0
