@@ -6,7 +6,11 @@ with uvicorn in a thread. SIGINT/SIGTERM stop everything within about a second: 
 told to exit, switch connections are closed, the store is closed, then the process exits (os-ken's
 native-thread hub has no way to stop its listener thread, so the last step is ``os._exit``).
 
-Logging: one line per event, ``TIME LEVEL LOGGER: message``, on stderr.
+Logging: one line per event on stderr, in the format of ``--log-format`` (``controller.logfmt``):
+``text``, ``TIME LEVEL LOGGER: message``, or ``json``, one JSON object per line with the same message
+and the event's structured fields (the audit events with their sequence numbers). With ``json`` a
+generated admin token is never written to stderr: it goes to ``DB.admin-token`` (mode 0600) and the
+log says where.
 
 os-ken (and ``controller.ofshim``, which imports it) is imported in ``Controller.start`` only:
 it is heavy, and only the shim and this launcher may import it.
@@ -14,12 +18,14 @@ it is heavy, and only the shim and this launcher may import it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ from typing import Any
 
 import uvicorn
 
+from controller import logfmt
 from controller.api import create_app, server_config
 from controller.config import ConfigError, ControllerConfig, load_config
 from controller.service import ControllerService
@@ -38,7 +45,7 @@ from topologies.machine import qdisc_works
 from topologies.model import Topology, TopologyError
 
 LOG = logging.getLogger("detnet.launcher")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = logfmt.TEXT_FORMAT
 
 #: keys of the config file's [openflow] section
 OPENFLOW_KEYS = {"of_host", "of_port", "link_scale", "lldp_interval", "barrier_timeout", "reserved_queue"}
@@ -66,6 +73,8 @@ class LaunchOptions:
     api_port: int | None = None
     link_scale: float | None = None
     log_level: str | None = None
+    #: ``text`` (default) or ``json`` (``controller.logfmt.FORMATS``)
+    log_format: str | None = None
     lldp_interval: float | None = None
     #: True: start even if the database was written for another topology (``--allow-topology-change``)
     allow_topology_change: bool | None = None
@@ -88,6 +97,7 @@ class Resolved:
     barrier_timeout: float
     reserved_queue: int | None
     log_level: str
+    log_format: str = "text"
 
 
 def _num(section: dict[str, Any], key: str, kind: type, default: Any) -> Any:
@@ -147,6 +157,9 @@ def resolve(opts: LaunchOptions) -> Resolved:
     level = str(cfg.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise LaunchError(f"log level {cfg.log_level!r}: use debug, info, warning or error")
+    log_format = opts.log_format or "text"
+    if log_format not in logfmt.FORMATS:
+        raise LaunchError(f"log format {log_format!r}: use {' or '.join(logfmt.FORMATS)}")
 
     try:
         topology = load_topology(topo_name)
@@ -170,7 +183,7 @@ def resolve(opts: LaunchOptions) -> Resolved:
             raise LaunchError(f"{cfg.hosts}: bad host plan: {e}") from None
     check_database_topology(cfg.db_path, topology, allow=cfg.allow_topology_change)
     return Resolved(cfg, topology, plan, of_host, of_port, cfg.listen_host, cfg.listen_port, link_scale, lldp,
-                    barrier, queue, level)
+                    barrier, queue, level, log_format)
 
 
 def _check_db_folder(db_path: str) -> None:
@@ -209,18 +222,36 @@ def check_database_topology(db_path: str, topology: Topology, *, allow: bool) ->
                       "(allow_topology_change = true in the config) to list those that no longer fit as unrestored")
 
 
-def setup_logging(level: str) -> None:
-    """One format for every logger; os-ken's own chatter only at debug level."""
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """One format (``text`` or ``json``) for every logger; os-ken's own chatter only at debug level."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root.addHandler(handler)
+    root.addHandler(logfmt.handler(fmt))
+    logging.captureWarnings(True)       # Python's warnings as records too: every stderr line in one format
     root.setLevel(level)
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in ("os_ken", "uvicorn.access", "httpx"):
         logging.getLogger(name).setLevel(quiet if name != "uvicorn.access" else max(quiet, logging.INFO))
+
+
+def file_announce(db_path: str) -> Any:
+    """How ``--log-format json`` shows a generated admin token: never on stderr (a log collector
+    would keep it) but in ``DB.admin-token``, mode 0600, created anew (a temporary file for an
+    in-memory database); the log says where."""
+    def announce(token: str) -> None:
+        if db_path == ":memory:":
+            fd, name = tempfile.mkstemp(prefix="detnet-admin-token-")
+        else:
+            name = str(Path(db_path).expanduser()) + ".admin-token"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        LOG.warning("generated admin token written to %s (mode 0600; set DNCTL_ADMIN_TOKEN to choose your own)",
+                    name, extra={"fields": {"admin_token_file": name}})
+    return announce
 
 
 def _check_port_free(host: str, port: int, what: str) -> None:
@@ -260,7 +291,8 @@ class Controller:
         _check_port_free(r.of_host, r.of_port, "OpenFlow")
         _check_port_free(r.api_host, r.api_port, "the REST API")
         try:
-            self.service = ControllerService.from_config(r.config, r.topology, r.plan)
+            kw = {"announce": file_announce(r.config.db_path)} if r.log_format == "json" else {}
+            self.service = ControllerService.from_config(r.config, r.topology, r.plan, **kw)
         except Exception as e:  # noqa: BLE001 - store/db problems are one line
             raise LaunchError(f"cannot start the controller service: {e}", 1) from None
 
@@ -333,7 +365,7 @@ def run(opts: LaunchOptions) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     r = resolve(opts)
-    setup_logging(r.log_level)
+    setup_logging(r.log_level, r.log_format)
     ctl = Controller(r)
     try:
         ctl.start()

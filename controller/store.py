@@ -11,6 +11,10 @@ reservation and its audit entry) uses ``with store.transaction() as tx:`` and th
 Tokens never reach this module in clear: tenants carry only the sha256 of their token, and audit
 entries pass through :func:`redact`, which drops any key that looks like a credential.
 
+Each audit entry is also logged once its transaction has committed (logger ``detnet.audit``, level
+INFO, message ``audit SEQ: ACTOR ACTION STATUS``, the redacted entry as ``extra={"fields": ...}``
+for ``--log-format json``); a rolled-back transaction logs nothing.
+
 Two things make a restart safe beyond the rows themselves:
 
 - ``reservation_ids``, the ledger of every reservation id ever saved (rows are deleted, ledger
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -37,6 +42,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from controller.core.model import Reservation, Tenant
+
+AUDIT_LOG = logging.getLogger("detnet.audit")
 
 #: Version of the schema below; bump it and add a migration when a table changes.
 #: 2: ``reservation_ids`` (the ledger of ids ever used).
@@ -171,6 +178,8 @@ class Tx:
 
     def __init__(self, cur: sqlite3.Cursor):
         self._cur = cur
+        #: the audit entries this transaction appended, logged once it commits
+        self.audited: list[AuditEntry] = []
 
     # tenants -------------------------------------------------------------------
     def save_tenant(self, tenant: Tenant, token_hash: str | None = None) -> None:
@@ -210,10 +219,14 @@ class Tx:
     def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
                      status: str = "ok", tenant: int | None = None) -> int:
         """Append one audit entry (credentials redacted); returns its sequence number."""
+        ts = time.time()
         cur = self._cur.execute(
             "INSERT INTO audit (ts, actor, tenant, action, request, outcome, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), actor, tenant, action, _dumps(request), _dumps(outcome), status))
-        return int(cur.lastrowid or 0)
+            (ts, actor, tenant, action, _dumps(request), _dumps(outcome), status))
+        seq = int(cur.lastrowid or 0)
+        if AUDIT_LOG.isEnabledFor(logging.INFO):
+            self.audited.append(AuditEntry(seq, ts, actor, tenant, action, redact(request), redact(outcome), status))
+        return seq
 
     # settings ------------------------------------------------------------------------
     def set_setting(self, key: str, value: str) -> None:
@@ -286,13 +299,17 @@ class Store:
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
+            tx = Tx(cur)
             try:
-                yield Tx(cur)
+                yield tx
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             else:
                 cur.execute("COMMIT")
+                for e in tx.audited:        # under the lock: logged in sequence order
+                    AUDIT_LOG.info("audit %d: %s %s %s%s", e.seq, e.actor, e.action, e.status,
+                                   "" if e.tenant is None else f" (tenant {e.tenant})", extra={"fields": e.to_dict()})
             finally:
                 cur.close()
 

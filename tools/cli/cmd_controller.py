@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lldp-interval", type=float, metavar="S", help="seconds between LLDP probes (default 2)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], type=str.lower,
                    help="log level (default info)")
+    p.add_argument("--log-format", choices=["text", "json"], type=str.lower,
+                   help="stderr log lines: text (default, 'TIME LEVEL LOGGER: message') or json (one "
+                        "object per line: time, level, logger, message and the event's fields, e.g. the "
+                        "audit events with their sequence numbers; a generated admin token then goes to "
+                        "DB.admin-token, mode 0600, never to the log)")
     p.add_argument("--allow-topology-change", action="store_true", default=None,
                    help="start even if the database's reservations were placed on another topology "
                         "(those that no longer fit are then listed as unrestored)")
@@ -49,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     opts = LaunchOptions(topology=args.topology, hosts=args.hosts, config=args.config, db=args.db,
                          of_host=args.of_host, of_port=args.of_port, api_host=args.api_host,
                          api_port=args.api_port, link_scale=args.link_scale, log_level=args.log_level,
+                         log_format=args.log_format,
                          lldp_interval=args.lldp_interval, allow_topology_change=args.allow_topology_change)
     try:
         return run(opts)
