@@ -7,9 +7,12 @@ message as the text line), then the structured fields of the event where the cod
 ``tenant``, ``request``, ``outcome``; see ``controller.store``), and ``exception`` with the
 traceback text when there is one. A field never replaces one of the four keys above.
 
-Tokens: the code never logs one (the store redacts credential-like keys before anything is
-written or logged); the JSON formatter applies the same redaction to the fields again, so a field
-named like a credential (``token``, ``authorization``, ...) is ``"<redacted>"`` whatever its origin.
+Tokens: the code never logs one (the store redacts credential-like keys at every depth before an
+audit entry is written or logged); the JSON formatter also writes ``"<redacted>"`` for any field
+named like a credential (``token``, ``authorization``, ...; ``controller.store.SECRET_KEYS``),
+whatever its origin. It checks the top-level field names only: walking every nested value again
+would nearly double the cost of a line (an admission's audit event: about 60 us instead of 33
+to format, against 6-12 us for the text line, on a loaded 2-core host).
 
 Standard ``logging`` only: ``JsonFormatter`` is a ``logging.Formatter``; ``handler(fmt)`` gives
 the stderr handler the launcher installs on the root logger.
@@ -23,7 +26,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from controller.store import redact
+from controller.store import SECRET_KEYS
 
 __all__ = ["FORMATS", "TEXT_FORMAT", "JsonFormatter", "formatter", "handler"]
 
@@ -49,9 +52,10 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            for key, value in redact(fields).items():
+            for key, value in fields.items():
+                key = str(key)
                 if key not in _CORE_KEYS:
-                    doc[str(key)] = value
+                    doc[key] = "<redacted>" if key.lower() in SECRET_KEYS else value
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
