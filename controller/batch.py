@@ -77,7 +77,7 @@ def reserve_batch(desk: ReservationDesk, principal: Principal, bodies: list[Any]
             traffic.setdefault(_traffic_key(other.tenant, other.src, other.dst, other.match), other.id)
         try:
             for i, req in enumerate(reqs):
-                result = req if isinstance(req, Rejection) else _precheck(desk, req, traffic)
+                result = req if isinstance(req, Rejection) else _precheck(desk, desk.scoped(principal, req), traffic)
                 if not isinstance(result, Rejection):
                     result = desk._scheduler.admit(result)
                     if isinstance(result, Reservation):
@@ -132,12 +132,15 @@ def release_many(desk: ReservationDesk, principal: Principal, ids: list[str]) ->
     naming its index and nothing is deleted."""
     with desk._lock:
         seen: set[str] = set()
+        keys: list[str] = []                # the stored ids, in the order given
         active: list[Reservation] = []
         orphans: list[Reservation] = []
         for i, rid in enumerate(ids):
             if rid in seen:
                 raise BatchMemberError(i, Invalid("ids", f"id {rid} is given twice"))
             seen.add(rid)
+            given, rid = rid, desk.key_for(principal, rid)
+            keys.append(rid)
             res = desk._owned(principal, rid)
             if res is not None:
                 active.append(res)
@@ -146,7 +149,7 @@ def release_many(desk: ReservationDesk, principal: Principal, ids: list[str]) ->
             if orphan is not None and (principal.is_admin or orphan.tenant == principal.tenant):
                 orphans.append(orphan)
                 continue
-            err = NotFound(f"no reservation {rid}")
+            err = NotFound(f"no reservation {given}")
             audit.refusal(desk._store, principal, "release_many", {"ids": ids[:100], "index": i}, err,
                           principal.tenant)
             raise BatchMemberError(i, err)
@@ -167,7 +170,7 @@ def release_many(desk: ReservationDesk, principal: Principal, ids: list[str]) ->
         desk._metrics.released(res.tenant)
     desk._notifier.flush()
     by_id = {r.id: r for r in released + [detached(o) for o in orphans]}
-    return [by_id[rid] for rid in ids]
+    return [by_id[rid] for rid in keys]
 
 
 def _traffic_key(tenant: int, src: str, dst: str, match: dict[str, Any] | None) -> tuple:

@@ -12,8 +12,12 @@ is gone, the slots conflict, or the frames would now miss their slots because pr
 processing changed). Both are listed, readable and deletable, and keep their ids until deleted.
 
 Ids are never reused: the store's ledger of every id ever saved is handed to the scheduler at
-start. The cycle is settled (shrunk to the hyperperiod of what is left) after every release, so
-it depends only on the current reservations and a restart gives back the same cycle.
+start. An id leaks nothing across tenants: an id a tenant chooses is scoped to that tenant. When
+another tenant holds it, the reservation is kept under ``ID@TENANT`` (``scoped``); the tenant
+sees and names it ``ID`` (``key_for`` on the way in, ``controller.views.tenant_view`` on the way
+out), the admin sees ``ID@TENANT``. So a tenant's answers never depend on other tenants' ids.
+The cycle is settled (shrunk to the hyperperiod of what is left) after every release, so it
+depends only on the current reservations and a restart gives back the same cycle.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from controller.failover import Failover
 from controller.metrics import Metrics
 from controller.notify import Notifier
 from controller.store import Store, TopologyIdentity
-from controller.views import detached
+from controller.views import detached, shown_id
 
 log = logging.getLogger("detnet.controller")
 
@@ -101,6 +105,38 @@ class ReservationDesk:
         with self._lock:
             return [detached(r) for r in self._unrestored.values()]
 
+    # ----- ids: scoped per tenant -------------------------------------------------------------
+    def _held(self, rid: str) -> Reservation | None:
+        """The reservation (on the network, down or unrestored) stored under ``rid``."""
+        return (self._scheduler.reservations.get(rid) or self._failover.down_reservation(rid)
+                or self._unrestored.get(rid))
+
+    def key_for(self, principal: Principal, rid: str) -> str:
+        """The stored id of the reservation ``principal`` names ``rid``: for a tenant, its own
+        ``rid@tenant`` when it holds one, else ``rid`` (whose owner the caller still checks)."""
+        if principal.is_admin or not isinstance(rid, str) or "@" in rid:
+            return rid
+        with self._lock:
+            own = f"{rid}@{principal.tenant}"
+            held = self._held(own)
+            return own if held is not None and held.tenant == principal.tenant else rid
+
+    def scoped(self, principal: Principal, req: Request | Rejection) -> Request | Rejection:
+        """The request with the id it will be stored under (caller holds the lock): ``ID@TENANT``
+        when the tenant already holds that (then the scheduler answers ``exists``, as for its own
+        plain ``ID``) or when a tenant token chose an ``ID`` another tenant holds; else as given.
+        The admin's ids are not qualified (the admin sees every id; one another tenant holds is
+        ``exists``)."""
+        if not isinstance(req, Request) or req.id is None:
+            return req
+        own = f"{req.id}@{req.tenant}"
+        if self._held(own) is not None:
+            return replace(req, id=own)
+        other = self._held(req.id)
+        if other is not None and other.tenant != req.tenant and not principal.is_admin:
+            return replace(req, id=own)
+        return req
+
     # ----- requests ---------------------------------------------------------------------------
     @staticmethod
     def request_for(principal: Principal, body: Any, *, tenant_optional: bool) -> Request | Rejection:
@@ -118,6 +154,8 @@ class ReservationDesk:
             raise Forbidden("a tenant token may only act for its own tenant")
         if body.get("tenant") is None:
             body.pop("tenant", None)
+        if isinstance(body.get("id"), str) and "@" in body["id"]:     # the controller's qualifier only
+            return Rejection("invalid:id", "must be 1-64 characters of letters, digits, '-', '_' or '.'")
         try:
             return Request.from_dict(body)
         except InvalidRequest as e:
@@ -136,6 +174,7 @@ class ReservationDesk:
         tenant_of_entry = (req.tenant if isinstance(req, Request)
                            else given if isinstance(given, int) and not isinstance(given, bool) else principal.tenant)
         with self._lock:
+            req = self.scoped(principal, req)
             if isinstance(req, Request) and req.id is not None and self._failover.down_reservation(req.id) is not None:
                 req = Rejection("exists", f"id {req.id} belongs to a reservation that is down after a failure; "
                                           "delete it first")
@@ -195,6 +234,7 @@ class ReservationDesk:
         """Delete a reservation (store first, then the slots); NotFound if absent or not the caller's."""
         request = {"id": reservation_id}
         with self._lock:
+            given, reservation_id = reservation_id, self.key_for(principal, reservation_id)
             res = self._owned(principal, reservation_id)
             if res is None:
                 orphan = self._unrestored.get(reservation_id) or self._failover.down_reservation(reservation_id)
@@ -206,7 +246,7 @@ class ReservationDesk:
                     self._unrestored.pop(reservation_id, None)
                     self._failover.forget_down(reservation_id)
                     return orphan
-                err = NotFound(f"no reservation {reservation_id}")
+                err = NotFound(f"no reservation {given}")
                 audit.refusal(self._store, principal, "release", request, err, principal.tenant)
                 raise err
             with self._store.transaction() as tx:
@@ -222,13 +262,14 @@ class ReservationDesk:
 
     def get(self, principal: Principal, reservation_id: str) -> Reservation:
         with self._lock:
+            given, reservation_id = reservation_id, self.key_for(principal, reservation_id)
             res = self._owned(principal, reservation_id)
             if res is None:
                 res = self._failover.down_reservation(reservation_id) or self._unrestored.get(reservation_id)
                 if res is not None and not (principal.is_admin or res.tenant == principal.tenant):
                     res = None
             if res is None:
-                raise NotFound(f"no reservation {reservation_id}")
+                raise NotFound(f"no reservation {given}")
             return detached(res)
 
     def list(self, principal: Principal, tenant: int | None = None) -> list[Reservation]:
@@ -242,7 +283,7 @@ class ReservationDesk:
                      list(self._scheduler.reservations.values()) + self._failover.down_reservations()
                      + list(self._unrestored.values())
                      if tenant is None or r.tenant == tenant]
-        return sorted(items, key=lambda r: r.id)
+        return sorted(items, key=lambda r: shown_id(principal, r.id))
 
     def what_if(self, principal: Principal, params: dict[str, Any]) -> Reservation | Rejection:
         """What admission would answer now, reserving nothing.
@@ -255,6 +296,7 @@ class ReservationDesk:
         if isinstance(req, Rejection):
             return req
         with self._lock:
+            req = self.scoped(principal, req)
             if principal.is_admin and params.get("tenant") is None:
                 return self._scheduler.evaluate(replace(req, tenant=1), network_only=True)
             return self._scheduler.evaluate(req)
@@ -304,6 +346,7 @@ class ReservationDesk:
         t0 = time.perf_counter()
         request = {"id": reservation_id, **(patch if isinstance(patch, dict) else {})}
         with self._lock:
+            given, reservation_id = reservation_id, self.key_for(principal, reservation_id)
             old_live = self._owned(principal, reservation_id)
             if old_live is None:
                 orphan = self._unrestored.get(reservation_id) or self._failover.down_reservation(reservation_id)
@@ -315,7 +358,7 @@ class ReservationDesk:
                                              {"reason": result.reason, "detail": result.detail},
                                              audit.rejection_status(result), orphan.tenant)
                     return result
-                err = NotFound(f"no reservation {reservation_id}")
+                err = NotFound(f"no reservation {given}")
                 audit.refusal(self._store, principal, "modify", request, err, principal.tenant)
                 raise err
             old = detached(old_live)
@@ -410,6 +453,10 @@ class ReservationDesk:
         first page to the last is seen exactly once, whatever is added or deleted meanwhile."""
         if not principal.is_admin:
             tenant = principal.tenant
+
+        def key(r: Reservation) -> str:         # pages by the ids the caller sees (a tenant's own form)
+            return shown_id(principal, r.id)
+
         with self._lock:
             pool = (list(self._scheduler.reservations.values()) + self._failover.down_reservations()
                     + list(self._unrestored.values()))
@@ -417,9 +464,9 @@ class ReservationDesk:
                              if (tenant is None or r.tenant == tenant) and (src is None or r.src == src)
                              and (dst is None or r.dst == dst)
                              and (status is None or (r.status or "active") == status)
-                             and (after is None or r.id > after)), key=lambda r: r.id)
+                             and (after is None or key(r) > after)), key=key)
             more = limit is not None and len(chosen) > limit
             if limit is not None:
                 chosen = chosen[:limit]
             page = [detached(r) for r in chosen]
-        return page, (page[-1].id if more and page else None)
+        return page, (key(page[-1]) if more and page else None)

@@ -54,7 +54,7 @@ from controller.reservations import ReservationDesk
 from controller.seams import Link, ReservationListener
 from controller.store import Store
 from controller.tenancy import MAX_TENANT_ID, TenantDesk
-from controller.views import detached, health_view, schedule_view, topology_view
+from controller.views import detached, health_view, schedule_view, tenant_view, topology_view
 from topologies.hosts import HostPlan
 from topologies.loaders import suggestion
 from topologies.model import Topology
@@ -172,30 +172,31 @@ class ControllerService:
 
         A node name the topology lacks is refused naming the one probably meant ("did you mean
         'Beijing'?"). Whether the admitted reservation installs anything on the switches is
-        ``install_warnings``' question.
+        ``install_warnings``' question. Ids in every answer are as the caller sees them (a tenant:
+        as it chose them, ``controller.views.tenant_view``), here and in each method below.
         """
-        return self._hinted(self._desk.reserve(principal, body), body)
+        return tenant_view(principal, self._hinted(self._desk.reserve(principal, body), body))
 
     def release(self, principal: Principal, reservation_id: str) -> Reservation:
         """Delete a reservation (store first, then the slots); NotFound if absent or not the caller's."""
-        return self._desk.release(principal, reservation_id)
+        return tenant_view(principal, self._desk.release(principal, reservation_id))
 
     def get_reservation(self, principal: Principal, reservation_id: str) -> Reservation:
-        return self._desk.get(principal, reservation_id)
+        return tenant_view(principal, self._desk.get(principal, reservation_id))
 
     def modify_reservation(self, principal: Principal, reservation_id: str,
                            patch: dict[str, Any]) -> Reservation | Rejection:
         """PATCH a reservation (rate, max latency/jitter, match, protection), same id; a refusal
         changes nothing; on success the listeners reprogram it make-before-break (see
         ``ReservationDesk.modify``)."""
-        return self._desk.modify(principal, reservation_id, patch)
+        return tenant_view(principal, self._desk.modify(principal, reservation_id, patch))
 
     def list_reservations(self, principal: Principal, tenant: int | None = None) -> list[Reservation]:
         """The caller's reservations (admin: all, or one tenant's), ordered by id. A tenant naming
         another tenant is Forbidden, as everywhere else (not an empty list)."""
         if not principal.is_admin and tenant is not None and tenant != principal.tenant:
             raise Forbidden("a tenant token may only list its own reservations")
-        return self._desk.list(principal, tenant)
+        return tenant_view(principal, self._desk.list(principal, tenant))
 
     def list_reservations_page(self, principal: Principal, *, tenant: int | None = None,
                                after: str | None = None, limit: int | None = None,
@@ -204,7 +205,8 @@ class ControllerService:
         ``after``; at most ``limit``) and the id to continue after (None: the last page)."""
         if not principal.is_admin and tenant is not None and tenant != principal.tenant:
             raise Forbidden("a tenant token may only list its own reservations")
-        return self._desk.list_page(principal, tenant=tenant, after=after, limit=limit, **filters)
+        page, last = self._desk.list_page(principal, tenant=tenant, after=after, limit=limit, **filters)
+        return tenant_view(principal, page), last
 
     def what_if(self, principal: Principal, params: dict[str, Any]) -> Reservation | Rejection:
         """What ``reserve`` would answer now for the same body, reserving nothing.
@@ -221,20 +223,21 @@ class ControllerService:
             return self._hinted(req, params)
         network_only = principal.is_admin and params.get("tenant") is None
         with self._lock:
+            req = self._desk.scoped(principal, req)
             # these mirror ReservationDesk.reserve (one precheck shared by the desk's reserve and
             # what_if would keep them in step by construction: reservations.py is the place)
             if req.id is not None and self._failover.down_reservation(req.id) is not None:
-                return Rejection("exists", f"id {req.id} belongs to a reservation that is down after a failure; "
-                                           "delete it first")
+                return Rejection("exists", f"id {params['id']} belongs to a reservation that is down after a "
+                                           "failure; delete it first")
             if req.id is not None and req.id in self._desk.unrestored_ids():
-                return Rejection("exists", f"id {req.id} belongs to a stored reservation that could not be "
+                return Rejection("exists", f"id {params['id']} belongs to a stored reservation that could not be "
                                            "restored; delete it first")
             verdict = self._desk.what_if(principal, params)
             if isinstance(verdict, Reservation) and not network_only:
                 overlap = self._desk._same_traffic(req)   # the desk's own check, as reserve makes it
                 if overlap is not None:
-                    return overlap
-        return self._hinted(verdict, params)
+                    return tenant_view(principal, overlap)
+        return tenant_view(principal, self._hinted(verdict, params))
 
     def install_warnings(self, res: Reservation) -> list[dict[str, str]]:
         """Why a reservation would install nothing on the switches (empty: it installs its entries).
@@ -297,11 +300,13 @@ class ControllerService:
         out.rejected = [(i, self._hinted(rej, bodies[i])) for i, rej in out.rejected]
         if out.blocked is not None:
             out.blocked = (out.blocked[0], self._hinted(out.blocked[1], bodies[out.blocked[0]]))
+        out.admitted, out.rejected = tenant_view(principal, out.admitted), tenant_view(principal, out.rejected)
+        out.blocked = tenant_view(principal, out.blocked)
         return out
 
     def release_many(self, principal: Principal, ids: list[str]) -> list[Reservation]:
         """Delete many reservations all or none (``controller.batch.release_many``)."""
-        return batch.release_many(self._desk, principal, ids)
+        return tenant_view(principal, batch.release_many(self._desk, principal, ids))
 
     def unrestored(self) -> list[Reservation]:
         """Stored reservations that could not be put back on their slots at start-up."""
@@ -332,7 +337,7 @@ class ControllerService:
     def events(self, principal: Principal, since: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         """Audit entries after ``since`` (admin: all; a tenant: those about itself)."""
         tenant = None if principal.is_admin else principal.tenant
-        return [e.to_dict() for e in self.store.list_audit(since, tenant=tenant, limit=limit)]
+        return tenant_view(principal, [e.to_dict() for e in self.store.list_audit(since, tenant=tenant, limit=limit)])
 
     def health(self) -> dict[str, Any]:
         unrestored = len(self._desk.unrestored_ids())

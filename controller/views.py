@@ -1,14 +1,15 @@
 """What the service hands out: detached copies of reservations and the read-only documents
-(the Schedule JSON contract, the topology with hosts and link state, ``/healthz``). Pure: data
-in, data out.
+(the Schedule JSON contract, the topology with hosts and link state, ``/healthz``), and ids as a
+tenant sees them (``shown_id``, ``tenant_view``). Pure: data in, data out.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from controller.auth import Principal
-from controller.core.model import Reservation
+from controller.core.model import Rejection, Reservation
 from controller.core.scheduler import Scheduler
 from schedules.schedule_json import schedule_to_dict
 from topologies.hosts import HostPlan
@@ -20,11 +21,49 @@ def detached(res: Reservation) -> Reservation:
     return Reservation.from_dict(res.to_dict())
 
 
+def shown_id(principal: Principal | None, rid: str) -> str:
+    """A reservation id as ``principal`` sees it: a tenant sees the ids it chose as it chose them
+    (``ID@TENANT``, the form an id it chose while another tenant held it is kept under, is shown
+    as ``ID``); the admin sees the ids as stored (``controller.reservations`` scopes ids)."""
+    if principal is None or principal.is_admin:
+        return rid
+    return rid.removesuffix(f"@{principal.tenant}")
+
+
+def tenant_view(principal: Principal | None, value: Any) -> Any:
+    """``value`` (a Reservation, Rejection, or JSON-like data) with every id in it as ``principal``
+    sees it (``shown_id``; in texts and reasons too, e.g. ``overlap:ID``). A tenant's answers
+    only hold its own reservations' ids, so stripping its own qualifier is the whole mapping."""
+    if principal is None or principal.is_admin:
+        return value
+    suffix = re.compile(rf"(?<=[A-Za-z0-9._-])@{principal.tenant}(?![0-9])")
+
+    def strip(v: Any) -> Any:
+        if isinstance(v, str):
+            return suffix.sub("", v) if "@" in v else v
+        if isinstance(v, dict):
+            return {strip(k): strip(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(strip(x) for x in v)
+        if isinstance(v, Reservation):
+            if "@" not in v.id:
+                return v
+            copy = detached(v)
+            copy.id = shown_id(principal, v.id)
+            return copy
+        if isinstance(v, Rejection):
+            return Rejection(strip(v.reason), strip(v.detail))
+        return v
+
+    return strip(value)
+
+
 def schedule_view(scheduler: Scheduler, principal: Principal | None = None) -> dict[str, Any]:
     """The Schedule JSON contract; a tenant sees only its own reservations (the caller holds the lock)."""
     d = schedule_to_dict(scheduler)
     if principal is not None and not principal.is_admin:
-        d["reservations"] = [r for r in d["reservations"] if r.get("tenant") == principal.tenant]
+        d["reservations"] = tenant_view(principal, [r for r in d["reservations"]
+                                                    if r.get("tenant") == principal.tenant])
     return d
 
 

@@ -1,7 +1,7 @@
 """Value types of the scheduling core: requests, reservations, rejections, tenants.
 
 Pure data with validation; no networkx, no os-ken. ``Reservation.to_dict`` is exactly one entry
-of the Schedule JSON contract's ``reservations`` list (see shared DESIGN.md), plus extra fields.
+of the Schedule JSON contract's ``reservations`` list (``schedules/schedule_json.py``), plus extra fields.
 """
 
 from __future__ import annotations
@@ -163,8 +163,7 @@ class Request:
             raise InvalidRequest("bandwidth_bps", "above 10 Tb/s")
         if self.frame_bytes is not None and self.frame_bytes > 10**9:
             raise InvalidRequest("frame_bytes", "above 1 GB per period")
-        if self.id is not None and (not isinstance(self.id, str) or not 0 < len(self.id) <= 64
-                                    or not all(c.isalnum() or c in "-_." for c in self.id)):
+        if self.id is not None and not valid_id(self.id):
             raise InvalidRequest("id", "must be 1-64 characters of letters, digits, '-', '_' or '.'")
         if self.paths is not None:
             if (not isinstance(self.paths, list) or not self.paths
@@ -290,6 +289,19 @@ class Reservation:
             status=d.get("status"),
             status_reason=d.get("status_reason"),
         )
+
+
+def valid_id(rid: Any) -> bool:
+    """A reservation id: 1-64 letters, digits, ``-_.``, optionally followed by ``@<tenant>``, the
+    qualifier the controller adds to an id a tenant chose while another tenant held it (ids are
+    scoped per tenant: ``controller.reservations``). Clients may not send the qualified form (the
+    API refuses ``@``); the rule accepts it so that a stored qualified id is a valid request id."""
+    if not isinstance(rid, str):
+        return False
+    base, at, tenant = rid.partition("@")
+    return (0 < len(base) <= 64 and all(c.isalnum() or c in "-_." for c in base)
+            and (not at or (tenant.isdigit() and tenant.isascii() and not tenant.startswith("0")
+                            and len(tenant) <= 4)))
 
 
 @dataclass(frozen=True)
