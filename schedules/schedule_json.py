@@ -1,6 +1,6 @@
 """The Schedule JSON contract: export a Scheduler's state, validate and import it back.
 
-Shape (shared DESIGN.md, a **contract**: fields are only ever added)::
+Shape (the project's design contract, a **contract**: fields are only ever added)::
 
     {"version": 1, "cycle_ns": int, "slot_ns": int, "topology": str,
      "links": [{"src", "dst", "capacity_bps", "propagation_ns"}],      # every directed link

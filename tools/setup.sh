@@ -27,6 +27,7 @@ install_missing() {
 }
 
 install_missing mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 ethtool python3-venv prometheus
+install_missing jq curl     # the docs' examples pipe through them (tests/test_doc_examples.py)
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)

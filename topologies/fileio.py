@@ -21,7 +21,8 @@ from topologies.model import Topology, TopologyError
 
 __all__ = ["DEFAULT_ROUTE_FACTOR", "TopologyWarning", "load_warnings", "read_text", "warn"]
 
-#: Fibre length over great-circle distance used when a format gives only coordinates (FACTS.md: 1.2-1.5).
+#: Fibre length over great-circle distance used when a format gives only coordinates (fibre routes
+#: typically run 1.2-1.5x the great-circle distance; fntf40's factor is 1.3354: docs/topologies.md).
 DEFAULT_ROUTE_FACTOR = 1.34
 
 

@@ -1,7 +1,8 @@
 """Generate ``fntf40``: a plausible 40-city Chinese fibre backbone, deterministically.
 
-The real facility's link map is not public (see FACTS.md), so this builds a plausible one from the
-40 city centres in ``data/cities40.csv``, following the recipe in FACTS.md:
+The real facility's node list and link map are not public, so this builds a plausible one from the
+40 city centres in ``data/cities40.csv``, following the recipe of the project's reference facts
+(docs/topologies.md):
 
 1. **Planar mesh.** Project the cities onto a local equirectangular plane (x = R*lon*cos(mean lat),
    y = R*lat) and take the Delaunay triangulation by the empty-circumcircle test over every triple
