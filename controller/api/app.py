@@ -8,6 +8,7 @@ error handlers and includes one router per resource. See docs/rest-api.md for th
 # no `from __future__ import annotations`: FastAPI reads the real types
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
 from controller.api.guards import BodyLimitMiddleware, RateLimiter
@@ -18,6 +19,8 @@ from controller.service import ControllerService
 
 API_VERSION = "1"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: where /docs and /redoc load their JS, CSS and icon from
+DOCS_ASSETS = "/docs-assets"
 
 
 def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, rate_limit_burst: int = 100,
@@ -25,8 +28,12 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
     """The FastAPI application serving REST API v1 for ``service``."""
     # no trailing-slash redirects: they answered 307 with an empty body and a Location built from the
     # client's Host header, before authentication (e.g. /v1/reservations/ID/ -> /v1/reservations/ID)
-    app = FastAPI(title="detnet controller", version=API_VERSION, redirect_slashes=False,
-                  description="Deterministic wide-area networking: tenants, reservations, schedule.")
+    # /docs (Swagger UI) and /redoc work offline: their JS and CSS come from the fastapi-offline
+    # package, served under DOCS_ASSETS by the controller itself (no CDN); no token needed, as for
+    # /openapi.json; the validator badge, which would call validator.swagger.io, is off
+    app = FastAPIOffline(title="detnet controller", version=API_VERSION, redirect_slashes=False,
+                         description="Deterministic wide-area networking: tenants, reservations, schedule.",
+                         static_url=DOCS_ASSETS, swagger_ui_parameters={"validatorUrl": None})
     app.state.service = service
     app.state.limiter = RateLimiter(rate_limit_per_s, rate_limit_burst)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)

@@ -40,6 +40,7 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="one human-readable line")
     field: str | None = Field(None, description="the offending field (422)")
     reason: str | None = Field(None, description="machine reason of a rejection (409)")
+    index: int | None = Field(None, description="the member that refused a batch or multi-delete (0-based)")
 
 
 _ERROR_TEXT = {400: "Malformed request (JSON syntax, Content-Length)", 401: "Missing or invalid bearer token",

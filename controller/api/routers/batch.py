@@ -17,6 +17,7 @@ from controller.api.bodies import ReservationBody
 from controller.api.errors import AUTHED, ApiError, responses
 from controller.api.guards import Service, Who
 from controller.api.handlers import field_of
+from controller.api.responses import BatchAnswer, Deleted
 from controller.api.routers.reservations import reservation_body
 from controller.batch import BatchMemberError
 from controller.core.model import Rejection
@@ -77,6 +78,7 @@ def _member_error(e: BatchMemberError) -> ApiError:
 
 
 @router.post("/v1/reservations/batch", status_code=201, responses=responses(*AUTHED, 400, 403, 409, 415, 422),
+             response_model=BatchAnswer,
              summary="Admit many reservations as one change: atomic (all or none) or each on its own")
 def create_batch(body: BatchBody, who: Who, service: Service) -> dict[str, Any]:
     members = [_member(item) for item in body.reservations]
@@ -100,6 +102,7 @@ def create_batch(body: BatchBody, who: Who, service: Service) -> dict[str, Any]:
 
 
 @router.post("/v1/reservations/delete", responses=responses(*AUTHED, 400, 404, 415, 422),
+             response_model=Deleted,
              summary="Release many reservations: all of them, or none (404/422 naming the first bad id)")
 def delete_many(body: DeleteManyBody, who: Who, service: Service) -> dict[str, Any]:
     try:

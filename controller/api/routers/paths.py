@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query
 from controller.api.bodies import ReservationBody
 from controller.api.errors import AUTHED, rejection_error, responses
 from controller.api.guards import Service, Who
+from controller.api.responses import WhatIf
 from controller.api.routers.reservations import reservation_body
 from controller.auth import Principal
 from controller.core.model import MATCH_FIELDS, Rejection
@@ -48,7 +49,7 @@ def what_if_answer(service: ControllerService, who: Principal, body: dict[str, A
     return {"admissible": True, **d}
 
 
-@router.get("/v1/paths", responses=responses(*AUTHED, 403, 422), summary=_SUMMARY)
+@router.get("/v1/paths", responses=responses(*AUTHED, 403, 422), summary=_SUMMARY, response_model=WhatIf)
 def paths(who: Who, service: Service,
           src: Annotated[str, Query(min_length=1, max_length=128)],
           dst: Annotated[str, Query(min_length=1, max_length=128)],
@@ -80,6 +81,7 @@ def paths(who: Who, service: Service,
     return what_if_answer(service, who, body)
 
 
-@router.post("/v1/paths", responses=responses(*AUTHED, 400, 403, 415, 422), summary=_SUMMARY + " (the POST body)")
+@router.post("/v1/paths", responses=responses(*AUTHED, 400, 403, 415, 422), summary=_SUMMARY + " (the POST body)",
+             response_model=WhatIf)
 def paths_body(body: ReservationBody, who: Who, service: Service) -> dict[str, Any]:
     return what_if_answer(service, who, body.model_dump(exclude_unset=True))

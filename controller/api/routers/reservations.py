@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.api.bodies import MatchBody, ReservationBody, _int
 from controller.api.errors import AUTHED, ApiError, rejection_error, responses
 from controller.api.guards import Service, Who
+from controller.api.responses import Reservation as ReservationAnswer
+from controller.api.responses import ReservationList
 from controller.core.model import Rejection, Reservation
 from controller.listing import BadCursor, compact, decode_cursor, encode_cursor
 from controller.service import ControllerService
@@ -48,6 +50,7 @@ def reservation_body(service: ControllerService, res: Reservation) -> dict[str, 
 
 
 @router.post("/v1/reservations", status_code=201, responses=responses(*AUTHED, 400, 403, 409, 415, 422),
+             response_model=ReservationAnswer,
              summary="Request a deterministic path: 201 with the reservation, 409 with the reason")
 def create_reservation(body: ReservationBody, who: Who, service: Service, response: Response) -> dict[str, Any]:
     result = service.reserve(who, body.model_dump(exclude_unset=True))
@@ -58,6 +61,7 @@ def create_reservation(body: ReservationBody, who: Who, service: Service, respon
 
 
 @router.get("/v1/reservations", responses=responses(*AUTHED, 403, 422),
+            response_model=ReservationList,
             summary="The caller's reservations (admin: all, or ?tenant=N; a tenant naming another: 403); "
                     "filters, cursor pages and the compact slot form on request")
 def list_reservations(
@@ -88,12 +92,14 @@ def list_reservations(
     return answer
 
 
-@router.get("/v1/reservations/{reservation_id}", responses=responses(*AUTHED, 404, 422), summary="One reservation")
+@router.get("/v1/reservations/{reservation_id}", responses=responses(*AUTHED, 404, 422), summary="One reservation",
+            response_model=ReservationAnswer)
 def get_reservation(reservation_id: ReservationId, who: Who, service: Service) -> dict[str, Any]:
     return reservation_body(service, service.get_reservation(who, reservation_id))
 
 
 @router.patch("/v1/reservations/{reservation_id}", responses=responses(*AUTHED, 400, 404, 409, 415, 422),
+              response_model=ReservationAnswer,
               summary="Change a reservation's rate, bounds, match or protection: same id, make-before-break")
 def patch_reservation(reservation_id: ReservationId, body: ReservationPatch, who: Who,
                       service: Service) -> dict[str, Any]:

@@ -9,18 +9,21 @@ from fastapi import APIRouter, Path, Response
 from controller.api.bodies import TenantCreate, TenantPatch
 from controller.api.errors import ADMIN, AUTHED, ApiError, responses
 from controller.api.guards import Admin, Service, Who
+from controller.api.responses import Tenant, TenantCreated, TenantDeleted, TenantList, TenantMe, TokenRotated
 
 router = APIRouter(tags=["tenants"])
 
 TenantId = Annotated[int, Path(ge=1, le=4094, description="tenant id")]
 
 
-@router.get("/v1/tenants", responses=responses(*ADMIN), summary="Every tenant with quotas and usage (admin)")
+@router.get("/v1/tenants", responses=responses(*ADMIN), summary="Every tenant with quotas and usage (admin)",
+            response_model=TenantList)
 def list_tenants(who: Admin, service: Service) -> dict[str, Any]:
     return {"tenants": service.list_tenants(principal=who)}
 
 
 @router.post("/v1/tenants", status_code=201, responses=responses(*ADMIN, 400, 409, 415, 422),
+             response_model=TenantCreated,
              summary="Create a tenant; its token is returned once (admin)")
 def create_tenant(body: TenantCreate, who: Admin, service: Service, response: Response) -> dict[str, Any]:
     tenant, token = service.create_tenant(body.name, body.quota_bps, body.max_reservations, principal=who)
@@ -29,7 +32,7 @@ def create_tenant(body: TenantCreate, who: Admin, service: Service, response: Re
             "max_reservations": tenant.max_reservations, "token": token}
 
 
-@router.get("/v1/tenants/me", responses=responses(*AUTHED, 403),
+@router.get("/v1/tenants/me", responses=responses(*AUTHED, 403), response_model=TenantMe,
             summary="The calling tenant: quotas, usage and what is left (a tenant token)")
 def my_tenant(who: Who, service: Service) -> dict[str, Any]:
     return service.my_tenant(who)
@@ -43,12 +46,14 @@ def my_tenant_other_methods() -> None:
     raise ApiError(405, "method_not_allowed", "Method Not Allowed", headers={"Allow": "GET"})
 
 
-@router.get("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 404, 422), summary="One tenant (admin)")
+@router.get("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 404, 422), summary="One tenant (admin)",
+            response_model=Tenant)
 def get_tenant(tenant_id: TenantId, who: Admin, service: Service) -> dict[str, Any]:
     return service.get_tenant(tenant_id, principal=who)
 
 
 @router.patch("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 400, 404, 409, 415, 422),
+              response_model=Tenant,
               summary="Change a tenant's name or quotas (admin)")
 def patch_tenant(tenant_id: TenantId, body: TenantPatch, who: Admin, service: Service) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True)
@@ -57,13 +62,13 @@ def patch_tenant(tenant_id: TenantId, body: TenantPatch, who: Admin, service: Se
     return service.update_tenant(tenant_id, principal=who, **fields)
 
 
-@router.delete("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 404, 422),
+@router.delete("/v1/tenants/{tenant_id}", responses=responses(*ADMIN, 404, 422), response_model=TenantDeleted,
                summary="Delete a tenant: its reservations released, its token revoked (admin)")
 def delete_tenant(tenant_id: TenantId, who: Admin, service: Service) -> dict[str, Any]:
     return service.delete_tenant(tenant_id, principal=who)
 
 
-@router.post("/v1/tenants/{tenant_id}/token", responses=responses(*AUTHED, 403, 404, 422),
+@router.post("/v1/tenants/{tenant_id}/token", responses=responses(*AUTHED, 403, 404, 422), response_model=TokenRotated,
              summary="A new token for the tenant, shown once; the old one stops working at once "
                      "(admin, or the tenant itself)")
 def rotate_token(tenant_id: TenantId, who: Who, service: Service) -> dict[str, Any]:
