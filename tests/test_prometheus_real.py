@@ -260,3 +260,42 @@ def test_fntf40_with_4096_reservations_bounded_cardinality_and_scrape_time(tmp_p
                                                              "reason", "state", "version", "python", "op"}
     assert series < 1000 and scraped < 1000 and len(text.encode()) < 100_000
     assert median < 1.0
+
+
+@pytest.mark.emulation
+def test_link_cut_on_the_emulation_shows_in_prometheus(emu_lock, tmp_path):
+    """The same link cut on Open vSwitch: the switch-side interface of A-B of chaos6 is set down,
+    the switches report the port status, and Prometheus sees ``detnet_link_up`` fall to 0 and the
+    reroute counter rise; with the interface up again the link is back to 1."""
+    from tools.emulation.stack import NetworkStack
+    from tools.runs.chaos import chaos6
+    from topologies.emulated import switch_intf_name
+    from topologies.hosts import HostPlan
+
+    topo = chaos6()
+    plan = HostPlan.build(topo, [(1, "A"), (1, "C")])
+    intf = switch_intf_name(plan.switch_name("A"), plan.port("A", "B"))
+
+    def set_intf(state: str) -> None:
+        subprocess.run(["ip", "link", "set", intf, state], check=True, capture_output=True, timeout=10)
+
+    with NetworkStack(topo, plan, verbose=False, log_dir=str(tmp_path)) as net, \
+            running_prometheus(net.ctl.url, tmp_path) as prom:
+        api = net.ctl.client()
+        tenant = api.post("/v1/tenants", {"name": "blue"})["id"]
+        r = api.post("/v1/reservations", {"tenant": tenant, "src": "A", "dst": "C", "bandwidth_bps": 10**6,
+                                          "max_latency_ns": 50_000_000})
+        assert r["path"] == ["A", "B", "C"], r
+        prom.eventually("detnet_switches_connected", prom.value("detnet_switches_expected"))
+        prom.eventually('detnet_link_up{link="A-B"}', 1)
+        try:
+            set_intf("down")
+            prom.eventually('detnet_link_up{link="A-B"}', 0)
+            prom.eventually("detnet_reservations_rerouted_total", 1)
+            assert prom.value("detnet_link_down_events_total") == 1
+        finally:
+            set_intf("up")
+        prom.eventually('detnet_link_up{link="A-B"}', 1, timeout=30)
+        assert prom.value('changes(detnet_link_up{link="A-B"}[5m])') == 2
+        [target] = prom.targets()
+        assert target["health"] == "up" and target["lastError"] == ""
