@@ -1,17 +1,19 @@
 """A real Prometheus server scrapes a live controller; the tests ask it questions in PromQL.
 
 The server is Debian's ``prometheus`` package (``make setup`` installs it): each test starts the
-binary on a free loopback port with a temporary configuration (one job scraping the controller
-every 250 ms) and a temporary storage directory, and always stops it (fixture finalizer, on failure
-too). The controller is the real REST app under uvicorn (``apihelpers.serve``). What is checked is
-what an operator's Prometheus sees: the target is up and scraped without error (``up``,
-``scrape_samples_scraped``, ``/api/v1/targets`` ``lastError``, no scrape warning in the server's
-log), a reservation made through the API shows in ``detnet_reservations``, and a link reported
-down through ``ControllerService.link_down`` -- the entry point the OpenFlow shim calls on a port
-status or an LLDP timeout (``controller.ofshim._link_worker``) -- shows in ``detnet_link_up`` and
-in the reroute counter. The last test loads fntf40 with 4,096 reservations and prints the figures
-of docs/observability.md (series, bytes, scrape time; run it with ``-s``): label values stay few
-and none is a reservation id.
+binary on a free loopback port with a temporary configuration (one job scraping the controller every
+250 ms) and a temporary storage directory, and always stops it (fixture finalizer, on failure too).
+The controller is the real REST app under uvicorn (``apihelpers.serve``), or ``dnctl controller`` on
+the emulation. What is checked is what an operator's Prometheus sees: the target is up and scraped
+without error (``up``, ``scrape_samples_scraped``, ``/api/v1/targets`` ``lastError``, no scrape
+warning in the server's log), a reservation made through the API shows in ``detnet_reservations``,
+and a link reported down through ``ControllerService.link_down`` -- the entry point the OpenFlow
+shim calls on a port status or an LLDP timeout (``controller.ofshim._link_worker``) -- shows in
+``detnet_link_up`` and in the reroute counter;
+``test_link_cut_on_the_emulation_shows_in_prometheus`` (marked ``emulation``) cuts the link on Open
+vSwitch instead, so the report is the switches' port status. ``test_fntf40_...`` loads fntf40 with
+4,096 reservations and prints the figures of docs/observability.md (series, bytes, scrape time; run
+it with ``-s``): label values stay few and none is a reservation id.
 """
 
 from __future__ import annotations
