@@ -14,7 +14,10 @@ reached, exit 1; a malformed URL, exit 2) are shown the same way. ``main`` print
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from typing import Any
 
 from tools.cli import (CliError, cmd_bench, cmd_chaos, cmd_controller, cmd_demo, cmd_emulate, cmd_events,
                        cmd_paths, cmd_probe, cmd_reservations, cmd_reserve, cmd_schedule, cmd_simulate, cmd_tenant,
@@ -58,7 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt (and, like it, not an
+    ``Exception``), so every ``finally`` and context manager tears down what the verb started:
+    emulations, controllers, VMs, host processes."""
+
+
+def _terminate(_signum: int, _frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)   # what --vm hands to the guest
@@ -73,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dnctl: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("dnctl: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         return 0
 
