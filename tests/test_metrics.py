@@ -130,3 +130,24 @@ def test_scrape_time_gauges_follow_lldp_check_quotas_and_links(api):
     assert s[("detnet_link_up", (("link", "Tianjin-Jinan"),))] == 0
     assert s[("detnet_link_up", (("link", "Beijing-Tianjin"),))] == 1
     assert s[("detnet_link_down_events_total", ())] == 1 and ("detnet_link_reprogram_seconds", ()) in s
+
+
+def test_http_middleware_counts_a_handler_exception_as_500_under_its_route():
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from controller.api.http_metrics import HttpMetricsMiddleware
+
+    seen = []
+
+    def boom(request):
+        raise RuntimeError("bug")
+
+    app = Starlette(routes=[Route("/items/{item_id}", boom), Route("/ok", lambda r: PlainTextResponse("ok"))],
+                    middleware=[Middleware(HttpMetricsMiddleware, record=lambda *a: seen.append(a[:3]))])
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/items/42").status_code == 500
+    assert client.get("/ok").status_code == 200
+    assert seen == [("/items/{item_id}", "GET", 500), ("/ok", "GET", 200)]
