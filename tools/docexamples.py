@@ -44,6 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import uvicorn
+
+from controller.api import create_app
+from controller.config import ControllerConfig
+from controller.service import ControllerService
+from topologies.loaders import load_topology
+
 __all__ = ["PAGES", "ADMIN_TOKEN", "Example", "Mismatch", "parse_page", "run_page", "check_page", "write_page",
            "controller", "main"]
 
@@ -267,13 +274,6 @@ def write_page(path: Path, url: str, admin_token: str = ADMIN_TOKEN) -> int:
 def controller(workdir: Path, *, topology: str = "fntf40", admin_token: str = ADMIN_TOKEN) -> Iterator[str]:
     """A fresh controller as ``dnctl controller --topology fntf40`` starts one (default settings, no
     host plan, no switches), serving the REST API on a free 127.0.0.1 port; yields its URL."""
-    import uvicorn
-
-    from controller.api import create_app
-    from controller.config import ControllerConfig
-    from controller.service import ControllerService
-    from topologies.loaders import load_topology
-
     cfg = ControllerConfig(topology=topology, db_path=str(Path(workdir) / "detnet.db"), admin_token=admin_token)
     service = ControllerService.from_config(cfg, load_topology(topology), store_synchronous="OFF")
     app = create_app(service, rate_limit_per_s=cfg.rate_limit_per_s, rate_limit_burst=cfg.rate_limit_burst,
