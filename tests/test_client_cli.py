@@ -402,3 +402,28 @@ def test_events_shows_reservations_and_rejections_and_scopes_tenants(dnctl):
     assert code == 0 and "action" in out.splitlines()[0]
     code, _, err = dnctl("events", "--limit", "0")
     assert code == 2 and "--limit" in err
+
+
+def test_the_client_library_covers_a_reservations_life(url):
+    """The public client's everyday calls, end to end against a live controller."""
+    from tools.client import ApiClient, ApiError
+    admin = ApiClient(url, ADMIN)
+    assert admin.health()["status"] in ("ok", "degraded")
+    t = admin.create_tenant("lib-user", quota_bps=10**9)
+    assert t["token"] and t["quota_bps"] == 10**9
+    with ApiClient(url, t["token"]) as me:
+        req = {"src": "Beijing", "dst": "Tianjin", "bandwidth_bps": 10**8, "max_latency_ns": 20_000_000}
+        w = me.what_if(req)
+        assert w["admissible"] is True
+        r = me.reserve(req)
+        assert r["path"] == w["path"] and r["latency_bound_ns"] <= req["max_latency_ns"]
+        assert me.reservation(r["id"])["id"] == r["id"]
+        assert [x["id"] for x in me.schedule()["reservations"]] == [r["id"]]
+        assert any(n == "Beijing" for n in (x if isinstance(x, str) else x.get("name") for x in me.topology()["nodes"]))
+        with pytest.raises(ApiError) as e:
+            me.reserve({**req, "bandwidth_bps": 10**12})
+        assert e.value.status in (409, 422)
+        me.release(r["id"])
+        with pytest.raises(ApiError) as e:
+            me.reservation(r["id"])
+        assert e.value.status == 404

@@ -86,7 +86,7 @@ def test_fntf40_links_are_one_route_factor_over_great_circle(fntf40):
     pos = {n: (d["lat"], d["lon"]) for n, d in fntf40.graph.nodes(data=True)}
     factors = [l.km / great_circle_km(*pos[l.src], *pos[l.dst]) for l in fntf40.links()]
     assert max(factors) - min(factors) < 1e-3
-    assert 1.2 <= factors[0] <= 1.5  # fibre routes: 1.2-1.5x great circle (FACTS.md)
+    assert 1.2 <= factors[0] <= 1.5  # fibre routes: 1.2-1.5x great circle (a common rule of thumb for terrestrial fibre; docs/topologies.md)
     for l in fntf40.links():
         assert l.propagation_ns == round(l.km * 5000)
 

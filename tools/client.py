@@ -118,7 +118,7 @@ def error_message(status: int, body: Any) -> str:
     if status == 401:
         return f"unauthorized{tail} (give --token or set DNCTL_TOKEN)"
     if status == 403:
-        return f"forbidden{tail} (this needs the admin token)"
+        return f"forbidden{tail}" if "admin token" in tail else f"forbidden{tail} (this needs the admin token)"
     if status == 404:
         return f"not found{tail}"
     if status == 422 or error == "invalid":
@@ -216,6 +216,46 @@ class ApiClient:
             except ValueError:
                 pass
         return r.text
+
+    # ----- the everyday calls ---------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``GET /healthz`` (no token): ``status`` ok or degraded, with ``reasons``, and counts."""
+        return self.get("/healthz")
+
+    def topology(self) -> dict[str, Any]:
+        """``GET /v1/topology``: nodes, links and the caller's hosts."""
+        return self.get("/v1/topology")
+
+    def create_tenant(self, name: str, **quota: Any) -> dict[str, Any]:
+        """``POST /v1/tenants`` (admin): ``{"id", "name", "token", ...}``; the token is shown once.
+        ``quota``: ``quota_bps`` (bit/s it may hold), ``max_reservations``."""
+        return self.post("/v1/tenants", {"name": name, **quota})
+
+    def what_if(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /v1/paths``: would ``request`` (a ``POST /v1/reservations`` body) be admitted
+        now, and where: ``{"admissible", "path", "latency_bound_ns", ...}`` or the reason not.
+        Nothing is reserved."""
+        return self.post("/v1/paths", dict(request))
+
+    def reserve(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /v1/reservations``: admit one reservation (``src``, ``dst``, ``bandwidth_bps`` or
+        ``frame_bytes``/``period_ns``, ``max_latency_ns``, optional ``id``, ``match``,
+        ``protection``; ``tenant`` with the admin token). Returns it with its path, slots,
+        ``latency_bound_ns``, ``jitter_bound_ns`` and ``tx_offsets_ns``; a refusal raises
+        ``ApiError`` (409 with ``reason``, 422 with ``field``) and changed nothing."""
+        return self.post("/v1/reservations", dict(request))
+
+    def reservation(self, reservation_id: str) -> dict[str, Any]:
+        """``GET /v1/reservations/{id}`` (404 ``ApiError`` when it is not the caller's)."""
+        return self.get(f"/v1/reservations/{quote(reservation_id, safe='')}")
+
+    def release(self, reservation_id: str) -> None:
+        """``DELETE /v1/reservations/{id}``: its slots freed and its entries removed."""
+        self.delete(f"/v1/reservations/{quote(reservation_id, safe='')}")
+
+    def schedule(self) -> dict[str, Any]:
+        """``GET /v1/schedule``: the Schedule JSON of the caller's reservations (the contract)."""
+        return self.get("/v1/schedule")
 
     # ----- day-2: modify, page through, tenants ---------------------------------------------------
     def modify_reservation(self, reservation_id: str, changes: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """What every request passes before a route handler runs: body limit, rate limit, authentication.
 
-- ``BodyLimitMiddleware`` (pure ASGI, outermost): 413 for a body above the limit, on the
-  Content-Length or on the streamed bytes, whichever shows it first; counts every answer by status;
+- ``BodyLimitMiddleware`` (pure ASGI, just inside ``http_metrics``, which counts its answers): 413
+  for a body above the limit, on the Content-Length or on the streamed bytes, whichever shows it
+  first;
 - ``RateLimiter``: a token bucket per principal (or, before authentication, per client address):
   429 with ``Retry-After`` when it is empty;
 - ``principal`` / ``admin``: the bearer token (``Authorization`` header only, never logged or
@@ -19,7 +20,7 @@ import json
 import math
 import threading
 import time
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -76,7 +77,7 @@ def charge(request: Request, who: Principal | None) -> ApiError | None:
     return None
 
 
-# ----- body size limit and status counting (pure ASGI, outermost) ------------------------------------
+# ----- body size limit (pure ASGI, just inside the HTTP metrics) ------------------------------------
 #: Routes whose bodies may be larger than ``max_body_bytes`` (the larger of the two applies): a batch
 #: of 4,096 reservation requests (about 100-400 bytes each) must fit.
 ROUTE_MAX_BODY_BYTES: dict[str, int] = {"/v1/reservations/batch": 8 * 1024 * 1024,
@@ -84,10 +85,11 @@ ROUTE_MAX_BODY_BYTES: dict[str, int] = {"/v1/reservations/batch": 8 * 1024 * 102
 
 
 class BodyLimitMiddleware:
-    """413 for bodies above ``max_bytes`` (declared or streamed); counts every answer by status."""
+    """413 for bodies above ``max_bytes`` (declared or streamed). (Answers are counted by
+    ``controller.api.http_metrics``, the outermost middleware, 413s included.)"""
 
-    def __init__(self, app, max_bytes: int, on_status: Callable[[int], None] | None = None):
-        self.app, self.max_bytes, self.on_status = app, int(max_bytes), on_status
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, int(max_bytes)
 
     async def _answer(self, send, status: int, code: str, detail: str) -> None:
         body = json.dumps(error_body(code, detail)).encode()
@@ -95,8 +97,6 @@ class BodyLimitMiddleware:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
-        if self.on_status:
-            self.on_status(status)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -132,12 +132,7 @@ class BodyLimitMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        async def counting_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and self.on_status:
-                self.on_status(int(message["status"]))
-            await send(message)
-
-        await self.app(scope, replay, counting_send)
+        await self.app(scope, replay, send)
 
 
 # ----- the dependencies of every /v1 route -------------------------------------------------------------

@@ -200,8 +200,6 @@ def _list(args) -> int:
               "slots": "compact" if getattr(args, "compact", False) else None}
     with client_from_args(args) as api:
         answer = api.get("/v1/reservations", params=params)
-    if isinstance(answer, dict) and answer.get("next_cursor") and not wants_json(args):
-        print(f"dnctl: more: --cursor {answer['next_cursor']}", file=sys.stderr)
     if wants_json(args):
         print_json(answer)
         return 0
@@ -212,6 +210,9 @@ def _list(args) -> int:
             for r in items]
     print(render_table(["id", "tenant", "src", "dst", "rate", "bound", "max", "hops", "path"], rows,
                        empty="(no reservations)"))
+    if isinstance(answer, dict) and answer.get("next_cursor"):
+        sys.stdout.flush()                      # the hint follows the table it continues
+        print(f"dnctl: more: --cursor {answer['next_cursor']}", file=sys.stderr)
     return 0
 
 
