@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from promhelpers import prometheus_tool
+
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "deploy" / "prometheus" / "detnet-rules.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "detnet-rules.test.yml"
@@ -29,12 +31,7 @@ CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 
 
 def promtool() -> str:
-    """The promtool binary; a clear failure (not a skip) when it is missing."""
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found: it comes with Debian's 'prometheus' package, which `make setup` "
-                    "installs (tools/setup.sh)")
-    return path
+    return prometheus_tool("promtool")
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess:

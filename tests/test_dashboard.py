@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from apihelpers import beijing_line, live_controller
+from promhelpers import prometheus_tool
 
 REPO = Path(__file__).resolve().parent.parent
 GRAFANA = REPO / "deploy" / "grafana"
@@ -37,11 +37,7 @@ PROMETHEUS_OWN = {"up"}
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found: it comes with Debian's 'prometheus' package, which `make setup` "
-                    "installs (tools/setup.sh)")
-    return path
+    return prometheus_tool("promtool")
 
 
 def dashboard() -> dict:

@@ -18,7 +18,6 @@ it with ``-s``): label values stay few and none is a reservation id.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -28,12 +27,11 @@ import httpx
 import pytest
 
 from apihelpers import serve
+from promhelpers import prometheus_tool
 from controller.api import create_app
 from controller.service import ControllerService
 from topologies.model import Topology
 
-PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="the prometheus server is not installed (make setup)")
 
 ADMIN = "prometheus-test-admin"
 AH = {"Authorization": f"Bearer {ADMIN}"}
@@ -120,7 +118,7 @@ def running_prometheus(target_url: str, tmp_path):
     for _attempt in range(3):       # the free port may be taken between its probe and the server's bind
         port = free_port()
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            proc = subprocess.Popen([prometheus_tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                                      f"--web.listen-address=127.0.0.1:{port}", "--log.level=info"],
                                     stdout=log, stderr=subprocess.STDOUT)
         try:
