@@ -18,7 +18,6 @@ it with ``-s``): label values stay few and none is a reservation id.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -27,11 +26,11 @@ import httpx
 import pytest
 
 from apihelpers import serve
+from emuhelpers import ring4
 from promhelpers import prometheus_tool
 from controller.api import create_app
 from controller.service import ControllerService
-from topologies.model import Topology
-
+from tools.emulation.controller_proc import free_port
 
 ADMIN = "prometheus-test-admin"
 AH = {"Authorization": f"Bearer {ADMIN}"}
@@ -45,22 +44,6 @@ scrape_configs:
     static_configs:
       - targets: ["{target}"]
 """
-
-
-def square() -> Topology:
-    """A to C by B (short) or by D (long): cutting A-B moves an A-to-C reservation to A-D-C."""
-    t = Topology("square")
-    for n in "ABCD":
-        t.add_node(n)
-    for a, b, km in (("A", "B", 100), ("B", "C", 100), ("A", "D", 300), ("D", "C", 300)):
-        t.add_link(a, b, km, capacity_bps=10**9)
-    return t
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Prom:
@@ -100,7 +83,7 @@ class Prom:
 
 @pytest.fixture
 def controller(tmp_path):
-    service = ControllerService(square(), db_path=str(tmp_path / "state.db"), admin_token=ADMIN,
+    service = ControllerService(ring4("square", 100, 300), db_path=str(tmp_path / "state.db"), admin_token=ADMIN,
                                 store_synchronous="OFF")
     try:
         with serve(create_app(service), log_level="warning") as (host, port):
