@@ -222,29 +222,17 @@ def install(plan: HostPlan, res: Reservation, link_bps: dict[Link, int], *, rate
     then its entries on every switch of its paths.
 
     Raises ``translation.TranslationError`` when the reservation cannot be expressed as entries."""
-    flows, meters = tr.reservation_flows(plan, res, rate_scale=rate_scale, queue_id=queue_id)
-    groups = tr.reservation_groups(plan, res)
-    be = _be_meter_changes(plan, res.links(), link_bps, rate_scale)
-    first: list[Change] = []
-    for dpid in path_switches(plan, res):
-        first += [MeterAdd(m, res.id) for m in meters if m.dpid == dpid]
-        first += [GroupAdd(g, res.id) for g in groups if g.dpid == dpid]
-        first += [c for c in be if c.dpid == dpid]
-    return Program([Phase(first), Phase([FlowAdd(f, res.id) for f in flows])])
+    program, skipped = install_many(plan, [res], link_bps, rate_scale=rate_scale, queue_id=queue_id)
+    if skipped:
+        raise skipped[0][1]
+    return program
 
 
 def remove(plan: HostPlan, res: Reservation, link_bps: dict[Link, int], *, rate_scale: float = 1.0) -> Program:
     """Remove a reservation: its entries on every switch of its paths (one cookie-masked delete
     each), then its meter and group on the ingress switch and the best-effort meters of the ports
     it freed (``link_bps`` without it)."""
-    cookie = reservation_cookie(res.tenant, res.id)
-    ingress = plan.dpid(res.path[0])
-    second: list[Change] = [MeterDelete(ingress, reservation_meter_id(res.id))]
-    if res.protection_path:
-        second.append(GroupDelete(ingress, reservation_group_id(res.id)))
-    second += _be_meter_changes(plan, res.links(), link_bps, rate_scale)
-    return Program([Phase([FlowDelete(d, cookie, COOKIE_MASK_RESERVATION, res.id) for d in path_switches(plan, res)]),
-                    Phase(second)])
+    return remove_many(plan, [res], link_bps, rate_scale=rate_scale)
 
 
 def install_many(plan: HostPlan, reservations: Sequence[Reservation], link_bps: dict[Link, int], *,
