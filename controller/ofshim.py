@@ -182,6 +182,21 @@ class DetnetShim(app_manager.OSKenApp):
         verdict = switchauth.admit(dp.id, known=known, connected=[d for d in self._dps if self._dps[d] is not dp],
                                    tls=self.tls, certificate=switchauth.cert_dpids(peer),
                                    require_cert_dpid=self.require_cert_dpid)
+        if verdict.ok and verdict.replaces:
+            old = self._dps.pop(dp.id)
+            self._ready.discard(dp.id)
+            self._ready_since.pop(dp.id, None)
+            self.channel.drop(dp.id)
+            LOG.warning("security: switch dpid %d reconnected from %s with a certificate naming it: it replaces "
+                        "the connection from %s", dp.id, dp.address[0], old.address[0],
+                        extra={"fields": {"event": "switch_replaced", "dpid": dp.id}})
+            _safely(self.service.switch_replaced, dp.id, f"{dp.address[0]}:{dp.address[1]}",
+                    f"{old.address[0]}:{old.address[1]}")
+            try:
+                old.close()
+            except Exception:  # noqa: BLE001 - replacing anyway
+                pass
+            return True
         if verdict.ok:
             return True
         address = f"{dp.address[0]}:{dp.address[1]}" if isinstance(dp.address, tuple) else str(dp.address)

@@ -411,6 +411,12 @@ class ControllerService:
                                 {"dpid": int(dpid), "address": str(address), "reason": reason, "detail": detail},
                                 None, "refused")
 
+    def switch_replaced(self, dpid: int, address: str, old_address: str) -> None:
+        """A connection whose certificate names ``dpid`` replaced the live one (audited)."""
+        self.store.append_audit("security", "switch_replaced",
+                                {"dpid": int(dpid), "address": str(address), "old_address": str(old_address)},
+                                None, "ok")
+
     def switches_connected(self) -> set[int]:
         with self._lock:
             return set(self._switches)

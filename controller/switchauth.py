@@ -16,10 +16,15 @@ The rules, in order (the first that fails names the refusal):
    Common Name). A certificate may name several dpids: Open vSwitch has one key and certificate
    per ``ovs-vswitchd`` (``ovs-vsctl set-ssl``), so a host running several bridges presents one
    certificate naming all of them;
-3. ``duplicate_dpid``: another connection holds the dpid. The live connection wins: a rogue
-   cannot take over a switch's state by connecting second. A switch that restarts drops its old
-   connection first (the kernel closes it), so it is not refused; one whose old connection
-   lingers (no FIN: a crashed host) is refused until os-ken notices the old one is gone.
+3. ``duplicate_dpid``: another connection holds the dpid, and this one cannot prove it is the
+   switch: on plain TCP, or over TLS when the certificate need not name the dpid. The live
+   connection wins: a rogue cannot take over a switch's state by connecting second.
+
+   Over TLS with a certificate that names the dpid, the new connection *replaces* the live one
+   (``Verdict.replaces``; the shim closes the old connection, resynchronises the switch on the new
+   one and audits ``switch_replaced``): only the holder of the switch's private key can present
+   it, and a switch whose old connection lingers (a crashed host, no FIN; a TLS session broken
+   under load, which os-ken's receive loop retries forever) must be able to come back.
 """
 
 from __future__ import annotations
@@ -62,11 +67,13 @@ def cert_dpids(peercert: dict[str, Any] | None) -> frozenset[int]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """``ok`` or the refusal ``reason`` (one of ``REASONS``) with a one-line ``detail``."""
+    """``ok`` or the refusal ``reason`` (one of ``REASONS``) with a one-line ``detail``;
+    ``replaces``: admitted in place of the live connection of the same dpid."""
 
     ok: bool
     reason: str = ""
     detail: str = ""
+    replaces: bool = False
 
 
 def admit(dpid: int, *, known: Iterable[int], connected: Iterable[int], tls: bool,
@@ -80,5 +87,7 @@ def admit(dpid: int, *, known: Iterable[int], connected: Iterable[int], tls: boo
         named = ", ".join(dpid_name(d) for d in sorted(certificate or ())) or "no dpid"
         return Verdict(False, "certificate_dpid", f"certificate names {named}, not {dpid_name(dpid)}")
     if dpid in set(connected):
+        if tls and require_cert_dpid:      # the certificate names the dpid (rule 2 passed)
+            return Verdict(True, "", f"{dpid_name(dpid)} reconnected with its certificate", replaces=True)
         return Verdict(False, "duplicate_dpid", f"{dpid_name(dpid)} is already connected")
     return Verdict(True)

@@ -62,7 +62,13 @@ def test_rules_apply_in_order_and_a_valid_certificate_does_not_take_over_a_live_
     assert admit(9, known=KNOWN, connected=[9], tls=True, certificate=frozenset({9})).reason == "unknown_dpid"
     # then the certificate, before the live holder
     assert admit(1, known=KNOWN, connected=[1], tls=True, certificate=frozenset({2})).reason == "certificate_dpid"
-    # a certificate rightly naming a connected dpid is still refused: the live connection wins
-    assert admit(1, known=KNOWN, connected=[1], tls=True, certificate=frozenset({1})).reason == "duplicate_dpid"
+    # a certificate naming a connected dpid proves the switch: it replaces the live connection
+    v = admit(1, known=KNOWN, connected=[1], tls=True, certificate=frozenset({1}))
+    assert (v.ok, v.replaces) == (True, True)
+    assert not admit(1, known=KNOWN, connected=[], tls=True, certificate=frozenset({1})).replaces
+    # without that proof (plain TCP, or certificates that need not name the dpid) the live one wins
+    assert admit(1, known=KNOWN, connected=[1], tls=False).reason == "duplicate_dpid"
+    v = admit(1, known=KNOWN, connected=[1], tls=True, certificate=frozenset({1}), require_cert_dpid=False)
+    assert (v.ok, v.reason, v.replaces) == (False, "duplicate_dpid", False)
     assert {admit(d, known=KNOWN, connected=[1], tls=True, certificate=frozenset({2})).reason
             for d in (9, 3, 1)} <= set(REASONS)
