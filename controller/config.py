@@ -12,6 +12,12 @@ Example ``controller.toml``::
     rate_limit_per_s = 50
     rate_limit_burst = 100
 
+    [openflow]                   # checked by controller.launcher
+    of_port = 6653
+    tls_key = "pki/controller.key"    # OpenFlow over TLS: all three, relative to this file
+    tls_cert = "pki/controller.crt"
+    tls_ca = "pki/ca.crt"             # signs the switches' certificates (each naming its dpid)
+
 Unknown keys are an error (a typo must not silently fall back to a default). The environment
 variable ``DNCTL_ADMIN_TOKEN`` overrides ``admin_token``. Sections ``[openflow]`` and
 ``[extra]`` are passed through untouched for other parts of the controller.

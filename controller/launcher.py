@@ -12,6 +12,15 @@ and the event's structured fields (the audit events with their sequence numbers)
 generated admin token is never written to stderr: it goes to ``DB.admin-token`` (mode 0600) and the
 log says where.
 
+OpenFlow over TLS: with a private key, a certificate and a CA (``--of-key/--of-cert/--of-ca``, or
+``tls_key``/``tls_cert``/``tls_ca`` in the config's ``[openflow]``, relative paths relative to the
+config file) os-ken listens with TLS and requires a client certificate signed by that CA; a
+switch must also be named by it (``controller.switchauth``; ``require_cert_dpid = false`` in
+``[openflow]``, or ``--of-any-cert-dpid``, drops that rule). Give all three or none. With none the
+listener is plain TCP, and the start says so in a WARNING line (``--of-plain``, or ``plain = true``,
+asks for it explicitly: the same warning, without the advice). Plain TCP and TLS files together are
+an error.
+
 os-ken (and ``controller.ofshim``, which imports it) is imported in ``Controller.start`` only:
 it is heavy, and only the shim and this launcher may import it.
 """
@@ -48,7 +57,8 @@ LOG = logging.getLogger("detnet.launcher")
 LOG_FORMAT = logfmt.TEXT_FORMAT
 
 #: keys of the config file's [openflow] section
-OPENFLOW_KEYS = {"of_host", "of_port", "link_scale", "lldp_interval", "barrier_timeout", "reserved_queue"}
+OPENFLOW_KEYS = {"of_host", "of_port", "link_scale", "lldp_interval", "barrier_timeout", "reserved_queue",
+                 "tls_key", "tls_cert", "tls_ca", "plain", "require_cert_dpid"}
 
 
 class LaunchError(Exception):
@@ -78,6 +88,14 @@ class LaunchOptions:
     lldp_interval: float | None = None
     #: True: start even if the database was written for another topology (``--allow-topology-change``)
     allow_topology_change: bool | None = None
+    #: OpenFlow over TLS: private key, certificate, CA of the switches' certificates (all or none)
+    of_key: str | None = None
+    of_cert: str | None = None
+    of_ca: str | None = None
+    #: True: plain TCP asked for explicitly (``--of-plain``)
+    of_plain: bool | None = None
+    #: False: a switch's certificate need not name its dpid (``--of-any-cert-dpid``)
+    require_cert_dpid: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,6 +116,11 @@ class Resolved:
     reserved_queue: int | None
     log_level: str
     log_format: str = "text"
+    #: (key, cert, ca) files of the OpenFlow TLS listener; None: plain TCP
+    of_tls: tuple[str, str, str] | None = None
+    #: plain TCP was asked for explicitly
+    of_plain: bool = False
+    require_cert_dpid: bool = True
 
 
 def _num(section: dict[str, Any], key: str, kind: type, default: Any) -> Any:
@@ -161,6 +184,8 @@ def resolve(opts: LaunchOptions) -> Resolved:
     if log_format not in logfmt.FORMATS:
         raise LaunchError(f"log format {log_format!r}: use {' or '.join(logfmt.FORMATS)}")
 
+    of_tls, of_plain, require_cert_dpid = _openflow_tls(opts, of_cfg, opts.config)
+
     try:
         topology = load_topology(topo_name)
     except TopologyError as e:
@@ -183,7 +208,45 @@ def resolve(opts: LaunchOptions) -> Resolved:
             raise LaunchError(f"{cfg.hosts}: bad host plan: {e}") from None
     check_database_topology(cfg.db_path, topology, allow=cfg.allow_topology_change)
     return Resolved(cfg, topology, plan, of_host, of_port, cfg.listen_host, cfg.listen_port, link_scale, lldp,
-                    barrier, queue, level, log_format)
+                    barrier, queue, level, log_format, of_tls, of_plain, require_cert_dpid)
+
+
+def _openflow_tls(opts: LaunchOptions, of_cfg: dict[str, Any],
+                  config_path: str | None) -> tuple[tuple[str, str, str] | None, bool, bool]:
+    """(key, cert, ca) or None, plain asked, require_cert_dpid: command line over ``[openflow]``.
+    Files must be readable; all three or none; not with plain."""
+    base = Path(config_path).parent if config_path else Path(".")
+    files: list[str | None] = []
+    for flag, key, given in (("--of-key", "tls_key", opts.of_key), ("--of-cert", "tls_cert", opts.of_cert),
+                             ("--of-ca", "tls_ca", opts.of_ca)):
+        value = given
+        if value is None and of_cfg.get(key) is not None:
+            if not isinstance(of_cfg[key], str):
+                raise LaunchError(f"config: openflow.{key} must be a file name")
+            value = str(base / Path(of_cfg[key]).expanduser())
+        if value is not None:
+            path = Path(value).expanduser()
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as e:
+                raise LaunchError(f"{flag} {value}: cannot read: {e.strerror or e}") from None
+            value = str(path)
+        files.append(value)
+    for key in ("plain", "require_cert_dpid"):
+        if key in of_cfg and not isinstance(of_cfg[key], bool):
+            raise LaunchError(f"config: openflow.{key} must be true or false")
+    plain = bool(opts.of_plain) if opts.of_plain is not None else bool(of_cfg.get("plain", False))
+    require = (bool(opts.require_cert_dpid) if opts.require_cert_dpid is not None
+               else bool(of_cfg.get("require_cert_dpid", True)))
+    given = [f for f in files if f is not None]
+    if given and len(given) != 3:
+        raise LaunchError("OpenFlow TLS needs all of --of-key, --of-cert and --of-ca (or tls_key, tls_cert, "
+                          "tls_ca in [openflow]); missing: "
+                          + ", ".join(n for n, f in zip(("--of-key", "--of-cert", "--of-ca"), files) if f is None))
+    if given and plain:
+        raise LaunchError("--of-plain (openflow.plain) and TLS files together: choose one")
+    return (tuple(files) if given else None), plain, require   # type: ignore[return-value]
 
 
 def _check_db_folder(db_path: str) -> None:
@@ -303,12 +366,26 @@ class Controller:
         from controller import ofshim
         oscfg.CONF.set_override("ofp_tcp_listen_port", r.of_port)
         oscfg.CONF.set_override("ofp_listen_host", r.of_host)
+        if r.of_tls is not None:
+            key, cert, ca = r.of_tls
+            # os-ken serves TLS on its "ssl" port when given a key and a certificate, and requires
+            # a client certificate signed by ca_certs (os_ken.controller.controller.server_loop)
+            oscfg.CONF.set_override("ofp_ssl_listen_port", r.of_port)
+            oscfg.CONF.set_override("ctl_privkey", key)
+            oscfg.CONF.set_override("ctl_cert", cert)
+            oscfg.CONF.set_override("ca_certs", ca)
+        else:
+            LOG.warning("OpenFlow over plain TCP on %s:%d: any host that reaches this port can claim to be a "
+                        "switch and read its flow tables%s", r.of_host, r.of_port,
+                        "" if r.of_plain else " (give --of-key, --of-cert and --of-ca for TLS with client "
+                        "certificates, or --of-plain to say plain TCP is meant)")
         qok, qwhy = queue_support()
         queue_id = r.reserved_queue if qok else None
         if r.reserved_queue is not None and not qok:
             LOG.warning("openflow.reserved_queue ignored: no queues here (%s)", qwhy)
         ofshim.configure(self.service, rate_scale=r.link_scale, lldp_interval=r.lldp_interval,
-                         barrier_timeout=r.barrier_timeout, queue_id=queue_id)
+                         barrier_timeout=r.barrier_timeout, queue_id=queue_id, tls=r.of_tls is not None,
+                         require_cert_dpid=r.require_cert_dpid)
         mgr = app_manager.AppManager.get_instance()
         mgr.load_apps(["controller.ofshim"])
         contexts = mgr.create_contexts()
@@ -328,9 +405,10 @@ class Controller:
             if not self.api_thread.is_alive() or time.monotonic() > deadline:
                 raise LaunchError(f"the REST API did not start on {r.api_host}:{r.api_port}", 1)
             time.sleep(0.02)
-        LOG.info("controller up: topology %s (%d switches, %d links), %d hosts of %d tenants; OpenFlow 1.3 on "
+        LOG.info("controller up: topology %s (%d switches, %d links), %d hosts of %d tenants; OpenFlow 1.3 %s on "
                  "%s:%d; REST on http://%s:%d; link scale %g; queues: %s", r.topology.name, len(r.topology.nodes),
-                 len(r.topology.links()), len(r.plan.hosts), len(r.plan.tenants()), r.of_host, r.of_port,
+                 len(r.topology.links()), len(r.plan.hosts), len(r.plan.tenants()),
+                 "over TLS (client certificates required)" if r.of_tls else "over plain TCP", r.of_host, r.of_port,
                  r.api_host, r.api_port, r.link_scale, "yes" if qok else f"no ({qwhy})")
 
     def stop(self) -> None:

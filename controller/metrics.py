@@ -26,6 +26,9 @@ values, C status codes actually answered; never a reservation, a client or a raw
   and ``detnet_http_request_seconds{route,method}`` histogram (16 per pair seen): REST answers by
   route template (``/v1/reservations/{reservation_id}``; ``unmatched`` for a path no route has)
   (see ``controller.api.http_metrics``);
+- ``detnet_switch_refusals_total{reason}`` counter (at most 3: ``unknown_dpid``,
+  ``certificate_dpid``, ``duplicate_dpid``): OpenFlow connections refused as a switch
+  (``controller.switchauth``), a security event each;
 - ``detnet_build_info{version,python}`` gauge (1, value 1);
 - ``detnet_reservations{tenant}`` gauge (T), ``detnet_tenants`` gauge (1),
   ``detnet_tenant_reserved_bps{tenant}`` gauge (T) and, for tenants with a quota,
@@ -198,6 +201,8 @@ class Metrics:
                                      "HTTP status.", ["route", "method", "code"], registry=r)
         self.http_seconds = Histogram("detnet_http_request_seconds", "Time to answer one REST request, by route "
                                       "template and method.", ["route", "method"], buckets=HTTP_BUCKETS, registry=r)
+        self.switch_refusals = Counter("detnet_switch_refusals", "OpenFlow connections refused as a switch "
+                                       "(security events), by reason.", ["reason"], registry=r)
         Info("detnet_build", "The controller's version and Python.", registry=r).info(
             {"version": _version(), "python": platform.python_version()})
 
@@ -219,6 +224,10 @@ class Metrics:
         self.install_seconds.observe(seconds)
         if not ok:
             self.install_failures.labels(op).inc()
+
+    def switch_refused(self, reason: str) -> None:
+        """An OpenFlow connection was refused as a switch (``controller.switchauth.REASONS``)."""
+        self.switch_refusals.labels(reason).inc()
 
     def http_answer(self, route: str, method: str, status: int, seconds: float) -> None:
         """One REST answer (``controller.api.http_metrics``): ``route`` is a template, never a raw path."""

@@ -27,6 +27,13 @@ this module hands it events and runs the program it gets back through ``controll
   programmed and both its ports up is taken down (``actor="lldp_timeout"``) through the same
   worker as port status, and brought up when seen again in both directions.
 
+Who is a switch (``controller.switchauth``): once a connection has said its dpid (features and
+port description done), it is admitted only if the dpid is in the topology, not held by another
+live connection and, over TLS with ``require_cert_dpid``, named by its client certificate;
+otherwise it is closed and reported to ``service.switch_refused`` (audit + metric). Replies,
+errors, port status and packet-ins count only from the connection that holds its dpid, so a
+refused connection that speaks before it is closed changes nothing.
+
 The launcher calls ``configure(service, ...)`` before os-ken instantiates the app.
 """
 
@@ -46,7 +53,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_
                                        set_ev_cls)
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import linkwatch
+from controller import linkwatch, switchauth
 from controller.core.model import Reservation
 from controller.dataplane import programs, translation
 from controller.dataplane.arp import arp_answer
@@ -67,16 +74,18 @@ LLDP_TIMEOUT_FLOOR = 3.0   # s: the default LLDP timeout is max(3.5 x interval, 
 
 def configure(service: DataPlaneHost, *, rate_scale: float = 1.0, lldp_interval: float = 2.0,
               barrier_timeout: float = 5.0, queue_id: int | None = None,
-              lldp_timeout: float | None = None) -> None:
+              lldp_timeout: float | None = None, tls: bool = False, require_cert_dpid: bool = True) -> None:
     """Hand the service and the data-plane options to the app os-ken is about to instantiate.
     ``lldp_timeout``: seconds of LLDP silence that take a link down (default
-    ``max(3.5 * lldp_interval, LLDP_TIMEOUT_FLOOR)``)."""
+    ``max(3.5 * lldp_interval, LLDP_TIMEOUT_FLOOR)``). ``tls``: os-ken listens with TLS and a
+    required client certificate; ``require_cert_dpid``: that certificate must name the dpid
+    (``controller.switchauth``)."""
     if lldp_timeout is None:
         lldp_timeout = linkwatch.lldp_timeout(float(lldp_interval), floor=LLDP_TIMEOUT_FLOOR)
     _CONFIG.clear()
     _CONFIG.update(service=service, rate_scale=float(rate_scale), lldp_interval=float(lldp_interval),
                    barrier_timeout=float(barrier_timeout), queue_id=queue_id, instance=None,
-                   lldp_timeout=float(lldp_timeout))
+                   lldp_timeout=float(lldp_timeout), tls=bool(tls), require_cert_dpid=bool(require_cert_dpid))
 
 
 def instance() -> "DetnetShim | None":
@@ -106,6 +115,8 @@ class DetnetShim(app_manager.OSKenApp):
         self.lldp_interval = _CONFIG["lldp_interval"]
         self.lldp_timeout = _CONFIG["lldp_timeout"]
         self.queue_id = _CONFIG["queue_id"]
+        self.tls = _CONFIG.get("tls", False)
+        self.require_cert_dpid = _CONFIG.get("require_cert_dpid", True)
         self.channel = Channel(_CONFIG["barrier_timeout"])
         self.install_times: deque[tuple[str, str, float]] = deque(maxlen=10000)  # (op, res id, seconds)
         self.link_events: deque[dict[str, Any]] = deque(maxlen=1000)
@@ -154,6 +165,52 @@ class DetnetShim(app_manager.OSKenApp):
         except KeyError:
             return f"dpid:{dpid}"
 
+    def _holds(self, dp: Any) -> bool:
+        """Whether ``dp`` is the admitted connection of its dpid (not a refused or stale one)."""
+        return dp.id is not None and self._dps.get(dp.id) is dp
+
+    def _admit(self, dp: Any) -> bool:
+        """``controller.switchauth.admit`` for a connection that said its dpid; a refusal closes it
+        and is reported as a security event."""
+        peer = None
+        if self.tls:
+            try:
+                peer = dp.socket.getpeercert()
+            except (AttributeError, ValueError, OSError):
+                peer = None
+        known = {self.plan.dpid(n) for n in self.plan.topology.nodes}
+        verdict = switchauth.admit(dp.id, known=known, connected=[d for d in self._dps if self._dps[d] is not dp],
+                                   tls=self.tls, certificate=switchauth.cert_dpids(peer),
+                                   require_cert_dpid=self.require_cert_dpid)
+        if verdict.ok and verdict.replaces:
+            old = self._dps.pop(dp.id)
+            self._ready.discard(dp.id)
+            self._ready_since.pop(dp.id, None)
+            self.channel.drop(dp.id)
+            LOG.warning("security: switch dpid %d reconnected from %s with a certificate naming it: it replaces "
+                        "the connection from %s", dp.id, dp.address[0], old.address[0],
+                        extra={"fields": {"event": "switch_replaced", "dpid": dp.id}})
+            _safely(self.service.switch_replaced, dp.id, f"{dp.address[0]}:{dp.address[1]}",
+                    f"{old.address[0]}:{old.address[1]}")
+            try:
+                old.close()
+            except Exception:  # noqa: BLE001 - replacing anyway
+                pass
+            return True
+        if verdict.ok:
+            return True
+        address = f"{dp.address[0]}:{dp.address[1]}" if isinstance(dp.address, tuple) else str(dp.address)
+        LOG.warning("security: refused switch connection from %s claiming dpid %d: %s (%s)", address, dp.id,
+                    verdict.reason, verdict.detail,
+                    extra={"fields": {"event": "switch_refused", "dpid": dp.id, "address": address,
+                                      "reason": verdict.reason}})
+        _safely(self.service.switch_refused, dp.id, address, verdict.reason, verdict.detail)
+        try:
+            dp.close()
+        except Exception:  # noqa: BLE001 - refusing anyway
+            pass
+        return False
+
     def _ready_dps(self) -> dict[int, Any]:
         return {d: dp for d, dp in self._dps.items() if d in self._ready}
 
@@ -164,12 +221,9 @@ class DetnetShim(app_manager.OSKenApp):
         if dp.id is None:
             return
         if ev.state == MAIN_DISPATCHER:
-            try:
-                node = self.plan.node_of_dpid(dp.id)
-            except KeyError:
-                LOG.warning("switch dpid %d is not in topology %s: ignored (fail-secure, no entries)",
-                            dp.id, self.plan.topology.name)
+            if not self._admit(dp):
                 return
+            node = self.plan.node_of_dpid(dp.id)
             self._dps[dp.id] = dp
             LOG.info("switch %s (dpid %d) connected from %s", node, dp.id, dp.address[0])
             threading.Thread(target=self._resync, args=(dp,), name=f"detnet-resync-{dp.id}", daemon=True).start()
@@ -304,6 +358,8 @@ class DetnetShim(app_manager.OSKenApp):
         msg = ev.msg
         dp, desc = msg.datapath, msg.desc
         o = dp.ofproto
+        if not self._holds(dp):
+            return
         try:
             node = self.plan.node_of_dpid(dp.id)
         except KeyError:
@@ -365,17 +421,23 @@ class DetnetShim(app_manager.OSKenApp):
     # ----------------------------------------------------------------- replies and errors
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _barrier_reply(self, ev: Any) -> None:
-        self.channel.reply(ev.msg, True)
+        if self._holds(ev.msg.datapath):
+            self.channel.reply(ev.msg, True)
 
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPMeterConfigStatsReply,
                  ofp_event.EventOFPGroupDescStatsReply], MAIN_DISPATCHER)
     def _stats_reply(self, ev: Any) -> None:
+        if not self._holds(ev.msg.datapath):
+            return
         self.channel.reply(ev.msg, not (ev.msg.flags & ev.msg.datapath.ofproto.OFPMPF_REPLY_MORE))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev: Any) -> None:
         msg = ev.msg
         o = msg.datapath.ofproto
+        if not self._holds(msg.datapath):
+            LOG.debug("OpenFlow error from a connection that holds no dpid: ignored")
+            return
         what = self.channel.what(msg.datapath.id, msg.xid)
         if what.startswith("meter add") and (msg.type, msg.code) == (o.OFPET_METER_MOD_FAILED,
                                                                      o.OFPMMFC_METER_EXISTS):
@@ -392,7 +454,7 @@ class DetnetShim(app_manager.OSKenApp):
         msg = ev.msg
         dp = msg.datapath
         data = bytes(msg.data)
-        if len(data) < 14 or dp.id not in self._dps:
+        if len(data) < 14 or not self._holds(dp):
             return
         in_port = msg.match["in_port"]
         (eth_type,) = struct.unpack("!H", data[12:14])

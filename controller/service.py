@@ -403,6 +403,20 @@ class ControllerService:
             self._switches.discard(int(dpid))
         self.store.append_audit("system", "switch_disconnected", {"dpid": int(dpid)}, None, "ok")
 
+    def switch_refused(self, dpid: int, address: str, reason: str, detail: str) -> None:
+        """A connection claiming ``dpid`` was refused as that switch (``controller.switchauth``): a
+        security event, audited (action ``switch_refused``, status ``refused``) and counted."""
+        self.metrics.switch_refused(reason)
+        self.store.append_audit("security", "switch_refused",
+                                {"dpid": int(dpid), "address": str(address), "reason": reason, "detail": detail},
+                                None, "refused")
+
+    def switch_replaced(self, dpid: int, address: str, old_address: str) -> None:
+        """A connection whose certificate names ``dpid`` replaced the live one (audited)."""
+        self.store.append_audit("security", "switch_replaced",
+                                {"dpid": int(dpid), "address": str(address), "old_address": str(old_address)},
+                                None, "ok")
+
     def switches_connected(self) -> set[int]:
         with self._lock:
             return set(self._switches)

@@ -31,7 +31,7 @@ CATALOGUE = {
     "detnet_lldp_links": "gauge", "detnet_lldp_checked": "gauge", "detnet_link_down_events": "counter",
     "detnet_link_up_events": "counter", "detnet_reservations_rerouted": "counter",
     "detnet_reservations_failed": "counter", "detnet_reservations_down": "gauge",
-    "detnet_reservations_unrestored": "gauge",
+    "detnet_reservations_unrestored": "gauge", "detnet_switch_refusals": "counter",
 }
 
 

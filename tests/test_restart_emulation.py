@@ -102,6 +102,7 @@ def test_sigkill_keeps_forwarding_and_restart_agrees(tmp_path):
         with ControllerProcess(topo, plan, db=tmp_path / "state.db", link_scale=SCALE, lldp_interval=1.0,
                                log_dir=tmp_path) as ctl:
             with Emulation(topo, plan, controller=("127.0.0.1", ctl.of_port), link_scale=SCALE,
+                           tls=ctl.switch_tls(plan.dpid(n) for n in topo.nodes),
                            verbose=False, wait_connected_s=0) as emu:
                 ctl.wait_switches(4, 30)
                 admin = ctl.client()

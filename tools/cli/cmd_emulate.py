@@ -5,7 +5,7 @@
   ``--vm`` also boots the VM with Debian's stock kernel and measures it (``tools.vm.probe``: boot
   time, modules, netem RTT against 2 x delay, taprio), exit 1 when a figure is off;
 - ``dnctl emulate up --topology NAME_OR_FILE [--tenants N] [--hosts-per-tenant-city K]
-  [--cities A,B,..] [--controller HOST:PORT] [--hosts-out PLAN.json] [--ping SRC DST ...]
+  [--cities A,B,..] [--controller HOST:PORT [--switch-tls KEY CERT CA]] [--hosts-out PLAN.json] [--ping SRC DST ...]
   [--hold SECONDS | --cli] [--json]``: start the emulation (see tools/emulation/network.py), optionally ping
   between cities or hosts, hold it up or open the Mininet CLI, then tear it down (also on Ctrl-C).
   Exit 0 when every ping got all its replies, 1 otherwise.
@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--cities", metavar="A,B,...", help="attach hosts only at these nodes (default: all)")
     up.add_argument("--controller", metavar="HOST:PORT",
                     help="OpenFlow 1.3 controller (default: none, static forwarding installed by dnctl)")
+    up.add_argument("--switch-tls", nargs=3, metavar=("KEY", "CERT", "CA"),
+                    help="with --controller: the switches dial ssl:HOST:PORT with this key and certificate "
+                         "(ovs-vsctl set-ssl; the certificate should name every switch's dpid) and check the "
+                         "controller against CA (docs/security.md)")
     up.add_argument("--static-routes", action="store_true",
                     help="install the static forwarding even with --controller")
     up.add_argument("--datapath", choices=["auto", "kernel", "user"], default="auto",
@@ -158,6 +162,14 @@ def _up(args: argparse.Namespace) -> int:
         controller = parse_controller(args.controller)
     except ValueError as e:
         raise CliError(str(e)) from None
+    if args.switch_tls:
+        if controller is None:
+            raise CliError("--switch-tls needs --controller HOST:PORT")
+        for f in args.switch_tls:
+            try:
+                open(f, "rb").close()
+            except OSError as e:
+                raise CliError(f"--switch-tls {f}: cannot read: {e.strerror or e}") from None
     if args.cli and args.vm == "on":
         raise CliError("--cli opens Mininet's CLI on this host: not with --vm on")
     if not args.cli:
@@ -167,7 +179,7 @@ def _up(args: argparse.Namespace) -> int:
     if len(plan.hosts) > 1000:
         print(f"dnctl: warning: {len(plan.hosts)} hosts: each is a shell and a namespace; this will be slow",
               file=sys.stderr)
-    emu = Emulation(topo, plan, controller=controller,
+    emu = Emulation(topo, plan, controller=controller, tls=tuple(args.switch_tls) if args.switch_tls else None,
                     datapath=None if args.datapath == "auto" else args.datapath,
                     link_scale=args.link_scale, delay_scale=args.delay_scale,
                     static_routes=True if args.static_routes else None)

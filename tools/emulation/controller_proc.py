@@ -15,6 +15,11 @@ controller, emulation, switches synced, and the tear-down in the right order).
 ``topology`` may be a builtin name, a topology file or a ``Topology`` object (written to the temp
 directory); ``hosts`` may be a host plan file or a ``HostPlan`` (written there too). The child
 gets ``PR_SET_PDEATHSIG`` = SIGTERM, so it also goes away if this process is killed outright.
+OpenFlow runs over TLS with client certificates unless ``tls=False``: a throw-away CA and the
+controller's certificate are made in the temp directory (``tools.emulation.pki``; ``ctl.pki``),
+and ``ctl.switch_tls(dpids)`` gives the switches theirs, as ``Emulation(tls=...)`` takes them
+(``NetworkStack`` does).
+``tls=False`` starts it with ``--of-plain``.
 Its stderr goes to ``ctl.log_path`` (in the temp directory, removed by ``stop()``, unless
 ``log_dir`` is given); ``ctl.log_tail()`` shows the end of it in error messages.
 """
@@ -40,6 +45,7 @@ import httpx
 from tools.client import ApiClient
 from tools.emulation.lifecycle import Managed
 from tools.emulation.patience import patience
+from tools.emulation.pki import Pki
 
 #: the dnctl entry point of the interpreter running us (the venv's)
 DNCTL = str(Path(sys.executable).with_name("dnctl"))
@@ -99,7 +105,7 @@ class ControllerProcess(Managed):
                  link_scale: float | None = None, lldp_interval: float | None = 1.0,
                  admin_token: str | None = None, log_level: str = "info", start_timeout: float = 20.0,
                  keep_tmp: bool = False, log_dir: str | os.PathLike | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, tls: bool = True):
         self.tmpdir = Path(tempfile.mkdtemp(prefix="detnet-ctl-"))
         self.keep_tmp = keep_tmp
         self.topology_arg = self._materialize_topology(topology)
@@ -115,6 +121,8 @@ class ControllerProcess(Managed):
         self.log_level = log_level
         self.start_timeout = patience(start_timeout)
         self.extra_args = list(extra_args or [])
+        #: the throw-away CA and the controller's certificate (None: plain TCP)
+        self.pki: Pki | None = Pki.create(self.tmpdir / "pki") if tls else None
         self.of_port = free_port()
         self.api_port = free_port()
         while self.api_port == self.of_port:
@@ -150,7 +158,20 @@ class ControllerProcess(Managed):
             cmd += ["--link-scale", f"{self.link_scale:g}"]
         if self.lldp_interval is not None:
             cmd += ["--lldp-interval", f"{self.lldp_interval:g}"]
+        if self.pki is not None and self.pki.controller is not None:
+            cmd += ["--of-key", str(self.pki.controller.key), "--of-cert", str(self.pki.controller.cert),
+                    "--of-ca", str(self.pki.ca_cert)]
+        else:
+            cmd += ["--of-plain"]
         return cmd + self.extra_args
+
+    def switch_tls(self, dpids: Any) -> tuple[Path, Path, Path] | None:
+        """``(key, cert, ca)`` of a new switch certificate naming ``dpids`` (for ``Emulation(tls=)``),
+        or None when this controller listens on plain TCP."""
+        if self.pki is None:
+            return None
+        cred = self.pki.issue_switch("switches", list(dpids))
+        return cred.key, cred.cert, self.pki.ca_cert
 
     # -- lifecycle --
     def start(self) -> "ControllerProcess":

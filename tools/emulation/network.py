@@ -212,13 +212,18 @@ class Emulation(Managed):
     OpenFlow 1.3 controller. ``datapath``: None (auto: kernel if the openvswitch module is usable,
     else user), 'kernel' or 'user'. ``link_scale``: bandwidth factor (1/1000: 100 Gb/s -> 100 Mb/s;
     None: no shaping). ``delay_scale``: propagation factor, applied only where netem works.
-    ``static_routes``: None (auto: only without a controller), True or False.
+    ``static_routes``: None (auto: only without a controller), True or False. ``tls``: None (plain
+    ``tcp:`` controller targets) or the switches' ``(key, cert, ca)`` files: Open vSwitch is given
+    them with ``ovs-vsctl set-ssl`` (one key and certificate per ``ovs-vswitchd``: the certificate
+    names every switch's dpid, ``tools.emulation.pki``) and dials ``ssl:IP:PORT``; removed again
+    (``del-ssl``) at stop.
     """
 
     def __init__(self, topology: Topology, plan: HostPlan, *, controller: Any = None, datapath: str | None = None,
                  link_scale: float | None = None, delay_scale: float | None = None,
                  static_routes: bool | None = None, lock: bool = True, verbose: bool = True,
-                 wait_connected_s: float = 10.0, capabilities: ovs.Capabilities | None = None):
+                 wait_connected_s: float = 10.0, capabilities: ovs.Capabilities | None = None,
+                 tls: tuple[Any, Any, Any] | None = None):
         if plan.topology is not topology:
             raise ValueError(f"host plan is for topology {plan.topology.name!r}, not {topology.name!r}")
         if datapath not in (None, "kernel", "user"):
@@ -231,6 +236,9 @@ class Emulation(Managed):
         self.static_routes = (self.controller is None) if static_routes is None else bool(static_routes)
         self.use_lock, self.verbose, self.wait_connected_s = lock, verbose, wait_connected_s
         self.capabilities = capabilities
+        self.tls = None if tls is None else tuple(str(f) for f in tls)
+        if self.tls is not None and self.controller is None:
+            raise ValueError("tls without a controller: there is no OpenFlow channel to protect")
         self.datapath: str | None = None
         self.shaped = self.delayed = False
         self.net: Any = None
@@ -348,7 +356,14 @@ class Emulation(Managed):
                            autoStaticArp=False, build=False, waitConnected=False)
         if self.controller:
             ip, port = self.controller
-            self.net.addController("c0", controller=RemoteController, ip=ip, port=port)
+            if self.tls is not None:
+                res = subprocess.run(["ovs-vsctl", "--timeout=20", "set-ssl", *self.tls], capture_output=True,
+                                     text=True, timeout=30)
+                if res.returncode != 0:
+                    raise EmulationError(f"ovs-vsctl set-ssl failed: {res.stderr.strip()}")
+            # Mininet's OVSSwitch makes each target as PROTOCOL:IP:PORT from the Controller object
+            self.net.addController("c0", controller=RemoteController, ip=ip, port=port,
+                                   protocol="ssl" if self.tls is not None else "tcp")
         try:
             self.net.build()
         finally:
@@ -392,6 +407,8 @@ class Emulation(Managed):
                         with contextlib.suppress(Exception):
                             c.terminate()
                     self.net = None
+                    if self.tls is not None:
+                        subprocess.run(["ovs-vsctl", "--timeout=20", "del-ssl"], capture_output=True, timeout=30)
                     self._sweep()
                     self.timings.stop_s = time.monotonic() - t0
                     self._log(f"stopped in {self.timings.stop_s:.1f} s")
@@ -486,6 +503,7 @@ class Emulation(Managed):
                 "delay_scale": self.delay_scale, "propagation_emulated": bool(self.delayed),
                 "effective_delay_scale": self.delay_scale if self.delayed else 0.0,
                 "controller": f"{self.controller[0]}:{self.controller[1]}" if self.controller else None,
+                "openflow": ("tls" if self.tls else "tcp") if self.controller else None,
                 "static_routes": self.static_routes, "static_entries": self.flow_count,
                 "notes": list(self.notes), "timings": self.timings.to_dict()}
 

@@ -144,7 +144,9 @@ class NetworkStack(Managed):
                       f"userspace/kernel OVS as available)")
         t0 = time.monotonic()
         mem0 = mem_available_mb()
-        self.emu = Emulation(self.topology, self.plan, controller=("127.0.0.1", self.ctl.of_port),
+        # OpenFlow over TLS (unless the controller is plain): one certificate naming every switch's dpid
+        tls = self.ctl.switch_tls(self.plan.dpid(n) for n in self.topology.nodes)
+        self.emu = Emulation(self.topology, self.plan, controller=("127.0.0.1", self.ctl.of_port), tls=tls,
                              link_scale=self.link_scale if self.shape_links else 0, verbose=self.verbose,
                              wait_connected_s=0, capabilities=caps, **self.emulation_kw)
         self.emu.start()
