@@ -7,6 +7,8 @@ Example ``controller.toml``::
     allow_topology_change = false     # true: start on a database written for another topology
     listen_host = "127.0.0.1"
     listen_port = 8080
+    api_tls_cert = "pki/controller.crt"   # HTTPS for the REST API: both or none, relative to this file
+    api_tls_key = "pki/controller.key"
     slot_ns = 1000
     max_share = 0.75
     rate_limit_per_s = 50
@@ -57,6 +59,9 @@ class ControllerConfig:
     admin_token: str | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
+    #: HTTPS for the REST API: certificate and private key files (both or none; relative to this file)
+    api_tls_cert: str | None = None
+    api_tls_key: str | None = None
     # scheduler
     slot_ns: int = 1000
     base_cycle_ns: int = 1_000_000

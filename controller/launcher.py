@@ -16,10 +16,16 @@ OpenFlow over TLS: with a private key, a certificate and a CA (``--of-key/--of-c
 ``tls_key``/``tls_cert``/``tls_ca`` in the config's ``[openflow]``, relative paths relative to the
 config file) os-ken listens with TLS and requires a client certificate signed by that CA; a
 switch must also be named by it (``controller.switchauth``; ``require_cert_dpid = false`` in
-``[openflow]``, or ``--of-any-cert-dpid``, drops that rule). Give all three or none. With none the
-listener is plain TCP, and the start says so in a WARNING line (``--of-plain``, or ``plain = true``,
-asks for it explicitly: the same warning, without the advice). Plain TCP and TLS files together are
-an error.
+``[openflow]``, or ``--of-any-cert-dpid``, drops that rule). Give all three or none. A failed
+handshake is a security event (``controller.oftls``). Without TLS files the controller does not
+start, unless plain TCP is asked for explicitly (``--of-plain``, or ``plain = true``), and then it
+says so in a WARNING line at start. Plain TCP and TLS files together are an error.
+
+HTTPS for the REST API: with a certificate and its key (``--api-cert/--api-key``, or
+``api_tls_cert``/``api_tls_key`` in the config) uvicorn serves TLS and every answer carries
+``Strict-Transport-Security``. ``--pki DIR`` (a folder made by ``dnctl pki init``) stands for
+both: ``controller.key``/``controller.crt`` and ``ca.crt`` for OpenFlow, the same key and
+certificate for HTTPS.
 
 os-ken (and ``controller.ofshim``, which imports it) is imported in ``Controller.start`` only:
 it is heavy, and only the shim and this launcher may import it.
@@ -28,6 +34,7 @@ it is heavy, and only the shim and this launcher may import it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -45,6 +52,7 @@ import uvicorn
 
 from controller import logfmt
 from controller.api import create_app, server_config
+from controller.api.guards import HstsMiddleware
 from controller.config import ConfigError, ControllerConfig, load_config
 from controller.service import ControllerService
 from controller.store import Store, StoreError, TopologyIdentity
@@ -96,6 +104,11 @@ class LaunchOptions:
     of_plain: bool | None = None
     #: False: a switch's certificate need not name its dpid (``--of-any-cert-dpid``)
     require_cert_dpid: bool | None = None
+    #: HTTPS for the REST API: certificate and private key (both or none)
+    api_cert: str | None = None
+    api_key: str | None = None
+    #: a folder made by ``dnctl pki init``: TLS for OpenFlow and HTTPS from its files
+    pki: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,6 +134,19 @@ class Resolved:
     #: plain TCP was asked for explicitly
     of_plain: bool = False
     require_cert_dpid: bool = True
+    #: (cert, key) files of the HTTPS listener; None: plain HTTP
+    api_tls: tuple[str, str] | None = None
+
+    @property
+    def api_url(self) -> str:
+        """Where the REST API answers (``https://`` when it serves TLS)."""
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"{'https' if self.api_tls else 'http'}://{host}:{self.api_port}"
+
+
+#: the files ``--pki DIR`` stands for (``dnctl pki init`` writes them)
+PKI_FILES = {"of_key": "controller.key", "of_cert": "controller.crt", "of_ca": "ca.crt",
+             "api_cert": "controller.crt", "api_key": "controller.key"}
 
 
 def _num(section: dict[str, Any], key: str, kind: type, default: Any) -> Any:
@@ -184,7 +210,9 @@ def resolve(opts: LaunchOptions) -> Resolved:
     if log_format not in logfmt.FORMATS:
         raise LaunchError(f"log format {log_format!r}: use {' or '.join(logfmt.FORMATS)}")
 
+    opts = _with_pki(opts)
     of_tls, of_plain, require_cert_dpid = _openflow_tls(opts, of_cfg, opts.config)
+    api_tls = _api_tls(opts, cfg, opts.config)
 
     try:
         topology = load_topology(topo_name)
@@ -207,8 +235,48 @@ def resolve(opts: LaunchOptions) -> Resolved:
         except (TopologyError, KeyError, TypeError, ValueError) as e:
             raise LaunchError(f"{cfg.hosts}: bad host plan: {e}") from None
     check_database_topology(cfg.db_path, topology, allow=cfg.allow_topology_change)
+    if of_tls is None and not of_plain:
+        raise LaunchError("OpenFlow needs TLS: give --pki DIR (`dnctl pki init DIR --topology T` makes one) or "
+                          "--of-key, --of-cert and --of-ca; --of-plain runs plain TCP (an emulation on this "
+                          "host only)")
     return Resolved(cfg, topology, plan, of_host, of_port, cfg.listen_host, cfg.listen_port, link_scale, lldp,
-                    barrier, queue, level, log_format, of_tls, of_plain, require_cert_dpid)
+                    barrier, queue, level, log_format, of_tls, of_plain, require_cert_dpid, api_tls)
+
+
+def _with_pki(opts: LaunchOptions) -> LaunchOptions:
+    """``opts`` with the files of ``--pki DIR`` where no flag names another; the folder must hold them."""
+    if opts.pki is None:
+        return opts
+    if opts.of_plain:
+        raise LaunchError("--pki and --of-plain together: choose one")
+    folder = Path(opts.pki).expanduser()
+    if not folder.is_dir():
+        raise LaunchError(f"--pki {opts.pki}: not a folder (make one with `dnctl pki init {opts.pki} --topology T`)")
+    missing = sorted({name for name in PKI_FILES.values() if not (folder / name).is_file()})
+    if missing:
+        raise LaunchError(f"--pki {opts.pki}: missing {', '.join(missing)} (`dnctl pki init` writes them)")
+    return dataclasses.replace(opts, **{k: str(folder / name) for k, name in PKI_FILES.items()
+                                        if getattr(opts, k) is None})
+
+
+def _api_tls(opts: LaunchOptions, cfg: ControllerConfig, config_path: str | None) -> tuple[str, str] | None:
+    """(cert, key) of the HTTPS listener, or None: command line over the config; both or none, readable."""
+    base = Path(config_path).parent if config_path else Path(".")
+    files: list[str | None] = []
+    for flag, given, configured in (("--api-cert", opts.api_cert, cfg.api_tls_cert),
+                                    ("--api-key", opts.api_key, cfg.api_tls_key)):
+        value = given if given is not None else (str(base / Path(configured).expanduser()) if configured else None)
+        if value is not None:
+            try:
+                with open(Path(value).expanduser(), "rb"):
+                    pass
+            except OSError as e:
+                raise LaunchError(f"{flag} {value}: cannot read: {e.strerror or e}") from None
+            value = str(Path(value).expanduser())
+        files.append(value)
+    if (files[0] is None) != (files[1] is None):
+        raise LaunchError("HTTPS needs both --api-cert and --api-key (api_tls_cert and api_tls_key in the config)")
+    return (files[0], files[1]) if files[0] else None   # type: ignore[return-value]
 
 
 def _openflow_tls(opts: LaunchOptions, of_cfg: dict[str, Any],
@@ -349,6 +417,17 @@ class Controller:
         self.shim: Any = None
         self._stopped = threading.Event()
 
+    def _handshake_failed(self, address: Any, detail: str) -> None:
+        """A TLS handshake on the OpenFlow port failed (``controller.oftls``): a security event."""
+        where = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        LOG.warning("security: refused OpenFlow connection from %s: TLS handshake failed (%s)", where, detail,
+                    extra={"fields": {"event": "switch_refused", "address": where, "reason": "tls_handshake"}})
+        if self.service is not None:
+            try:
+                self.service.switch_refused(None, where, "tls_handshake", detail)
+            except Exception:  # noqa: BLE001 - the listener must go on
+                LOG.exception("recording a refused TLS handshake failed")
+
     def start(self) -> None:
         r = self.r
         _check_port_free(r.of_host, r.of_port, "OpenFlow")
@@ -374,11 +453,12 @@ class Controller:
             oscfg.CONF.set_override("ctl_privkey", key)
             oscfg.CONF.set_override("ctl_cert", cert)
             oscfg.CONF.set_override("ca_certs", ca)
+            from controller import oftls
+            oftls.install(self._handshake_failed)
         else:
-            LOG.warning("OpenFlow over plain TCP on %s:%d: any host that reaches this port can claim to be a "
-                        "switch and read its flow tables%s", r.of_host, r.of_port,
-                        "" if r.of_plain else " (give --of-key, --of-cert and --of-ca for TLS with client "
-                        "certificates, or --of-plain to say plain TCP is meant)")
+            LOG.warning("OpenFlow over plain TCP on %s:%d (--of-plain): any host that reaches this port can "
+                        "claim to be a switch and read its flow tables; use TLS (--pki) beyond an emulation",
+                        r.of_host, r.of_port)
         qok, qwhy = queue_support()
         queue_id = r.reserved_queue if qok else None
         if r.reserved_queue is not None and not qok:
@@ -395,8 +475,12 @@ class Controller:
         cfg = r.config
         app = create_app(self.service, rate_limit_per_s=cfg.rate_limit_per_s, rate_limit_burst=cfg.rate_limit_burst,
                          max_body_bytes=cfg.max_body_bytes)
+        tls_kw: dict[str, Any] = {}
+        if r.api_tls is not None:
+            app.add_middleware(HstsMiddleware)
+            tls_kw = {"ssl_certfile": r.api_tls[0], "ssl_keyfile": r.api_tls[1]}
         ucfg = server_config(app, host=r.api_host, port=r.api_port, log_config=None,
-                             log_level=r.log_level.lower(), lifespan="off", timeout_graceful_shutdown=1)
+                             log_level=r.log_level.lower(), lifespan="off", timeout_graceful_shutdown=1, **tls_kw)
         self.server = uvicorn.Server(ucfg)
         self.api_thread = threading.Thread(target=self.server.run, name="detnet-rest", daemon=True)
         self.api_thread.start()
@@ -406,10 +490,10 @@ class Controller:
                 raise LaunchError(f"the REST API did not start on {r.api_host}:{r.api_port}", 1)
             time.sleep(0.02)
         LOG.info("controller up: topology %s (%d switches, %d links), %d hosts of %d tenants; OpenFlow 1.3 %s on "
-                 "%s:%d; REST on http://%s:%d; link scale %g; queues: %s", r.topology.name, len(r.topology.nodes),
+                 "%s:%d; REST on %s; link scale %g; queues: %s", r.topology.name, len(r.topology.nodes),
                  len(r.topology.links()), len(r.plan.hosts), len(r.plan.tenants()),
                  "over TLS (client certificates required)" if r.of_tls else "over plain TCP", r.of_host, r.of_port,
-                 r.api_host, r.api_port, r.link_scale, "yes" if qok else f"no ({qwhy})")
+                 r.api_url, r.link_scale, "yes" if qok else f"no ({qwhy})")
 
     def stop(self) -> None:
         if self._stopped.is_set():

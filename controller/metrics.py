@@ -26,9 +26,9 @@ values, C status codes actually answered; never a reservation, a client or a raw
   and ``detnet_http_request_seconds{route,method}`` histogram (16 per pair seen): REST answers by
   route template (``/v1/reservations/{reservation_id}``; ``unmatched`` for a path no route has)
   (see ``controller.api.http_metrics``);
-- ``detnet_switch_refusals_total{reason}`` counter (at most 3: ``unknown_dpid``,
-  ``certificate_dpid``, ``duplicate_dpid``): OpenFlow connections refused as a switch
-  (``controller.switchauth``), a security event each;
+- ``detnet_switch_refusals_total{reason}`` counter (at most 4: ``unknown_dpid``,
+  ``certificate_dpid``, ``duplicate_dpid`` (``controller.switchauth``), ``tls_handshake``
+  (``controller.oftls``)): OpenFlow connections refused as a switch, a security event each;
 - ``detnet_build_info{version,python}`` gauge (1, value 1);
 - ``detnet_reservations{tenant}`` gauge (T), ``detnet_tenants`` gauge (1),
   ``detnet_tenant_reserved_bps{tenant}`` gauge (T) and, for tenants with a quota,

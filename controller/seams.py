@@ -59,7 +59,7 @@ class DataPlaneHost(Protocol):
     def switch_connected(self, dpid: int) -> None:
         """A switch was resynchronised and is programmable."""
 
-    def switch_refused(self, dpid: int, address: str, reason: str, detail: str) -> None:
+    def switch_refused(self, dpid: int | None, address: str, reason: str, detail: str) -> None:
         """A connection claiming ``dpid`` was refused as that switch (a security event)."""
 
     def switch_replaced(self, dpid: int, address: str, old_address: str) -> None:

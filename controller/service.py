@@ -403,12 +403,15 @@ class ControllerService:
             self._switches.discard(int(dpid))
         self.store.append_audit("system", "switch_disconnected", {"dpid": int(dpid)}, None, "ok")
 
-    def switch_refused(self, dpid: int, address: str, reason: str, detail: str) -> None:
-        """A connection claiming ``dpid`` was refused as that switch (``controller.switchauth``): a
-        security event, audited (action ``switch_refused``, status ``refused``) and counted."""
+    def switch_refused(self, dpid: int | None, address: str, reason: str, detail: str) -> None:
+        """A connection claiming ``dpid`` was refused as that switch (``controller.switchauth``), or
+        one whose TLS handshake failed before it could claim any (``dpid`` None, reason
+        ``tls_handshake``): a security event, audited (action ``switch_refused``, status
+        ``refused``) and counted."""
         self.metrics.switch_refused(reason)
         self.store.append_audit("security", "switch_refused",
-                                {"dpid": int(dpid), "address": str(address), "reason": reason, "detail": detail},
+                                {"dpid": None if dpid is None else int(dpid), "address": str(address),
+                                 "reason": reason, "detail": detail},
                                 None, "refused")
 
     def switch_replaced(self, dpid: int, address: str, old_address: str) -> None:

@@ -42,8 +42,8 @@ from pathlib import Path
 ROOTS = ("controller", "topologies", "schedules", "tools")
 #: the layers below tools/
 LOWER = ("controller", "topologies", "schedules")
-#: the only modules that may import os_ken: the shim (and its request/reply channel) and the launcher
-OS_KEN_ALLOWED = frozenset({"controller.ofshim", "controller.ofchannel", "controller.launcher"})
+#: the only modules that may import os_ken: the shim (its request/reply channel, its TLS listener) and the launcher
+OS_KEN_ALLOWED = frozenset({"controller.ofshim", "controller.ofchannel", "controller.oftls", "controller.launcher"})
 #: modules (a name, or a package prefix ending in ".") that must reach neither os_ken nor mininet: the
 #: pure logic (core, data plane, schedules, topology model, host plan, the emulated network's names
 #: and shaping), the file loaders (pure but for reading the file) and the kernel probes

@@ -59,7 +59,7 @@ class _Controller:
         self.proc = subprocess.Popen(
             [DNCTL, "controller", "--topology", str(self.topo_file), "--hosts", str(self.plan_file),
              "--db", str(self.tmp / "state.db"), "--of-host", "127.0.0.1", "--of-port", str(self.of_port),
-             "--api-port", str(self.api_port), "--link-scale", "0.001", "--lldp-interval", "0.5"],
+             "--api-port", str(self.api_port), "--link-scale", "0.001", "--lldp-interval", "0.5", "--of-plain"],
             env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
 
     def stop(self, timeout: float = 2.0) -> float:
@@ -143,6 +143,12 @@ def test_controller_stops_on_signal_within_2s(tmp_path, sig):
     (["--topology", "fntf40", "--link-scale", "-1"], "link scale"),
     (["--topology", "fntf40", "--hosts", "/nonexistent/plan.json"], "cannot read host plan"),
     (["--topology", "fntf40", "--bogus"], "unrecognized arguments"),
+    (["--topology", "fntf40"], "OpenFlow needs TLS: give --pki DIR"),
+    (["--topology", "fntf40", "--pki", "/nonexistent"], "--pki /nonexistent: not a folder"),
+    (["--topology", "fntf40", "--pki", "/tmp", "--of-plain"], "--pki and --of-plain together"),
+    (["--topology", "fntf40", "--of-plain", "--api-cert", "/etc/hostname"], "HTTPS needs both"),
+    (["--topology", "fntf40", "--of-plain", "--api-cert", "/nope.pem", "--api-key", "/nope.key"],
+     "--api-cert /nope.pem: cannot read"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, msg):
     r = subprocess.run([DNCTL, "controller", *args], capture_output=True, text=True, timeout=30)

@@ -363,12 +363,14 @@ def test_a_database_of_another_topology_is_refused_unless_allowed(tmp_path):
     assert "\n" not in msg and err.value.code == 2
     assert "square" in msg and "--allow-topology-change" in msg and msg.count("sha256") == 2
     # the same topology from a file is the same topology
-    assert resolve(LaunchOptions(topology=_topo_file(tmp_path, square(), "same"), db=str(db))).topology.name == "square"
+    assert resolve(LaunchOptions(topology=_topo_file(tmp_path, square(), "same"), db=str(db),
+                                 of_plain=True)).topology.name == "square"
     # explicitly allowed: on the command line (launcher option) or in the config file
-    assert resolve(LaunchOptions(topology=other, db=str(db), allow_topology_change=True)).config.allow_topology_change
+    assert resolve(LaunchOptions(topology=other, db=str(db), allow_topology_change=True,
+                                 of_plain=True)).config.allow_topology_change
     cfg = tmp_path / "c.toml"
     cfg.write_text("allow_topology_change = true\n")
-    assert resolve(LaunchOptions(topology=other, db=str(db), config=str(cfg))).topology.name == "square"
+    assert resolve(LaunchOptions(topology=other, db=str(db), config=str(cfg), of_plain=True)).topology.name == "square"
 
 
 def test_another_name_is_another_topology_and_a_new_database_is_fine(tmp_path):
@@ -377,7 +379,7 @@ def test_another_name_is_another_topology_and_a_new_database_is_fine(tmp_path):
     with pytest.raises(LaunchError, match="'abilene'"):
         resolve(LaunchOptions(topology=_topo_file(tmp_path, square("abilene"), "abilene"), db=str(db)))
     fresh = tmp_path / "fresh.db"
-    resolve(LaunchOptions(topology=_topo_file(tmp_path, square("abilene"), "abilene"), db=str(fresh)))
+    resolve(LaunchOptions(topology=_topo_file(tmp_path, square("abilene"), "abilene"), db=str(fresh), of_plain=True))
     assert not fresh.exists()                     # resolving creates nothing
 
 

@@ -27,13 +27,15 @@ def _opts(tmp_path, topo, **kw):
     return LaunchOptions(topology=topo, db=str(tmp_path / "state.db"), **kw)
 
 
-def test_defaults_are_plain_and_three_files_make_tls(env):
+def test_no_tls_is_refused_unless_plain_is_asked_and_three_files_make_tls(env):
     tmp_path, topo, files = env
-    r = resolve(_opts(tmp_path, topo))
-    assert (r.of_tls, r.of_plain, r.require_cert_dpid) == (None, False, True)
+    with pytest.raises(LaunchError, match="^OpenFlow needs TLS: give --pki DIR") as e:
+        resolve(_opts(tmp_path, topo))
+    assert e.value.code == 2
+    r = resolve(_opts(tmp_path, topo, of_plain=True))
+    assert (r.of_tls, r.of_plain, r.require_cert_dpid, r.api_tls) == (None, True, True, None)
     r = resolve(_opts(tmp_path, topo, **files, require_cert_dpid=False))
     assert r.of_tls == (files["of_key"], files["of_cert"], files["of_ca"]) and not r.require_cert_dpid
-    assert resolve(_opts(tmp_path, topo, of_plain=True)).of_plain
 
 
 @pytest.mark.parametrize("drop", ["of_key", "of_cert", "of_ca"])
@@ -70,3 +72,30 @@ def test_config_file_paths_are_relative_to_it_and_the_command_line_wins(env):
     cfg.write_text('[openflow]\ntls_key = 3\n')
     with pytest.raises(LaunchError, match="openflow.tls_key must be a file name"):
         resolve(_opts(tmp_path, topo, config=str(cfg)))
+
+
+def test_pki_folder_stands_for_openflow_tls_and_https_and_flags_win(env):
+    tmp_path, topo, files = env
+    folder = str(tmp_path / "pki")
+    r = resolve(_opts(tmp_path, topo, pki=folder))
+    assert r.of_tls == (files["of_key"], files["of_cert"], files["of_ca"])
+    assert r.api_tls == (files["of_cert"], files["of_key"]) and r.api_url.startswith("https://127.0.0.1:")
+    other = Pki.create(tmp_path / "other")
+    r = resolve(_opts(tmp_path, topo, pki=folder, of_ca=str(other.ca_cert)))
+    assert r.of_tls[2] == str(other.ca_cert)
+    (tmp_path / "pki" / "ca.crt").unlink()
+    with pytest.raises(LaunchError, match=r"--pki .*: missing ca\.crt \(`dnctl pki init` writes them\)$"):
+        resolve(_opts(tmp_path, topo, pki=folder))
+
+
+def test_https_from_the_config_is_relative_to_it_and_needs_both_files(env):
+    tmp_path, topo, files = env
+    cfg = tmp_path / "controller.toml"
+    cfg.write_text('api_tls_cert = "pki/controller.crt"\napi_tls_key = "pki/controller.key"\n'
+                   '[openflow]\nplain = true\n')
+    r = resolve(_opts(tmp_path, topo, config=str(cfg)))
+    assert r.api_tls == (files["of_cert"], files["of_key"]) and r.of_tls is None
+    cfg.write_text('api_tls_cert = "pki/controller.crt"\n[openflow]\nplain = true\n')
+    with pytest.raises(LaunchError, match="^HTTPS needs both --api-cert and --api-key"):
+        resolve(_opts(tmp_path, topo, config=str(cfg)))
+    assert resolve(_opts(tmp_path, topo, of_plain=True)).api_url.startswith("http://127.0.0.1:")

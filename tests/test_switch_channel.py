@@ -5,7 +5,9 @@ hand-built OpenFlow 1.3 over a socket, so these run anywhere. A three-switch lin
 started as the emulation starts it (``ControllerProcess``: throw-away CA, ``--of-key/--of-cert/--of-ca``).
 
 - a TLS client without a certificate, or with one from another CA, and a plain-TCP client never
-  get an OpenFlow FEATURES_REQUEST: the handshake is refused;
+  get an OpenFlow FEATURES_REQUEST: the handshake is refused, and each refusal is a security
+  event (``switch_refused``, reason ``tls_handshake``, no dpid: none was said) with the peer's
+  address, counted in ``detnet_switch_refusals_total{reason="tls_handshake"}``;
 - a switch with a certificate naming its dpid is resynchronised and counted as connected;
 - a rogue with a valid certificate for another dpid, and one claiming a dpid outside the
   topology, are each closed, audited (``switch_refused``) and counted
@@ -78,6 +80,13 @@ def test_tls_channel_admits_certified_switches_and_refuses_impersonators(line, t
             assert rogue.wait_closed(10), f"{reason}: the rogue was not disconnected"
             assert rogue.flow_mods == 0, f"{reason}: the rogue was sent flow entries"
         refused = _refusals(ctl)
+        handshakes = [e for e in refused if e["request"]["reason"] == "tls_handshake"]
+        assert [(e["request"]["dpid"], e["request"]["address"].split(":")[0], e["status"], e["actor"])
+                for e in handshakes] == [(None, "127.0.0.1", "refused", "security")] * 3
+        details = [e["request"]["detail"] for e in handshakes]
+        assert "certificate" in details[0] and "certificate" in details[1], details   # no cert, unknown CA
+        assert _metric(ctl, "tls_handshake") == 3.0
+        refused = [e for e in refused if e not in handshakes]
         assert [(e["request"]["reason"], e["request"]["dpid"], e["status"], e["actor"]) for e in refused] == \
             [(r, d, "refused", "security") for r, d, _ in cases]
         for reason, _, _ in cases:
@@ -97,6 +106,7 @@ def test_tls_channel_admits_certified_switches_and_refuses_impersonators(line, t
         log = ctl.log_path.read_text()
     assert "over TLS (client certificates required)" in log and "plain TCP" not in log
     assert log.count("security: refused switch connection") == 2
+    assert log.count("TLS handshake failed") == 3
 
 
 def test_plain_channel_warns_and_still_refuses_duplicate_and_unknown_dpids(line, tmp_path):
@@ -114,4 +124,4 @@ def test_plain_channel_warns_and_still_refuses_duplicate_and_unknown_dpids(line,
         assert not genuine.closed.is_set() and ctl.healthz()["switches_connected"] == 1
         genuine.close()
         log = ctl.log_path.read_text()
-    assert re.search(r"WARNING .*OpenFlow over plain TCP on 127\.0\.0\.1:\d+: any host", log)
+    assert re.search(r"WARNING .*OpenFlow over plain TCP on 127\.0\.0\.1:\d+ \(--of-plain\): any host", log)

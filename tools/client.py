@@ -16,8 +16,13 @@ controller refused or could not be reached, 2 for the caller's own mistake (a ma
 
 Where to connect by default: ``ApiClient.from_env(url, token)`` takes the given URL, else
 ``$DNCTL_URL``, else ``http://127.0.0.1:8080``; the given token, else ``$DNCTL_TOKEN``, else
-``$DNCTL_ADMIN_TOKEN``. The command-line options (``--url``, ``--token``, ``--json``) live in
-``tools.cli.clientargs``; this module imports nothing of the command line.
+``$DNCTL_ADMIN_TOKEN``. The command-line options (``--url``, ``--token``, ``--ca``, ``--json``)
+live in ``tools.cli.clientargs``; this module imports nothing of the command line.
+
+HTTPS: the controller's certificate is always verified, against ``ca`` (a PEM file: the CA of
+``dnctl pki init``), else ``$DNCTL_CA``, else the system's trusted CAs. There is no way to skip
+verification. A certificate that does not verify is a ``TlsFailed`` naming the CA to give; an
+unreadable CA file is a ``BadCa`` (the caller's mistake, exit status 2).
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import ssl
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-__all__ = ["DEFAULT_URL", "ApiClient", "ApiError", "BadUrl", "ClientError", "ConnectionFailed", "error_message"]
+__all__ = ["DEFAULT_URL", "ApiClient", "ApiError", "BadCa", "BadUrl", "ClientError", "ConnectionFailed", "TlsFailed",
+           "error_message"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 #: Longest API detail echoed on the one error line (the rest is noise on a terminal).
@@ -57,8 +64,19 @@ class BadUrl(ClientError, ValueError):
         super().__init__(f"{url!r}: expected http://HOST:PORT or https://HOST:PORT")
 
 
+class BadCa(ClientError, ValueError):
+    """The CA file given to verify the controller's certificate cannot be read or is not PEM
+    (the caller's mistake, exit status 2)."""
+
+    code = 2
+
+
 class ConnectionFailed(ClientError):
     """The controller could not be reached, did not answer in time, or the transport failed."""
+
+
+class TlsFailed(ConnectionFailed):
+    """The controller's certificate did not verify (wrong or missing CA, wrong host name)."""
 
 
 class ApiError(ClientError):
@@ -145,15 +163,29 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _verify(ca: str | None) -> ssl.SSLContext | bool:
+    """What httpx verifies the controller's certificate with: ``ca``'s certificates, else the
+    system's (True). Never False."""
+    if ca is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca)
+    except FileNotFoundError:
+        raise BadCa(f"--ca {ca}: no such file") from None
+    except (OSError, ssl.SSLError) as e:
+        raise BadCa(f"--ca {ca}: not a readable PEM certificate ({_one_line(str(e))})") from None
+
+
 class ApiClient:
     """A small synchronous client of the detnet REST API (see docs/cli.md and the REST shape)."""
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None, timeout: float = 10,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, ca: str | None = None):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadUrl(url)
         self.url = url.rstrip("/")
+        self.ca = ca or None
         self.token = token or None
         self.timeout = timeout
         headers = {"Accept": "application/json", "User-Agent": "dnctl"}
@@ -161,15 +193,16 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {self.token}"
         # A proxy from the environment must never sit between dnctl and a controller on this machine.
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
-                                  trust_env=not _is_loopback(parts.hostname))
+                                  trust_env=not _is_loopback(parts.hostname), verify=_verify(self.ca))
 
     @classmethod
-    def from_env(cls, url: str | None = None, token: str | None = None) -> "ApiClient":
+    def from_env(cls, url: str | None = None, token: str | None = None, ca: str | None = None) -> "ApiClient":
         """A client on ``url`` else ``$DNCTL_URL`` else ``DEFAULT_URL``, with ``token`` else
-        ``$DNCTL_TOKEN`` else ``$DNCTL_ADMIN_TOKEN`` (an empty string counts as not given)."""
+        ``$DNCTL_TOKEN`` else ``$DNCTL_ADMIN_TOKEN``, verifying HTTPS against ``ca`` else
+        ``$DNCTL_CA`` (an empty string counts as not given)."""
         url = url or os.environ.get("DNCTL_URL") or DEFAULT_URL
         token = token or os.environ.get("DNCTL_TOKEN") or os.environ.get("DNCTL_ADMIN_TOKEN")
-        return cls(url, token)
+        return cls(url, token, ca=ca or os.environ.get("DNCTL_CA") or None)
 
     def close(self) -> None:
         self._http.close()
@@ -192,7 +225,12 @@ class ApiClient:
         try:
             r = self._http.request(method, path, params=params or None,
                                    json=body if body is not None else None)
-        except httpx.ConnectError:
+        except httpx.ConnectError as e:
+            if "CERTIFICATE_VERIFY_FAILED" in str(e):
+                why = _one_line(str(e)).split("certificate verify failed:")[-1].strip(" )]") or "verify failed"
+                raise TlsFailed(f"the controller at {self.url} presented a certificate that does not verify "
+                                f"({why}) against {self.ca or 'the system CAs'}: give the CA that signed it "
+                                "(--ca or $DNCTL_CA)") from None
             raise ConnectionFailed(f"cannot reach the controller at {self.url} (is `dnctl controller` running?)"
                                    ) from None
         except httpx.TimeoutException:

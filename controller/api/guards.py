@@ -185,3 +185,25 @@ def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
 Who = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(admin)]
 Service = Annotated[ControllerService, Depends(service_of)]
+
+
+class HstsMiddleware:
+    """Every answer carries ``Strict-Transport-Security`` (added where the API is served over HTTPS:
+    a browser that once reached it that way never falls back to plain HTTP, for a year)."""
+
+    HEADER = (b"strict-transport-security", b"max-age=31536000")
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_hsts(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.HEADER]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_hsts)

@@ -1,8 +1,8 @@
 """What the controller verbs share: the connection options, ``--json`` output, option parsing.
 
-``add_client_args`` gives a verb ``--url``, ``--token`` and ``--json``; ``client_from_args`` opens
+``add_client_args`` gives a verb ``--url``, ``--token``, ``--ca`` and ``--json``; ``client_from_args`` opens
 the ``tools.client.ApiClient`` they name (else ``$DNCTL_URL``/``$DNCTL_TOKEN``/
-``$DNCTL_ADMIN_TOKEN``); ``parse_option`` reads a unit-bearing option (``50M``, ``30ms``) into a
+``$DNCTL_ADMIN_TOKEN``/``$DNCTL_CA``); ``parse_option`` reads a unit-bearing option (``50M``, ``30ms``) into a
 number or a one-line ``CliError`` naming the option. The client library itself knows nothing of
 argparse; this module is its command-line face.
 """
@@ -14,23 +14,26 @@ import json
 from typing import Any, Callable
 
 from tools.cli import CliError
-from tools.client import DEFAULT_URL, ApiClient, BadUrl
+from tools.client import DEFAULT_URL, ApiClient, BadCa, BadUrl
 
 __all__ = ["add_client_args", "add_connection_args", "client_from_args", "parse_option", "print_json",
            "wants_json"]
 
 
 def add_connection_args(parser: Any) -> None:
-    """Add ``--url`` and ``--token`` to a parser or an argument group (defaults suppressed: see
+    """Add ``--url``, ``--token`` and ``--ca`` to a parser or an argument group (defaults suppressed: see
     ``add_client_args``)."""
     parser.add_argument("--url", default=argparse.SUPPRESS,
                         help=f"controller REST URL (default $DNCTL_URL or {DEFAULT_URL})")
     parser.add_argument("--token", default=argparse.SUPPRESS,
                         help="API token (default $DNCTL_TOKEN, else $DNCTL_ADMIN_TOKEN)")
+    parser.add_argument("--ca", default=argparse.SUPPRESS, metavar="CA.pem",
+                        help="over https://, verify the controller's certificate with this CA (default "
+                             "$DNCTL_CA, else the system's CAs; verification is never skipped)")
 
 
 def add_client_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--url``, ``--token`` and ``--json`` to a verb's parser.
+    """Add ``--url``, ``--token``, ``--ca`` and ``--json`` to a verb's parser.
 
     Defaults are suppressed, so the options may be given at any level of nested subcommands
     (``dnctl reservations --json list`` and ``dnctl reservations list --json`` both work); read
@@ -43,14 +46,18 @@ def add_client_args(parser: argparse.ArgumentParser) -> None:
 
 
 def client_from_args(args: argparse.Namespace) -> ApiClient:
-    """The client of ``--url``/``--token`` (when given), else of the environment (``ApiClient.from_env``).
+    """The client of ``--url``/``--token``/``--ca`` (when given), else of the environment
+    (``ApiClient.from_env``).
 
-    A malformed URL is a usage error: ``CliError`` (exit 2) naming ``--url``.
+    A malformed URL is a usage error: ``CliError`` (exit 2) naming ``--url``; an unreadable CA
+    file one naming ``--ca``.
     """
     try:
-        return ApiClient.from_env(getattr(args, "url", None), getattr(args, "token", None))
+        return ApiClient.from_env(getattr(args, "url", None), getattr(args, "token", None), getattr(args, "ca", None))
     except BadUrl as e:
         raise CliError(f"--url {e}") from None
+    except BadCa as e:
+        raise CliError(str(e)) from None
 
 
 def wants_json(args: argparse.Namespace) -> bool:

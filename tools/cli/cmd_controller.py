@@ -5,8 +5,9 @@ the command line, else the config file (``--config``, JSON or TOML; OpenFlow set
 ``[openflow]`` section: of_host, of_port, link_scale, lldp_interval, barrier_timeout,
 reserved_queue, tls_key, tls_cert, tls_ca, plain, require_cert_dpid), else defaults.
 
-OpenFlow over TLS with client certificates when given ``--of-key``, ``--of-cert`` and ``--of-ca``
-(docs/security.md); without them plain TCP, with a WARNING at start.
+OpenFlow over TLS with client certificates (``--pki DIR`` from ``dnctl pki init``, or ``--of-key``,
+``--of-cert`` and ``--of-ca``; docs/security.md); plain TCP only when asked (``--of-plain``), with a
+WARNING at start. HTTPS for the REST API with ``--api-cert`` and ``--api-key`` (``--pki`` gives both).
 """
 
 from __future__ import annotations
@@ -31,18 +32,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="PATH", help="SQLite state file (default detnet-controller.db)")
     p.add_argument("--of-host", metavar="ADDR", help="OpenFlow listen address (default 0.0.0.0)")
     p.add_argument("--of-port", type=int, metavar="PORT", help="OpenFlow listen port (default 6653)")
+    p.add_argument("--pki", metavar="DIR", help="TLS from a folder made by `dnctl pki init`: OpenFlow with "
+                   "client certificates (controller.key/.crt, ca.crt) and HTTPS (controller.key/.crt)")
     p.add_argument("--of-key", metavar="KEY.pem", help="OpenFlow over TLS: the controller's private key "
                    "(with --of-cert and --of-ca)")
     p.add_argument("--of-cert", metavar="CERT.pem", help="OpenFlow over TLS: the controller's certificate")
     p.add_argument("--of-ca", metavar="CA.pem", help="OpenFlow over TLS: the CA that signs the switches' "
                    "certificates; a switch without one is refused")
     p.add_argument("--of-plain", action="store_true", default=None,
-                   help="OpenFlow over plain TCP, asked for explicitly (still a WARNING at start)")
+                   help="OpenFlow over plain TCP (an emulation on this host only; a WARNING at start); "
+                        "without it the controller needs TLS (--pki or --of-key/--of-cert/--of-ca)")
     p.add_argument("--of-any-cert-dpid", action="store_false", dest="require_cert_dpid", default=None,
                    help="over TLS, accept a switch whose certificate does not name its dpid "
                         "(default: the certificate must name it, as 'dpid:' and 16 hex digits)")
     p.add_argument("--api-host", metavar="ADDR", help="REST API listen address (default 127.0.0.1)")
     p.add_argument("--api-port", type=int, metavar="PORT", help="REST API port (default 8080)")
+    p.add_argument("--api-cert", metavar="CERT.pem", help="HTTPS for the REST API: the certificate (with --api-key)")
+    p.add_argument("--api-key", metavar="KEY.pem", help="HTTPS for the REST API: the private key")
     p.add_argument("--link-scale", type=float, metavar="F",
                    help="factor applied to meter rates, as the emulation scales link capacities "
                         "(0.001: 100 Gb/s links are 100 Mb/s; default 1)")
@@ -70,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
                          log_format=args.log_format,
                          lldp_interval=args.lldp_interval, allow_topology_change=args.allow_topology_change,
                          of_key=args.of_key, of_cert=args.of_cert, of_ca=args.of_ca, of_plain=args.of_plain,
-                         require_cert_dpid=args.require_cert_dpid)
+                         require_cert_dpid=args.require_cert_dpid, pki=args.pki, api_cert=args.api_cert,
+                         api_key=args.api_key)
     try:
         return run(opts)
     except LaunchError as e:

@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from tools.cli import (CliError, cmd_bench, cmd_chaos, cmd_controller, cmd_demo, cmd_emulate, cmd_events,
-                       cmd_paths, cmd_probe, cmd_reservations, cmd_reserve, cmd_schedule, cmd_simulate, cmd_tenant,
+                       cmd_paths, cmd_pki, cmd_probe, cmd_reservations, cmd_reserve, cmd_schedule, cmd_simulate, cmd_tenant,
                        cmd_topo, cmd_training, cmd_tsnkit, cmd_verify)
 from tools.client import ClientError
 
@@ -30,6 +30,7 @@ VERB_MODULES = [
     cmd_schedule,
     cmd_tsnkit,
     cmd_controller,
+    cmd_pki,
     cmd_tenant,
     cmd_reserve,
     cmd_reservations,

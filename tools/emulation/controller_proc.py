@@ -19,7 +19,9 @@ OpenFlow runs over TLS with client certificates unless ``tls=False``: a throw-aw
 controller's certificate are made in the temp directory (``tools.emulation.pki``; ``ctl.pki``),
 and ``ctl.switch_tls(dpids)`` gives the switches theirs, as ``Emulation(tls=...)`` takes them
 (``NetworkStack`` does).
-``tls=False`` starts it with ``--of-plain``.
+``tls=False`` starts it with ``--of-plain``. ``https=True`` also serves the REST API over HTTPS
+with the same certificate; ``ctl.url`` is then ``https://...``, and ``ctl.client()`` and
+``ctl.ca`` verify it against the throw-away CA.
 Its stderr goes to ``ctl.log_path`` (in the temp directory, removed by ``stop()``, unless
 ``log_dir`` is given); ``ctl.log_tail()`` shows the end of it in error messages.
 """
@@ -33,6 +35,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -105,7 +108,7 @@ class ControllerProcess(Managed):
                  link_scale: float | None = None, lldp_interval: float | None = 1.0,
                  admin_token: str | None = None, log_level: str = "info", start_timeout: float = 20.0,
                  keep_tmp: bool = False, log_dir: str | os.PathLike | None = None,
-                 extra_args: list[str] | None = None, tls: bool = True):
+                 extra_args: list[str] | None = None, tls: bool = True, https: bool = False):
         self.tmpdir = Path(tempfile.mkdtemp(prefix="detnet-ctl-"))
         self.keep_tmp = keep_tmp
         self.topology_arg = self._materialize_topology(topology)
@@ -122,12 +125,15 @@ class ControllerProcess(Managed):
         self.start_timeout = patience(start_timeout)
         self.extra_args = list(extra_args or [])
         #: the throw-away CA and the controller's certificate (None: plain TCP)
-        self.pki: Pki | None = Pki.create(self.tmpdir / "pki") if tls else None
+        self.pki: Pki | None = Pki.create(self.tmpdir / "pki") if tls or https else None
+        self.tls, self.https = tls, https
+        #: the CA file that verifies the REST API's certificate (None: plain HTTP)
+        self.ca: str | None = str(self.pki.ca_cert) if https and self.pki is not None else None
         self.of_port = free_port()
         self.api_port = free_port()
         while self.api_port == self.of_port:
             self.api_port = free_port()
-        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.api_port}"
         self.log_path = (Path(log_dir) if log_dir else self.tmpdir) / "controller.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
@@ -158,17 +164,19 @@ class ControllerProcess(Managed):
             cmd += ["--link-scale", f"{self.link_scale:g}"]
         if self.lldp_interval is not None:
             cmd += ["--lldp-interval", f"{self.lldp_interval:g}"]
-        if self.pki is not None and self.pki.controller is not None:
+        if self.tls and self.pki is not None and self.pki.controller is not None:
             cmd += ["--of-key", str(self.pki.controller.key), "--of-cert", str(self.pki.controller.cert),
                     "--of-ca", str(self.pki.ca_cert)]
         else:
             cmd += ["--of-plain"]
+        if self.https and self.pki is not None and self.pki.controller is not None:
+            cmd += ["--api-cert", str(self.pki.controller.cert), "--api-key", str(self.pki.controller.key)]
         return cmd + self.extra_args
 
     def switch_tls(self, dpids: Any) -> tuple[Path, Path, Path] | None:
         """``(key, cert, ca)`` of a new switch certificate naming ``dpids`` (for ``Emulation(tls=)``),
         or None when this controller listens on plain TCP."""
-        if self.pki is None:
+        if self.pki is None or not self.tls:
             return None
         cred = self.pki.issue_switch("switches", list(dpids))
         return cred.key, cred.cert, self.pki.ca_cert
@@ -190,7 +198,8 @@ class ControllerProcess(Managed):
     def healthz(self) -> dict[str, Any] | None:
         """GET /healthz as a dict, or None when the API does not answer (yet)."""
         try:
-            r = httpx.get(f"{self.url}/healthz", timeout=2, trust_env=False)
+            r = httpx.get(f"{self.url}/healthz", timeout=2, trust_env=False,
+                          verify=ssl.create_default_context(cafile=self.ca) if self.ca else True)
         except httpx.HTTPError:
             return None
         return r.json() if r.status_code == 200 else None
@@ -218,7 +227,7 @@ class ControllerProcess(Managed):
 
     def client(self, token: str | None = None, timeout: float = 30.0) -> Any:
         """A ``tools.client.ApiClient`` on this controller (admin token unless ``token`` is given)."""
-        return ApiClient(self.url, token or self.admin_token, timeout=patience(timeout))
+        return ApiClient(self.url, token or self.admin_token, timeout=patience(timeout), ca=self.ca)
 
     def log_tail(self, lines: int = 15) -> str:
         try:
