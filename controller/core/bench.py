@@ -78,6 +78,7 @@ def run_admission(topology, reservations: int, tenants: int, seed: int = 1, **sc
     reasons: Counter[str] = Counter()
     admitted = 0
     clock = time.perf_counter
+    cpu_start = time.process_time()
     t_start = clock()
     for i, req in enumerate(reqs):
         t0 = clock()
@@ -88,6 +89,7 @@ def run_admission(topology, reservations: int, tenants: int, seed: int = 1, **sc
         else:
             admitted += 1
     total = clock() - t_start
+    cpu = time.process_time() - cpu_start
     shares = list(sched.link_share().values())
     ms = times * 1000.0
     return {
@@ -99,6 +101,7 @@ def run_admission(topology, reservations: int, tenants: int, seed: int = 1, **sc
         "rejected": reservations - admitted,
         "rejected_by_reason": dict(sorted(reasons.items())),
         "total_s": round(total, 4),
+        "cpu_s": round(cpu, 4),
         "p50_ms": round(float(np.percentile(ms, 50)), 4) if len(ms) else 0.0,
         "p99_ms": round(float(np.percentile(ms, 99)), 4) if len(ms) else 0.0,
         "max_ms": round(float(ms.max()), 4) if len(ms) else 0.0,

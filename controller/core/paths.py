@@ -4,6 +4,13 @@ The backbone is meshed, so enumerating all simple paths (as TSNKit does) does no
 algorithm (``networkx.shortest_simple_paths``) yields paths in order of total propagation lazily,
 and we keep only the first ``k``. Results are cached per (src, dst) and dropped when the set of
 failed links changes. Hint paths given by a request are checked against the topology here.
+
+Most requests are admitted on their first candidate, so the first one is found the cheap way:
+one Dijkstra per *source* (``dijkstra_predecessor_and_distance``, every shortest-path predecessor
+kept) serves every destination. When the shortest path to a destination is unique (one predecessor
+at every node along it) it is the path Yen's algorithm would yield first, so the candidates are the
+same; when it is not (ties), Yen's algorithm is asked from the start, as before. Yen's generator is
+started only when a second candidate is read.
 """
 
 from __future__ import annotations
@@ -26,7 +33,11 @@ class PathFinder:
         self.graph = graph
         self.k = k
         self._failed: set[tuple[str, str]] = set()
-        self._cache: dict[tuple[str, str], tuple[list[Path], Iterator | None]] = {}
+        # (src, dst) -> (paths found so far, Yen's generator or None when exhausted, how many of
+        # its first paths to skip (they are already found))
+        self._cache: dict[tuple[str, str], list] = {}
+        # src -> shortest-path predecessors (all of them, ties included) under the current failures
+        self._trees: dict[str, dict[str, list[str]]] = {}
 
     # ----- failed links -----------------------------------------------------
     @property
@@ -40,32 +51,59 @@ class PathFinder:
         if (u, v) not in self._failed:
             self._failed.add((u, v))
             self._cache.clear()
+            self._trees.clear()
 
     def restore(self, u: str, v: str) -> None:
         if (u, v) in self._failed:
             self._failed.discard((u, v))
             self._cache.clear()
+            self._trees.clear()
 
     def crosses_failed(self, path: Iterable[str]) -> bool:
         p = list(path)
         return any((a, b) in self._failed for a, b in zip(p, p[1:]))
 
     # ----- candidates -------------------------------------------------------
+    def _usable(self) -> nx.DiGraph:
+        """The graph minus failed links (a view), or the graph itself when nothing failed."""
+        if not self._failed:
+            return self.graph
+        failed = frozenset(self._failed)
+        return nx.subgraph_view(self.graph, filter_edge=lambda a, b: (a, b) not in failed)
+
+    def _unique_shortest(self, src: str, dst: str) -> Path | None:
+        """The shortest path src->dst from src's shortest-path tree when it is the only shortest
+        path, else None (ties, or not reachable: Yen's algorithm decides)."""
+        if src == dst:
+            return None
+        pred = self._trees.get(src)
+        if pred is None:
+            pred, _ = nx.dijkstra_predecessor_and_distance(self._usable(), src, weight="propagation_ns")
+            self._trees[src] = pred
+        if dst not in pred:
+            return None
+        path = [dst]
+        v = dst
+        while v != src:
+            p = pred[v]
+            if len(p) != 1:
+                return None
+            v = p[0]
+            path.append(v)
+        return tuple(reversed(path))
+
     def candidates(self, src: str, dst: str) -> Iterator[Path]:
         """Up to k simple paths src->dst in order of propagation (none if not connected).
 
         Lazy: Yen's algorithm runs only as far as the caller reads, and what it found is cached,
-        so a request admitted on its shortest path costs one shortest-path search per node pair.
+        so a request admitted on its shortest path costs one shortest-path search per source, ever.
         """
         key = (src, dst)
         entry = self._cache.get(key)
         if entry is None:
-            g = self.graph
-            if self._failed:
-                failed = frozenset(self._failed)
-                g = nx.subgraph_view(self.graph, filter_edge=lambda a, b: (a, b) not in failed)
-            entry = self._cache[key] = ([], nx.shortest_simple_paths(g, src, dst, weight="propagation_ns"))
-        found, gen = entry
+            first = self._unique_shortest(src, dst) if src in self.graph and dst in self.graph else None
+            entry = self._cache[key] = [[first] if first is not None else [], False, 1 if first is not None else 0]
+        found = entry[0]
         i = 0
         while i < self.k:
             if i < len(found):
@@ -75,10 +113,14 @@ class PathFinder:
             if entry[1] is None or self._cache.get(key) is not entry:
                 return
             try:
-                found.append(tuple(next(gen)))
+                if entry[1] is False:      # Yen's generator, started at the first read past what is found
+                    entry[1] = nx.shortest_simple_paths(self._usable(), src, dst, weight="propagation_ns")
+                while entry[2]:
+                    next(entry[1])
+                    entry[2] -= 1
+                found.append(tuple(next(entry[1])))
             except (StopIteration, nx.NetworkXNoPath, nx.NodeNotFound):
-                self._cache[key] = (found, None)
-                entry = self._cache[key]
+                entry[1] = None
                 return
 
     def candidates_avoiding(self, src: str, dst: str, avoid: Iterable[tuple[str, str]]) -> list[Path]:

@@ -55,7 +55,7 @@ import numpy as np
 
 from .model import InvalidRequest, Hop, Rejection, Request, Reservation
 from .paths import PathFinder
-from .slots import SlotTables, chain, expand, expand_residues, feasible_starts
+from .slots import SlotTables, chain, expand, expand_residues, first_no_wait
 from .tenants import TenantBook
 
 Link = tuple[str, str]
@@ -656,14 +656,31 @@ class Scheduler:
                     blocked, why = l, f"link {l[0]}-{l[1]} would exceed its reservable share ({self.max_share:g})"
                     break
             if blocked is None:
-                hops = []
-                for l, n, gap in zip(links, ns, gaps):
-                    starts = feasible_starts(tables.folded(l, period, new_cycle), n)
-                    if len(starts) == 0:
+                masks = []
+                for l, n in zip(links, ns):
+                    m = tables.start_mask(l, period, n, new_cycle)
+                    if not m.any():
                         blocked, why = l, f"no free block of {n} slots per period on {l[0]}-{l[1]}"
                         break
-                    hops.append((starts, n, gap))
+                    masks.append(m)
+            if blocked is None and start is None:
+                # the common case: some first offset waits nowhere (the lowest bound there is)
+                shifts = [0]
+                for n, gap in zip(ns[:-1], gaps[:-1]):
+                    shifts.append(shifts[-1] + n + gap)
+                r0 = first_no_wait(masks, shifts)
+                if r0 >= 0:
+                    bound = (shifts[-1] + ns[-1]) * slot + tail_ns
+                    if bound > max_lat:
+                        first_kind = first_kind or "latency"
+                        best_latency = bound if best_latency is None else min(best_latency, bound)
+                        continue
+                    rid = req.id if req.id is not None else self._new_id()
+                    return _Plan(rid, req, new_cycle, period, frame, bps, tuple(path), links,
+                                 [r0 + x for x in shifts], ns, bound)
             if blocked is None:
+                hops = [(tables.start_residues(l, period, n, new_cycle), n, gap)
+                        for l, n, gap in zip(links, ns, gaps)]
                 first_starts = hops[0][0]
                 if start is not None:
                     window = (start + np.arange(self.max_wait_slots + 1, dtype=np.int64))
@@ -699,10 +716,16 @@ class Scheduler:
                              f"best latency bound {best_latency} ns is above the requested {max_lat} ns")
         return Rejection(f"capacity:{capacity_link[0]}-{capacity_link[1]}", capacity_detail)
 
-    def _build(self, plan: _Plan, cycle: int, second: _Plan | None = None) -> Reservation:
+    def _build(self, plan: _Plan, cycle: int, second: _Plan | None = None,
+               slots: list[np.ndarray] | None = None) -> Reservation:
+        """The Reservation of a plan (and its protection plan); ``slots``: every hop's held slot
+        indices over ``cycle`` when the caller has them already (primary hops, then protection)."""
         slot, period, req = self.slot_ns, plan.period, plan.request
-        hops = [Hop(l[0], l[1], expand(s % period, n, period, cycle).tolist())
-                for l, s, n in zip(plan.links, plan.starts, plan.ns)]
+        if slots is None:
+            slots = [expand(s % period, n, period, cycle)
+                     for pl in [plan] + ([second] if second is not None else [])
+                     for s, n in zip(pl.starts, pl.ns)]
+        hops = [Hop(l[0], l[1], idx.tolist()) for l, idx in zip(plan.links, slots)]
         s0 = plan.starts[0] % period
         tx = [(s0 + k * period) * slot for k in range(cycle // period)]
         res = Reservation(
@@ -713,22 +736,23 @@ class Scheduler:
             protection=req.protection)
         if second is not None:
             res.protection_path = list(second.path)
-            res.protection_hops = [Hop(l[0], l[1], expand(s % period, n, period, cycle).tolist())
-                                   for l, s, n in zip(second.links, second.starts, second.ns)]
+            res.protection_hops = [Hop(l[0], l[1], idx.tolist())
+                                   for l, idx in zip(second.links, slots[len(plan.links):])]
             res.protection_latency_bound_ns = second.bound_ns
         return res
 
     def _commit(self, plan: _Plan, second: _Plan | None = None) -> Reservation:
         if plan.cycle != self._tables.cycle_slots:
             self._grow(plan.cycle)
-        res = self._build(plan, plan.cycle, second)
-        p = plan.period
+        p, c = plan.period, plan.cycle
         links = list(plan.links) + (list(second.links) if second is not None else [])
         residues = [(s % p + np.arange(n, dtype=np.int64)) % p for s, n in zip(plan.starts, plan.ns)]
         if second is not None:
             residues += [(s % p + np.arange(n, dtype=np.int64)) % p for s, n in zip(second.starts, second.ns)]
+        slots = [expand_residues(r, p, c) for r in residues]     # computed once: the hops and the tables
+        res = self._build(plan, c, second, slots)
         e = _Entry(res, links, p, residues, [plan.starts[0] % p * self.slot_ns], plan.bps, len(plan.links))
-        self._occupy(e)
+        self._occupy(e, slots)
         self._entries[res.id] = e
         self._res[res.id] = res
         self._note_id(res.id)
@@ -736,13 +760,14 @@ class Scheduler:
             self.tenants.charge(res.tenant, plan.bps)
         return res
 
-    def _occupy(self, e: _Entry) -> None:
-        """Mark an entry's slots held on every hop, all or nothing."""
+    def _occupy(self, e: _Entry, slots: list[np.ndarray] | None = None) -> None:
+        """Mark an entry's slots held on every hop, all or nothing (``slots``: the hops' indices
+        over the current cycle, when the caller has them)."""
         c = self._tables.cycle_slots
         done: list[tuple[Link, np.ndarray]] = []
         try:
-            for link, res in zip(e.links, e.residues):
-                idx = expand_residues(res, e.period, c)
+            for i, (link, res) in enumerate(zip(e.links, e.residues)):
+                idx = expand_residues(res, e.period, c) if slots is None else slots[i]
                 self._tables.occupy(link, idx)
                 done.append((link, idx))
         except ValueError:

@@ -37,6 +37,8 @@ class SlotTables:
         self._version: dict[Link, int] = {l: 0 for l in self._tables}
         # (link, period) -> (version, cycle_slots, folded array)
         self._fold_cache: dict[tuple[Link, int], tuple[int, int, np.ndarray]] = {}
+        # (link, period, n) -> (version, cycle_slots, feasible-start mask, its sorted residues or None)
+        self._start_cache: dict[tuple[Link, int, int], tuple[int, int, np.ndarray, np.ndarray | None]] = {}
 
     # ----- queries --------------------------------------------------------
     def links(self) -> list[Link]:
@@ -80,6 +82,32 @@ class SlotTables:
         f = t.reshape(c // period, period).any(axis=0) if c != period else t.copy()
         self._fold_cache[key] = (ver, c, f)
         return f
+
+    def start_mask(self, link: Link, period: int, n: int, cycle_slots: int | None = None) -> np.ndarray:
+        """``feasible_mask`` of the link's table folded to ``period`` (see ``folded``), cached per
+        (link, period, n) until the link changes: bool array, True at every residue where ``n``
+        consecutive slots are free in every period. Read-only (shared with later calls)."""
+        return self._starts(link, period, n, cycle_slots)[2]
+
+    def start_residues(self, link: Link, period: int, n: int, cycle_slots: int | None = None) -> np.ndarray:
+        """The sorted residues where ``start_mask`` is True (``feasible_starts``), cached the same way."""
+        c = self.cycle_slots if cycle_slots is None else cycle_slots
+        key = (link, period, n)
+        hit = self._starts(link, period, n, c)
+        if hit[3] is None:
+            hit = (hit[0], hit[1], hit[2], np.flatnonzero(hit[2]))
+            self._start_cache[key] = hit
+        return hit[3]
+
+    def _starts(self, link: Link, period: int, n: int, cycle_slots: int | None):
+        c = self.cycle_slots if cycle_slots is None else cycle_slots
+        key = (link, period, n)
+        ver = self._version[link]
+        hit = self._start_cache.get(key)
+        if hit is None or hit[0] != ver or hit[1] != c:
+            hit = (ver, c, feasible_mask(self.folded(link, period, c), n), None)
+            self._start_cache[key] = hit
+        return hit
 
     def is_free(self, link: Link, slots: np.ndarray) -> bool:
         return not bool(self._tables[link][slots].any())
@@ -144,19 +172,47 @@ class SlotTables:
 
 
 # ----- pure helpers of the search ---------------------------------------------
-def feasible_starts(folded: np.ndarray, n: int) -> np.ndarray:
-    """Sorted residues ``r`` in [0, P) where ``n`` consecutive slots r..r+n-1 (cyclic) are all free."""
+def feasible_mask(folded: np.ndarray, n: int) -> np.ndarray:
+    """Bool array over [0, P): True at residue ``r`` when ``n`` consecutive slots r..r+n-1 (cyclic)
+    are all free in the folded table."""
     p = len(folded)
     if n > p:
-        return np.empty(0, dtype=np.int64)
+        return np.zeros(p, dtype=bool)
     free = ~folded
     if n == 1:
-        return np.flatnonzero(free)
+        return free
     ext = np.concatenate([free, free[: n - 1]]).astype(np.int32)
     cs = np.empty(len(ext) + 1, dtype=np.int32)
     cs[0] = 0
     np.cumsum(ext, out=cs[1:])
-    return np.flatnonzero((cs[n:n + p] - cs[:p]) == n)
+    return (cs[n:n + p] - cs[:p]) == n
+
+
+def feasible_starts(folded: np.ndarray, n: int) -> np.ndarray:
+    """Sorted residues ``r`` in [0, P) where ``n`` consecutive slots r..r+n-1 (cyclic) are all free."""
+    if n > len(folded):
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(feasible_mask(folded, n))
+
+
+def first_no_wait(masks: Sequence[np.ndarray], shifts: Sequence[int]) -> int:
+    """The smallest first-hop residue ``r`` whose chain waits nowhere, or -1 if none.
+
+    ``masks[i]`` is hop i's ``feasible_mask`` (all of one period P); ``shifts[i]`` is the unwrapped
+    distance from the first hop's start to hop i's earliest start (``shifts[0] == 0``; ``shifts[i+1]
+    = shifts[i] + n_i + gap_i``). Row r waits nowhere when every hop i is free at ``(r + shifts[i])
+    mod P``; such a row has the lowest possible latency bound, and ``chain`` (which waits at the
+    first free start) gives it zero waits, so when one exists the smallest such r is exactly the row
+    ``chain`` + lowest bound + earliest offset would pick: O(hops * P) bool work, no search.
+    """
+    acc = masks[0]
+    p = len(acc)
+    for m, s in zip(masks[1:], shifts[1:]):
+        k = s % p
+        rolled = m if k == 0 else np.concatenate([m[k:], m[:k]])   # rolled[r] = m[(r + s) mod P]
+        acc = acc & rolled
+    hit = int(acc.argmax())
+    return hit if acc[hit] else -1
 
 
 def chain(first: np.ndarray, hops: Sequence[tuple[np.ndarray, int, int]], period: int,
@@ -207,4 +263,8 @@ def expand(start: int, n: int, period: int, cycle_slots: int) -> np.ndarray:
 def expand_residues(residues: np.ndarray, period: int, cycle_slots: int) -> np.ndarray:
     """Sorted indices ``r + k*period`` for every residue r and every period in the cycle."""
     base = np.arange(0, cycle_slots, period, dtype=np.int64)
-    return np.sort((base[:, None] + np.asarray(residues, dtype=np.int64)[None, :]).ravel())
+    r = np.sort(np.asarray(residues, dtype=np.int64))
+    out = (base[:, None] + r[None, :]).ravel()
+    if len(r) and (r[0] < 0 or r[-1] >= period or (len(r) > 1 and (r[1:] == r[:-1]).any())):
+        out.sort()          # residues outside [0, period) or repeated: only a full sort orders them
+    return out
