@@ -31,6 +31,13 @@ The mapping (two traffic classes are all the GCL distinguishes):
   host without a TSN NIC; ``flags 0x2`` (full offload) would need a NIC such as i225/i210 and gives
   the same read-back.
 
+**Launch time** (``etf_delta_ns``): a talker that sends with ``SO_TXTIME`` at its reservation's
+``tx_offsets_ns`` gets an ``etf`` child on the reserved class's queue (``parent 100:2``; taprio then
+has ``handle 100:``), which releases each frame ``delta`` ns before its launch time. Only the ports a
+talker sends on (``talker_ports``: the first link of a path) can use it: etf drops frames without a
+launch time, as forwarded frames are. The Schedule JSON does not say which talkers use launch time,
+so the caller does. Without it the commands are unchanged.
+
 Limits, each a one-line ``TaprioError`` naming the port:
 
 - **entries**: the kernel takes any number (``parse_sched_list`` has no bound; the netlink nest's
@@ -54,13 +61,13 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from schedules.gcl import GCL
 
 __all__ = ["CYCLE_MAX_NS", "INTERVAL_MAX_NS", "MASK_BEST_EFFORT", "MASK_CLOSED", "MASK_RESERVED", "SchedEntry",
-           "TaprioConfig", "TaprioError", "compare", "device_name", "parse_taprio_show", "taprio_config",
-           "tc_entry_limit"]
+           "TaprioConfig", "TaprioError", "compare", "device_name", "device_names", "parse_taprio_show", "taprio_config",
+           "talker_ports", "tc_entry_limit"]
 
 #: gate masks: bit i = traffic class i open
 MASK_CLOSED, MASK_BEST_EFFORT, MASK_RESERVED = 0x0, 0x1, 0x2
@@ -75,6 +82,9 @@ S64_MAX = 2**63 - 1
 ETH_ZLEN = 60
 #: iproute2's q_taprio.c: the request bound, what precedes the entries, base-time, one entry (bytes)
 TC_REQUEST_BYTES, TC_FIXED_BYTES, TC_BASE_TIME_BYTES, TC_ENTRY_BYTES = 1024, 152, 12, 28
+#: the taprio qdisc's handle when it has an etf child (the child's parent is a class of it); etf's delta: s32
+TAPRIO_HANDLE = "100:"
+ETF_DELTA_MAX_NS = 2**31 - 1
 #: Linux interface names: at most 15 characters (IFNAMSIZ - 1), no '/', ':' or white space
 IFNAME_MAX = 15
 _BAD_IFNAME = re.compile(r"[\s/:]")
@@ -108,6 +118,35 @@ def device_name(src: str, dst: str) -> str:
     return _BAD_IFNAME.sub("_", f"{src}-{dst}")[:IFNAME_MAX]
 
 
+def device_names(links: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """``device_name`` of every port, in order; a name an earlier port already has ends in _2, _3, ...
+    (cut shorter to stay within 15 characters)."""
+    out: dict[tuple[str, str], str] = {}
+    used: set[str] = set()
+    for u, v in links:
+        name = base = device_name(u, v)
+        k = 1
+        while name in used:
+            k += 1
+            name = f"{base[:IFNAME_MAX - len(str(k)) - 1]}_{k}"
+        used.add(name)
+        out[(u, v)] = name
+    return out
+
+
+def talker_ports(schedule: dict[str, Any]) -> set[tuple[str, str]]:
+    """The ports a talker sends on: the first link of every reservation's path (and protection path)
+    in a Schedule JSON. A reservation's frames leave there at its ``tx_offsets_ns``, the launch times a
+    talker with ``SO_TXTIME`` gives them, so these are the ports an etf child can serve."""
+    out: set[tuple[str, str]] = set()
+    for r in schedule.get("reservations") or []:
+        for key in ("path", "protection_path"):
+            p = r.get(key) or []
+            if len(p) > 1:
+                out.add((str(p[0]), str(p[1])))
+    return out
+
+
 def _check_dev(dev: str) -> None:
     if not dev or len(dev) > IFNAME_MAX or _BAD_IFNAME.search(dev) or dev in (".", ".."):
         raise TaprioError(f"device {dev!r} is not a Linux interface name (1-{IFNAME_MAX} characters, "
@@ -127,6 +166,8 @@ class TaprioConfig:
     clockid: str = "CLOCK_TAI"
     link_bps: int = 0
     guard_band_ns: int = 0
+    #: the etf child's delta on the reserved queue (a talker with launch times), None: no etf
+    etf_delta_ns: int | None = None
 
     @property
     def num_tc(self) -> int:
@@ -149,7 +190,8 @@ class TaprioConfig:
     def command(self, netns: str | None = None) -> list[str]:
         """argv of ``tc [-n NETNS] qdisc replace dev DEV root taprio ...`` (software mode)."""
         argv = ["tc"] + (["-n", netns] if netns else []) + [
-            "qdisc", "replace", "dev", self.dev, "root", "taprio", "num_tc", str(NUM_TC),
+            "qdisc", "replace", "dev", self.dev, "root",
+            *(["handle", TAPRIO_HANDLE] if self.etf_delta_ns is not None else []), "taprio", "num_tc", str(NUM_TC),
             "map", *map(str, self.prio_map), "queues", *(f"{c}@{o}" for c, o in self.queues),
             "base-time", str(self.base_time_ns)]
         for e in self.entries:
@@ -160,11 +202,32 @@ class TaprioConfig:
         """``command()`` quoted for a shell."""
         return shlex.join(self.command(netns))
 
+    @property
+    def etf_parent(self) -> str:
+        """The class of the reserved traffic class's TX queue under taprio (queue 1: ``100:2``)."""
+        return f"{TAPRIO_HANDLE}{self.queues[1][1] + 1}"
+
+    def etf_command(self, netns: str | None = None) -> list[str] | None:
+        """argv of ``tc qdisc replace dev DEV parent 100:2 etf clockid CLOCK_TAI delta N`` (the reserved
+        queue releases each frame ``delta`` before its launch time, in software mode), or None without etf."""
+        if self.etf_delta_ns is None:
+            return None
+        return ["tc"] + (["-n", netns] if netns else []) + [
+            "qdisc", "replace", "dev", self.dev, "parent", self.etf_parent, "etf", "clockid", self.clockid,
+            "delta", str(self.etf_delta_ns)]
+
+    def commands(self, netns: str | None = None) -> list[list[str]]:
+        """Every argv to run, in order: the taprio qdisc, then its etf child if any."""
+        etf = self.etf_command(netns)
+        return [self.command(netns)] + ([etf] if etf else [])
+
     def to_dict(self) -> dict[str, Any]:
         return {"src": self.src, "dst": self.dst, "dev": self.dev, "num_tc": NUM_TC, "map": list(self.prio_map),
                 "queues": [f"{c}@{o}" for c, o in self.queues], "base_time_ns": self.base_time_ns,
                 "clockid": self.clockid, "cycle_ns": self.cycle_ns, "link_bps": self.link_bps,
                 "guard_band_ns": self.guard_band_ns, "reserved_prio": self.reserved_prio,
+                **({"etf": {"parent": self.etf_parent, "clockid": self.clockid, "delta_ns": self.etf_delta_ns}}
+                   if self.etf_delta_ns is not None else {}),
                 "entries": [{"cmd": e.cmd, "gatemask": e.mask, "interval_ns": e.interval_ns}
                             for e in self.entries]}
 
@@ -211,7 +274,7 @@ def _carve_guard_bands(timeline: list[list[int]], guard_ns: int, min_ns: int) ->
 
 
 def taprio_config(gcl: GCL, *, dev: str, link_bps: int, guard_band_bytes: int = 1522, base_time_ns: int = 0,
-                  clockid: str = "CLOCK_TAI") -> TaprioConfig:
+                  clockid: str = "CLOCK_TAI", etf_delta_ns: int | None = None) -> TaprioConfig:
     """The taprio schedule of ``gcl``'s port on device ``dev`` (mapping and limits: module doc).
 
     ``link_bps`` is the port's rate (the schedule's ``capacity_bps`` of the link): it turns
@@ -226,6 +289,9 @@ def taprio_config(gcl: GCL, *, dev: str, link_bps: int, guard_band_bytes: int = 
         raise TaprioError(f"port {port}: guard_band_bytes must be 0 or more, got {guard_band_bytes}")
     if not 0 <= base_time_ns <= S64_MAX:
         raise TaprioError(f"port {port}: base time {base_time_ns} ns is outside 0..2**63-1")
+    if etf_delta_ns is not None and (isinstance(etf_delta_ns, bool) or not isinstance(etf_delta_ns, int)
+                                     or not 1 <= etf_delta_ns <= ETF_DELTA_MAX_NS):
+        raise TaprioError(f"port {port}: etf delta must be 1..{ETF_DELTA_MAX_NS} ns, got {etf_delta_ns!r}")
     guard_ns = _ceil_ns(guard_band_bytes, link_bps) if guard_band_bytes else 0
     min_ns = _ceil_ns(ETH_ZLEN, link_bps)
 
@@ -251,7 +317,7 @@ def taprio_config(gcl: GCL, *, dev: str, link_bps: int, guard_band_bytes: int = 
     if cycle > CYCLE_MAX_NS:
         raise TaprioError(f"port {port}: cycle {cycle} ns is longer than taprio takes ({CYCLE_MAX_NS} ns)")
     return TaprioConfig(gcl.src, gcl.dst, dev, entries, reserved_prio=gcl.reserved_tc, base_time_ns=base_time_ns,
-                        clockid=clockid, link_bps=link_bps, guard_band_ns=guard_ns)
+                        clockid=clockid, link_bps=link_bps, guard_band_ns=guard_ns, etf_delta_ns=etf_delta_ns)
 
 
 # --- reading back ------------------------------------------------------------------------------
@@ -285,7 +351,9 @@ def parse_taprio_show(text: str) -> dict[str, Any]:
     (``CLOCK_TAI``), ``flags`` (None: software mode), ``base_time``, ``cycle_time``,
     ``cycle_time_extension``, ``entries`` [(cmd, mask, interval)] of the schedule in force, and
     ``admin``: the schedule installed but not yet in force (its base time is in the future; the same
-    keys) or None. No operational schedule yet: cycle_time 0 and no entries. Raises TaprioError.
+    keys) or None. No operational schedule yet: cycle_time 0 and no entries. ``etf``: the etf child
+    under a class of the taprio qdisc (``parent``, ``clockid``, ``delta``, ``offload``,
+    ``deadline_mode``, ``skip_sock_check``) or None. Raises TaprioError.
     """
     tokens = text.split()
     try:
@@ -333,7 +401,32 @@ def parse_taprio_show(text: str) -> dict[str, Any]:
     out.update(schedules[0])
     if len(schedules) > 1:
         out["admin"] = schedules[1]
+    out["etf"] = _parse_etf(tokens, out["handle"])
     return out
+
+
+def _parse_etf(tokens: list[str], handle: str) -> dict[str, Any] | None:
+    """The first etf qdisc whose parent is a class of the taprio ``handle`` (iproute2's q_etf.c prints
+    ``qdisc etf H: parent P clockid TAI delta N offload off deadline_mode off skip_sock_check off``)."""
+    for i in range(len(tokens) - 4):
+        if tokens[i:i + 2] != ["qdisc", "etf"] or tokens[i + 3] != "parent" or \
+                not tokens[i + 4].startswith(handle.rstrip(":") + ":"):
+            continue
+        end = next((j for j in range(i + 2, len(tokens)) if tokens[j] == "qdisc"), len(tokens))
+        t = tokens[i:end]
+        etf: dict[str, Any] = {"parent": t[4]}
+        try:
+            for key in ("clockid", "delta", "offload", "deadline_mode", "skip_sock_check"):
+                k = t.index(key)
+                etf[key] = t[k + 1]
+            etf["clockid"] = _clock(etf["clockid"])
+            etf["delta"] = int(etf["delta"])
+            for key in ("offload", "deadline_mode", "skip_sock_check"):
+                etf[key] = etf[key] == "on"
+        except (ValueError, IndexError):
+            raise TaprioError(f"etf output: cannot read {' '.join(t)!r}") from None
+        return etf
+    return None
 
 
 def compare(config: TaprioConfig, shown: dict[str, Any]) -> list[str]:
@@ -355,6 +448,18 @@ def compare(config: TaprioConfig, shown: dict[str, Any]) -> list[str]:
     field("clockid", _clock(shown.get("clockid")), _clock(config.clockid))
     if shown.get("flags"):
         diffs.append(f"flags: {shown['flags']:#x} installed, none scheduled (software mode)")
+    etf = shown.get("etf")
+    if config.etf_delta_ns is None:
+        if etf:
+            diffs.append(f"etf: on {etf['parent']} installed, none scheduled")
+    elif not etf:
+        diffs.append(f"etf: none installed, on {config.etf_parent} scheduled")
+    else:
+        field("handle", shown.get("handle"), TAPRIO_HANDLE)
+        field("etf parent", etf["parent"], config.etf_parent)
+        field("etf clockid", etf["clockid"], _clock(config.clockid))
+        field("etf delta", etf["delta"], config.etf_delta_ns)
+        field("etf offload", "on" if etf["offload"] else "off", "off")
     sched = shown.get("admin") or shown
     field("base-time", sched.get("base_time"), config.base_time_ns)
     field("cycle-time", sched.get("cycle_time"), config.cycle_ns)

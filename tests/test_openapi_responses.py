@@ -233,6 +233,10 @@ def test_live_answers_validate_against_the_document(world):
 
     c("GET", "/v1/schedule", client.get("/v1/schedule", headers=AH), 200)
     c("GET", "/v1/schedule", client.get("/v1/schedule", headers=th), 200)
+    for fmt in ("json", "yang", "taprio"):
+        c("GET", "/v1/schedule/gcl", client.get(f"/v1/schedule/gcl?format={fmt}", headers=AH), 200)
+    c("GET", "/v1/schedule/gcl", client.get("/v1/schedule/gcl?src=A", headers=AH), 422)
+    c("GET", "/v1/schedule/gcl", client.get("/v1/schedule/gcl", headers=th), 403)
     c("GET", "/v1/events", client.get("/v1/events?since=0", headers=AH), 200)
     c("GET", "/v1/events", client.get("/v1/events?since=0", headers=th), 200)
     c("DELETE", "/v1/reservations/{reservation_id}", client.delete(f"/v1/reservations/{plain['id']}", headers=th), 204)

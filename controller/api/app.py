@@ -14,7 +14,7 @@ from starlette.routing import Route
 from controller.api.guards import BodyLimitMiddleware, RateLimiter
 from controller.api.handlers import install_handlers
 from controller.api.http_metrics import HttpMetricsMiddleware
-from controller.api.routers import batch, events, network, paths, reservations, status, tenants, ui
+from controller.api.routers import batch, events, network, paths, reservations, standards, status, tenants, ui
 from controller.service import ControllerService
 
 API_VERSION = "1"
@@ -39,7 +39,8 @@ def create_app(service: ControllerService, *, rate_limit_per_s: float = 50.0, ra
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, record=service.metrics.http_answer)   # outermost: sees the 413s
     install_handlers(app)
-    routers = [module.router for module in (status, network, tenants, reservations, batch, paths, events, ui)]
+    routers = [module.router for module in (status, network, standards, tenants, reservations, batch, paths, events,
+                                            ui)]
     for router in routers:
         app.include_router(router)
     # every route, for the ``Allow`` header of a 405: FastAPI's own (openapi.json, docs) and ours

@@ -3,7 +3,7 @@
 Forms::
 
     dnctl schedule --topology NAME_OR_FILE --requests REQUESTS.json --out SCHEDULE.json [--json] [...]
-    dnctl schedule gcl SCHEDULE.json (--link U V | --all) [--format text|json|taprio] [--json] [--dev DEV]
+    dnctl schedule gcl SCHEDULE.json (--link U V | --all) [--format text|json|taprio|yang] [--json] [--dev DEV]
     dnctl schedule export [--out SCHEDULE.json] [--url URL] [--token TOKEN]
 
 The first form (no action) admits the requests in file order on a fresh scheduler, writes the
@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
+from pathlib import Path
 
 from controller.core.model import Reservation
 from controller.core.scheduler import Scheduler
 from schedules.gcl import GCLError, gate_control_list
 from schedules.requests_file import RequestsFileError, read_requests
 from schedules.schedule_json import SchedulePayloadError, read_schedule_file, schedule_to_dict, write_json_atomic
-from schedules.taprio import TaprioError, device_name, taprio_config
+from schedules.taprio import TaprioError, device_names, taprio_config, talker_ports
+from schedules.yang import YangError, bridge_instance
 from tools.cli import CliError
 from tools.cli.clientargs import add_connection_args, client_from_args
 from topologies.loaders import load_topology
@@ -62,22 +66,38 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "window; see docs/gates.md). The device is --dev for one link, else U-V with white space, "
                     "'/' and ':' made '_', cut to 15 characters (a name that would repeat an earlier one ends "
                     "in _2, _3, ...). A port whose list needs more entries than one tc command carries (31; 30 "
-                    "with a --base-time) exits 2 naming it, and nothing is printed.")
+                    "with a --base-time) exits 2 naming it, and nothing is printed. --format yang prints IEEE "
+                    "802.1Qcw instance data (RFC 7951 JSON, module ieee802-dot1q-sched-bridge 2023-10-26): the "
+                    "one port's document with --link, {'bridges': {NAME: document}} with --all, or one file per "
+                    "bridge with --yang-dir (docs/standards.md).")
     g.add_argument("schedule", metavar="SCHEDULE.json", help="a Schedule JSON file")
     which = g.add_mutually_exclusive_group(required=True)
     which.add_argument("--link", nargs=2, metavar=("U", "V"), help="the directed link U->V")
     which.add_argument("--all", action="store_true", help="every directed link of the schedule, in its order")
     g.add_argument("--reserved-tc", type=int, default=7, help="traffic class of reserved traffic (default 7)")
-    g.add_argument("--format", choices=("text", "json", "taprio"), default=None,
+    g.add_argument("--format", choices=("text", "json", "taprio", "yang"), default=None,
                    help="text (default): a table; json: one JSON object ({'gcls': [...]} with --all); "
-                        "taprio: tc commands")
+                        "taprio: tc commands; yang: 802.1Qcw instance data (RFC 7951 JSON)")
     g.add_argument("--json", action="store_true", help="the same as --format json")
-    g.add_argument("--dev", help="taprio: the device of the one --link (default: U-V cut to 15 characters)")
+    g.add_argument("--dev", help="taprio, yang: the device (interface name) of the one --link (default: U-V cut to "
+                                 "15 characters)")
     g.add_argument("--guard-band-bytes", type=int, default=1522,
                    help="taprio: best effort closes this many bytes' time at the link's rate before each reserved "
                         "window (default 1522, a max-size tagged frame; 0: no guard band)")
     g.add_argument("--base-time", type=int, default=0, metavar="NS",
-                   help="taprio: base-time in ns of CLOCK_TAI (default 0: cycles aligned to the epoch)")
+                   help="taprio, yang: base time in ns of CLOCK_TAI / PTP time (default 0: cycles aligned to the "
+                        "epoch)")
+    g.add_argument("--etf-delta", type=int, metavar="NS",
+                   help="taprio: the talkers send with launch times (SO_TXTIME at their tx offsets): add an etf child "
+                        "with this delta on the reserved queue of every port a talker sends on (the first link of a "
+                        "path)")
+    g.add_argument("--yang-dir", metavar="DIR", help="yang with --all: write DIR/BRIDGE.json per bridge, print a summary")
+    g.add_argument("--supported-list-max", type=int, metavar="N",
+                   help="yang: the bridges' gate control list capacity; a port needing more exits 2 naming it "
+                        "(default: write each port's own need)")
+    g.add_argument("--no-supported", action="store_true",
+                   help="yang: leave out supported-list-max, -cycle-max and -interval-max (bridges that hold them "
+                        "read-only)")
     g.set_defaults(func=_gcl)
 
     q = actions.add_parser("export", help="write the controller's Schedule JSON (GET /v1/schedule)",
@@ -146,8 +166,16 @@ def _gcl(args) -> int:
     fmt = args.format or ("json" if args.json else "text")
     if args.json and fmt != "json":
         raise CliError(f"schedule gcl: --json is --format json, not --format {fmt}")
-    if args.dev is not None and (fmt != "taprio" or args.all):
-        raise CliError("schedule gcl: --dev goes with --format taprio and one --link")
+    if args.dev is not None and (fmt not in ("taprio", "yang") or args.all):
+        raise CliError("schedule gcl: --dev goes with --format taprio and one --link (or --format yang)")
+    if args.etf_delta is not None and fmt != "taprio":
+        raise CliError("schedule gcl: --etf-delta goes with --format taprio")
+    if args.yang_dir is not None and (fmt != "yang" or not args.all):
+        raise CliError("schedule gcl: --yang-dir goes with --format yang and --all")
+    if (args.supported_list_max is not None or args.no_supported) and fmt != "yang":
+        raise CliError("schedule gcl: --supported-list-max and --no-supported go with --format yang")
+    if args.supported_list_max is not None and args.no_supported:
+        raise CliError("schedule gcl: --supported-list-max and --no-supported exclude each other")
     try:
         data = read_schedule_file(args.schedule)
         if args.all:
@@ -163,39 +191,72 @@ def _gcl(args) -> int:
     except (SchedulePayloadError, GCLError) as e:
         raise CliError(str(e) if str(e).startswith(args.schedule) else f"{args.schedule}: {e}") from None
 
+    names = device_names([(g.src, g.dst) for g in gcls])
+    if args.dev is not None:
+        names = {(gcls[0].src, gcls[0].dst): args.dev}
     if fmt == "json":
         print(json.dumps({"gcls": [g.to_dict() for g in gcls]} if args.all else gcls[0].to_dict()))
     elif fmt == "text":
         print("\n\n".join(g.render() for g in gcls))
+    elif fmt == "yang":
+        _yang(args, gcls, names)
     else:
-        capacity = {(str(l.get("src")), str(l.get("dst"))): l.get("capacity_bps") for l in data.get("links", [])
-                    if isinstance(l, dict)}
-        used: set[str] = set()
-        lines = []
-        for g in gcls:
-            dev = args.dev if args.dev is not None else _unique(device_name(g.src, g.dst), used)
-            used.add(dev)
-            try:
-                cfg = taprio_config(g, dev=dev, link_bps=capacity.get((g.src, g.dst)),
-                                    guard_band_bytes=args.guard_band_bytes, base_time_ns=args.base_time)
-            except TaprioError as e:
-                raise CliError(f"{args.schedule}: {e}") from None
-            n = len(cfg.entries)
-            lines.append(f"# {g.src} -> {g.dst} ({n} entr{'y' if n == 1 else 'ies'}, cycle {cfg.cycle_ns} ns, "
-                         f"guard band {cfg.guard_band_ns} ns at {cfg.link_bps} b/s)")
-            lines.append(cfg.shell())
-        print("\n".join(lines))
+        _taprio(args, data, gcls, names)
     return 0
 
 
-def _unique(name: str, used: set[str]) -> str:
-    """``name``, or its first characters and _2, _3, ... when an earlier port already has it."""
-    k = 1
-    out = name
-    while out in used:
-        k += 1
-        out = f"{name[:15 - len(str(k)) - 1]}_{k}"
-    return out
+def _taprio(args, data: dict, gcls: list, names: dict) -> None:
+    capacity = {(str(l.get("src")), str(l.get("dst"))): l.get("capacity_bps") for l in data.get("links", [])
+                if isinstance(l, dict)}
+    talkers = talker_ports(data) if args.etf_delta is not None else set()
+    if args.etf_delta is not None and not args.all and (gcls[0].src, gcls[0].dst) not in talkers:
+        raise CliError(f"{args.schedule}: --etf-delta: no talker sends on {gcls[0].src}->{gcls[0].dst} "
+                       f"(it is the first link of no reservation's path)")
+    lines = []
+    for g in gcls:
+        etf = args.etf_delta if (g.src, g.dst) in talkers else None
+        try:
+            cfg = taprio_config(g, dev=names[(g.src, g.dst)], link_bps=capacity.get((g.src, g.dst)),
+                                guard_band_bytes=args.guard_band_bytes, base_time_ns=args.base_time,
+                                etf_delta_ns=etf)
+        except TaprioError as e:
+            raise CliError(f"{args.schedule}: {e}") from None
+        n = len(cfg.entries)
+        lines.append(f"# {g.src} -> {g.dst} ({n} entr{'y' if n == 1 else 'ies'}, cycle {cfg.cycle_ns} ns, "
+                     f"guard band {cfg.guard_band_ns} ns at {cfg.link_bps} b/s"
+                     + (f", etf delta {etf} ns" if etf is not None else "") + ")")
+        lines += [shlex.join(argv) for argv in cfg.commands()]
+    print("\n".join(lines))
+
+
+_FILE_UNSAFE = re.compile(r"[^\w.-]")
+
+
+def _yang(args, gcls: list, names: dict) -> None:
+    """802.1Qcw instance data: one port (--link), every bridge in one object, or one file per bridge."""
+    options = {"base_time_ns": args.base_time, "capabilities": not args.no_supported,
+               "supported_list_max": args.supported_list_max}
+    by_bridge: dict[str, list] = {}
+    for g in gcls:
+        by_bridge.setdefault(g.src, []).append(g)
+    try:
+        docs = {b: bridge_instance(gs, names, **options) for b, gs in by_bridge.items()}
+    except YangError as e:
+        raise CliError(f"{args.schedule}: {e}") from None
+    if not args.all:
+        print(json.dumps(next(iter(docs.values())), indent=1))
+        return
+    if args.yang_dir is None:
+        print(json.dumps({"bridges": docs}, indent=1))
+        return
+    out = Path(args.yang_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for b, doc in docs.items():
+            write_json_atomic(str(out / f"{_FILE_UNSAFE.sub('_', b)}.json"), doc)
+    except OSError as e:
+        raise CliError(f"--yang-dir {args.yang_dir}: cannot write ({e.strerror or e})") from None
+    print(f"wrote {len(docs)} bridge documents ({len(gcls)} ports) to {args.yang_dir}")
 
 
 def schedule_export(args: argparse.Namespace) -> int:
