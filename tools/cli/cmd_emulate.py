@@ -6,8 +6,11 @@
   time, modules, netem RTT against 2 x delay, taprio), exit 1 when a figure is off;
 - ``dnctl emulate up --topology NAME_OR_FILE [--tenants N] [--hosts-per-tenant-city K]
   [--cities A,B,..] [--controller HOST:PORT [--switch-tls KEY CERT CA]] [--hosts-out PLAN.json] [--ping SRC DST ...]
-  [--hold SECONDS | --cli] [--json]``: start the emulation (see tools/emulation/network.py), optionally ping
-  between cities or hosts, hold it up or open the Mininet CLI, then tear it down (also on Ctrl-C).
+  [--hold SECONDS | --cli] [--gates auto|on|off --url URL] [--json]``: start the emulation (see
+  tools/emulation/network.py), optionally ping between cities or hosts, hold it up or open the Mininet CLI,
+  then tear it down (also on Ctrl-C). With a controller whose REST API is at ``--url`` and a kernel with
+  taprio, the ports carrying reservations get 802.1Qbv gates kept equal to its schedule
+  (tools/emulation/gates.py); ``--json``'s ``gates`` says how many and whether they read back equal.
   Exit 0 when every ping got all its replies, 1 otherwise.
 
 Progress lines go to stderr; the result (human or ``--json``) to stdout.
@@ -17,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
 
 from tools.cli import CliError
+from tools.cli.clientargs import add_connection_args, client_from_args
 from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
+from tools.emulation.gates import GateKeeper
 from tools.emulation.network import Emulation, EmulationError, parse_controller, write_plan
 from tools.emulation.ovs import probe
 from tools.emulation.patience import in_vm
@@ -75,7 +81,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     hold = up.add_mutually_exclusive_group()
     hold.add_argument("--hold", type=float, metavar="SECONDS", help="keep the emulation up this long")
     hold.add_argument("--cli", action="store_true", help="open the Mininet CLI (exit it to tear down)")
-    up.add_argument("--json", action="store_true", help="print a JSON summary (timings, pings)")
+    up.add_argument("--gates", choices=["auto", "on", "off"], default="auto",
+                    help="802.1Qbv gates: taprio on every port carrying reservations, kept equal to the schedule "
+                         "of the controller at --url (tools/emulation/gates.py; docs/gates.md). auto (default): "
+                         "when --controller and --url (or $DNCTL_URL) are given and this kernel has taprio")
+    add_connection_args(up.add_argument_group("the controller's REST API (for --gates)"))
+    up.add_argument("--json", action="store_true", help="print a JSON summary (timings, pings, gates)")
     add_vm_argument(up)
     up.set_defaults(func=_up)
     p.set_defaults(func=lambda _a: (p.print_help(), 2)[1])
@@ -179,10 +190,11 @@ def _up(args: argparse.Namespace) -> int:
     if len(plan.hosts) > 1000:
         print(f"dnctl: warning: {len(plan.hosts)} hosts: each is a shell and a namespace; this will be slow",
               file=sys.stderr)
+    gates_off = _gates_off_reason(args, controller)
     emu = Emulation(topo, plan, controller=controller, tls=tuple(args.switch_tls) if args.switch_tls else None,
                     datapath=None if args.datapath == "auto" else args.datapath,
                     link_scale=args.link_scale, delay_scale=args.delay_scale,
-                    static_routes=True if args.static_routes else None)
+                    static_routes=True if args.static_routes else None, tx_queues=1 if gates_off else 2)
     # resolve ping endpoints before starting, so a typo costs nothing
     for src, dst in args.ping:
         try:
@@ -193,8 +205,16 @@ def _up(args: argparse.Namespace) -> int:
     if args.hosts_out:
         write_plan(plan, args.hosts_out)
     pings: list[dict[str, Any]] = []
+    keeper: GateKeeper | None = None
+    gates: dict[str, Any] = {"enabled": False, "reason": gates_off}
     try:
         with emu:
+            if not gates_off:
+                keeper = GateKeeper(emu, client_from_args(args))
+                try:
+                    keeper.start()
+                except Exception as e:  # noqa: BLE001 - the controller's API unreachable: a one-line error
+                    raise CliError(f"--gates: cannot read the controller's schedule: {e}", code=1) from None
             for src, dst in args.ping:
                 r = emu.ping(src, dst, count=args.count)
                 pings.append({"src": src, "dst": dst, "sent": r.sent, "received": r.received,
@@ -208,10 +228,18 @@ def _up(args: argparse.Namespace) -> int:
             elif args.hold:
                 print(f"emulate: holding for {args.hold:g} s (Ctrl-C to tear down)", file=sys.stderr, flush=True)
                 time.sleep(args.hold)
+            if keeper is not None:
+                keeper.stop()
+                keeper.check()
+                gates = keeper.summary()
     except EmulationError as e:
         raise CliError(str(e), code=1) from None
+    finally:
+        if keeper is not None:
+            keeper.stop()
+            keeper.client.close()
     ok = all(p["ok"] for p in pings)
-    summary = emu.summary() | {"vm": in_vm(), "pings": pings, "ok": ok}
+    summary = emu.summary() | {"vm": in_vm(), "pings": pings, "gates": gates, "ok": ok}
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -223,4 +251,26 @@ def _up(args: argparse.Namespace) -> int:
             print(f"  note: {note}")
         if pings:
             print(f"pings: {sum(p['ok'] for p in pings)}/{len(pings)} pairs answered in full")
+        if gates["enabled"]:
+            print(f"gates: {gates['ports_gated']} ports gated, {gates['ports_open']} open, read back "
+                  f"{'equal to the schedule' if gates['readback_equal'] else 'DIFFERENT: ' + str(gates['differences'])}"
+                  f" ({gates['applies']} applies)")
+        else:
+            print(f"gates: off ({gates['reason']})")
     return 0 if ok else 1
+
+
+def _gates_off_reason(args: argparse.Namespace, controller: Any) -> str | None:
+    """Why ``dnctl emulate up`` runs without gates (None: with them); ``--gates on`` that cannot is exit 2."""
+    reason = None
+    if args.gates == "off":
+        reason = "turned off (--gates off)"
+    elif controller is None:
+        reason = "no --controller: static forwarding has no schedule"
+    elif not (getattr(args, "url", None) or os.environ.get("DNCTL_URL")):
+        reason = "no --url (or $DNCTL_URL): the controller's schedule cannot be read"
+    elif not taprio_works():
+        reason = "no tc taprio on this kernel"
+    if reason and args.gates == "on":
+        raise CliError(f"--gates on: {reason}")
+    return reason

@@ -223,7 +223,7 @@ class Emulation(Managed):
                  link_scale: float | None = None, delay_scale: float | None = None,
                  static_routes: bool | None = None, lock: bool = True, verbose: bool = True,
                  wait_connected_s: float = 10.0, capabilities: ovs.Capabilities | None = None,
-                 tls: tuple[Any, Any, Any] | None = None):
+                 tls: tuple[Any, Any, Any] | None = None, tx_queues: int = 1):
         if plan.topology is not topology:
             raise ValueError(f"host plan is for topology {plan.topology.name!r}, not {topology.name!r}")
         if datapath not in (None, "kernel", "user"):
@@ -237,6 +237,8 @@ class Emulation(Managed):
         self.use_lock, self.verbose, self.wait_connected_s = lock, verbose, wait_connected_s
         self.capabilities = capabilities
         self.tls = None if tls is None else tuple(str(f) for f in tls)
+        #: TX (and RX) queues of every veth: taprio's gates need one per traffic class (tools.emulation.gates)
+        self.tx_queues = max(1, int(tx_queues))
         if self.tls is not None and self.controller is None:
             raise ValueError("tls without a controller: there is no OpenFlow channel to protect")
         self.datapath: str | None = None
@@ -352,7 +354,8 @@ class Emulation(Managed):
         # Plain links: the shaping is applied after start in one `tc -batch` (see tc_batch).
         topo = BackboneTopo(self.topology, self.plan, link_scale=None, delay=False)
         switch = partial(OVSSwitch, protocols="OpenFlow13", datapath=dp, failMode="secure")
-        self.net = Mininet(topo=topo, switch=switch, controller=None, link=Link, autoSetMacs=False,
+        link = Link if self.tx_queues == 1 else multiqueue_link(Link, self.tx_queues)
+        self.net = Mininet(topo=topo, switch=switch, controller=None, link=link, autoSetMacs=False,
                            autoStaticArp=False, build=False, waitConnected=False)
         if self.controller:
             ip, port = self.controller
@@ -506,6 +509,27 @@ class Emulation(Managed):
                 "openflow": ("tls" if self.tls else "tcp") if self.controller else None,
                 "static_routes": self.static_routes, "static_entries": self.flow_count,
                 "notes": list(self.notes), "timings": self.timings.to_dict()}
+
+
+def multiqueue_link(base: Any, queues: int) -> Any:
+    """Mininet's ``Link`` class ``base``, its veth pairs made with ``numtxqueues``/``numrxqueues`` ``queues``
+    (Mininet makes single-queue veths, and the queue count is fixed at creation; taprio needs >= 2)."""
+    class MultiQueueLink(base):
+        @classmethod
+        def makeIntfPair(cls, intfname1: str, intfname2: str, addr1: str | None = None, addr2: str | None = None,
+                         node1: Any = None, node2: Any = None, deleteIntfs: bool = True) -> None:
+            from mininet.util import quietRun
+            run = node1.cmd if node1 is not None else quietRun
+            if deleteIntfs:
+                run(f"ip link del {intfname1}")
+                (node2.cmd if node2 is not None else quietRun)(f"ip link del {intfname2}")
+            q = f"numtxqueues {queues} numrxqueues {queues}"
+            mac1, mac2 = (f" address {addr1}" if addr1 else ""), (f" address {addr2}" if addr2 else "")
+            out = run(f"ip link add name {intfname1}{mac1} {q} type veth peer name {intfname2}{mac2} {q} "
+                      f"netns {node2.pid if node2 is not None else 1}")
+            if out:
+                raise EmulationError(f"cannot create the veth pair {intfname1} {intfname2}: {out.strip()}")
+    return MultiQueueLink
 
 
 def configure_hosts_offload_only(net: Any, plan: HostPlan) -> None:

@@ -20,6 +20,9 @@ itself). ``miniature=True`` gives the controller the emulated network itself
 (``tools.emulation.miniature``: capacities x ``link_scale``, the propagation the links really
 carry, a slot that fits its frames for ``periods_ns``, meters unscaled), so its bounds and
 offsets describe the packets' network; reservations are then requested at the emulated rates.
+``gates`` (None: where the kernel has taprio and the controller schedules the miniature; False: never;
+True: or fail) puts 802.1Qbv gates on every port that carries reservations and keeps them equal to the
+controller's schedule (``tools.emulation.gates.GateKeeper``; ``gates_report`` is its report).
 ``platform`` says what ran where (datapath, link and delay scale, propagation emulated or not). ``timings`` says where the start-up time went; ``emulation_mem_mb`` what the emulation
 took of the machine's memory.
 """
@@ -33,6 +36,7 @@ from typing import Any, Iterator
 
 from tools.emulation import ovs
 from tools.emulation.controller_proc import ControllerProcess
+from tools.emulation.gates import GateKeeper
 from tools.emulation.lifecycle import Managed, sigint_deferred
 from tools.emulation.miniature import (effective_delay_scale, miniature_config, miniature_slot_ns,
                                        miniature_topology)
@@ -41,6 +45,7 @@ from tools.emulation.patience import in_vm
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import Progress, quiet
 from topologies.emulated import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE
+from topologies.machine import taprio_works
 
 __all__ = ["MINIATURE_RATE_SCALE", "NetworkStack", "controlled_emulation", "mem_available_mb"]
 
@@ -76,7 +81,8 @@ class NetworkStack(Managed):
                  emulate: bool = True, controller_topology: Any = None, hosts_file: Any = None, db: Any = None,
                  log_dir: Any = None, lldp_interval: float | None = 1.0, start_timeout: float = 20.0,
                  connect_timeout: float = 60.0, verbose: bool = True, progress: Progress = quiet,
-                 miniature: bool = False, periods_ns: tuple[int, ...] = (), **emulation_kw: Any):
+                 miniature: bool = False, periods_ns: tuple[int, ...] = (), gates: bool | None = None,
+                 **emulation_kw: Any):
         self.topology, self.plan = topology, plan
         self.link_scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
         self.shape_links, self.emulate = shape_links, emulate
@@ -93,6 +99,11 @@ class NetworkStack(Managed):
         self.procs = HostProcs()
         self.timings: dict[str, float] = {}
         self.emulation_mem_mb: float | None = None
+        #: 802.1Qbv gates (tools.emulation.gates): None = where the kernel has taprio and the controller
+        #: schedules the miniature (the schedule then describes the emulated links); False = never
+        self.gates_asked = gates
+        self.gates: GateKeeper | None = None
+        self.gates_off_reason: str | None = None
         self._lock_cm: contextlib.AbstractContextManager | None = None
 
     # -- lifecycle --
@@ -146,15 +157,43 @@ class NetworkStack(Managed):
         mem0 = mem_available_mb()
         # OpenFlow over TLS (unless the controller is plain): one certificate naming every switch's dpid
         tls = self.ctl.switch_tls(self.plan.dpid(n) for n in self.topology.nodes)
+        gated = self._want_gates()
         self.emu = Emulation(self.topology, self.plan, controller=("127.0.0.1", self.ctl.of_port), tls=tls,
                              link_scale=self.link_scale if self.shape_links else 0, verbose=self.verbose,
-                             wait_connected_s=0, capabilities=caps, **self.emulation_kw)
+                             wait_connected_s=0, capabilities=caps, tx_queues=2 if gated else 1,
+                             **self.emulation_kw)
         self.emu.start()
         self.timings["emulation_start_s"] = time.monotonic() - t0
         self.ctl.wait_switches(n, self.connect_timeout)
         self.timings["emulation_s"] = time.monotonic() - t0
         self.emulation_mem_mb = round(mem0 - mem_available_mb(), 1)
+        if gated:
+            t0 = time.monotonic()
+            self.gates = GateKeeper(self.emu, self.ctl.client())
+            self.gates.start()
+            self.timings["gates_s"] = time.monotonic() - t0
+            self.progress(f"gates: taprio kept equal to the schedule ({self.gates.summary()['ports_gated']} ports "
+                          f"gated now)")
         return self
+
+    def _want_gates(self) -> bool:
+        """Whether this stack gates its links (``gates``; see ``__init__``); the reason when not."""
+        if self.gates_asked is False:
+            self.gates_off_reason = "turned off"
+        elif not self.miniature:
+            self.gates_off_reason = "the controller schedules the full-rate network, not the emulated links"
+        elif not taprio_works():
+            self.gates_off_reason = "no tc taprio on this kernel"
+        if self.gates_off_reason and self.gates_asked:
+            raise EmulationError(f"gates asked for, but {self.gates_off_reason}")
+        return self.gates_off_reason is None
+
+    @property
+    def gates_report(self) -> dict[str, Any]:
+        """The gates' report (``GateKeeper.summary``), or ``enabled: false`` and why."""
+        if self.gates is not None:
+            return self.gates.summary()
+        return {"enabled": False, "reason": self.gates_off_reason}
 
     @property
     def platform(self) -> dict[str, Any]:
@@ -177,6 +216,9 @@ class NetworkStack(Managed):
         with sigint_deferred():
             try:
                 self.procs.stop_all()
+                if self.gates is not None:
+                    self.gates.stop()
+                    self.gates.client.close()
                 if self.emu is not None:
                     with contextlib.suppress(Exception):
                         self.emu.stop()
