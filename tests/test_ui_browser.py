@@ -10,7 +10,8 @@ One controller on fntf40 (the real REST app over a real ``ControllerService``, s
   within 2 s, though a reload shows it: the first test depends on the live stream;
 - a link reported down through ``ControllerService.link_down`` (what the OpenFlow shim calls on a
   port-down) recolours and marks the link within 2 s; one LLDP misses is marked too;
-- a tenant signed in with the token field sees only its own reservations;
+- a tenant signed in with the token field sees only its own reservations; one asks the what-if
+  form (refused, then admissible, its path drawn), reserves and releases from the page;
 - no request of any test leaves the controller (every request the browser makes is recorded;
   one to anywhere else is aborted and fails the test);
 - screenshots go to ``out/test-ui/`` (the map with reservations, a busy link's gate timeline).
@@ -225,6 +226,37 @@ def share(client, token: str, u: str, v: str) -> float:
             if (h["src"], h["dst"]) in slots:
                 slots[h["src"], h["dst"]] += len(h["slots"])
     return max(slots.values()) / (s["cycle_ns"] // s["slot_ns"])
+
+
+def test_a_tenant_asks_what_if_reserves_and_releases_from_the_page(page, controller):
+    _, client, url = controller
+    _, token = tenant(client, "operator")
+    open_live(page, url, token)
+    page.select_option("#wf-src", "Harbin")
+    page.select_option("#wf-dst", "Haikou")
+    page.fill("#wf-bw", "5")
+    page.fill("#wf-lat", "1")                   # 1 ms: too tight for Harbin-Haikou
+    page.fill("#wf-udp", "8000")
+    page.click("#wf-ask")
+    page.locator("#wf-result.bad").wait_for()
+    assert page.locator("#wf-result").inner_text().startswith("not admissible: latency:")
+    page.fill("#wf-lat", "40")
+    page.click("#wf-ask")
+    page.locator("#wf-result.ok").wait_for()
+    asked = client.post("/v1/paths", json={"src": "Harbin", "dst": "Haikou", "bandwidth_bps": 5 * 10**9,
+                                           "max_latency_ns": 40_000_000, "match": {"udp_dst": 8000}},
+                        headers={"Authorization": f"Bearer {token}"}).json()
+    assert " → ".join(asked["path"]) in page.locator("#wf-result").inner_text()
+    assert page.locator("polyline.path-whatif").count() == 1
+    page.click("#wf-reserve")
+    page.locator("#wf-result.ok", has_text="admitted").wait_for()
+    mine = client.get("/v1/reservations", headers={"Authorization": f"Bearer {token}"}).json()["reservations"]
+    assert [r["path"] for r in mine] == [asked["path"]]
+    row = page.locator(f'#reservations tr[data-id="{mine[0]["id"]}"]')
+    row.wait_for()
+    row.locator("button.release").click()
+    row.wait_for(state="detached", timeout=LIVE_S * 1000)
+    assert client.get("/v1/reservations", headers={"Authorization": f"Bearer {token}"}).json()["reservations"] == []
 
 
 def test_screenshots_map_with_reservations_and_a_busy_links_gate_timeline(page, controller):
