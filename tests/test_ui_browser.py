@@ -261,7 +261,7 @@ def test_a_tenant_asks_what_if_reserves_and_releases_from_the_page(page, control
 
 def test_screenshots_map_with_reservations_and_a_busy_links_gate_timeline(page, controller):
     _, client, url = controller
-    _, token = tenant(client, "training")
+    training, token = tenant(client, "training")
     pairs = [("Beijing", "Shanghai"), ("Beijing", "Guangzhou"), ("Shanghai", "Chengdu"), ("Tianjin", "Nanjing"),
              ("Beijing", "Hangzhou"), ("Jinan", "Shanghai"), ("Beijing", "Xi'an"), ("Harbin", "Wuhan"),
              ("Shenyang", "Nanjing"), ("Beijing", "Urumqi"), ("Beijing", "Jinan"), ("Beijing", "Nanjing"),
@@ -282,3 +282,10 @@ def test_screenshots_map_with_reservations_and_a_busy_links_gate_timeline(page, 
     assert gcl.locator("rect.window").count() >= 4
     page.locator("#link-panel").screenshot(path=str(OUT / "gate-timeline.png"))
     page.screenshot(path=str(OUT / "link-selected.png"))
+    # the table's filters are the listing's: tenant and dst here
+    page.fill("#f-tenant", str(training))
+    page.fill("#f-dst", "Shanghai")
+    page.locator("#f-dst").dispatch_event("change")
+    want = {r["id"] for r in made + [protected] if r["dst"] == "Shanghai"}
+    page.wait_for_function("n => document.querySelectorAll('#reservations tbody tr').length === n", arg=len(want))
+    assert {tr.get_attribute("data-id") for tr in page.locator("#reservations tbody tr").all()} == want
