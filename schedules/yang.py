@@ -35,6 +35,7 @@ validators such as yangson). Pure: builds dicts, reads and runs nothing.
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from controller.core.scheduler import Scheduler
@@ -42,14 +43,20 @@ from schedules.gcl import GCL, GCLError, gate_control_list
 from schedules.schedule_json import schedule_to_dict
 from schedules.taprio import device_names
 
-__all__ = ["BRIDGE", "INTERFACES", "MODULES", "OPERATION", "SCHED_BRIDGE", "YangError", "bridge_instance",
-           "gate_parameter_table", "port_timeline", "schedule_instances"]
+__all__ = ["BRIDGE", "IMPLEMENTED", "INTERFACES", "MODULES", "MODULE_DIR", "OPERATION", "SCHED_BRIDGE", "YangError",
+           "bridge_instance", "gate_parameter_table", "port_timeline", "schedule_instances", "yanglint_argv"]
 
 #: the vendored modules (name -> revision) the instance data is written against
 MODULES = {"ieee802-dot1q-sched-bridge": "2023-10-26", "ieee802-dot1q-sched": "2023-10-22",
            "ieee802-dot1q-bridge": "2023-10-26", "ieee802-dot1q-types": "2023-10-26",
            "ieee802-types": "2023-10-22", "ietf-interfaces": "2018-02-20", "ietf-yang-types": "2013-07-15",
            "iana-if-type": "2023-01-26"}
+#: where they are (name@revision.yang, the NOTICE, yang-library.json)
+MODULE_DIR = Path(__file__).resolve().with_name("yang_modules")
+#: the modules a validator loads as implemented: the data's top (interfaces), the identities it names
+#: (iana-if-type, ieee802-dot1q-sched) and the augments on the way (bridge-port, gate-parameter-table)
+IMPLEMENTED = ("ietf-interfaces", "iana-if-type", "ieee802-dot1q-bridge", "ieee802-dot1q-sched",
+               "ieee802-dot1q-sched-bridge")
 SCHED_BRIDGE, BRIDGE, INTERFACES = "ieee802-dot1q-sched-bridge", "ieee802-dot1q-bridge", "ietf-interfaces"
 #: the one operation used: set the gates (no frame preemption: set-and-hold/release-mac are not needed)
 OPERATION = "ieee802-dot1q-sched:set-gate-states"
@@ -190,6 +197,14 @@ def _on_link(schedule: Mapping[str, Any], by_link: Mapping[tuple[Any, Any], list
     """The schedule with only the reservations that cross ``u -> v``: the same GCL for that port
     (``gate_control_list`` reads only that link's hops), without reading every reservation per port."""
     return {**schedule, "reservations": by_link.get((u, v), [])}
+
+
+def yanglint_argv(*files: str | Path, fmt: str | None = None) -> list[str]:
+    """argv of ``yanglint`` (libyang 2) checking config instance data ``files`` against the vendored
+    modules: exit 0 when valid; ``fmt="xml"`` also prints them in the XML encoding (for NETCONF)."""
+    mods = [str(MODULE_DIR / f"{m}@{MODULES[m]}.yang") for m in IMPLEMENTED]
+    return ["yanglint", "-p", str(MODULE_DIR), "-t", "config", *(["-f", fmt] if fmt else []), *mods,
+            *map(str, files)]
 
 
 def port_timeline(table: Mapping[str, Any]) -> list[tuple[int, int, int]]:

@@ -56,7 +56,7 @@ __all__ = ["PAGES", "ADMIN_TOKEN", "Example", "Mismatch", "parse_page", "run_pag
 
 REPO = Path(__file__).resolve().parents[1]
 #: the pages whose marked examples run (relative to the repository)
-PAGES = ("README.md", "docs/cli.md", "docs/rest-api.md", "docs/client.md")
+PAGES = ("README.md", "docs/cli.md", "docs/rest-api.md", "docs/client.md", "docs/standards.md")
 #: the admin token of the examples' controller (pages show it as $ADMIN / $DNCTL_ADMIN_TOKEN)
 ADMIN_TOKEN = "docs-examples-admin-token-0123456789"
 #: the longest a page's session may run
