@@ -1,9 +1,18 @@
 """Reservations as the service manages them: admit, release, read, and what-if.
 
-Every change follows the service's commit order, under the service lock: 1. decide (scheduler),
+Every change follows the service's commit order: 1. decide (scheduler), under the service lock,
 2. persist (one store transaction: the row and its audit entry), 3. undo the scheduler change if
 the store write fails; then, after the lock is released, 4. the listeners hear of it
 (``controller.notify``). Rejections are audited and counted, never raised.
+
+A single POST or DELETE (``reserve``, ``release``) decides under the lock and queues its write
+for **group commit** (``controller.store.Store.submit``); it waits for the commit after releasing
+the lock, so the requests that decided meanwhile share one transaction and one fsync, and one
+program on the switches (the listeners hear of the group's changes together). The answer still
+means "durable" and, for the listeners that wait (the OpenFlow shim), "installed": it is sent
+only after its own commit and its own delivery. Between the decision and the commit other
+requests see the change (a concurrent admission counts its slots): should the write fail, the
+change is undone (``_undo_admission``/``_undo_release``) and the caller gets the error.
 
 Besides the admitted reservations (in the scheduler) two kinds are stored but not on the network:
 those a link failure left down (held by ``controller.failover``) and those that could not be put
@@ -188,26 +197,38 @@ class ReservationDesk:
                     req = verdict if isinstance(verdict, Rejection) else overlap
             result = req if isinstance(req, Rejection) else self._scheduler.admit(req)
             if isinstance(result, Rejection):
-                self._store.append_audit(principal.actor, "reserve", audit_body,
-                                         {"reason": result.reason, "detail": result.detail},
-                                         audit.rejection_status(result), tenant_of_entry)
-                self._metrics.rejected(result.reason, time.perf_counter() - t0)
-                return result
-            try:
-                with self._store.transaction() as tx:
-                    tx.save_reservation(result)
-                    tx.append_audit(principal.actor, "reserve", audit_body, audit.summary(result), "ok",
-                                    result.tenant)
-            except BaseException:
-                self._scheduler.release(result.id)      # roll back: the reservation never existed
-                self._scheduler.settle_cycle()          # ... and the cycle is what it was
-                log.exception("store write failed; reservation %s rolled back", result.id)
-                raise
-            answer = detached(result)
-            self._notifier.added(detached(result))
+                rejected = result
+                ticket = self._store.submit(lambda tx: tx.append_audit(
+                    principal.actor, "reserve", audit_body, {"reason": rejected.reason, "detail": rejected.detail},
+                    audit.rejection_status(rejected), tenant_of_entry))
+            else:
+                answer, note = detached(result), detached(result)
+                ticket = self._store.submit(
+                    lambda tx: self._write_admission(tx, principal, audit_body, answer),
+                    committed=lambda: self._notifier.added(note),
+                    failed=lambda: self._undo_admission(answer.id))
+        # group commit: the write is committed outside the lock, with whatever other requests
+        # decided meanwhile (one transaction, one fsync); the answer waits for it
+        self._store.wait(ticket)
+        if isinstance(result, Rejection):
+            self._metrics.rejected(result.reason, time.perf_counter() - t0)
+            return result
         self._metrics.admitted(answer.tenant, time.perf_counter() - t0)
         self._notifier.flush()
         return answer
+
+    @staticmethod
+    def _write_admission(tx: Any, principal: Principal, audit_body: Any, res: Reservation) -> None:
+        tx.save_reservation(res)
+        tx.append_audit(principal.actor, "reserve", audit_body, audit.summary(res), "ok", res.tenant)
+
+    def _undo_admission(self, rid: str) -> None:
+        """The store could not write an admission: the reservation never existed."""
+        with self._lock:
+            if rid in self._scheduler.reservations:
+                self._scheduler.release(rid)
+                self._scheduler.settle_cycle()      # ... and the cycle is what it was
+        log.error("store write failed; reservation %s rolled back", rid)
 
     def _same_traffic(self, req: Request) -> Rejection | None:
         """An ``overlap:<id>`` rejection when the tenant already reserved exactly this traffic.
@@ -231,7 +252,9 @@ class ReservationDesk:
         return res
 
     def release(self, principal: Principal, reservation_id: str) -> Reservation:
-        """Delete a reservation (store first, then the slots); NotFound if absent or not the caller's."""
+        """Delete a reservation; NotFound if absent or not the caller's. The slots are freed under
+        the lock and the delete is group-committed after it (``Store.submit``); should the write
+        fail, the reservation is put back on exactly its slots and the caller gets the error."""
         request = {"id": reservation_id}
         with self._lock:
             given, reservation_id = reservation_id, self.key_for(principal, reservation_id)
@@ -249,16 +272,26 @@ class ReservationDesk:
                 err = NotFound(f"no reservation {given}")
                 audit.refusal(self._store, principal, "release", request, err, principal.tenant)
                 raise err
-            with self._store.transaction() as tx:
-                tx.delete_reservation(reservation_id)
-                tx.append_audit(principal.actor, "release", request, {"id": reservation_id}, "ok", res.tenant)
             released = self._scheduler.release(reservation_id)
-            answer = detached(released)
+            answer, note = detached(released), detached(released)
             self._scheduler.settle_cycle()
-            self._notifier.removed(detached(released))
+            rid, tenant = reservation_id, res.tenant
+            ticket = self._store.submit(
+                lambda tx: (tx.delete_reservation(rid),
+                            tx.append_audit(principal.actor, "release", request, {"id": rid}, "ok", tenant)),
+                committed=lambda: self._notifier.removed(note),
+                failed=lambda: self._undo_release(answer))
+        self._store.wait(ticket)        # group commit, as in reserve
         self._metrics.released(answer.tenant)
         self._notifier.flush()
         return answer
+
+    def _undo_release(self, res: Reservation) -> None:
+        """The store could not write a release: the reservation is back on exactly its slots."""
+        with self._lock:
+            if res.id not in self._scheduler.reservations:
+                self._scheduler.restore(detached(res))
+        log.error("store write failed; release of %s undone", res.id)
 
     def get(self, principal: Principal, reservation_id: str) -> Reservation:
         with self._lock:

@@ -8,6 +8,14 @@ Every mutation is one transaction. A caller that must write several rows atomica
 reservation and its audit entry) uses ``with store.transaction() as tx:`` and the methods of
 ``tx``; the ``Store`` methods of the same names are one-transaction shortcuts.
 
+Group commit (``submit`` + ``wait``): a caller that decided a change under its own lock queues
+the write and waits for it after releasing that lock; whichever waiter gets the store's lock first
+commits every write queued so far in one transaction (one fsync), so concurrent requests share a
+commit instead of queueing one fsync each behind the caller's lock. A queued write is committed
+before any other transaction (``transaction`` writes them first), so the store sees changes in
+the order they were decided. Durability is unchanged: ``wait`` returns only after the COMMIT
+(``synchronous=FULL`` by default: the WAL is fsynced at every commit, i.e. once per group).
+
 Tokens never reach this module in clear: tenants carry only the sha256 of their token, and audit
 entries pass through :func:`redact`, which drops any key that looks like a credential.
 
@@ -39,7 +47,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from controller.core.model import Reservation, Tenant
 
@@ -239,6 +247,39 @@ class Tx:
         self.set_setting(TOPOLOGY_DIGEST_KEY, identity.digest)
 
 
+class Ticket:
+    """One write submitted for group commit (``Store.submit``): ``done`` is set once its group
+    committed or failed; ``error`` says which."""
+
+    __slots__ = ("write", "committed", "failed", "done", "error")
+
+    def __init__(self, write: Callable[[Tx], None], committed: Callable[[], None] | None,
+                 failed: Callable[[], None] | None):
+        self.write, self.committed, self.failed = write, committed, failed
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+def _log_audit(tx: Tx) -> None:
+    """Log the audit entries a committed transaction wrote (under the store's lock: in sequence order)."""
+    for e in tx.audited:
+        AUDIT_LOG.info("audit %d: %s %s %s%s", e.seq, e.actor, e.action, e.status,
+                       "" if e.tenant is None else f" (tenant {e.tenant})", extra={"fields": e.to_dict()})
+
+
+def _undo(failed: list[Ticket]) -> None:
+    """Undo the decisions of a group that could not be written, newest first, then release their
+    waiters (each raises ``StoreError``). An undo that fails is logged: the store is failing."""
+    for t in reversed(failed):
+        if t.failed is not None:
+            try:
+                t.failed()
+            except Exception:  # noqa: BLE001 - undo the others anyway
+                logging.getLogger("detnet.controller").exception("group commit: undoing a failed write failed")
+    for t in failed:
+        t.done.set()
+
+
 class Store:
     """SQLite-backed persistence of tenants, reservations, the audit log and a few settings."""
 
@@ -247,6 +288,9 @@ class Store:
         if self.path != ":memory:":
             Path(self.path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        #: writes submitted for the next group commit (``submit``), in the order they were decided
+        self._pending: list[Ticket] = []
+        self._pending_lock = threading.Lock()
         try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -295,23 +339,116 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT); rolled back if the block raises."""
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT); rolled back if the block raises.
+
+        The writes queued by ``submit`` and not yet committed go first, in the same transaction
+        (so the store sees every change in the order it was decided); their ``committed``
+        callbacks run after the COMMIT, before this block's caller goes on. If the transaction
+        is rolled back they go back to the head of the queue (their waiters commit them)."""
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             tx = Tx(cur)
+            group = self._take_pending()
             try:
+                for t in group:
+                    t.write(tx)
                 yield tx
             except BaseException:
                 cur.execute("ROLLBACK")
+                with self._pending_lock:
+                    self._pending[:0] = group
                 raise
             else:
                 cur.execute("COMMIT")
-                for e in tx.audited:        # under the lock: logged in sequence order
-                    AUDIT_LOG.info("audit %d: %s %s %s%s", e.seq, e.actor, e.action, e.status,
-                                   "" if e.tenant is None else f" (tenant {e.tenant})", extra={"fields": e.to_dict()})
+                self._settle(group, None)
+                _log_audit(tx)
             finally:
                 cur.close()
+
+    # group commit -----------------------------------------------------------------------
+    def submit(self, write: Callable[[Tx], None], *, committed: Callable[[], None] | None = None,
+               failed: Callable[[], None] | None = None) -> "Ticket":
+        """Queue ``write`` (a change the caller decided under its own lock) for the next group
+        commit; returns the ticket to ``wait`` on. Writes queued while a commit runs go together
+        into the next one: one transaction, one fsync for all of them (group commit).
+
+        ``committed`` runs once the write is durable, in queue order, under the store's lock (queue
+        the listeners' notification there: they must hear of changes in commit order and only of
+        committed ones); ``failed`` runs when its group could not be written, newest first, outside
+        the store's lock (undo the decision there; it may take the caller's lock again). Every
+        other ``transaction`` commits the queued writes first, so nothing overtakes them."""
+        t = Ticket(write, committed, failed)
+        with self._pending_lock:
+            self._pending.append(t)
+        return t
+
+    def wait(self, ticket: "Ticket") -> None:
+        """Return once ``ticket``'s write is committed: committed by a group already, or now, with
+        every write queued so far, by this thread (the leader of the group). Raises ``StoreError``
+        when its group failed (its ``failed`` callback has run)."""
+        while not ticket.done.is_set():
+            if ticket.error is not None:    # its group failed: the undo is running
+                ticket.done.wait()
+                break
+            self._commit_pending()      # waits for a group in flight; ours may be done then
+        if ticket.error is not None:
+            raise StoreError(f"{self.path}: the write was not committed: {ticket.error}") from ticket.error
+
+    def _commit_pending(self) -> None:
+        """Commit every queued write in one transaction (nothing when the queue is empty)."""
+        failed: list[Ticket] = []
+        try:
+            with self._lock:
+                group = self._take_pending()
+                if not group:
+                    return
+                cur = self._conn.cursor()
+                try:
+                    cur.execute("BEGIN IMMEDIATE")
+                    tx = Tx(cur)
+                    for t in group:
+                        t.write(tx)
+                    cur.execute("COMMIT")
+                except BaseException as e:
+                    if self._conn.in_transaction:
+                        cur.execute("ROLLBACK")
+                    failed = self._settle(group, e)
+                    log = logging.getLogger("detnet.controller")
+                    log.error("group commit of %d writes failed: %s", len(group), e)
+                    return
+                finally:
+                    cur.close()
+                self._settle(group, None)
+                _log_audit(tx)
+        finally:
+            _undo(failed)               # outside the lock: an undo takes the service's lock
+
+    def pending(self) -> int:
+        """How many submitted writes are not committed yet."""
+        with self._pending_lock:
+            return len(self._pending)
+
+    def _take_pending(self) -> list["Ticket"]:
+        with self._pending_lock:
+            group, self._pending = self._pending, []
+        return group
+
+    @staticmethod
+    def _settle(group: list["Ticket"], error: BaseException | None) -> list["Ticket"]:
+        """Mark a group committed (running the ``committed`` callbacks in order) or failed;
+        returns the failed tickets, whose undo runs after the store's lock is released."""
+        for t in group:
+            t.error = error
+            if error is None and t.committed is not None:
+                try:
+                    t.committed()
+                except Exception:  # noqa: BLE001 - the write is durable; a callback bug is logged
+                    logging.getLogger("detnet.controller").exception("group commit: a committed callback failed")
+            if error is not None:
+                continue
+            t.done.set()
+        return group if error is not None else []
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:

@@ -6,10 +6,11 @@ tenant sees them (``shown_id``, ``tenant_view``). Pure: data in, data out.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Iterable
 
 from controller.auth import Principal
-from controller.core.model import Rejection, Reservation
+from controller.core.model import Hop, Rejection, Reservation
 from controller.core.scheduler import Scheduler
 from schedules.schedule_json import schedule_to_dict
 from topologies.hosts import HostPlan
@@ -17,8 +18,15 @@ from topologies.model import Topology
 
 
 def detached(res: Reservation) -> Reservation:
-    """A deep copy of a reservation: what leaves the service lock (answers, listeners)."""
-    return Reservation.from_dict(res.to_dict())
+    """A deep copy of a reservation: what leaves the service lock (answers, listeners). Its lists
+    and dicts are new (their items are immutable: strings and ints), so nothing the scheduler
+    changes later reaches it (a JSON round trip did the same at several times the cost: it
+    was a fifth of a batch's time)."""
+    return replace(res, path=list(res.path), hops=[Hop(h.src, h.dst, list(h.slots)) for h in res.hops],
+                   tx_offsets_ns=list(res.tx_offsets_ns), match=dict(res.match or {}),
+                   protection_path=list(res.protection_path) if res.protection_path else None,
+                   protection_hops=([Hop(h.src, h.dst, list(h.slots)) for h in res.protection_hops]
+                                    if res.protection_hops else None))
 
 
 def shown_id(principal: Principal | None, rid: str) -> str:
