@@ -40,6 +40,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -213,6 +214,11 @@ def resolve(opts: LaunchOptions) -> Resolved:
     opts = _with_pki(opts)
     of_tls, of_plain, require_cert_dpid = _openflow_tls(opts, of_cfg, opts.config)
     api_tls = _api_tls(opts, cfg, opts.config)
+    if of_tls is not None:
+        _check_key_pair(of_tls[1], of_tls[0], "--of-cert/--of-key")
+        _check_ca(of_tls[2], "--of-ca")
+    if api_tls is not None:
+        _check_key_pair(api_tls[0], api_tls[1], "--api-cert/--api-key")
 
     try:
         topology = load_topology(topo_name)
@@ -257,6 +263,30 @@ def _with_pki(opts: LaunchOptions) -> LaunchOptions:
         raise LaunchError(f"--pki {opts.pki}: missing {', '.join(missing)} (`dnctl pki init` writes them)")
     return dataclasses.replace(opts, **{k: str(folder / name) for k, name in PKI_FILES.items()
                                         if getattr(opts, k) is None})
+
+
+def _check_key_pair(cert: str, key: str, flags: str) -> None:
+    """The certificate and private key must load together (as the TLS listener will load them):
+    found here, the mistake is one line at start, not a failed listener thread later. The
+    message names the files, never what is in them."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        why = getattr(e, "reason", None) or getattr(e, "strerror", None) or ""
+        if not why or "PEM lib" in str(why):
+            why = "not a PEM certificate and its private key"
+        else:
+            why = str(why).lower().replace("_", " ")
+        raise LaunchError(f"{flags} {cert} {key}: the certificate and key do not load together ({why})") from None
+
+
+def _check_ca(ca: str, flag: str) -> None:
+    """The CA file must hold at least one PEM certificate."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
+    except (ssl.SSLError, OSError) as e:
+        why = getattr(e, "reason", None) or getattr(e, "strerror", None) or "no PEM certificate"
+        raise LaunchError(f"{flag} {ca}: not a CA certificate ({str(why).lower().replace('_', ' ')})") from None
 
 
 def _api_tls(opts: LaunchOptions, cfg: ControllerConfig, config_path: str | None) -> tuple[str, str] | None:

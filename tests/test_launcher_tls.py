@@ -99,3 +99,17 @@ def test_https_from_the_config_is_relative_to_it_and_needs_both_files(env):
     with pytest.raises(LaunchError, match="^HTTPS needs both --api-cert and --api-key"):
         resolve(_opts(tmp_path, topo, config=str(cfg)))
     assert resolve(_opts(tmp_path, topo, of_plain=True)).api_url.startswith("http://127.0.0.1:")
+
+
+def test_a_certificate_and_key_that_do_not_load_together_are_one_line_at_start(env):
+    tmp_path, topo, files = env
+    other = Pki.create(tmp_path / "other")
+    cases = [(dict(files, of_key=files["of_ca"]), r"^--of-cert/--of-key .*: the certificate and key do not load "
+                                                    r"together \(not a PEM certificate and its private key\)$"),
+             (dict(files, of_key=str(other.controller.key)), "do not load together \\(key values mismatch\\)$"),
+             (dict(files, of_ca=files["of_key"]), r"^--of-ca .*: not a CA certificate"),
+             (dict(of_plain=True, api_cert=files["of_key"], api_key=files["of_key"]), r"^--api-cert/--api-key ")]
+    for kw, message in cases:
+        with pytest.raises(LaunchError, match=message) as e:
+            resolve(_opts(tmp_path, topo, **kw))
+        assert e.value.code == 2 and "BEGIN" not in str(e.value)     # names the files, never their content
