@@ -82,6 +82,7 @@ class NetworkStack(Managed):
                  log_dir: Any = None, lldp_interval: float | None = 1.0, start_timeout: float = 20.0,
                  connect_timeout: float = 60.0, verbose: bool = True, progress: Progress = quiet,
                  miniature: bool = False, periods_ns: tuple[int, ...] = (), gates: bool | None = None,
+                 tls: bool = True,
                  **emulation_kw: Any):
         self.topology, self.plan = topology, plan
         self.link_scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
@@ -91,6 +92,8 @@ class NetworkStack(Managed):
         self.lldp_interval, self.start_timeout, self.connect_timeout = lldp_interval, start_timeout, connect_timeout
         self.verbose, self.progress, self.emulation_kw = verbose, progress, emulation_kw
         self.miniature, self.periods_ns = miniature, tuple(periods_ns)
+        #: OpenFlow over TLS with client certificates (False: plain TCP, ``--of-plain``)
+        self.tls = tls
         #: the miniature the controller schedules (None without ``miniature``): topology, slot_ns
         self.miniature_topology: Any = None
         self.slot_ns: int | None = None
@@ -138,7 +141,7 @@ class NetworkStack(Managed):
                                                miniature_config(self.slot_ns))
         self.ctl = ControllerProcess(ctl_topology, self.hosts_file or self.plan, db=self.db,
                                      link_scale=ctl_scale, lldp_interval=self.lldp_interval,
-                                     log_dir=self.log_dir, start_timeout=self.start_timeout)
+                                     log_dir=self.log_dir, start_timeout=self.start_timeout, tls=self.tls)
         if config is not None:
             path = self.ctl.tmpdir / "miniature.json"
             path.write_text(json.dumps(config) + "\n")
