@@ -66,8 +66,8 @@ from typing import Any, Iterable, NamedTuple
 from schedules.gcl import GCL
 
 __all__ = ["CYCLE_MAX_NS", "INTERVAL_MAX_NS", "MASK_BEST_EFFORT", "MASK_CLOSED", "MASK_RESERVED", "SchedEntry",
-           "TaprioConfig", "TaprioError", "compare", "device_name", "device_names", "parse_taprio_show", "taprio_config",
-           "talker_ports", "tc_entry_limit"]
+           "TaprioConfig", "TaprioError", "compare", "device_name", "device_names", "parse_taprio_show",
+           "taprio_config", "talker_ports", "tc_entry_limit"]
 
 #: gate masks: bit i = traffic class i open
 MASK_CLOSED, MASK_BEST_EFFORT, MASK_RESERVED = 0x0, 0x1, 0x2

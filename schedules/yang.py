@@ -44,7 +44,8 @@ from schedules.schedule_json import schedule_to_dict
 from schedules.taprio import device_names
 
 __all__ = ["BRIDGE", "IMPLEMENTED", "INTERFACES", "MODULES", "MODULE_DIR", "OPERATION", "SCHED_BRIDGE", "YangError",
-           "bridge_instance", "gate_parameter_table", "port_timeline", "schedule_instances", "yanglint_argv"]
+           "bridge_instance", "gate_parameter_table", "port_gcls", "port_timeline", "schedule_instances",
+           "yanglint_argv"]
 
 #: the vendored modules (name -> revision) the instance data is written against
 MODULES = {"ieee802-dot1q-sched-bridge": "2023-10-26", "ieee802-dot1q-sched": "2023-10-22",
@@ -160,6 +161,22 @@ def schedule_instances(schedule: Any, *, reserved_tc: int = 7, links: Iterable[t
     come in the order of the schedule's links; a port is on the bridge it leaves (its ``src``).
     Raises GCLError (bad schedule or link) or YangError.
     """
+    gcls = port_gcls(schedule, links, reserved_tc=reserved_tc)
+    names = names or device_names([(g.src, g.dst) for g in gcls])
+    by_bridge: dict[str, list[GCL]] = {}
+    for g in gcls:
+        by_bridge.setdefault(g.src, []).append(g)
+    return {b: bridge_instance(g, names, **table_options) for b, g in by_bridge.items()}
+
+
+def port_gcls(schedule: Any, links: Iterable[tuple[str, str]] | None = None, *,
+              reserved_tc: int = 7) -> list[GCL]:
+    """``gate_control_list`` of every port of ``links`` (default: the schedule's links, in order).
+
+    The same lists as one ``gate_control_list`` call per port, without each call reading every
+    reservation: the reservations are indexed by link once (a 4,096-reservation fntf40 schedule:
+    184 ports in about a second instead of several). Raises GCLError.
+    """
     if isinstance(schedule, Scheduler):
         schedule = schedule_to_dict(schedule)          # once, not once per port
     if links is None:
@@ -171,18 +188,17 @@ def schedule_instances(schedule: Any, *, reserved_tc: int = 7, links: Iterable[t
     if not links:
         raise GCLError("the schedule has no links")
     by_link = _reservations_by_link(schedule)
-    names = names or device_names(links)
-    by_bridge: dict[str, list[GCL]] = {}
-    for u, v in links:
-        by_bridge.setdefault(u, []).append(gate_control_list(_on_link(schedule, by_link, u, v), u, v,
-                                                             reserved_tc=reserved_tc))
-    return {b: bridge_instance(g, names, **table_options) for b, g in by_bridge.items()}
+    return [gate_control_list(_on_link(schedule, by_link, u, v), u, v, reserved_tc=reserved_tc) for u, v in links]
 
 
-def _reservations_by_link(schedule: Mapping[str, Any]) -> dict[tuple[Any, Any], list[Any]]:
+def _reservations_by_link(schedule: Any) -> dict[tuple[Any, Any], list[Any]]:
     """The reservations holding slots on each directed link (either path), each listed once per link."""
     out: dict[tuple[Any, Any], list[Any]] = {}
-    for r in schedule.get("reservations") or []:
+    try:
+        reservations = list(schedule.get("reservations") or [])
+    except (AttributeError, TypeError):
+        raise GCLError("not a Schedule JSON object (needs cycle_ns, slot_ns, links, reservations)") from None
+    for r in reservations:
         try:
             hops = list(r.get("hops") or []) + list(r.get("protection_hops") or [])
             for link in {(h.get("src"), h.get("dst")) for h in hops}:

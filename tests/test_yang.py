@@ -262,7 +262,8 @@ def test_cli_yang_one_port_all_bridges_and_files(schedule_file, tmp_path, capsys
 @pytest.mark.parametrize("argv, message", [
     (["--link", "A", "B", "--format", "yang", "--supported-list-max", "1"],
      "port A->B: needs supported-list-max"),
-    (["--link", "A", "B", "--format", "text", "--dev", "x"], "--dev goes with --format taprio and one --link (or --format yang)"),
+    (["--link", "A", "B", "--format", "text", "--dev", "x"],
+     "--dev goes with --format taprio and one --link (or --format yang)"),
     (["--link", "A", "B", "--format", "yang", "--yang-dir", "d"], "--yang-dir goes with --format yang and --all"),
     (["--all", "--format", "taprio", "--supported-list-max", "9"], "go with --format yang"),
     (["--link", "A", "B", "--format", "yang", "--etf-delta", "5"], "--etf-delta goes with --format taprio"),

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from controller.core.model import Reservation
 from controller.core.scheduler import Scheduler
-from schedules.gcl import GCLError, gate_control_list
+from schedules.gcl import GCLError
 from schedules.requests_file import RequestsFileError, read_requests
 from schedules.schedule_json import SchedulePayloadError, read_schedule_file, schedule_to_dict, write_json_atomic
 from schedules.taprio import TaprioError, device_names, taprio_config, talker_ports
-from schedules.yang import YangError, bridge_instance
+from schedules.yang import YangError, bridge_instance, port_gcls
 from tools.cli import CliError
 from tools.cli.clientargs import add_connection_args, client_from_args
 from topologies.loaders import load_topology
@@ -91,7 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="taprio: the talkers send with launch times (SO_TXTIME at their tx offsets): add an etf child "
                         "with this delta on the reserved queue of every port a talker sends on (the first link of a "
                         "path)")
-    g.add_argument("--yang-dir", metavar="DIR", help="yang with --all: write DIR/BRIDGE.json per bridge, print a summary")
+    g.add_argument("--yang-dir", metavar="DIR",
+                   help="yang with --all: write DIR/BRIDGE.json per bridge, print a summary")
     g.add_argument("--supported-list-max", type=int, metavar="N",
                    help="yang: the bridges' gate control list capacity; a port needing more exits 2 naming it "
                         "(default: write each port's own need)")
@@ -187,7 +188,7 @@ def _gcl(args) -> int:
                 raise GCLError("the schedule has no links")
         else:
             links = [tuple(args.link)]
-        gcls = [gate_control_list(data, u, v, reserved_tc=args.reserved_tc) for u, v in links]
+        gcls = port_gcls(data, links, reserved_tc=args.reserved_tc)
     except (SchedulePayloadError, GCLError) as e:
         raise CliError(str(e) if str(e).startswith(args.schedule) else f"{args.schedule}: {e}") from None
 

@@ -3,7 +3,8 @@
 ``GET /v1/schedule/gcl?format=json|yang|taprio[&src=U&dst=V]`` answers, for every egress port (or
 the one ``src -> dst``), what ``dnctl schedule gcl`` prints offline from a Schedule JSON file, built
 from the same Schedule JSON ``GET /v1/schedule`` answers and by the same functions
-(``schedules.gcl.gate_control_list``, ``schedules.yang``, ``schedules.taprio``), so the two never
+(``schedules.gcl.gate_control_list`` through ``schedules.yang.port_gcls``, ``schedules.yang``,
+``schedules.taprio``), so the two never
 disagree: ``json`` the 802.1Qbv lists, ``yang`` IEEE 802.1Qcw instance data per bridge (RFC 7951),
 ``taprio`` the ``tc`` argv per port (a port that does not fit one ``tc`` command carries an
 ``error`` line instead). Admin only: a port's list shows every tenant's windows. docs/standards.md.
@@ -19,9 +20,9 @@ from typing_extensions import TypedDict     # pydantic needs it on Python < 3.12
 from controller.api.errors import ADMIN, ApiError, responses
 from controller.api.guards import Admin, Service
 from controller.api.responses import absent, allow, described
-from schedules.gcl import GCLError, gate_control_list
+from schedules.gcl import GCLError
 from schedules.taprio import TaprioError, device_names, taprio_config, talker_ports
-from schedules.yang import MODULES, YangError, bridge_instance
+from schedules.yang import MODULES, YangError, bridge_instance, port_gcls
 
 router = APIRouter(tags=["network"])
 
@@ -104,7 +105,7 @@ def gate_control_lists(
             raise ApiError(404, "not_found", f"no link {src}->{dst} in the schedule")
         links = [(src, dst)]
     try:
-        gcls = [gate_control_list(schedule, u, v) for u, v in links]
+        gcls = port_gcls(schedule, links)
     except GCLError as e:                      # the controller's own schedule: never bad input
         raise RuntimeError(f"schedule: {e}") from e
     names = device_names(links)
