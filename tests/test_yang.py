@@ -291,8 +291,8 @@ def test_taprio_etf_child_on_talker_ports(schedule_file, capsys):
     assert cfg.etf_command(netns="n1")[:3] == ["tc", "-n", "n1"]
     assert cfg.to_dict()["etf"] == {"parent": "100:2", "clockid": "CLOCK_TAI", "delta_ns": 200000}
 
-    # what `tc qdisc show` prints: taprio as captured in the guest (tests/test_taprio.py), the etf line in the
-    # format of iproute2's tc/q_etf.c etf_print_opt (not captured from a kernel here)
+    # what `tc qdisc show` prints: taprio as captured in the guest (tests/test_taprio.py), the etf line as
+    # tests/test_vm_etf.py saw it there (Debian 6.1.0-57, iproute2 6.1: tc/q_etf.c's etf_print_opt)
     entries = "".join(f"\tindex {i} cmd S gatemask {e.mask:#x} interval {e.interval_ns}\n"
                       for i, e in enumerate(cfg.entries))
     shown_text = ("qdisc taprio 100: root refcnt 3 tc 2 map 0 0 0 0 0 0 0 1 0 0 0 0 0 0 0 0\n"
