@@ -1,5 +1,6 @@
-"""``dnctl bench``: benchmarks. Kinds are subcommands: ``admission`` (the scheduler alone, offline) and
-``rest`` (reservations through the REST API on the emulated network, ``tools.runs.bench_rest``).
+"""``dnctl bench``: benchmarks. Kinds are subcommands: ``admission`` (the scheduler alone, offline),
+``rest`` (reservations through the REST API on the emulated network, ``tools.runs.bench_rest``) and
+``channel`` (OpenFlow over TLS beside plain TCP, ``tools.runs.bench_channel``).
 
 To add a kind, write a function ``_register_<kind>(bsub)`` that adds its parser with
 ``set_defaults(func=...)`` and append it to ``KINDS``.
@@ -141,4 +142,45 @@ def _rest(args) -> int:
     return 0 if ok else 1
 
 
-KINDS = [_register_admission, _register_rest]
+def _register_channel(bsub: argparse._SubParsersAction) -> None:
+    q = bsub.add_parser(
+        "channel", help="what OpenFlow over TLS costs: switch connection and resync, installs, beside plain TCP",
+        description="Brings up the emulation twice per repeat, OpenFlow over plain TCP then over TLS with client "
+                    "certificates, and measures the time and controller CPU for every switch to connect and "
+                    "resync, then RESERVATIONS reservations made one by one (install_ms from the shim's log, "
+                    "POST latency). Prints each run and the medians. Needs root, Open vSwitch and Mininet; "
+                    "takes the emulation lock (tools/runs/bench_channel.py).")
+    q.add_argument("--topology", default="fntf40", help="topology name or file (default fntf40)")
+    q.add_argument("--reservations", type=_positive, default=64, help="reservations per run (default 64)")
+    q.add_argument("--repeat", type=_positive, default=1, help="runs of each channel (default 1)")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_channel)
+
+
+def _channel(args) -> int:
+    try:
+        load_topology(args.topology)
+    except TopologyError as e:
+        raise CliError(str(e)) from None
+    missing = ovs.probe().missing_for_emulation()
+    if missing:
+        raise CliError("cannot emulate on this machine (" + ", ".join(missing) + ")")
+    from tools.runs.bench_channel import ChannelOptions, run_channel_bench
+    opts = ChannelOptions(topology=args.topology, reservations=args.reservations, repeat=args.repeat)
+    try:
+        r = run_channel_bench(opts, progress=None if args.json else print)
+    except Exception as e:  # noqa: BLE001 - a failed run is one line, never a traceback
+        raise CliError(f"bench channel failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                       code=1) from None
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"{'median of ' + str(args.repeat):<14} {'connect s':>10} {'ctl CPU s':>10} {'install p50':>12} "
+          f"{'install p99':>12} {'POST p50':>9} {'POST p99':>9}")
+    for channel, m in r["median"].items():
+        print(f"{channel:<14} {m['connect_s']:>10.2f} {m['controller_cpu_s']:>10.2f} {m['install_ms_p50']:>9.2f} ms "
+              f"{m['install_ms_p99']:>9.2f} ms {m['post_ms_p50']:>6.1f} ms {m['post_ms_p99']:>6.1f} ms")
+    return 0
+
+
+KINDS = [_register_admission, _register_rest, _register_channel]
