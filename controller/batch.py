@@ -116,9 +116,10 @@ def reserve_batch(desk: ReservationDesk, principal: Principal, bodies: list[Any]
             _rollback(desk, [r for _, r in placed])
             log.exception("store write failed; a batch of %d reservations rolled back", len(placed))
             raise
-        for _, res in placed:
-            out.admitted.append(detached(res))
-            desk._notifier.added(detached(res))
+        for _, res in placed:       # one copy for the answer and the listeners: neither changes it
+            copy = detached(res)
+            out.admitted.append(copy)
+            desk._notifier.added(copy)
     elapsed = time.perf_counter() - t0
     for res in out.admitted:
         desk._metrics.admitted(res.tenant, elapsed / max(1, len(out.admitted)))
@@ -165,7 +166,7 @@ def release_many(desk: ReservationDesk, principal: Principal, ids: list[str]) ->
         released = [detached(desk._scheduler.release(res.id)) for res in active]
         desk._scheduler.settle_cycle()
         for res in released:
-            desk._notifier.removed(detached(res))
+            desk._notifier.removed(res)
     for res in released:
         desk._metrics.released(res.tenant)
     desk._notifier.flush()
