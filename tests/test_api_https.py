@@ -73,7 +73,8 @@ def test_dnctl_verifies_with_ca_or_dnctl_ca_and_fails_in_one_line_without(https_
     assert _dnctl("tenant", "list", "--url", ctl.url, "--json", env={**token, "DNCTL_CA": ctl.ca}).returncode == 0
     bad = _dnctl("tenant", "list", "--url", ctl.url, env=token)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
-    assert "presented a certificate that does not verify" in bad.stderr and "--ca" in bad.stderr
+    assert "presented a certificate that does not verify (unable to get local issuer certificate) against the " \
+        "system CAs: give the CA that signed it (--ca or $DNCTL_CA)" in bad.stderr
     missing = _dnctl("tenant", "list", "--url", ctl.url, "--ca", str(tmp_path / "nope.pem"), env=token)
     assert missing.returncode == 2 and missing.stderr.strip().endswith("nope.pem: no such file"), missing.stderr
     (tmp_path / "junk.pem").write_text("not a certificate\n")
@@ -81,6 +82,7 @@ def test_dnctl_verifies_with_ca_or_dnctl_ca_and_fails_in_one_line_without(https_
     assert junk.returncode == 2 and "not a readable PEM certificate" in junk.stderr, junk.stderr
     plain = _dnctl("tenant", "list", "--url", ctl.url.replace("https://", "http://"), env=token)
     assert plain.returncode == 1 and len(plain.stderr.strip().splitlines()) == 1, plain.stderr
+    assert "(if it serves HTTPS, use https://)" in plain.stderr
     assert "Traceback" not in plain.stderr + bad.stderr + missing.stderr
 
 

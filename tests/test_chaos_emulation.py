@@ -69,6 +69,7 @@ def test_dnctl_chaos_json_passes(emu_lock, tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rep = json.loads(r.stdout)
     assert rep["pass"] is True
+    assert rep["platform"]["openflow"] == "tls"      # the switches came back after the restart over TLS
     assert set(rep["link_cut"]) >= {"reservations_affected", "reprogrammed_s", "lost_protected", "lost_unprotected"}
     cr = rep["controller_restart"]
     assert cr["reservations_before"] == cr["reservations_after"] == 2 and cr["lost_packets"] == 0

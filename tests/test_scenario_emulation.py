@@ -63,6 +63,7 @@ def test_scenario_with_interference_passes(tmp_path):
     pf = rep["platform"]
     assert {"vm", "datapath", "delay_scale", "link_scale", "noise_floor_ns"} <= set(pf)
     assert pf["controller_schedules"] == "miniature" and pf["slot_ns"] > 0
+    assert pf["openflow"] == "tls"                  # the switches spoke OpenFlow over TLS with certificates
     inv = rep["interference_invariance"]
     assert set(inv) == {f["id"] for f in rep["flows"]}
     for row in inv.values():

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import ssl
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import quote, urlsplit
@@ -227,7 +228,8 @@ class ApiClient:
                                    json=body if body is not None else None)
         except httpx.ConnectError as e:
             if "CERTIFICATE_VERIFY_FAILED" in str(e):
-                why = _one_line(str(e)).split("certificate verify failed:")[-1].strip(" )]") or "verify failed"
+                why = re.sub(r"\s*\(_ssl\.c:\d+\)", "", _one_line(str(e)).split("certificate verify failed:")[-1])
+                why = why.strip(" )]") or "verify failed"
                 raise TlsFailed(f"the controller at {self.url} presented a certificate that does not verify "
                                 f"({why}) against {self.ca or 'the system CAs'}: give the CA that signed it "
                                 "(--ca or $DNCTL_CA)") from None
@@ -236,6 +238,10 @@ class ApiClient:
         except httpx.TimeoutException:
             raise ConnectionFailed(f"the controller at {self.url} did not answer within {self.timeout:g} s"
                                    ) from None
+        except httpx.RemoteProtocolError as e:
+            hint = " (if it serves HTTPS, use https://)" if self.url.startswith("http://") else ""
+            raise ConnectionFailed(f"talking to the controller at {self.url}: "
+                                   f"{_one_line(str(e)) or type(e).__name__}{hint}") from None
         except httpx.HTTPError as e:
             raise ConnectionFailed(f"talking to the controller at {self.url}: "
                                    f"{_one_line(str(e)) or type(e).__name__}") from None

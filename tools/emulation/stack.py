@@ -201,8 +201,9 @@ class NetworkStack(Managed):
     @property
     def platform(self) -> dict[str, Any]:
         """What ran where: ``vm`` (in the project's VM guest, ``tools.vm``), ``datapath``, ``link_scale``, ``delay_scale`` (the factor asked for),
-        ``propagation_emulated``, ``effective_delay_scale`` (0 without netem) and the miniature's
-        ``slot_ns`` (None when the controller schedules the full-rate network)."""
+        ``propagation_emulated``, ``effective_delay_scale`` (0 without netem), the miniature's
+        ``slot_ns`` (None when the controller schedules the full-rate network) and ``openflow``, the
+        switch channel (``tls``: TLS with client certificates, or ``plain`` TCP)."""
         emu = self.emu
         delayed = bool(emu is not None and emu.delayed)
         ds = self.emulation_kw.get("delay_scale")
@@ -211,7 +212,7 @@ class NetworkStack(Managed):
                 "delay_scale": ds, "propagation_emulated": delayed,
                 "effective_delay_scale": effective_delay_scale(ds, delayed),
                 "controller_schedules": "miniature" if self.miniature else "full-rate network",
-                "slot_ns": self.slot_ns}
+                "slot_ns": self.slot_ns, "openflow": "tls" if self.tls else "plain"}
 
     def stop(self) -> None:
         """Stop host processes, the emulation, the controller; release the lock (idempotent; Ctrl-C

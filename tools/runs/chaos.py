@@ -233,6 +233,7 @@ def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
     t_all = time.monotonic()
     with NetworkStack(topo, plan, link_scale=cfg.link_scale, verbose=cfg.verbose, log_dir=str(outdir)) as net:
         ctl, emu, procs = net.ctl, net.emu, net.procs
+        report["platform"] = net.platform          # incl. openflow: tls (the restart comes back over TLS too)
         api = ctl.client()
         api.post("/v1/tenants", {"name": "chaos"})
         flows, res_by_id = [], {}

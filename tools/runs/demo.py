@@ -399,7 +399,7 @@ def as_run_line(training: dict[str, Any], as_run: dict[str, Any] | None) -> str:
 
 
 def platform_line(pf: dict[str, Any]) -> str:
-    """What ran where: kernel or VM, datapath, link and delay scale, the slot, the noise floor."""
+    """What ran where: kernel or VM, datapath, link and delay scale, the slot, the switch channel, the noise floor."""
     nf = pf.get("noise_floor_ns")
     ds = pf.get("delay_scale")
     delay = (f"delay x{ds:g}" if pf.get("propagation_emulated") else
@@ -407,6 +407,7 @@ def platform_line(pf: dict[str, Any]) -> str:
     return (f"ran on: {'VM (Debian stock kernel)' if pf.get('vm') else 'this host kernel'}, "
             f"{pf.get('datapath') or '?'} OVS datapath, links x{pf.get('link_scale', 0):g}, {delay}; controller "
             f"schedules the {pf.get('controller_schedules', '?')} (slot {fmt_ns(pf.get('slot_ns'))}); "
+            f"OpenFlow over {'TLS' if pf.get('openflow') == 'tls' else pf.get('openflow') or '?'}; "
             f"noise floor {fmt_ns(nf) if nf is not None else 'not measured'}")
 
 
