@@ -34,8 +34,7 @@ vm-image: setup
 	$(VENV)/bin/python -m tools.vm build
 
 bench: setup
-	$(DNCTL) bench admission --topology fntf40 --reservations 4096 --tenants 128
-	$(DNCTL) bench admission --topology fntf40 --reservations 20000 --tenants 128
+	$(DNCTL) bench all $(BENCH_ARGS)
 	$(DNCTL) bench rest --topology fntf40 --reservations 4096 --tenants 128
 
 # the import rules (no cycles, os_ken only in the shim and launcher, nothing below tools/ imports it, ...):

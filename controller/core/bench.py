@@ -43,10 +43,12 @@ def workload(topology, reservations: int, tenants: int, seed: int = 1) -> list[R
     nodes = sorted(topology.graph.nodes)
     if len(nodes) < 2:
         raise ValueError("the topology needs at least two nodes")
-    dist = dict(nx.all_pairs_dijkstra_path_length(topology.graph, weight="propagation_ns"))
+    dist: dict[str, dict[str, int]] = {}      # shortest propagation from each source drawn (not all pairs)
     out: list[Request] = []
     for i in range(reservations):
         src, dst = rng.sample(nodes, 2)
+        if src not in dist:
+            dist[src] = nx.single_source_dijkstra_path_length(topology.graph, src, weight="propagation_ns")
         prop = dist[src].get(dst)
         max_lat = int(2 * prop + 5_000_000) if prop is not None else 5_000_000
         tenant = i % tenants + 1

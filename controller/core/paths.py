@@ -27,6 +27,9 @@ Path = tuple[str, ...]
 class PathFinder:
     """k shortest simple paths by ``propagation_ns`` over a DiGraph, minus failed links."""
 
+    #: shortest-path trees kept (one per source; about 50 bytes a node each)
+    TREES_KEPT = 256
+
     def __init__(self, graph: nx.DiGraph, k: int = 4):
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -36,8 +39,9 @@ class PathFinder:
         # (src, dst) -> (paths found so far, Yen's generator or None when exhausted, how many of
         # its first paths to skip (they are already found))
         self._cache: dict[tuple[str, str], list] = {}
-        # src -> shortest-path predecessors (all of them, ties included) under the current failures
-        self._trees: dict[str, dict[str, list[str]]] = {}
+        # src -> {node: its one shortest-path predecessor, or None when several tie}, under the current
+        # failures; at most TREES_KEPT sources (the oldest dropped: a dropped tree is recomputed the same)
+        self._trees: dict[str, dict[str, str | None]] = {}
 
     # ----- failed links -----------------------------------------------------
     @property
@@ -76,19 +80,21 @@ class PathFinder:
         path, else None (ties, or not reachable: Yen's algorithm decides)."""
         if src == dst:
             return None
-        pred = self._trees.get(src)
-        if pred is None:
-            pred, _ = nx.dijkstra_predecessor_and_distance(self._usable(), src, weight="propagation_ns")
-            self._trees[src] = pred
-        if dst not in pred:
+        tree = self._trees.get(src)
+        if tree is None:
+            preds, _ = nx.dijkstra_predecessor_and_distance(self._usable(), src, weight="propagation_ns")
+            tree = {v: (p[0] if len(p) == 1 else None) for v, p in preds.items()}
+            if len(self._trees) >= self.TREES_KEPT:
+                del self._trees[next(iter(self._trees))]
+            self._trees[src] = tree
+        if dst not in tree:
             return None
         path = [dst]
-        v = dst
+        v: str | None = dst
         while v != src:
-            p = pred[v]
-            if len(p) != 1:
+            v = tree[v]
+            if v is None:
                 return None
-            v = p[0]
             path.append(v)
         return tuple(reversed(path))
 

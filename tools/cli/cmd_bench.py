@@ -1,6 +1,9 @@
 """``dnctl bench``: benchmarks. Kinds are subcommands: ``admission`` (the scheduler alone, offline),
-``rest`` (reservations through the REST API on the emulated network, ``tools.runs.bench_rest``) and
-``channel`` (OpenFlow over TLS beside plain TCP, ``tools.runs.bench_channel``).
+``rest`` (reservations through the REST API on the emulated network, ``tools.runs.bench_rest``),
+``channel`` (OpenFlow over TLS beside plain TCP, ``tools.runs.bench_channel``) and ``all`` (the
+speed figures of issue 13 in one table beside their targets, ``tools.runs.bench_all``).
+
+``--topology wan<N>`` (e.g. ``wan2000``) is the generated N-site WAN of ``topologies.generate_wan``.
 
 To add a kind, write a function ``_register_<kind>(bsub)`` that adds its parser with
 ``set_defaults(func=...)`` and append it to ``KINDS``.
@@ -10,11 +13,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 
 from tools.cli import CliError
 from tools.emulation import ovs
+from topologies.generate_wan import wan
 from topologies.loaders import load_topology
-from topologies.model import TopologyError
+from topologies.model import Topology, TopologyError
+
+#: ``wan<N>``: the generated WAN of N sites (not a file, not a packaged name)
+_WAN = re.compile(r"wan([1-9][0-9]*)")
+
+
+def _topology(name: str) -> Topology:
+    """A packaged topology or file, or ``wan<N>`` generated; CliError on a bad name or file."""
+    m = _WAN.fullmatch(name)
+    if m is not None:
+        n = int(m.group(1))
+        if not 2 <= n <= 100_000:
+            raise CliError(f"--topology {name}: the generated WAN has 2 to 100000 sites")
+        return wan(n)
+    try:
+        return load_topology(name)
+    except TopologyError as e:
+        raise CliError(str(e)) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +65,8 @@ def _register_admission(bsub: argparse._SubParsersAction) -> None:
         description="Admission benchmark: ~10%% bulk flows (1-5 Gb/s, 1 ms period), ~90%% small periodic "
                     "streams (64-1500 B, periods 1/2/4/8 ms), random node pairs, tenants round-robin "
                     "(see docs/scheduling.md).")
-    q.add_argument("--topology", default="fntf40", help="topology name or file (default fntf40)")
+    q.add_argument("--topology", default="fntf40",
+                   help="topology name or file, or wan<N> for the generated N-site WAN (default fntf40)")
     q.add_argument("--reservations", type=_positive, default=4096, help="number of requests (default 4096)")
     q.add_argument("--tenants", type=_positive, default=128, help="number of tenants (default 128)")
     q.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
@@ -51,10 +75,7 @@ def _register_admission(bsub: argparse._SubParsersAction) -> None:
 
 
 def _admission(args) -> int:
-    try:
-        topo = load_topology(args.topology)
-    except TopologyError as e:
-        raise CliError(str(e)) from None
+    topo = _topology(args.topology)
     if topo.graph.number_of_nodes() < 2:
         raise CliError(f"topology {topo.name} needs at least two nodes")
     from controller.core.bench import run_admission   # imported here: see _rest
@@ -66,7 +87,7 @@ def _admission(args) -> int:
     print(f"admission bench on {r['topology']}: {r['reservations']} requests, {r['tenants']} tenants, seed {r['seed']}")
     print(f"  admitted     {r['admitted']}")
     print(f"  rejected     {r['rejected']} ({reasons})")
-    print(f"  total        {r['total_s']:.3f} s")
+    print(f"  total        {r['total_s']:.3f} s (CPU {r['cpu_s']:.3f} s)")
     print(f"  per request  p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, max {r['max_ms']:.3f} ms")
     print(f"  peak RSS     {r['peak_rss_mb']:.1f} MiB")
     print(f"  cycle        {r['cycle_ns']} ns of {r['slot_ns']} ns slots; link share mean "
@@ -183,4 +204,38 @@ def _channel(args) -> int:
     return 0
 
 
-KINDS = [_register_admission, _register_rest, _register_channel]
+def _register_all(bsub: argparse._SubParsersAction) -> None:
+    q = bsub.add_parser(
+        "all", help="every speed figure in one table beside its target (admission scale curve, start-up, TSNKit)",
+        description="Runs the admission scale curve (fntf40 1k/4k/20k/100k, wan2000 10k; each in its own process), "
+                    "the start-up time of offline verbs, and dnctl tsnkit against TSNKit's ls and dt on TSNKit's "
+                    "own instances (line/ring/mesh, 8-128 streams, every complete output simulated), and prints "
+                    "one table: each figure beside its target and the peer's figure from the same run. Figures, "
+                    "not pass/fail (see docs/benchmarks.md).")
+    q.add_argument("--no-admission", dest="admission", action="store_false", help="skip the admission curve")
+    q.add_argument("--no-startup", dest="startup", action="store_false", help="skip the start-up times")
+    q.add_argument("--no-tsnkit", dest="tsnkit", action="store_false", help="skip the TSNKit comparison")
+    q.add_argument("--quick", action="store_true",
+                   help="smaller run: fntf40 4096 and 20000 only; TSNKit at 8, 32 and 128 streams")
+    q.add_argument("--timeout", type=float, default=600, help="seconds per TSNKit run (default 600)")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_all)
+
+
+def _all(args) -> int:
+    from tools.runs import bench_all   # imported here: it imports TSNKit's benchmark helpers (see _rest)
+    if args.timeout <= 0:
+        raise CliError("--timeout must be positive")
+    points = bench_all.ADMISSION_POINTS
+    streams = bench_all.TSNKIT_STREAMS
+    if args.quick:
+        points = tuple(p for p in points if p[0] == "fntf40" and p[1] in (4096, 20000))
+        streams = (8, 32, 128)
+    r = bench_all.run_all(admission=args.admission, startup=args.startup, tsnkit=args.tsnkit, points=points,
+                          streams=streams, timeout=args.timeout,
+                          progress=None if args.json else (lambda m: print(f"  running {m}", file=sys.stderr)))
+    print(json.dumps(r) if args.json else bench_all.text_table(r))
+    return 0
+
+
+KINDS = [_register_admission, _register_rest, _register_channel, _register_all]
