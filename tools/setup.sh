@@ -30,6 +30,7 @@ install_missing mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 
 install_missing jq curl     # the docs' examples pipe through them (tests/test_doc_examples.py)
 install_missing libyang2-tools   # yanglint: validates the 802.1Qcw YANG output (tests/test_yang.py)
 install_missing chromium    # the live view's browser tests (tests/test_ui_browser.py; Playwright drives it, no browser download)
+install_missing etcd-server etcd-client   # the etcd store and leader election tests start a 1- or 3-member cluster (docs/high-availability.md)
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
