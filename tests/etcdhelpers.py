@@ -24,6 +24,10 @@ import httpx
 import pytest
 
 
+#: operations per Txn the test clusters allow (etcd's default is 128; a batch admission needs more)
+MAX_TXN_OPS = 4096
+
+
 def etcd_binary() -> str:
     """The path of ``etcd``; a clear failure when Debian's ``etcd-server`` is not installed."""
     path = shutil.which("etcd")
@@ -123,7 +127,8 @@ def etcd_cluster(size: int = 1, *, timeout: float = 30.0) -> Iterator[EtcdCluste
                  "--initial-advertise-peer-urls", f"http://127.0.0.1:{m.peer_port}",
                  "--initial-cluster", initial, "--initial-cluster-state", "new",
                  "--initial-cluster-token", root.name,
-                 "--heartbeat-interval", "50", "--election-timeout", "500"],
+                 "--heartbeat-interval", "50", "--election-timeout", "500",
+                 "--max-txn-ops", str(MAX_TXN_OPS)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
         deadline = time.monotonic() + timeout

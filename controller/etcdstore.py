@@ -1,0 +1,567 @@
+"""The controller's store on etcd: the same tenants, reservations, id ledger, audit log and settings
+as ``controller.store.Store`` (SQLite), kept in an etcd cluster so several controllers share them.
+
+Selected by ``etcd://HOST:PORT[,HOST:PORT...]`` (:func:`parse_etcd_url`); SQLite stays the default
+for a single controller. Not wired into the launcher yet (docs/high-availability.md).
+
+**Client: etcd's v3 JSON gRPC-gateway over HTTP, with httpx (already a dependency).** Why not a
+library: ``etcd3`` (python-etcd3, gRPC) had its last release in 2020 and its generated protobuf
+modules fail to import with protobuf >= 4 (kragniz/python-etcd3 #2000, #2709: still open);
+``aetcd`` is asyncio-only, and the service's threads are synchronous. ``etcd3gw`` (OpenStack,
+maintained, 2.7.0 in 2026) talks to the same gateway, but it takes one host and port (no failover
+across the members of a cluster), brings requests, futurist and pbr, and its ``transaction`` takes
+the gateway's raw JSON anyway, which is the part this module needs. What is left to write is small:
+base64 keys, four endpoints (``kv/range``, ``kv/txn``, ``lease/grant|keepalive|revoke``) and trying
+the next member when one does not answer.
+
+**Layout** (under a prefix, ``/detnet/`` by default; values are JSON):
+``tenants/<id>`` (zero-padded), ``reservations/<id>`` (the reservation's ``to_dict`` with its
+exact per-hop slots and tx offsets; their order is etcd's ``create_revision``: the order first
+admitted, kept when a row is replaced), ``reservation_ids/<id>`` (the ledger of every id ever
+saved: a generated id is never reused), ``audit/<seq>`` (zero-padded, ``counters/audit`` the last
+one), ``settings/<key>``, ``schema`` and ``state``.
+
+**One writer's view at a time.** Every write is one etcd Txn whose compare says the ``state`` key
+has not been written since this store last read or wrote it (``mod_revision`` equal), and which
+writes ``state`` again. A controller that decided an admission on a stale view (another controller
+wrote in between) is refused with :class:`StoreConflict` and nothing is written, so two
+controllers can never both commit slots decided from the same free table. With a leader
+(``controller.election``), :meth:`EtcdStore.set_guard` adds a compare on the leader key's
+``create_revision``: once the lease is gone, so is every write (:class:`NotLeader`).
+
+``transaction``, ``submit``/``wait`` and the shortcuts behave as in ``controller.store``: a block
+that raises writes nothing; a group of submitted writes is one Txn. etcd bounds the operations of
+one Txn (``--max-txn-ops``, 128 by default): a deployment that admits large batches raises it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import httpx
+
+from controller.core.model import Reservation, Tenant
+from controller.store import (TOPOLOGY_DIGEST_KEY, TOPOLOGY_NAME_KEY, AuditEntry, StoredTenant, StoreError,
+                              TopologyIdentity, _log_audit, redact)
+
+log = logging.getLogger("detnet.controller")
+
+#: Version of the key layout above.
+ETCD_SCHEMA_VERSION = 1
+_PAD = 20
+
+
+class StoreConflict(StoreError):
+    """Another controller wrote to the store since this one read it: nothing was written."""
+
+
+class NotLeader(StoreError):
+    """The leader key this store's writes are guarded by is gone or belongs to another leader."""
+
+
+def parse_etcd_url(url: str) -> list[str]:
+    """``etcd://HOST:PORT[,HOST:PORT...]`` -> ``["HOST:PORT", ...]``; ValueError with one line otherwise."""
+    if not isinstance(url, str) or not url.startswith("etcd://"):
+        raise ValueError(f"bad store {url!r}: expected etcd://HOST:PORT[,HOST:PORT...]")
+    endpoints = []
+    for part in url[len("etcd://"):].rstrip("/").split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad store {url!r}: {part.strip()!r} is not HOST:PORT")
+        endpoints.append(f"{host}:{int(port)}")
+    return endpoints
+
+
+def _b64(text: str | bytes) -> str:
+    return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+
+
+def _unb64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+def _prefix_end(prefix: str) -> str:
+    """The ``range_end`` that makes a range cover every key starting with ``prefix``."""
+    raw = bytearray(prefix.encode())
+    raw[-1] += 1
+    return _b64(bytes(raw))
+
+
+class EtcdClient:
+    """The few calls of etcd's v3 JSON gateway this project needs, over httpx, trying each member
+    in turn when one does not answer (the one that answered is tried first next time)."""
+
+    def __init__(self, endpoints: list[str], *, timeout: float = 5.0):
+        if not endpoints:
+            raise ValueError("etcd: no endpoints")
+        self.endpoints = list(endpoints)
+        self._http = httpx.Client(timeout=timeout)
+        self._first = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``/v3/<path>`` on the first member that answers; StoreError if none does
+        or etcd refuses the request."""
+        errors = []
+        with self._lock:
+            start = self._first
+        for i in range(len(self.endpoints)):
+            k = (start + i) % len(self.endpoints)
+            try:
+                r = self._http.post(f"http://{self.endpoints[k]}/v3/{path}", json=body)
+            except httpx.TransportError as e:
+                errors.append(f"{self.endpoints[k]}: {e.__class__.__name__}")
+                continue
+            if r.status_code == 503 or r.status_code >= 500 and "no leader" in r.text:
+                errors.append(f"{self.endpoints[k]}: {r.status_code}")
+                continue
+            if r.status_code != 200:
+                try:
+                    detail = r.json().get("error") or r.text
+                except ValueError:
+                    detail = r.text
+                hint = ("; raise etcd's --max-txn-ops" if "too many operations" in detail else "")
+                raise StoreError(f"etcd {path}: {r.status_code} {detail.strip()[:200]}{hint}")
+            with self._lock:
+                self._first = k
+            return r.json()
+        raise StoreError(f"etcd {path}: no member answered ({'; '.join(errors)})")
+
+    # kv ---------------------------------------------------------------------------------
+    def range(self, key: str, *, prefix: bool = False, start: str | None = None, limit: int = 0,
+              count_only: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"key": _b64(start if start is not None else key)}
+        if prefix:
+            body["range_end"] = _prefix_end(key)
+        if limit:
+            body["limit"] = limit
+        if count_only:
+            body["count_only"] = True
+        return self.call("kv/range", body)
+
+    def txn(self, compare: list[dict], success: list[dict], failure: list[dict] | None = None) -> dict[str, Any]:
+        return self.call("kv/txn", {"compare": compare, "success": success, "failure": failure or []})
+
+    # leases -----------------------------------------------------------------------------
+    def lease_grant(self, ttl: int) -> int:
+        return int(self.call("lease/grant", {"TTL": int(ttl)})["ID"])
+
+    def lease_keepalive(self, lease: int) -> int:
+        """Renew ``lease``; returns its TTL left (0 or less: it has expired)."""
+        answer = self.call("lease/keepalive", {"ID": str(lease)})
+        return int(answer.get("result", answer).get("TTL", 0))
+
+    def lease_revoke(self, lease: int) -> None:
+        self.call("lease/revoke", {"ID": str(lease)})
+
+
+def op_put(key: str, value: str, lease: int | None = None) -> dict:
+    put: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
+    if lease:
+        put["lease"] = str(lease)
+    return {"request_put": put}
+
+
+def op_delete(key: str) -> dict:
+    return {"request_delete_range": {"key": _b64(key)}}
+
+
+def op_range(key: str) -> dict:
+    return {"request_range": {"key": _b64(key)}}
+
+
+def compare_mod(key: str, revision: int) -> dict:
+    """Compare: ``key`` was last written at ``revision`` (0: the key does not exist)."""
+    return {"key": _b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": str(revision)}
+
+
+def compare_create(key: str, revision: int) -> dict:
+    """Compare: ``key`` was created at ``revision`` (0: the key does not exist)."""
+    return {"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": str(revision)}
+
+
+def _kvs(answer: dict) -> list[dict]:
+    return answer.get("kvs", [])
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class EtcdTx:
+    """The writes and reads available inside one transaction (``EtcdStore.transaction``): reads see
+    etcd now plus this transaction's own writes; writes are sent together as one Txn at the end."""
+
+    def __init__(self, store: "EtcdStore"):
+        self._store = store
+        self._ops: dict[str, dict] = {}       # etcd refuses a key twice in one Txn: the last write wins
+        self._overlay: dict[str, str | None] = {}
+        self._audit_seq: int | None = None
+        self._ledger_added: set[str] = set()
+        #: the audit entries this transaction appended, logged once it commits
+        self.audited: list[AuditEntry] = []
+
+    @property
+    def ops(self) -> list[dict]:
+        return list(self._ops.values())
+
+    def _get(self, key: str) -> str | None:
+        if key in self._overlay:
+            return self._overlay[key]
+        kvs = _kvs(self._store._client.range(key))
+        return _unb64(kvs[0]["value"]) if kvs else None
+
+    def _put(self, key: str, value: str) -> None:
+        self._overlay[key] = value
+        self._ops[key] = op_put(key, value)
+
+    def _delete(self, key: str) -> bool:
+        existed = self._get(key) is not None
+        if existed:
+            self._overlay[key] = None
+            self._ops[key] = op_delete(key)
+        return existed
+
+    # tenants ---------------------------------------------------------------------------
+    def save_tenant(self, tenant: Tenant, token_hash: str | None = None) -> None:
+        """Insert or update a tenant; ``token_hash`` is required on insert, kept when None on update."""
+        key = self._store._k("tenants", f"{tenant.id:0{_PAD}d}")
+        old = self._get(key)
+        if old is None and not token_hash:
+            raise ValueError(f"tenant {tenant.id}: a new tenant needs a token hash")
+        row = json.loads(old) if old else {"created": time.time()}
+        row.update(id=tenant.id, name=tenant.name, quota_bps=tenant.quota_bps,
+                   max_reservations=tenant.max_reservations, token_hash=token_hash or row.get("token_hash"))
+        self._put(key, _dumps(row))
+
+    def delete_tenant(self, tenant_id: int) -> bool:
+        return self._delete(self._store._k("tenants", f"{tenant_id:0{_PAD}d}"))
+
+    # reservations ----------------------------------------------------------------------
+    def save_reservation(self, res: Reservation) -> None:
+        """Insert a reservation, or replace the row of the same id (which keeps its place in the order)."""
+        self._put(self._store._k("reservations", res.id), _dumps(res.to_dict()))
+        if res.id not in self._ledger_added:
+            self._ledger_added.add(res.id)
+            key = self._store._k("reservation_ids", res.id)
+            self._ops[key] = op_put(key, _dumps({"created": time.time()}))
+
+    def delete_reservation(self, reservation_id: str) -> bool:
+        return self._delete(self._store._k("reservations", reservation_id))
+
+    # audit -----------------------------------------------------------------------------
+    def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
+                     status: str = "ok", tenant: int | None = None) -> int:
+        """Append one audit entry (credentials redacted); returns its sequence number."""
+        if self._audit_seq is None:
+            self._audit_seq = int(self._get(self._store._k("counters", "audit")) or 0)
+        self._audit_seq += 1
+        seq, ts = self._audit_seq, time.time()
+        entry = AuditEntry(seq, ts, actor, tenant, action, redact(request), redact(outcome), status)
+        key = self._store._k("audit", f"{seq:0{_PAD}d}")
+        self._ops[key] = op_put(key, _dumps(entry.to_dict()))
+        self._put(self._store._k("counters", "audit"), str(seq))
+        self.audited.append(entry)
+        return seq
+
+    # settings --------------------------------------------------------------------------
+    def set_setting(self, key: str, value: str) -> None:
+        self._put(self._store._k("settings", key), value)
+
+    def set_topology(self, identity: TopologyIdentity) -> None:
+        self.set_setting(TOPOLOGY_NAME_KEY, identity.name)
+        self.set_setting(TOPOLOGY_DIGEST_KEY, identity.digest)
+
+
+class _Ticket:
+    """One write submitted for group commit (as ``controller.store.Ticket``)."""
+
+    __slots__ = ("write", "committed", "failed", "done", "error")
+
+    def __init__(self, write, committed, failed):
+        self.write, self.committed, self.failed = write, committed, failed
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class EtcdStore:
+    """Tenants, reservations, the id ledger, the audit log and settings in etcd (see the module doc)."""
+
+    def __init__(self, url_or_endpoints: str | list[str], *, prefix: str = "/detnet/", timeout: float = 5.0):
+        endpoints = parse_etcd_url(url_or_endpoints) if isinstance(url_or_endpoints, str) else list(url_or_endpoints)
+        self.path = "etcd://" + ",".join(endpoints)      # what messages name, as Store.path
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self._client = EtcdClient(endpoints, timeout=timeout)
+        self._lock = threading.RLock()
+        self._pending: list[_Ticket] = []
+        self._pending_lock = threading.Lock()
+        self._guard: tuple[str, int] | None = None
+        self._seen = 0
+        try:
+            self._init_schema()
+        except StoreError:
+            self._client.close()
+            raise
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + "/".join(parts)
+
+    def _init_schema(self) -> None:
+        schema = self._k("schema")
+        answer = self._client.txn([compare_create(schema, 0)], [op_put(schema, str(ETCD_SCHEMA_VERSION))],
+                                  [op_range(schema)])
+        if not answer.get("succeeded"):
+            kvs = _kvs(answer["responses"][0]["response_range"])
+            version = int(_unb64(kvs[0]["value"])) if kvs else 0
+            if version > ETCD_SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema version {version} is newer than this controller's "
+                                 f"({ETCD_SCHEMA_VERSION}); upgrade detnet")
+        self.refresh()
+
+    def close(self) -> None:
+        self._client.close()
+
+    @property
+    def client(self) -> EtcdClient:
+        return self._client
+
+    # the writer's view -----------------------------------------------------------------
+    def refresh(self) -> int:
+        """Take the store as it is now as this writer's view (call it before reloading state, e.g.
+        on becoming leader); returns the revision of that view."""
+        kvs = _kvs(self._client.range(self._k("state")))
+        with self._lock:
+            self._seen = int(kvs[0]["mod_revision"]) if kvs else 0
+            return self._seen
+
+    def set_guard(self, key: str | None, create_revision: int = 0) -> None:
+        """Write only while ``key`` exists with this ``create_revision`` (a leader key: see
+        ``controller.election``); None removes the guard."""
+        with self._lock:
+            self._guard = None if key is None else (key, int(create_revision))
+
+    def _commit(self, tx: EtcdTx) -> None:
+        """Send ``tx``'s writes as one Txn guarded by the view (and the leader key, if set)."""
+        if not tx.ops:
+            return
+        state = self._k("state")
+        compare = [compare_mod(state, self._seen)]
+        failure = [op_range(state)]
+        if self._guard is not None:
+            compare.append(compare_create(*self._guard))
+            failure.append(op_range(self._guard[0]))
+        answer = self._client.txn(compare, tx.ops + [op_put(state, str(time.time()))], failure)
+        if answer.get("succeeded"):
+            self._seen = int(answer["header"]["revision"])
+            return
+        responses = answer.get("responses", [])
+        if self._guard is not None:
+            kvs = _kvs(responses[1]["response_range"]) if len(responses) > 1 else []
+            if not kvs or int(kvs[0]["create_revision"]) != self._guard[1]:
+                raise NotLeader(f"{self.path}: not the leader any more ({self._guard[0]} "
+                                f"{'gone' if not kvs else 'held by another'}): nothing written")
+        kvs = _kvs(responses[0]["response_range"]) if responses else []
+        now = int(kvs[0]["mod_revision"]) if kvs else 0
+        raise StoreConflict(f"{self.path}: another controller wrote at revision {now} since this one's "
+                            f"view ({self._seen}): nothing written; reload")
+
+    @contextmanager
+    def transaction(self) -> Iterator[EtcdTx]:
+        """One write transaction (one etcd Txn); nothing is written if the block raises. Writes
+        queued by ``submit`` go first, in the same Txn."""
+        with self._lock:
+            tx = EtcdTx(self)
+            group = self._take_pending()
+            try:
+                for t in group:
+                    t.write(tx)
+                yield tx
+                self._commit(tx)
+            except BaseException:
+                with self._pending_lock:
+                    self._pending[:0] = group
+                raise
+            self._settle(group, None)
+            _log_audit(tx)
+
+    # group commit ------------------------------------------------------------------------
+    def submit(self, write: Callable[[EtcdTx], None], *, committed: Callable[[], None] | None = None,
+               failed: Callable[[], None] | None = None) -> _Ticket:
+        """Queue ``write`` for the next group commit (as ``Store.submit``)."""
+        t = _Ticket(write, committed, failed)
+        with self._pending_lock:
+            self._pending.append(t)
+        return t
+
+    def wait(self, ticket: _Ticket) -> None:
+        """Return once ``ticket``'s write is committed; StoreError (its ``failed`` has run) otherwise."""
+        while not ticket.done.is_set():
+            if ticket.error is not None:
+                ticket.done.wait()
+                break
+            self._commit_pending()
+        if ticket.error is not None:
+            raise StoreError(f"{self.path}: the write was not committed: {ticket.error}") from ticket.error
+
+    def pending(self) -> int:
+        with self._pending_lock:
+            return len(self._pending)
+
+    def _commit_pending(self) -> None:
+        failed: list[_Ticket] = []
+        try:
+            with self._lock:
+                group = self._take_pending()
+                if not group:
+                    return
+                tx = EtcdTx(self)
+                try:
+                    for t in group:
+                        t.write(tx)
+                    self._commit(tx)
+                except BaseException as e:
+                    failed = self._settle(group, e)
+                    log.error("group commit of %d writes failed: %s", len(group), e)
+                    return
+                self._settle(group, None)
+                _log_audit(tx)
+        finally:
+            for t in reversed(failed):
+                if t.failed is not None:
+                    try:
+                        t.failed()
+                    except Exception:  # noqa: BLE001 - undo the others anyway
+                        log.exception("group commit: undoing a failed write failed")
+            for t in failed:
+                t.done.set()
+
+    def _take_pending(self) -> list[_Ticket]:
+        with self._pending_lock:
+            group, self._pending = self._pending, []
+        return group
+
+    @staticmethod
+    def _settle(group: list[_Ticket], error: BaseException | None) -> list[_Ticket]:
+        for t in group:
+            t.error = error
+            if error is None:
+                if t.committed is not None:
+                    try:
+                        t.committed()
+                    except Exception:  # noqa: BLE001 - the write is durable; a callback bug is logged
+                        log.exception("group commit: a committed callback failed")
+                t.done.set()
+        return group if error is not None else []
+
+    # one-transaction shortcuts -------------------------------------------------------------
+    def save_tenant(self, tenant: Tenant, token_hash: str | None = None) -> None:
+        with self.transaction() as tx:
+            tx.save_tenant(tenant, token_hash)
+
+    def delete_tenant(self, tenant_id: int) -> bool:
+        with self.transaction() as tx:
+            return tx.delete_tenant(tenant_id)
+
+    def save_reservation(self, res: Reservation) -> None:
+        with self.transaction() as tx:
+            tx.save_reservation(res)
+
+    def delete_reservation(self, reservation_id: str) -> bool:
+        with self.transaction() as tx:
+            return tx.delete_reservation(reservation_id)
+
+    def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
+                     status: str = "ok", tenant: int | None = None) -> int:
+        with self.transaction() as tx:
+            return tx.append_audit(actor, action, request, outcome, status, tenant)
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as tx:
+            tx.set_setting(key, value)
+
+    def set_topology(self, identity: TopologyIdentity) -> None:
+        with self.transaction() as tx:
+            tx.set_topology(identity)
+
+    # reads -----------------------------------------------------------------------------------
+    def _values(self, *parts: str) -> list[dict]:
+        """Every key-value under ``prefix/parts/``, in key order (the gateway's kvs, values decoded)."""
+        out = []
+        for kv in _kvs(self._client.range(self._k(*parts) + "/", prefix=True)):
+            out.append({**kv, "value": _unb64(kv["value"]), "key": _unb64(kv["key"])})
+        return out
+
+    def schema_version(self) -> int:
+        kvs = _kvs(self._client.range(self._k("schema")))
+        return int(_unb64(kvs[0]["value"])) if kvs else 0
+
+    def get_setting(self, key: str) -> str | None:
+        kvs = _kvs(self._client.range(self._k("settings", key)))
+        return _unb64(kvs[0]["value"]) if kvs else None
+
+    def load_tenants(self) -> list[StoredTenant]:
+        """Every tenant, by id."""
+        out = []
+        for kv in self._values("tenants"):
+            r = json.loads(kv["value"])
+            out.append(StoredTenant(Tenant(r["id"], r["name"], r["quota_bps"], r["max_reservations"]),
+                                    r["token_hash"], r["created"]))
+        return out
+
+    def _reservation_kvs(self) -> list[dict]:
+        return sorted(self._values("reservations"), key=lambda kv: int(kv["create_revision"]))
+
+    def load_reservations(self) -> list[Reservation]:
+        """Every stored reservation, in the order they were first admitted."""
+        return [Reservation.from_dict(json.loads(kv["value"])) for kv in self._reservation_kvs()]
+
+    def reservation_rows(self) -> list[tuple[str, int, str]]:
+        """(id, tenant, json) of every reservation, in order."""
+        rows = []
+        for kv in self._reservation_kvs():
+            d = json.loads(kv["value"])
+            rows.append((d["id"], d["tenant"], kv["value"]))
+        return rows
+
+    def used_reservation_ids(self) -> list[str]:
+        """Every reservation id ever saved, deleted or not (the ledger)."""
+        start = len(self._k("reservation_ids") + "/")
+        return sorted(kv["key"][start:] for kv in self._values("reservation_ids"))
+
+    def reservation_count(self) -> int:
+        return int(self._client.range(self._k("reservations") + "/", prefix=True, count_only=True).get("count", 0))
+
+    def audit_count(self) -> int:
+        return int(self._client.range(self._k("audit") + "/", prefix=True, count_only=True).get("count", 0))
+
+    def topology(self) -> TopologyIdentity | None:
+        name, digest = self.get_setting(TOPOLOGY_NAME_KEY), self.get_setting(TOPOLOGY_DIGEST_KEY)
+        return None if name is None or digest is None else TopologyIdentity(name, digest)
+
+    def list_audit(self, since: int = 0, *, tenant: int | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries with ``seq > since`` (oldest first), only those of ``tenant`` when given."""
+        limit = max(0, int(limit))
+        out: list[AuditEntry] = []
+        prefix = self._k("audit") + "/"
+        nxt = int(since) + 1
+        while len(out) < limit:
+            page = _kvs(self._client.range(prefix, prefix=True, start=f"{prefix}{nxt:0{_PAD}d}", limit=512))
+            for kv in page:
+                d = json.loads(_unb64(kv["value"]))
+                if tenant is None or d["tenant"] == tenant:
+                    out.append(AuditEntry(**d))
+                    if len(out) == limit:
+                        break
+            if len(page) < 512:
+                break
+            nxt = int(_unb64(page[-1]["key"])[len(prefix):]) + 1
+        return out
