@@ -16,7 +16,6 @@ import socket
 import ssl
 import struct
 import threading
-import time
 from typing import Any
 
 OFP_VERSION = 4
@@ -120,15 +119,3 @@ class OfPeer:
                 pass
         if self._thread.is_alive():
             self._thread.join(5)
-
-
-def wait_until(cond: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-

@@ -28,7 +28,8 @@ import httpx
 import pytest
 
 from apihelpers import beijing_line
-from ofrogue import OfPeer, wait_until
+from emuhelpers import wait_for
+from ofrogue import OfPeer
 from tools.emulation.controller_proc import ControllerProcess
 from tools.emulation.pki import Pki
 from topologies.hosts import HostPlan
@@ -69,7 +70,7 @@ def test_tls_channel_admits_certified_switches_and_refuses_impersonators(line, t
         genuine_cred = pki.issue_switch("beijing", [bj])
         genuine = OfPeer(addr, bj, (ca, genuine_cred.key, genuine_cred.cert)).start()
         ctl.wait_switches(1, 30)
-        wait_until(lambda: genuine.flow_mods > 0, 10, "the genuine switch's resync entries")
+        wait_for(lambda: genuine.flow_mods > 0, 10, "the genuine switch's resync entries")
         flow_mods = genuine.flow_mods
         # 3. rogues: another dpid's certificate, the live dpid's own, a dpid outside the topology
         cases = [("certificate_dpid", bj, pki.issue_switch("tianjin", [tj])),
@@ -97,7 +98,7 @@ def test_tls_channel_admits_certified_switches_and_refuses_impersonators(line, t
         # 4. the same switch again, with its certificate: it replaces the live connection
         again = OfPeer(addr, bj, (ca, genuine_cred.key, genuine_cred.cert)).start()
         assert genuine.wait_closed(10), "the old connection was kept"
-        wait_until(lambda: again.flow_mods > 0, 10, "the resync on the new connection")
+        wait_for(lambda: again.flow_mods > 0, 10, "the resync on the new connection")
         assert not again.closed.is_set() and ctl.healthz()["switches_connected"] == 1
         events = ctl.client().get("/v1/events", {"since": 0})["events"]
         assert [e["request"]["dpid"] for e in events if e["action"] == "switch_replaced"] == [bj]
