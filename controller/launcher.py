@@ -560,14 +560,24 @@ def run(opts: LaunchOptions) -> int:
     setup_logging(r.log_level, r.log_format)
     ctl = Controller(r)
     try:
-        ctl.start()
-    except LaunchError:
-        ctl.stop()
-        raise
-    except Exception as e:  # noqa: BLE001
-        LOG.exception("start-up failed")
-        ctl.stop()
-        raise LaunchError(f"start-up failed: {type(e).__name__}: {e}", 1) from None
+        try:
+            ctl.start()
+        except LaunchError:
+            ctl.stop()
+            raise
+        except Exception as e:  # noqa: BLE001
+            LOG.exception("start-up failed")
+            ctl.stop()
+            raise LaunchError(f"start-up failed: {type(e).__name__}: {e}", 1) from None
+    except LaunchError as e:
+        if ctl.shim is None:
+            raise
+        # os-ken's threads are running and cannot be joined: returning would leave a process that
+        # neither exits nor answers SIGTERM (its handler only sets ``stop``); say it and go
+        sys.stderr.write(f"dnctl: {e}\n")
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(e.code)
     while not stop.wait(0.2):
         pass
     LOG.info("%s received: stopping", signal.Signals(got[0]).name if got else "stop")
