@@ -82,7 +82,7 @@ def _b64(text: str | bytes) -> str:
     return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
 
 
-def _unb64(text: str) -> str:
+def unb64(text: str) -> str:
     return base64.b64decode(text).decode()
 
 
@@ -189,7 +189,7 @@ def compare_create(key: str, revision: int) -> dict:
     return {"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": str(revision)}
 
 
-def _kvs(answer: dict) -> list[dict]:
+def kvs_of(answer: dict) -> list[dict]:
     return answer.get("kvs", [])
 
 
@@ -217,8 +217,8 @@ class EtcdTx:
     def _get(self, key: str) -> str | None:
         if key in self._overlay:
             return self._overlay[key]
-        kvs = _kvs(self._store._client.range(key))
-        return _unb64(kvs[0]["value"]) if kvs else None
+        kvs = kvs_of(self._store._client.range(key))
+        return unb64(kvs[0]["value"]) if kvs else None
 
     def _put(self, key: str, value: str) -> None:
         self._overlay[key] = value
@@ -320,8 +320,8 @@ class EtcdStore:
         answer = self._client.txn([compare_create(schema, 0)], [op_put(schema, str(ETCD_SCHEMA_VERSION))],
                                   [op_range(schema)])
         if not answer.get("succeeded"):
-            kvs = _kvs(answer["responses"][0]["response_range"])
-            version = int(_unb64(kvs[0]["value"])) if kvs else 0
+            kvs = kvs_of(answer["responses"][0]["response_range"])
+            version = int(unb64(kvs[0]["value"])) if kvs else 0
             if version > ETCD_SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: schema version {version} is newer than this controller's "
                                  f"({ETCD_SCHEMA_VERSION}); upgrade detnet")
@@ -338,7 +338,7 @@ class EtcdStore:
     def refresh(self) -> int:
         """Take the store as it is now as this writer's view (call it before reloading state, e.g.
         on becoming leader); returns the revision of that view."""
-        kvs = _kvs(self._client.range(self._k("state")))
+        kvs = kvs_of(self._client.range(self._k("state")))
         with self._lock:
             self._seen = int(kvs[0]["mod_revision"]) if kvs else 0
             return self._seen
@@ -365,11 +365,11 @@ class EtcdStore:
             return
         responses = answer.get("responses", [])
         if self._guard is not None:
-            kvs = _kvs(responses[1]["response_range"]) if len(responses) > 1 else []
+            kvs = kvs_of(responses[1]["response_range"]) if len(responses) > 1 else []
             if not kvs or int(kvs[0]["create_revision"]) != self._guard[1]:
                 raise NotLeader(f"{self.path}: not the leader any more ({self._guard[0]} "
                                 f"{'gone' if not kvs else 'held by another'}): nothing written")
-        kvs = _kvs(responses[0]["response_range"]) if responses else []
+        kvs = kvs_of(responses[0]["response_range"]) if responses else []
         now = int(kvs[0]["mod_revision"]) if kvs else 0
         raise StoreConflict(f"{self.path}: another controller wrote at revision {now} since this one's "
                             f"view ({self._seen}): nothing written; reload")
@@ -496,17 +496,17 @@ class EtcdStore:
     def _values(self, *parts: str) -> list[dict]:
         """Every key-value under ``prefix/parts/``, in key order (the gateway's kvs, values decoded)."""
         out = []
-        for kv in _kvs(self._client.range(self._k(*parts) + "/", prefix=True)):
-            out.append({**kv, "value": _unb64(kv["value"]), "key": _unb64(kv["key"])})
+        for kv in kvs_of(self._client.range(self._k(*parts) + "/", prefix=True)):
+            out.append({**kv, "value": unb64(kv["value"]), "key": unb64(kv["key"])})
         return out
 
     def schema_version(self) -> int:
-        kvs = _kvs(self._client.range(self._k("schema")))
-        return int(_unb64(kvs[0]["value"])) if kvs else 0
+        kvs = kvs_of(self._client.range(self._k("schema")))
+        return int(unb64(kvs[0]["value"])) if kvs else 0
 
     def get_setting(self, key: str) -> str | None:
-        kvs = _kvs(self._client.range(self._k("settings", key)))
-        return _unb64(kvs[0]["value"]) if kvs else None
+        kvs = kvs_of(self._client.range(self._k("settings", key)))
+        return unb64(kvs[0]["value"]) if kvs else None
 
     def load_tenants(self) -> list[StoredTenant]:
         """Every tenant, by id."""
@@ -554,14 +554,14 @@ class EtcdStore:
         prefix = self._k("audit") + "/"
         nxt = int(since) + 1
         while len(out) < limit:
-            page = _kvs(self._client.range(prefix, prefix=True, start=f"{prefix}{nxt:0{_PAD}d}", limit=512))
+            page = kvs_of(self._client.range(prefix, prefix=True, start=f"{prefix}{nxt:0{_PAD}d}", limit=512))
             for kv in page:
-                d = json.loads(_unb64(kv["value"]))
+                d = json.loads(unb64(kv["value"]))
                 if tenant is None or d["tenant"] == tenant:
                     out.append(AuditEntry(**d))
                     if len(out) == limit:
                         break
             if len(page) < 512:
                 break
-            nxt = int(_unb64(page[-1]["key"])[len(prefix):]) + 1
+            nxt = int(unb64(page[-1]["key"])[len(prefix):]) + 1
         return out
