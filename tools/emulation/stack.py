@@ -20,8 +20,8 @@ itself). ``miniature=True`` gives the controller the emulated network itself
 (``tools.emulation.miniature``: capacities x ``link_scale``, the propagation the links really
 carry, a slot that fits its frames for ``periods_ns``, meters unscaled), so its bounds and
 offsets describe the packets' network; reservations are then requested at the emulated rates.
-``gates`` (None: where the kernel has taprio and the controller schedules the miniature; False: never;
-True: or fail) puts 802.1Qbv gates on every port that carries reservations and keeps them equal to the
+``gates`` (None: where the kernel has taprio and the controller schedules the miniature, but not in
+the project's TCG guest; False: never; True: or fail) puts 802.1Qbv gates on every port that carries reservations and keeps them equal to the
 controller's schedule (``tools.emulation.gates.GateKeeper``; ``gates_report`` is its report).
 ``platform`` says what ran where (datapath, link and delay scale, propagation emulated or not). ``timings`` says where the start-up time went; ``emulation_mem_mb`` what the emulation
 took of the machine's memory.
@@ -103,7 +103,8 @@ class NetworkStack(Managed):
         self.timings: dict[str, float] = {}
         self.emulation_mem_mb: float | None = None
         #: 802.1Qbv gates (tools.emulation.gates): None = where the kernel has taprio and the controller
-        #: schedules the miniature (the schedule then describes the emulated links); False = never
+        #: schedules the miniature (the schedule then describes the emulated links), not in the TCG guest;
+        #: False = never; True = or fail
         self.gates_asked = gates
         self.gates: GateKeeper | None = None
         self.gates_off_reason: str | None = None
@@ -187,6 +188,9 @@ class NetworkStack(Managed):
             self.gates_off_reason = "the controller schedules the full-rate network, not the emulated links"
         elif not taprio_works():
             self.gates_off_reason = "no tc taprio on this kernel"
+        elif self.gates_asked is None and in_vm():
+            self.gates_off_reason = ("in the TCG guest gates only when asked (gates=True): its timers serve "
+                                     "no 100 us window (docs/gates.md)")
         if self.gates_off_reason and self.gates_asked:
             raise EmulationError(f"gates asked for, but {self.gates_off_reason}")
         return self.gates_off_reason is None
