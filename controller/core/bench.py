@@ -43,23 +43,28 @@ def workload(topology, reservations: int, tenants: int, seed: int = 1) -> list[R
     nodes = sorted(topology.graph.nodes)
     if len(nodes) < 2:
         raise ValueError("the topology needs at least two nodes")
-    dist: dict[str, dict[str, int]] = {}      # shortest propagation from each source drawn (not all pairs)
     out: list[Request] = []
     for i in range(reservations):
         src, dst = rng.sample(nodes, 2)
-        if src not in dist:
-            dist[src] = nx.single_source_dijkstra_path_length(topology.graph, src, weight="propagation_ns")
-        prop = dist[src].get(dst)
-        max_lat = int(2 * prop + 5_000_000) if prop is not None else 5_000_000
         tenant = i % tenants + 1
         if rng.random() < BULK_FRACTION:
-            req = Request(tenant=tenant, src=src, dst=dst, max_latency_ns=max_lat, period_ns=1_000_000,
+            req = Request(tenant=tenant, src=src, dst=dst, max_latency_ns=0, period_ns=1_000_000,
                           bandwidth_bps=rng.randint(1_000, 5_000) * 1_000_000, id=f"b{i}")
         else:
-            req = Request(tenant=tenant, src=src, dst=dst, max_latency_ns=max_lat,
+            req = Request(tenant=tenant, src=src, dst=dst, max_latency_ns=0,
                           period_ns=rng.choice(HARMONIC_PERIODS_NS), frame_bytes=rng.randint(64, 1500),
                           id=f"s{i}")
         out.append(req)
+    # max_latency_ns from the shortest propagation: one Dijkstra per source drawn, one source at a
+    # time (all pairs of a 2,000-node topology would be millions of entries)
+    by_src: dict[str, list[Request]] = {}
+    for req in out:
+        by_src.setdefault(req.src, []).append(req)
+    for src, reqs in by_src.items():
+        dist = nx.single_source_dijkstra_path_length(topology.graph, src, weight="propagation_ns")
+        for req in reqs:
+            prop = dist.get(req.dst)
+            req.max_latency_ns = int(2 * prop + 5_000_000) if prop is not None else 5_000_000
     return out
 
 
