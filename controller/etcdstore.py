@@ -262,8 +262,9 @@ class EtcdTx:
     def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
                      status: str = "ok", tenant: int | None = None) -> int:
         """Append one audit entry (credentials redacted); returns its sequence number."""
-        if self._audit_seq is None:
-            self._audit_seq = int(self._get(self._store._k("counters", "audit")) or 0)
+        if self._audit_seq is None:     # the last seq this store committed is current while its view is
+            cached = self._store._audit_last
+            self._audit_seq = cached if cached is not None else int(self._get(self._store._k("counters", "audit")) or 0)
         self._audit_seq += 1
         seq, ts = self._audit_seq, time.time()
         entry = AuditEntry(seq, ts, actor, tenant, action, redact(request), redact(outcome), status)
@@ -306,6 +307,8 @@ class EtcdStore:
         self._pending_lock = threading.Lock()
         self._guard: tuple[str, int] | None = None
         self._seen = 0
+        #: the audit counter as this store last committed it (None: read it from etcd)
+        self._audit_last: int | None = None
         try:
             self._init_schema()
         except StoreError:
@@ -341,6 +344,7 @@ class EtcdStore:
         kvs = kvs_of(self._client.range(self._k("state")))
         with self._lock:
             self._seen = int(kvs[0]["mod_revision"]) if kvs else 0
+            self._audit_last = None
             return self._seen
 
     def set_guard(self, key: str | None, create_revision: int = 0) -> None:
@@ -362,7 +366,10 @@ class EtcdStore:
         answer = self._client.txn(compare, tx.ops + [op_put(state, str(time.time()))], failure)
         if answer.get("succeeded"):
             self._seen = int(answer["header"]["revision"])
+            if tx._audit_seq is not None:
+                self._audit_last = tx._audit_seq
             return
+        self._audit_last = None
         responses = answer.get("responses", [])
         if self._guard is not None:
             kvs = kvs_of(responses[1]["response_range"]) if len(responses) > 1 else []

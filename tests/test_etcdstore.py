@@ -258,3 +258,16 @@ def test_no_member_answering_is_a_store_error():
         url = c.url
     with pytest.raises(StoreError, match="no member answered"):
         EtcdStore(url, timeout=1.0)
+
+
+def test_audit_numbers_stay_consecutive_across_controllers_taking_turns(cluster, prefix):
+    a, b = EtcdStore(cluster.url, prefix=prefix), EtcdStore(cluster.url, prefix=prefix)
+    assert a.append_audit("system", "x") == 1 and a.append_audit("system", "y") == 2
+    b.refresh()
+    assert b.append_audit("system", "z") == 3
+    with pytest.raises(StoreConflict):
+        a.append_audit("system", "stale")                 # a's cached counter is stale: refused
+    a.refresh()
+    assert a.append_audit("system", "w") == 4
+    assert [e.action for e in a.list_audit()] == ["x", "y", "z", "w"]
+    a.close(), b.close()
