@@ -271,3 +271,10 @@ def test_audit_numbers_stay_consecutive_across_controllers_taking_turns(cluster,
     assert a.append_audit("system", "w") == 4
     assert [e.action for e in a.list_audit()] == ["x", "y", "z", "w"]
     a.close(), b.close()
+
+
+def test_a_missing_etcd_fails_and_says_run_make_setup(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(pytest.fail.Exception, match="run make setup"):
+        with etcd_cluster(1):
+            pass
