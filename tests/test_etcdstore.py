@@ -278,3 +278,44 @@ def test_a_missing_etcd_fails_and_says_run_make_setup(monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="run make setup"):
         with etcd_cluster(1):
             pass
+
+
+def test_the_service_runs_on_the_etcd_store_and_restarts_with_the_same_slots(cluster, prefix, monkeypatch):
+    """Not wired into the launcher yet: the service's ``Store`` is swapped here, in the test only,
+    to show the etcd store covers everything the service and its desks call."""
+    from fastapi.testclient import TestClient
+
+    import controller.service
+    from controller.api import create_app
+    from controller.service import ControllerService
+    from test_ids_and_restart import ADMIN, AH, square
+
+    monkeypatch.setattr(controller.service, "Store", lambda url, synchronous="FULL": EtcdStore(url, prefix=prefix))
+
+    def start():
+        service = ControllerService(square(), db_path=cluster.url, admin_token=ADMIN)
+        return service, TestClient(create_app(service, rate_limit_per_s=0), raise_server_exceptions=False)
+
+    service, api = start()
+    r = api.post("/v1/tenants", json={"name": "alpha"}, headers=AH)
+    assert r.status_code == 201, r.text
+    th = {"Authorization": f"Bearer {r.json()['token']}"}
+    ids = []
+    for port in (5000, 5001, 5002):
+        r = api.post("/v1/reservations", headers=th, json={"src": "A", "dst": "C", "bandwidth_bps": 10**8,
+                                                          "max_latency_ns": 20_000_000, "match": {"udp_dst": port}})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    assert api.delete(f"/v1/reservations/{ids[-1]}", headers=th).status_code == 204
+    before = api.get("/v1/reservations", headers=AH).json()["reservations"]
+    service.close()
+
+    service, api = start()                                    # a restart on the same etcd data
+    after = api.get("/v1/reservations", headers=AH).json()["reservations"]
+    assert after == before and [r["id"] for r in after] == ids[:2]
+    r = api.post("/v1/reservations", headers=th, json={"src": "A", "dst": "C", "bandwidth_bps": 10**8,
+                                                      "max_latency_ns": 20_000_000, "match": {"udp_dst": 5003}})
+    assert r.status_code == 201 and r.json()["id"] not in ids  # the ledger: a deleted id is not reused
+    actions = [e["action"] for e in api.get("/v1/events", headers=AH).json()["events"]]
+    assert actions.count("reserve") == 4 and actions.count("start") == 2
+    service.close()
