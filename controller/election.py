@@ -9,11 +9,11 @@ is still its own. The election API of etcd's gateway (``/v3/election/campaign``)
 with one long-blocking HTTP request per candidate; the Txn keeps every call short and the code in
 one place with the store's.
 
-Losing is immediate and one-way: the first renewal that fails (no member answers, the lease has
-expired, the key is gone or another's), or the lease's deadline passing on this host's clock
+Losing is immediate and one-way: the first renewal that fails (no member answers before the
+lease's deadline, the lease has expired, the key is gone or another's), or the deadline passing on this host's clock
 (``ttl`` after the last renewal was sent, whatever the thread is doing), makes ``is_leader`` False
-at once and calls ``on_lost(reason)`` once; the lease is then revoked (best effort) so that another
-candidate need not wait for it to expire. To lead again a controller campaigns again (and reloads
+at once and calls ``on_lost(reason)`` once; the lease is then revoked (best effort, within 1 s) so
+that another candidate need not wait for it to expire. To lead again a controller campaigns again (and reloads
 its state: ``EtcdStore.refresh`` then the loads).
 
 Pure of os-ken; the clock is a parameter (``clock``) so the deadline rule is testable.
@@ -112,9 +112,9 @@ class Election:
                 self._lose("the lease's deadline passed before it was renewed")
                 return
             sent = self._clock()
-            try:
-                left = self.client.lease_keepalive(self.lease)
-                kvs = kvs_of(self.client.range(self.key))
+            try:                        # a member that does not answer cannot hold us past the deadline
+                left = self.client.lease_keepalive(self.lease, within=self._deadline - sent)
+                kvs = kvs_of(self.client.range(self.key, within=max(0.05, self._deadline - self._clock())))
             except StoreError as e:
                 self._lose(f"the lease could not be renewed: {e}")
                 return
@@ -135,15 +135,15 @@ class Election:
             lease, self.revision, self.lease, self._deadline = self.lease, 0, 0, 0.0
             self.lost_reason = reason
         log.warning("election %s: %s lost the leadership: %s", self.key, self.identity, reason)
-        try:
-            self.client.lease_revoke(lease)
-        except StoreError:
-            pass                    # the cluster is away: the lease will expire on its own
-        if self.on_lost is not None:
+        if self.on_lost is not None:    # first: the caller stops writing before anything else is tried
             try:
                 self.on_lost(reason)
             except Exception:  # noqa: BLE001 - the leadership is gone either way
                 log.exception("election: on_lost failed")
+        try:
+            self.client.lease_revoke(lease, within=1.0)
+        except StoreError:
+            pass                    # the cluster is away: the lease will expire on its own
 
     def resign(self) -> None:
         """Stop campaigning and keeping alive; give the key up (revoking the lease) if held."""
@@ -152,7 +152,7 @@ class Election:
             lease, self.revision, self.lease, self._deadline = self.lease, 0, 0, 0.0
         if lease:
             try:
-                self.client.lease_revoke(lease)
+                self.client.lease_revoke(lease, within=2.0)
             except StoreError:
                 pass
         if self._thread is not None and self._thread is not threading.current_thread():

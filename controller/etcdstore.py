@@ -108,16 +108,22 @@ class EtcdClient:
     def close(self) -> None:
         self._http.close()
 
-    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def call(self, path: str, body: dict[str, Any], *, within: float | None = None) -> dict[str, Any]:
         """POST ``body`` to ``/v3/<path>`` on the first member that answers; StoreError if none does
-        or etcd refuses the request."""
+        (within ``within`` seconds in all, when given) or etcd refuses the request."""
         errors = []
+        end = None if within is None else time.monotonic() + within
         with self._lock:
             start = self._first
         for i in range(len(self.endpoints)):
             k = (start + i) % len(self.endpoints)
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                errors.append(f"{self.endpoints[k]}: not tried, {within:.2f} s spent")
+                break
             try:
-                r = self._http.post(f"http://{self.endpoints[k]}/v3/{path}", json=body)
+                r = self._http.post(f"http://{self.endpoints[k]}/v3/{path}", json=body,
+                                    **({} if left is None else {"timeout": left}))
             except httpx.TransportError as e:
                 errors.append(f"{self.endpoints[k]}: {e.__class__.__name__}")
                 continue
@@ -138,7 +144,7 @@ class EtcdClient:
 
     # kv ---------------------------------------------------------------------------------
     def range(self, key: str, *, prefix: bool = False, start: str | None = None, limit: int = 0,
-              count_only: bool = False) -> dict[str, Any]:
+              count_only: bool = False, within: float | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"key": _b64(start if start is not None else key)}
         if prefix:
             body["range_end"] = _prefix_end(key)
@@ -146,7 +152,7 @@ class EtcdClient:
             body["limit"] = limit
         if count_only:
             body["count_only"] = True
-        return self.call("kv/range", body)
+        return self.call("kv/range", body, within=within)
 
     def txn(self, compare: list[dict], success: list[dict], failure: list[dict] | None = None) -> dict[str, Any]:
         return self.call("kv/txn", {"compare": compare, "success": success, "failure": failure or []})
@@ -155,13 +161,13 @@ class EtcdClient:
     def lease_grant(self, ttl: int) -> int:
         return int(self.call("lease/grant", {"TTL": int(ttl)})["ID"])
 
-    def lease_keepalive(self, lease: int) -> int:
+    def lease_keepalive(self, lease: int, *, within: float | None = None) -> int:
         """Renew ``lease``; returns its TTL left (0 or less: it has expired)."""
-        answer = self.call("lease/keepalive", {"ID": str(lease)})
+        answer = self.call("lease/keepalive", {"ID": str(lease)}, within=within)
         return int(answer.get("result", answer).get("TTL", 0))
 
-    def lease_revoke(self, lease: int) -> None:
-        self.call("lease/revoke", {"ID": str(lease)})
+    def lease_revoke(self, lease: int, *, within: float | None = None) -> None:
+        self.call("lease/revoke", {"ID": str(lease)}, within=within)
 
 
 def op_put(key: str, value: str, lease: int | None = None) -> dict:

@@ -81,6 +81,10 @@ class EtcdCluster:
         """Stop one member (its process group), as a crash would (SIGKILL)."""
         _kill(self.members[index].proc, sig=signal.SIGKILL)
 
+    def pause(self, index: int) -> None:
+        """Freeze one member (SIGSTOP): it accepts connections and never answers, like a partition."""
+        os.killpg(self.members[index].proc.pid, signal.SIGSTOP)
+
     def stop_all(self) -> None:
         for m in self.members:
             _kill(m.proc)
@@ -91,6 +95,7 @@ def _kill(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
         return
     try:
         os.killpg(proc.pid, sig)
+        os.killpg(proc.pid, signal.SIGCONT)       # a paused member must run to see the SIGTERM
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)

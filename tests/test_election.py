@@ -103,6 +103,23 @@ def test_a_leader_cut_off_from_etcd_loses_at_once_and_another_wins_within_the_tt
         a_store.close(), b_store.close()
 
 
+def test_a_leader_whose_member_hangs_loses_by_the_lease_deadline_not_the_http_timeout():
+    ttl = 2
+    with etcd_cluster(3) as c:
+        f = follower_index(c.endpoints)
+        others = [e for i, e in enumerate(c.endpoints) if i != f]
+        lost = Lost()
+        a = Election(EtcdClient([c.endpoints[f]], timeout=30), KEY, "a", ttl=ttl, on_lost=lost)
+        b = Election(EtcdClient(others), KEY, "b", ttl=ttl)
+        assert a.campaign(timeout=2)
+        t_pause = time.monotonic()
+        c.pause(f)                                              # a's member takes calls and never answers
+        assert lost.fired.wait(ttl + 1), "on_lost did not fire"
+        assert lost.at - t_pause <= ttl + 0.5 and not a.is_leader
+        assert b.campaign(timeout=ttl + 3) and time.monotonic() - t_pause <= ttl + 1.5
+        b.resign(), a.resign()
+
+
 def test_a_lease_that_ends_makes_the_leader_lose_and_its_writes_are_refused():
     with etcd_cluster(1) as c:
         lost = Lost()
