@@ -25,7 +25,9 @@ one), ``settings/<key>``, ``schema`` and ``state``.
 has not been written since this store last read or wrote it (``mod_revision`` equal), and which
 writes ``state`` again. A controller that decided an admission on a stale view (another controller
 wrote in between) is refused with :class:`StoreConflict` and nothing is written, so two
-controllers can never both commit slots decided from the same free table. With a leader
+controllers can never both commit slots decided from the same free table. ``state`` holds a token
+naming the last write, so a Txn retried on another member after its answer was lost is known to
+have landed (not reported as a conflict, not applied twice). With a leader
 (``controller.election``), :meth:`EtcdStore.set_guard` adds a compare on the leader key's
 ``create_revision``: once the lease is gone, so is every write (:class:`NotLeader`).
 
@@ -41,6 +43,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -369,14 +372,18 @@ class EtcdStore:
         if self._guard is not None:
             compare.append(compare_create(*self._guard))
             failure.append(op_range(self._guard[0]))
-        answer = self._client.txn(compare, tx.ops + [op_put(state, str(time.time()))], failure)
-        if answer.get("succeeded"):
-            self._seen = int(answer["header"]["revision"])
+        token = uuid.uuid4().hex        # names this write in ``state``: a retried Txn can tell it landed
+        answer = self._client.txn(compare, tx.ops + [op_put(state, token)], failure)
+        responses = answer.get("responses", [])
+        landed = kvs_of(responses[0]["response_range"]) if not answer.get("succeeded") and responses else []
+        if answer.get("succeeded") or (landed and unb64(landed[0]["value"]) == token):
+            # the second case: the answer to a first try was lost and the client tried another member
+            self._seen = int(answer["header"]["revision"]) if answer.get("succeeded") else \
+                int(landed[0]["mod_revision"])
             if tx._audit_seq is not None:
                 self._audit_last = tx._audit_seq
             return
         self._audit_last = None
-        responses = answer.get("responses", [])
         if self._guard is not None:
             kvs = kvs_of(responses[1]["response_range"]) if len(responses) > 1 else []
             if not kvs or int(kvs[0]["create_revision"]) != self._guard[1]:

@@ -319,3 +319,25 @@ def test_the_service_runs_on_the_etcd_store_and_restarts_with_the_same_slots(clu
     actions = [e["action"] for e in api.get("/v1/events", headers=AH).json()["events"]]
     assert actions.count("reserve") == 4 and actions.count("start") == 2
     service.close()
+
+
+def test_a_write_whose_answer_was_lost_is_not_reported_as_a_conflict_nor_applied_twice(cluster, prefix):
+    import httpx
+    s = EtcdStore([cluster.endpoints[0]] * 2, prefix=prefix)     # "two members": the retry goes to the other
+    real_post, lost = s.client._http.post, []
+
+    def post(url, **kw):
+        answer = real_post(url, **kw)
+        if url.endswith("/kv/txn") and not lost:
+            lost.append(url)
+            raise httpx.ReadTimeout("the answer was lost")      # the Txn was applied; its answer never came
+        return answer
+
+    s.client._http.post = post
+    with s.transaction() as tx:
+        tx.save_reservation(reservation("r1"))
+        tx.append_audit("admin", "reserve", {"id": "r1"})
+    assert lost and [r.id for r in s.load_reservations()] == ["r1"] and s.audit_count() == 1
+    s.save_reservation(reservation("r2"))                       # the view is current after it
+    assert s.reservation_count() == 2
+    s.close()
