@@ -83,6 +83,9 @@ class SlotTables:
         self._fold_cache[key] = (ver, c, f)
         return f
 
+    #: feasible-start masks kept (one per link, period and block length; recomputed when dropped)
+    START_CACHE_MAX = 4096
+
     def start_mask(self, link: Link, period: int, n: int, cycle_slots: int | None = None) -> np.ndarray:
         """``feasible_mask`` of the link's table folded to ``period`` (see ``folded``), cached per
         (link, period, n) until the link changes: bool array, True at every residue where ``n``
@@ -105,6 +108,8 @@ class SlotTables:
         ver = self._version[link]
         hit = self._start_cache.get(key)
         if hit is None or hit[0] != ver or hit[1] != c:
+            if len(self._start_cache) >= self.START_CACHE_MAX:
+                self._start_cache.clear()      # stale masks of every (period, n) seen pile up otherwise
             hit = (ver, c, feasible_mask(self.folded(link, period, c), n), None)
             self._start_cache[key] = hit
         return hit
