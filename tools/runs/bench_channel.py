@@ -56,6 +56,10 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
 def _one(opts: ChannelOptions, tls: bool, say: Callable[[str], None]) -> dict[str, Any]:
     topo = load_topology(opts.topology)
     plan = spread_plan(topo, opts.tenants, min(opts.hosts_per_tenant, len(topo.nodes)))
@@ -91,7 +95,7 @@ def _one(opts: ChannelOptions, tls: bool, say: Callable[[str], None]) -> dict[st
                   "controller_cpu_s": round(connect_cpu, 2),
                   "reservations": len(work), "admitted": len(post_ms), "rejected": rejected,
                   "programs": len(installs),
-                  "install_ms_p50": percentile(installs, 50), "install_ms_p99": percentile(installs, 99),
+                  "install_ms_p50": _round(percentile(installs, 50)), "install_ms_p99": _round(percentile(installs, 99)),
                   "post_ms_p50": round(percentile(post_ms, 50) or 0, 2),
                   "post_ms_p99": round(percentile(post_ms, 99) or 0, 2)}
     say(f"{result['channel']:>5}: {result['switches']} switches connected and synced in {result['connect_s']} s "
