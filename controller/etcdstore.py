@@ -51,7 +51,8 @@ import httpx
 
 from controller.core.model import Reservation, Tenant
 from controller.store import (TOPOLOGY_DIGEST_KEY, TOPOLOGY_NAME_KEY, AuditEntry, StoredTenant, StoreError,
-                              TopologyIdentity, _log_audit, redact)
+                              TopologyIdentity, redact)
+from controller.storebase import StoreBase, Ticket, log_audit
 
 log = logging.getLogger("detnet.controller")
 
@@ -292,18 +293,7 @@ class EtcdTx:
         self.set_setting(TOPOLOGY_DIGEST_KEY, identity.digest)
 
 
-class _Ticket:
-    """One write submitted for group commit (as ``controller.store.Ticket``)."""
-
-    __slots__ = ("write", "committed", "failed", "done", "error")
-
-    def __init__(self, write, committed, failed):
-        self.write, self.committed, self.failed = write, committed, failed
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-
-class EtcdStore:
+class EtcdStore(StoreBase):
     """Tenants, reservations, the id ledger, the audit log and settings in etcd (see the module doc)."""
 
     def __init__(self, url_or_endpoints: str | list[str], *, prefix: str = "/detnet/", timeout: float = 5.0):
@@ -312,7 +302,7 @@ class EtcdStore:
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self._client = EtcdClient(endpoints, timeout=timeout)
         self._lock = threading.RLock()
-        self._pending: list[_Ticket] = []
+        self._pending: list[Ticket] = []
         self._pending_lock = threading.Lock()
         self._guard: tuple[str, int] | None = None
         self._seen = 0
@@ -407,110 +397,18 @@ class EtcdStore:
                 yield tx
                 self._commit(tx)
             except BaseException:
-                with self._pending_lock:
-                    self._pending[:0] = group
+                self._requeue(group)
                 raise
             self._settle(group, None)
-            _log_audit(tx)
+            log_audit(tx)
 
-    # group commit ------------------------------------------------------------------------
-    def submit(self, write: Callable[[EtcdTx], None], *, committed: Callable[[], None] | None = None,
-               failed: Callable[[], None] | None = None) -> _Ticket:
-        """Queue ``write`` for the next group commit (as ``Store.submit``)."""
-        t = _Ticket(write, committed, failed)
-        with self._pending_lock:
-            self._pending.append(t)
-        return t
-
-    def wait(self, ticket: _Ticket) -> None:
-        """Return once ``ticket``'s write is committed; StoreError (its ``failed`` has run) otherwise."""
-        while not ticket.done.is_set():
-            if ticket.error is not None:
-                ticket.done.wait()
-                break
-            self._commit_pending()
-        if ticket.error is not None:
-            raise StoreError(f"{self.path}: the write was not committed: {ticket.error}") from ticket.error
-
-    def pending(self) -> int:
-        with self._pending_lock:
-            return len(self._pending)
-
-    def _commit_pending(self) -> None:
-        failed: list[_Ticket] = []
-        try:
-            with self._lock:
-                group = self._take_pending()
-                if not group:
-                    return
-                tx = EtcdTx(self)
-                try:
-                    for t in group:
-                        t.write(tx)
-                    self._commit(tx)
-                except BaseException as e:
-                    failed = self._settle(group, e)
-                    log.error("group commit of %d writes failed: %s", len(group), e)
-                    return
-                self._settle(group, None)
-                _log_audit(tx)
-        finally:
-            for t in reversed(failed):
-                if t.failed is not None:
-                    try:
-                        t.failed()
-                    except Exception:  # noqa: BLE001 - undo the others anyway
-                        log.exception("group commit: undoing a failed write failed")
-            for t in failed:
-                t.done.set()
-
-    def _take_pending(self) -> list[_Ticket]:
-        with self._pending_lock:
-            group, self._pending = self._pending, []
-        return group
-
-    @staticmethod
-    def _settle(group: list[_Ticket], error: BaseException | None) -> list[_Ticket]:
+    def _commit_group(self, group: list[Ticket]) -> EtcdTx:
+        """The queued writes in one etcd Txn (``StoreBase``'s group commit), under ``_lock``."""
+        tx = EtcdTx(self)
         for t in group:
-            t.error = error
-            if error is None:
-                if t.committed is not None:
-                    try:
-                        t.committed()
-                    except Exception:  # noqa: BLE001 - the write is durable; a callback bug is logged
-                        log.exception("group commit: a committed callback failed")
-                t.done.set()
-        return group if error is not None else []
-
-    # one-transaction shortcuts -------------------------------------------------------------
-    def save_tenant(self, tenant: Tenant, token_hash: str | None = None) -> None:
-        with self.transaction() as tx:
-            tx.save_tenant(tenant, token_hash)
-
-    def delete_tenant(self, tenant_id: int) -> bool:
-        with self.transaction() as tx:
-            return tx.delete_tenant(tenant_id)
-
-    def save_reservation(self, res: Reservation) -> None:
-        with self.transaction() as tx:
-            tx.save_reservation(res)
-
-    def delete_reservation(self, reservation_id: str) -> bool:
-        with self.transaction() as tx:
-            return tx.delete_reservation(reservation_id)
-
-    def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
-                     status: str = "ok", tenant: int | None = None) -> int:
-        with self.transaction() as tx:
-            return tx.append_audit(actor, action, request, outcome, status, tenant)
-
-    def set_setting(self, key: str, value: str) -> None:
-        with self.transaction() as tx:
-            tx.set_setting(key, value)
-
-    def set_topology(self, identity: TopologyIdentity) -> None:
-        with self.transaction() as tx:
-            tx.set_topology(identity)
+            t.write(tx)
+        self._commit(tx)
+        return tx
 
     # reads -----------------------------------------------------------------------------------
     def _values(self, *parts: str) -> list[dict]:

@@ -50,8 +50,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from controller.core.model import Reservation, Tenant
+from controller.storebase import AUDIT_LOG, StoreBase, StoreError, Ticket, log_audit
 
-AUDIT_LOG = logging.getLogger("detnet.audit")
+__all__ = ["AUDIT_LOG", "SECRET_KEYS", "TOPOLOGY_DIGEST_KEY", "TOPOLOGY_NAME_KEY", "AuditEntry", "Store", "StoreError",
+           "StoredTenant", "TopologyIdentity", "Tx", "redact"]
 
 #: Version of the schema below; bump it and add a migration when a table changes.
 #: 2: ``reservation_ids`` (the ledger of ids ever used).
@@ -101,10 +103,6 @@ CREATE TABLE IF NOT EXISTS reservation_ids (
 
 #: Keys never written to the audit log, whatever their nesting (compared lower-case).
 SECRET_KEYS = frozenset({"token", "admin_token", "authorization", "token_hash", "password", "secret"})
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used (newer schema, not a detnet database, disk error)."""
 
 
 def redact(value: Any) -> Any:
@@ -247,40 +245,7 @@ class Tx:
         self.set_setting(TOPOLOGY_DIGEST_KEY, identity.digest)
 
 
-class Ticket:
-    """One write submitted for group commit (``Store.submit``): ``done`` is set once its group
-    committed or failed; ``error`` says which."""
-
-    __slots__ = ("write", "committed", "failed", "done", "error")
-
-    def __init__(self, write: Callable[[Tx], None], committed: Callable[[], None] | None,
-                 failed: Callable[[], None] | None):
-        self.write, self.committed, self.failed = write, committed, failed
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-
-def _log_audit(tx: Tx) -> None:
-    """Log the audit entries a committed transaction wrote (under the store's lock: in sequence order)."""
-    for e in tx.audited:
-        AUDIT_LOG.info("audit %d: %s %s %s%s", e.seq, e.actor, e.action, e.status,
-                       "" if e.tenant is None else f" (tenant {e.tenant})", extra={"fields": e.to_dict()})
-
-
-def _undo(failed: list[Ticket]) -> None:
-    """Undo the decisions of a group that could not be written, newest first, then release their
-    waiters (each raises ``StoreError``). An undo that fails is logged: the store is failing."""
-    for t in reversed(failed):
-        if t.failed is not None:
-            try:
-                t.failed()
-            except Exception:  # noqa: BLE001 - undo the others anyway
-                logging.getLogger("detnet.controller").exception("group commit: undoing a failed write failed")
-    for t in failed:
-        t.done.set()
-
-
-class Store:
+class Store(StoreBase):
     """SQLite-backed persistence of tenants, reservations, the audit log and a few settings."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL"):
@@ -356,133 +321,35 @@ class Store:
                 yield tx
             except BaseException:
                 cur.execute("ROLLBACK")
-                with self._pending_lock:
-                    self._pending[:0] = group
+                self._requeue(group)
                 raise
             else:
                 cur.execute("COMMIT")
                 self._settle(group, None)
-                _log_audit(tx)
+                log_audit(tx)
             finally:
                 cur.close()
 
-    # group commit -----------------------------------------------------------------------
-    def submit(self, write: Callable[[Tx], None], *, committed: Callable[[], None] | None = None,
-               failed: Callable[[], None] | None = None) -> "Ticket":
-        """Queue ``write`` (a change the caller decided under its own lock) for the next group
-        commit; returns the ticket to ``wait`` on. Writes queued while a commit runs go together
-        into the next one: one transaction, one fsync for all of them (group commit).
-
-        ``committed`` runs once the write is durable, in queue order, under the store's lock (queue
-        the listeners' notification there: they must hear of changes in commit order and only of
-        committed ones); ``failed`` runs when its group could not be written, newest first, outside
-        the store's lock (undo the decision there; it may take the caller's lock again). Every
-        other ``transaction`` commits the queued writes first, so nothing overtakes them."""
-        t = Ticket(write, committed, failed)
-        with self._pending_lock:
-            self._pending.append(t)
-        return t
-
-    def wait(self, ticket: "Ticket") -> None:
-        """Return once ``ticket``'s write is committed: committed by a group already, or now, with
-        every write queued so far, by this thread (the leader of the group). Raises ``StoreError``
-        when its group failed (its ``failed`` callback has run)."""
-        while not ticket.done.is_set():
-            if ticket.error is not None:    # its group failed: the undo is running
-                ticket.done.wait()
-                break
-            self._commit_pending()      # waits for a group in flight; ours may be done then
-        if ticket.error is not None:
-            raise StoreError(f"{self.path}: the write was not committed: {ticket.error}") from ticket.error
-
-    def _commit_pending(self) -> None:
-        """Commit every queued write in one transaction (nothing when the queue is empty)."""
-        failed: list[Ticket] = []
+    def _commit_group(self, group: list[Ticket]) -> Tx:
+        """The queued writes in one transaction (``StoreBase``'s group commit), under ``_lock``."""
+        cur = self._conn.cursor()
         try:
-            with self._lock:
-                group = self._take_pending()
-                if not group:
-                    return
-                cur = self._conn.cursor()
-                try:
-                    cur.execute("BEGIN IMMEDIATE")
-                    tx = Tx(cur)
-                    for t in group:
-                        t.write(tx)
-                    cur.execute("COMMIT")
-                except BaseException as e:
-                    if self._conn.in_transaction:
-                        cur.execute("ROLLBACK")
-                    failed = self._settle(group, e)
-                    log = logging.getLogger("detnet.controller")
-                    log.error("group commit of %d writes failed: %s", len(group), e)
-                    return
-                finally:
-                    cur.close()
-                self._settle(group, None)
-                _log_audit(tx)
+            cur.execute("BEGIN IMMEDIATE")
+            tx = Tx(cur)
+            for t in group:
+                t.write(tx)
+            cur.execute("COMMIT")
+            return tx
+        except BaseException:
+            if self._conn.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
         finally:
-            _undo(failed)               # outside the lock: an undo takes the service's lock
-
-    def pending(self) -> int:
-        """How many submitted writes are not committed yet."""
-        with self._pending_lock:
-            return len(self._pending)
-
-    def _take_pending(self) -> list["Ticket"]:
-        with self._pending_lock:
-            group, self._pending = self._pending, []
-        return group
-
-    @staticmethod
-    def _settle(group: list["Ticket"], error: BaseException | None) -> list["Ticket"]:
-        """Mark a group committed (running the ``committed`` callbacks in order) or failed;
-        returns the failed tickets, whose undo runs after the store's lock is released."""
-        for t in group:
-            t.error = error
-            if error is None and t.committed is not None:
-                try:
-                    t.committed()
-                except Exception:  # noqa: BLE001 - the write is durable; a callback bug is logged
-                    logging.getLogger("detnet.controller").exception("group commit: a committed callback failed")
-            if error is not None:
-                continue
-            t.done.set()
-        return group if error is not None else []
+            cur.close()
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
-
-    # one-transaction shortcuts -------------------------------------------------------
-    def save_tenant(self, tenant: Tenant, token_hash: str | None = None) -> None:
-        with self.transaction() as tx:
-            tx.save_tenant(tenant, token_hash)
-
-    def delete_tenant(self, tenant_id: int) -> bool:
-        with self.transaction() as tx:
-            return tx.delete_tenant(tenant_id)
-
-    def save_reservation(self, res: Reservation) -> None:
-        with self.transaction() as tx:
-            tx.save_reservation(res)
-
-    def delete_reservation(self, reservation_id: str) -> bool:
-        with self.transaction() as tx:
-            return tx.delete_reservation(reservation_id)
-
-    def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
-                     status: str = "ok", tenant: int | None = None) -> int:
-        with self.transaction() as tx:
-            return tx.append_audit(actor, action, request, outcome, status, tenant)
-
-    def set_setting(self, key: str, value: str) -> None:
-        with self.transaction() as tx:
-            tx.set_setting(key, value)
-
-    def set_topology(self, identity: TopologyIdentity) -> None:
-        with self.transaction() as tx:
-            tx.set_topology(identity)
 
     # reads -----------------------------------------------------------------------------
     def schema_version(self) -> int:
