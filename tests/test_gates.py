@@ -105,8 +105,9 @@ def test_install_lines_classify_pcp7_gate_and_keep_the_link_under_the_gate():
     taprio = shlex.split(fresh[3])
     assert taprio[:7] == ["qdisc", "replace", "dev", dev, "root", "handle", f"{TAPRIO_HANDLE}:"]
     assert taprio[7:] == cfg.command()[6:]             # the rest is schedules.taprio's argv, unchanged
-    assert fresh[4:] == [f"qdisc replace dev {dev} parent {TAPRIO_HANDLE}:{q} handle {TAPRIO_HANDLE + q}: netem "
-                         f"{netem}" for q in (1, 2)]
+    assert fresh[4:6] == [f"qdisc replace dev {dev} parent {TAPRIO_HANDLE}:{q} handle {TAPRIO_HANDLE + q}: netem "
+                          f"{netem}" for q in (1, 2)]
+    assert fresh[6] == fresh[3]          # given again: the grafts cancelled the timer that puts it in force
     assert install_lines(cfg, fresh=False) == [fresh[3]]
     assert netem_args(topo, "a", "b", link_scale=None, delay_scale=1.0, delayed=False) is None
 
@@ -124,6 +125,11 @@ def test_readback_finds_equal_changed_and_missing_gates():
     changed = text.replace(f"index {k} cmd S gatemask 0x2 interval {ab.entries[k].interval_ns} ",
                            f"index {k} cmd S gatemask 0x3 interval {ab.entries[k].interval_ns} ", 1)
     assert readback(configs, changed)[("a", "b")] == [f"entry {k}: gatemask 0x3 installed, 0x2 scheduled"]
+    # the list only pending (no schedule in force yet: taprio then opens every gate)
+    pending = text.replace("base-time 1500000 cycle-time", "base-time 0 cycle-time 0 cycle-time-extension 0\t"
+                           "base-time 1500000 cycle-time")
+    assert all(d == [f"{configs[k].dev}: no schedule in force (the list is pending: every gate open)"]
+               for k, d in readback(configs, pending).items())
     missing = show_text([c for key, c in configs.items() if key != ("c", "d")])
     assert readback(configs, missing)[("c", "d")] == [f"{configs[('c', 'd')].dev}: no taprio qdisc installed"]
 
@@ -177,14 +183,14 @@ def test_the_keeper_applies_on_changes_reads_back_and_reports_differences():
     ctl = FakeController(sched)
     emu = SimpleNamespace(topology=topo, plan=plan, link_scale=SCALE, shaped=True, delay_scale=1.0, delayed=True)
     said: list[str] = []
-    keeper = GateKeeper(emu, ctl, say=said.append)
+    keeper = GateKeeper(emu, ctl, say=said.append, sleep=lambda s: None)
     tc = FakeTc(lambda: list(keeper.installed.values()))
     keeper._run = tc
     keeper.since = keeper._last_seq()
     keeper.apply()
     s = keeper.summary()
     assert s["gated"] == ["a->b", "b->c"] and s["open"] == [] and s["readback_equal"] and s["applies"] == 1
-    assert len(tc.batches) == 1 and tc.batches[0].count("clsact") == 2 and tc.batches[0].count(" taprio ") == 2
+    assert len(tc.batches) == 1 and tc.batches[0].count("clsact") == 2 and tc.batches[0].count(" taprio ") == 4
     # nothing that changes the schedule: no round
     ctl.event("switch_connected")
     assert keeper.sync() is False and len(tc.batches) == 1
@@ -195,7 +201,7 @@ def test_the_keeper_applies_on_changes_reads_back_and_reports_differences():
     assert keeper.sync() is True
     s = keeper.summary()
     assert s["gated"] == ["a->b", "b->c", "c->d"] and s["readback_equal"] and s["events_seq"] == 3
-    assert tc.batches[-1].count(" taprio ") == 2 and "clsact" in tc.batches[-1]      # b->c changed, c->d fresh
+    assert tc.batches[-1].count(" taprio ") == 3 and "clsact" in tc.batches[-1]      # b->c changed, c->d fresh
     # its release: c->d stays with one open entry
     sched.release(rid)
     ctl.event("release")

@@ -31,8 +31,9 @@ emulation's ports get the gates the schedule implies, and a ``GateKeeper`` keeps
 - **kept equal**: the keeper applies the gates at start, then polls the controller's
   ``/v1/events`` and re-applies after every event that can change the schedule (admissions,
   releases, modifications, reroutes, link events), and **reads every gated port back** after each
-  apply (``tc qdisc show`` parsed by ``schedules.taprio.parse_taprio_show``, ``compare``): every
-  difference is logged and counted (``summary()``: ``readback_equal``, ``differences``).
+  apply, one cycle later (``tc qdisc show`` parsed by ``schedules.taprio.parse_taprio_show``,
+  ``compare``, and the list must be in force, not only pending: without a schedule in force taprio
+  opens every gate): every difference is logged and counted (``summary()``: ``readback_equal``, ``differences``).
 
 ``ungate()`` takes the gates off again and gives the ports back the emulation's own shaping.
 
@@ -64,6 +65,8 @@ TAPRIO_HANDLE = 100
 RESERVED_PRIO = RESERVED_PCP & 7
 #: the schedule's rate may differ this much from the emulated one (the kbit rounding of the shaping)
 RATE_TOLERANCE = 0.01
+#: the longest wait for a new gate list to take over before it is read back (s)
+MAX_SETTLE_S = 2.5
 #: audit actions that cannot change the schedule (everything else triggers a re-apply: it is cheap)
 QUIET_ACTIONS = frozenset({"start", "switch_connected", "switch_disconnected", "switch_refused", "switch_replaced",
                            "admin_token_set", "admin_token_generated", "create_tenant", "update_tenant",
@@ -162,6 +165,10 @@ def install_lines(cfg: TaprioConfig, *, fresh: bool, netem: str | None = None) -
     if netem:
         lines += [f"qdisc replace dev {dev} parent {TAPRIO_HANDLE}:{q} handle {TAPRIO_HANDLE + q}: netem {netem}"
                   for q in (1, 2)]
+        # grafting a child deactivates the device, and taprio's reset cancels the timer that would put
+        # the schedule in force (seen in Debian's 6.1: the list stayed pending, every gate open); the
+        # same schedule given again restarts it
+        lines.append(taprio)
     return lines
 
 
@@ -212,9 +219,14 @@ def readback(configs: dict[Link, TaprioConfig], show: str) -> dict[Link, list[st
             out[link] = [f"{cfg.dev}: no taprio qdisc installed"]
             continue
         try:
-            out[link] = compare(cfg, parse_taprio_show(text))
+            shown_cfg = parse_taprio_show(text)
         except TaprioError as e:
             out[link] = [f"{cfg.dev}: {e}"]
+            continue
+        out[link] = compare(cfg, shown_cfg)
+        if shown_cfg["admin"] is not None and not shown_cfg["entries"]:
+            # with no schedule in force taprio opens every gate: equal lists are not enough
+            out[link].append(f"{cfg.dev}: no schedule in force (the list is pending: every gate open)")
     return out
 
 
@@ -230,9 +242,10 @@ class GateKeeper(Managed):
     """
 
     def __init__(self, emu: Any, client: Any, *, guard_band_bytes: int = 1522, poll_s: float = 0.5,
-                 say: Callable[[str], None] = log, run: Callable[..., Any] = subprocess.run):
+                 say: Callable[[str], None] = log, run: Callable[..., Any] = subprocess.run,
+                 sleep: Callable[[float], None] = time.sleep):
         self.emu, self.client, self.guard_band_bytes, self.poll_s = emu, client, guard_band_bytes, poll_s
-        self.say, self._run = say, run
+        self.say, self._run, self._sleep = say, run, sleep
         self.installed: dict[Link, TaprioConfig] = {}
         self.errors: dict[Link, str] = {}
         self.reserved: set[Link] = set()
@@ -322,6 +335,8 @@ class GateKeeper(Managed):
                 # -force: 'qdisc del' of a root that is not there must not stop the batch; the read-back judges
                 self._run(["tc", "-force", "-batch", "-"], input="".join(l + "\n" for l in lines),
                           capture_output=True, text=True, timeout=120)
+                # a new list takes over at the next cycle boundary: read back after one cycle
+                self._sleep(min(MAX_SETTLE_S, 1.2e-9 * max(c.cycle_ns for c in plan.configs.values())) + 0.05)
             self.installed = dict(plan.configs)
             self.errors, self.reserved = dict(plan.errors), set(plan.reserved)
             self.applies += 1
