@@ -189,8 +189,8 @@ class NetworkStack(Managed):
         elif not taprio_works():
             self.gates_off_reason = "no tc taprio on this kernel"
         elif self.gates_asked is None and in_vm():
-            self.gates_off_reason = ("in the TCG guest gates only when asked (gates=True): its timers serve "
-                                     "no 100 us window (docs/gates.md)")
+            self.gates_off_reason = ("in the TCG guest gates only when asked (gates=True): reserved frames "
+                                     "through 100 us windows were lost there (docs/gates.md)")
         if self.gates_off_reason and self.gates_asked:
             raise EmulationError(f"gates asked for, but {self.gates_off_reason}")
         return self.gates_off_reason is None
