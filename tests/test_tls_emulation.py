@@ -85,7 +85,7 @@ def test_switches_connect_over_tls_and_a_rogue_cannot_take_a_live_dpid(tmp_path)
 
             events = [e for e in admin.get("/v1/events", {"since": 0})["events"] if e["action"] == "switch_refused"]
             assert [(e["request"]["dpid"], e["request"]["reason"]) for e in events] == \
-                [(plan.dpid("A"), "certificate_dpid")]
+                [(None, "tls_handshake"), (plan.dpid("A"), "certificate_dpid")]   # no certificate, then B's
             assert _table(sw["A"]) == table and _ofctl("dump-meters", sw["A"]) == meters
             assert ctl.healthz()["switches_connected"] == 4
             _wait(lambda: _all_connected(sw.values()), 15, "OVS to report every bridge still connected")
