@@ -86,8 +86,9 @@ def _one(opts: ChannelOptions, tls: bool, say: Callable[[str], None]) -> dict[st
         deadline = time.monotonic() + 30
         installs: list[float] = []
         while time.monotonic() < deadline:
-            installs = [float(m.group(3)) for m in _INSTALL.finditer(ctl.log_path.read_text())]
-            if sum(len(m.group(1).split(",")) for m in _INSTALL.finditer(ctl.log_path.read_text())) >= len(post_ms):
+            programs = list(_INSTALL.finditer(ctl.log_path.read_text()))
+            installs = [float(m.group(3)) for m in programs]
+            if sum(len(m.group(1).split(",")) for m in programs) >= len(post_ms):
                 break
             time.sleep(0.2)
         result = {"channel": "tls" if tls else "plain", "switches": len(topo.nodes),
