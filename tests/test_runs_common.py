@@ -351,3 +351,27 @@ def test_a_state_file_on_a_9p_share_is_kept_locally_and_copied_back(tmp_path):
     assert not controller_proc.on_unlockable_fs(tmp_path / "share" / "tmp" / "x", mounts=str(mounts))
     assert not controller_proc.on_unlockable_fs(tmp_path / "shared", mounts=str(mounts))
     assert not controller_proc.on_unlockable_fs(tmp_path, mounts=str(tmp_path / "no-such-file"))
+
+
+# ----- iperf3's report of an interference flow --------------------------------------------------
+
+def test_iperf3_summary_reads_the_end_summary():
+    import json
+    j = {"end": {"sum": {"bits_per_second": 5e6, "packets": 10, "lost_packets": 0, "lost_percent": 0}}}
+    assert scenario.iperf3_summary(json.dumps(j).encode())["sent_bps"] == 5e6
+
+
+def test_iperf3_summary_counts_intervals_when_the_end_exchange_failed():
+    """A starved control connection loses iperf3's end summary, not what the client sent."""
+    import json
+    j = {"intervals": [{"sum": {"seconds": 1.0, "bytes": 125_000, "packets": 90}},
+                       {"sum": {"seconds": 1.0, "bytes": 375_000, "packets": 270}}],
+         "end": {}, "error": "unable to receive results"}
+    r = scenario.iperf3_summary(json.dumps(j).encode())
+    assert r["sent_bps"] == 2e6 and r["packets"] == 360 and r["error"] == "unable to receive results"
+
+
+def test_iperf3_summary_of_no_json_keeps_the_message():
+    r = scenario.iperf3_summary(b"iperf3: error - unable to connect to server")
+    assert r["sent_bps"] is None and "unable to connect" in r["error"]
+    assert scenario.iperf3_summary(b"")["error"] == "no iperf3 output"

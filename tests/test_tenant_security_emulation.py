@@ -109,7 +109,7 @@ STORM_RATE = 30_000
 
 
 def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
-    missing = missing_features("iperf3", "tcpdump")
+    missing = missing_features("iperf3", "tcpdump", "chrt")
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
     import json
@@ -177,8 +177,11 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
                     time.sleep(0.05)
                 # tenant B's broadcast storm from all its hosts, spanning the whole talking phase
                 targets = [h.ip for h in plan.hosts if h.tenant == 1] + [h.ip for h in b_hosts]
+                # SCHED_IDLE: on this host the storm's senders share the switches' CPU; in a real network
+                # they run on other machines, so here they take only CPU nothing else wants (the
+                # switch still receives, classifies and drops every storm frame they send)
                 storms = [procs.add(emu.net.get(h.name).popen(
-                    [sys.executable, "-c", _STORM, host_intf_name(h), h.mac, h.ip, str(storm_s), str(STORM_RATE)]
+                    ["chrt", "--idle", "0", sys.executable, "-c", _STORM, host_intf_name(h), h.mac, h.ip, str(storm_s), str(STORM_RATE)]
                         + targets,
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)) for h in b_hosts]
                 time.sleep(0.5)
@@ -210,7 +213,7 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
           f"wall {wall:.1f} s")
     # the storm and the flood were real
     assert storm_frames >= 20_000, storm_out
-    assert fl.get("sent_bps") and fl["sent_bps"] >= 0.9 * fl["rate_bps"], fl
+    assert fl.get("sent_bps") and fl["sent_bps"] >= 0.9 * fl["rate_bps"], (fl.get("sent_bps"), fl.get("error"))
     # tenant A's reservation: nothing lost, its rate kept, every check of the analyzer passes
     assert f["sent"] == talker["sent"] > 0
     assert f["lost"] == 0 and f["received"] == f["sent"], f
@@ -219,8 +222,8 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
     # not asserted: latency. Three busy raw-socket senders on this 2-core VM starve the software
     # switch and the talker of CPU, which can delay (never drop) reserved frames by hundreds of ms;
     # a hardware switch's queues would not share a CPU with the storm. Printed for the record.
-    print("analyzer checks failed under the storm (latency, not asserted):",
-          [(c["name"], c.get("value"), c.get("limit")) for c in f["checks"] if not c["pass"]])
+    print("analyzer checks not passed under the storm (not asserted; not_checkable: the storm's noise floor):",
+          [(c["name"], c["status"], c.get("value"), c.get("limit")) for c in f["checks"] if not c["pass"]])
     # no frame of tenant B reached tenant A's hosts, and the captures did see A's own traffic
     assert leaks["leaked"] == 0, leaks["ports"]
     assert leaks["ports"][flow["dst_host"]]["own"] >= f["received"]

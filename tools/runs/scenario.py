@@ -211,6 +211,27 @@ def _wait_listening(host: Any, port: int, timeout_s: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def iperf3_summary(text: bytes) -> dict[str, Any]:
+    """What an ``iperf3 -u --json`` client sent: its end summary, or, when the end-of-test exchange
+    with the server failed (a starved control connection; the client then reports an ``error``),
+    the sum of its own per-second intervals, which it counted before that exchange."""
+    try:
+        j = json.loads(text.decode(errors="replace"))
+    except ValueError:
+        return {"sent_bps": None, "error": text.decode(errors="replace").strip()[-200:] or "no iperf3 output"}
+    s = (j.get("end") or {}).get("sum") or {}
+    if s.get("bits_per_second"):
+        return {"sent_bps": s.get("bits_per_second"), "packets": s.get("packets"),
+                "lost_packets": s.get("lost_packets"), "lost_percent": s.get("lost_percent"), "error": j.get("error")}
+    sums = [iv.get("sum") or {} for iv in j.get("intervals") or []]
+    seconds = sum(float(x.get("seconds") or 0) for x in sums)
+    sent_bytes = sum(int(x.get("bytes") or 0) for x in sums)
+    return {"sent_bps": sent_bytes * 8 / seconds if seconds > 0 else None,
+            "packets": sum(int(x.get("packets") or 0) for x in sums) or None,
+            "lost_packets": None, "lost_percent": None,
+            "error": j.get("error") or ("no iperf3 intervals" if not sums else None)}
+
+
 def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], floods: list[dict[str, Any]],
               meta: dict[str, Any], cfg: ScenarioConfig, outdir: Path, procs: HostProcs) -> dict[str, Any]:
     """Captures, talkers and (if ``floods``) interference for one phase; returns the analysis."""
@@ -287,18 +308,15 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
     flood_results = []
     for fl, cli in flood_procs:
         try:
-            text, _ = cli.communicate(timeout=10)
+            text, _ = cli.communicate(timeout=patience(10))
         except subprocess.TimeoutExpired:
-            procs.stop(cli)
-            text = b""
+            procs.stop(cli)    # SIGTERM: iperf3 still prints its JSON, intervals included
+            try:
+                text, _ = cli.communicate(timeout=5)
+            except (subprocess.TimeoutExpired, ValueError):
+                text = b""
         rec: dict[str, Any] = dict(fl)
-        try:
-            j = json.loads(text.decode(errors="replace"))
-            s = j.get("end", {}).get("sum", {})
-            rec.update(sent_bps=s.get("bits_per_second"), packets=s.get("packets"), lost_packets=s.get("lost_packets"),
-                       lost_percent=s.get("lost_percent"), error=j.get("error"))
-        except ValueError:
-            rec["error"] = text.decode(errors="replace").strip()[-200:] or "no iperf3 output"
+        rec.update(iperf3_summary(text))
         flood_results.append(rec)
     for srv in servers:
         procs.stop(srv, signal.SIGKILL, 2)
