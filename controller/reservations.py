@@ -62,11 +62,14 @@ class ReservationDesk:
         self._unrestored: dict[str, Reservation] = {}
 
     # ----- start-up ---------------------------------------------------------------------------
-    def load(self, stored: list[Reservation]) -> int:
+    def load(self, stored: list[Reservation], *, record: bool = True) -> int:
         """Put stored reservations back on exactly their slots; returns how many. A down one goes
         to the failover; one that no longer fits (or whose frames would miss its slots on this
-        topology) is logged, audited as ``restore_failed`` and kept as ``unrestored``."""
-        self._record_topology()
+        topology) is logged, audited as ``restore_failed`` and kept as ``unrestored``.
+        ``record=False`` (a follower of a cluster, which must not write): nothing is written, the
+        topology not recorded nor a failed restore audited (the leader does both)."""
+        if record:
+            self._record_topology()
         self._scheduler.note_ids_used(self._store.used_reservation_ids())
         self._scheduler.note_ids_used(r.id for r in stored)
         restored = 0
@@ -85,8 +88,9 @@ class ReservationDesk:
                 kept.status, kept.status_reason = "unrestored", str(e)
                 self._unrestored[res.id] = kept
                 log.error("reservation %s (tenant %s) could not be restored: %s", res.id, res.tenant, e)
-                self._store.append_audit("system", "restore_failed", {"id": res.id},
-                                         {"reason": str(e)}, "error", res.tenant)
+                if record:
+                    self._store.append_audit("system", "restore_failed", {"id": res.id},
+                                             {"reason": str(e)}, "error", res.tenant)
         return restored
 
     def _record_topology(self) -> None:
