@@ -33,11 +33,19 @@ class Credentials:
         #: True when this start generated the admin token (it was announced once).
         self.admin_token_generated = False
 
-    def init_admin(self, store: Store, admin_token: str | None, announce: Callable[[str], None]) -> None:
+    def init_admin(self, store: Store, admin_token: str | None, announce: Callable[[str], None], *,
+                   write: bool = True) -> None:
         """Install the admin token's hash: the configured token, else the stored hash, else a new
-        token (stored, announced once). Changes are written to the store and audited."""
+        token (stored, announced once). Changes are written to the store and audited.
+        ``write=False`` (a cluster's follower): the configured or stored hash, nothing written, no
+        token generated (the leader does that; the follower reads it at its next reload)."""
         token = configured_admin_token(admin_token)
         stored = store.get_setting(ADMIN_HASH_KEY)
+        if not write:
+            chosen = hash_token(token) if token is not None else stored
+            if chosen:
+                self._set_admin(chosen)
+            return
         if token is not None:
             h = hash_token(token)
             if h != stored:

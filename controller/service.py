@@ -53,6 +53,7 @@ from controller.notify import Notifier
 from controller.reservations import ReservationDesk
 from controller.seams import Link, ReservationListener
 from controller.store import Store
+from controller.storebase import StoreBase
 from controller.tenancy import MAX_TENANT_ID, TenantDesk
 from controller.views import detached, health_view, schedule_view, tenant_view, topology_view
 from topologies.hosts import HostPlan
@@ -67,36 +68,62 @@ log = logging.getLogger("detnet.controller")
 class ControllerService:
     """Everything the REST API and the OpenFlow application share. Thread-safe."""
 
-    def __init__(self, topology: Topology, *, db_path: str, host_plan: HostPlan | None = None,
-                 admin_token: str | None = None, scheduler_options: dict[str, Any] | None = None,
-                 max_tenants: int = 128, announce: Callable[[str], None] | None = None,
-                 store_synchronous: str = "FULL"):
+    def __init__(self, topology: Topology, *, db_path: str | None = None, store: StoreBase | None = None,
+                 host_plan: HostPlan | None = None, admin_token: str | None = None,
+                 scheduler_options: dict[str, Any] | None = None, max_tenants: int = 128,
+                 announce: Callable[[str], None] | None = None, store_synchronous: str = "FULL",
+                 writable: bool = True):
+        """On the SQLite file ``db_path``, or on ``store`` (an open ``Store`` or ``EtcdStore``; one
+        of the two). ``writable=False``: a follower of a cluster, which loads the state without
+        writing anything (see ``reload``)."""
+        if (db_path is None) == (store is None):
+            raise ValueError("ControllerService: give db_path or store, not both")
         self.topology = topology
         #: the switch numbering and tenant hosts; without one given, the topology's plain numbering
         self.host_plan = host_plan if host_plan is not None else HostPlan(topology)
         self.max_tenants = int(max_tenants)
-        self.store = Store(db_path, synchronous=store_synchronous)
-        self.tenants = TenantBook(self.max_tenants)
-        self.scheduler = Scheduler(topology, tenants=self.tenants, **(scheduler_options or {}))
+        self.store = store if store is not None else Store(db_path, synchronous=store_synchronous)
         self.metrics = Metrics()
         self.started = time.time()
         self._lock = threading.RLock()
         self._notifier = Notifier()
-        self._credentials = Credentials()
-        self._tenant_desk = TenantDesk(lock=self._lock, store=self.store, book=self.tenants,
-                                       credentials=self._credentials)
-        self._failover = Failover(lock=self._lock, topology=topology, scheduler=self.scheduler, store=self.store,
-                                  notifier=self._notifier)
-        self._desk = ReservationDesk(lock=self._lock, store=self.store, scheduler=self.scheduler,
-                                     metrics=self.metrics, notifier=self._notifier, failover=self._failover)
+        self._scheduler_options = dict(scheduler_options or {})
+        self._admin_token, self._announce = admin_token, announce or stderr_announce
         self._switches: set[int] = set()
         #: install_warnings' answers by (tenant, path ends, match): the host plan never changes
         self._install_checks: dict[tuple, str] = {}
         self._link_check: dict[str, Any] = {"expected": len(topology.links()), "seen": 0, "missing": [],
                                             "unexpected": [], "checked": False}
-        self._credentials.init_admin(self.store, admin_token, announce or stderr_announce)
-        self._load()
+        #: what ``health`` adds about the cluster (``controller.ha``); None: a single controller
+        self.cluster_status: Callable[[], dict[str, Any]] | None = None
+        self.writable = writable
+        self._build()
+        self._credentials.init_admin(self.store, admin_token, self._announce, write=writable)
+        self._load(record=writable)
         self.metrics.watch(self._metrics_state)
+
+    def _build(self) -> None:
+        """The in-memory state, empty: tenants, scheduler, credentials and the desks over them."""
+        self.tenants = TenantBook(self.max_tenants)
+        self.scheduler = Scheduler(self.topology, tenants=self.tenants, **self._scheduler_options)
+        self._credentials = Credentials()
+        self._tenant_desk = TenantDesk(lock=self._lock, store=self.store, book=self.tenants,
+                                       credentials=self._credentials)
+        self._failover = Failover(lock=self._lock, topology=self.topology, scheduler=self.scheduler,
+                                  store=self.store, notifier=self._notifier)
+        self._desk = ReservationDesk(lock=self._lock, store=self.store, scheduler=self.scheduler,
+                                     metrics=self.metrics, notifier=self._notifier, failover=self._failover)
+
+    def reload(self, *, writable: bool, note: dict[str, Any] | None = None) -> None:
+        """Throw the in-memory state away and load it again from the store (a cluster member:
+        a follower after the leader wrote, or on taking the lead). The listeners (the shim) stay;
+        they are not told of the reload: a new leader resynchronises the switches itself.
+        ``note`` goes into the ``start`` audit entry a writable load makes."""
+        with self._lock:
+            self.writable = writable
+            self._build()
+            self._credentials.init_admin(self.store, self._admin_token, self._announce, write=writable)
+            self._load(record=writable, note=note)
 
     @classmethod
     def from_config(cls, config: ControllerConfig, topology: Topology, host_plan: HostPlan | None = None,
@@ -111,15 +138,17 @@ class ControllerService:
         return self._credentials.admin_token_generated
 
     # ----- start-up -------------------------------------------------------------------
-    def _load(self) -> None:
+    def _load(self, *, record: bool = True, note: dict[str, Any] | None = None) -> None:
         stored = self.store.load_tenants()
         self._tenant_desk.load(stored)
-        restored = self._desk.load(self.store.load_reservations())
+        restored = self._desk.load(self.store.load_reservations(), record=record)
         unrestored = self._desk.unrestored_ids()
-        self.store.append_audit("system", "start", None,
-                                {"tenants": len(stored), "reservations": restored, "unrestored": unrestored}, "ok")
-        log.info("controller state loaded: %d tenants, %d reservations restored, %d could not be",
-                 len(stored), restored, len(unrestored))
+        if record:
+            self.store.append_audit("system", "start", None,
+                                    {"tenants": len(stored), "reservations": restored, "unrestored": unrestored,
+                                     **(note or {})}, "ok")
+        log.info("controller state loaded%s: %d tenants, %d reservations restored, %d could not be",
+                 "" if record else " (read-only)", len(stored), restored, len(unrestored))
 
     def close(self) -> None:
         self.store.close()
@@ -342,10 +371,13 @@ class ControllerService:
     def health(self) -> dict[str, Any]:
         unrestored = len(self._desk.unrestored_ids())
         with self._lock:
-            return health_view(switches_connected=len(self._switches),
-                               reservations=len(self.scheduler.reservations), tenants=len(self.tenants),
-                               unrestored=unrestored, down=len(self._failover.down_reservations()),
-                               link_check=dict(self._link_check), uptime_s=round(time.time() - self.started, 3))
+            out = health_view(switches_connected=len(self._switches),
+                              reservations=len(self.scheduler.reservations), tenants=len(self.tenants),
+                              unrestored=unrestored, down=len(self._failover.down_reservations()),
+                              link_check=dict(self._link_check), uptime_s=round(time.time() - self.started, 3))
+        if self.cluster_status is not None:
+            out["cluster"] = self.cluster_status()
+        return out
 
     def metrics_text(self) -> str:
         """The Prometheus exposition (``controller.metrics``)."""

@@ -281,19 +281,16 @@ def test_a_missing_etcd_fails_and_says_run_make_setup(monkeypatch):
 
 
 def test_the_service_runs_on_the_etcd_store_and_restarts_with_the_same_slots(cluster, prefix, monkeypatch):
-    """Not wired into the launcher yet: the service's ``Store`` is swapped here, in the test only,
-    to show the etcd store covers everything the service and its desks call."""
+    """The service on ``store=EtcdStore`` (as ``dnctl controller --store etcd://`` builds it):
+    everything the service and its desks call works on etcd, and a restart finds the same slots."""
     from fastapi.testclient import TestClient
 
-    import controller.service
     from controller.api import create_app
     from controller.service import ControllerService
     from test_ids_and_restart import ADMIN, AH, square
 
-    monkeypatch.setattr(controller.service, "Store", lambda url, synchronous="FULL": EtcdStore(url, prefix=prefix))
-
     def start():
-        service = ControllerService(square(), db_path=cluster.url, admin_token=ADMIN)
+        service = ControllerService(square(), store=EtcdStore(cluster.url, prefix=prefix), admin_token=ADMIN)
         return service, TestClient(create_app(service, rate_limit_per_s=0), raise_server_exceptions=False)
 
     service, api = start()

@@ -345,6 +345,21 @@ class Schedule(TypedDict):
 
 # ----- status ---------------------------------------------------------------------------------------------
 @allow
+class ClusterHealth(TypedDict):
+    """This controller's place in a cluster on etcd (``--store etcd://``; ``controller.ha``)."""
+
+    role: described(Literal["leader", "follower"], "leader: admits and programs; follower: serves reads, "
+                                                   "answers writes with 307 to the leader")
+    term: described(int, "the leadership this controller holds (the leader key's etcd revision; the "
+                         "OpenFlow generation id); 0 on a follower")
+    identity: described(str, "this controller's advertised REST URL")
+    leader: described(Union[str, None], "the leader's REST URL (null: none known now)")
+    etcd: described(Literal["ok", "unreachable"], "whether the last call to etcd answered")
+    view_revision: described(int, "the etcd revision of the state this controller has loaded")
+    takeovers: described(int, "times this process became leader")
+
+
+@allow
 class Health(TypedDict):
     """``GET /healthz`` (200 whenever the process serves)."""
 
@@ -356,6 +371,7 @@ class Health(TypedDict):
     unrestored: described(int, "stored reservations not put back at start")
     down: described(int, "reservations down after link failures")
     uptime_s: described(Number, "time since the controller started, s")
+    cluster: absent(ClusterHealth, "present when the controller runs in a cluster (--store etcd://)")
 
 
 @allow

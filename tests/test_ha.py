@@ -1,0 +1,210 @@
+"""A cluster of controller services on a real etcd (``controller.ha``), in one process, no switches:
+one member leads and writes, the others serve the same state read-only and cannot write; a member
+that goes is replaced (at once when it resigns or its REST port refuses, after the lease when it is
+merely silent); writes on a follower are answered with 307 to the leader (``controller.api.leader``)."""
+
+import threading
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from controller.api import create_app
+from controller.api.leader import LeaderWritesMiddleware
+from controller.etcdstore import EtcdStore, NotLeader
+from controller.ha import ClusterMember
+from controller.service import ControllerService
+from tests.etcdhelpers import etcd_cluster
+from test_ids_and_restart import ADMIN, AH, square
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with etcd_cluster(1) as c:
+        yield c
+
+
+class Probe:
+    """The followers' probe of the leader's REST port: ``dead`` URLs refuse."""
+
+    def __init__(self):
+        self.dead: set[str] = set()
+
+    def __call__(self, url: str) -> bool:
+        return url in self.dead
+
+
+def member(cluster, prefix, name, probe, ttl=2):
+    store = EtcdStore(cluster.url, prefix=prefix)
+    service = ControllerService(square(), store=store, admin_token=ADMIN, writable=False)
+    roles = []
+    m = ClusterMember(service, store, f"http://{name}:8080", ttl=ttl, poll=0.05, probe=probe,
+                      on_role=lambda role, term: roles.append((role, term)))
+    service.cluster_status = m.status
+    m.roles = roles
+    return m
+
+
+def wait_for(pred, timeout=10.0, step=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = pred()
+        if got:
+            return got
+        time.sleep(step)
+    raise AssertionError("condition not met within %.1f s" % timeout)
+
+
+def leaders(members):
+    return [m for m in members if m.is_leader]
+
+
+def reserve(service, port):
+    app = TestClient(create_app(service, rate_limit_per_s=0), raise_server_exceptions=False)
+    return app.post("/v1/reservations", headers=AH, json={
+        "tenant": 1, "src": "A", "dst": "C", "bandwidth_bps": 10**8, "max_latency_ns": 20_000_000,
+        "match": {"udp_dst": port}})
+
+
+def stop_all(members):
+    for m in members:
+        m.stop()
+        m.service.close()
+
+
+def test_one_leads_the_others_follow_the_same_state_and_cannot_write(cluster):
+    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
+    ms = [member(cluster, prefix, n, probe) for n in ("a", "b", "c")]
+    try:
+        for m in ms:
+            m.start()
+        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
+        followers = [m for m in ms if m is not lead]
+        assert lead.roles == [("leader", lead.status()["term"])] and lead.status()["term"] > 0
+        assert lead.service.writable and not any(f.service.writable for f in followers)
+        app = TestClient(create_app(lead.service, rate_limit_per_s=0))
+        assert app.post("/v1/tenants", headers=AH, json={"name": "alpha"}).status_code == 201
+        r = reserve(lead.service, 6000)
+        assert r.status_code == 201, r.text
+        want = r.json()
+        # the followers reload when the leader writes: the same reservation, the same slots
+        for f in followers:
+            got = wait_for(lambda: f.service.scheduler.reservations.get(want["id"]))
+            assert [h.slots for h in got.hops] == [h["slots"] for h in want["hops"]]
+            assert f.status() | {"view_revision": 0} == {
+                "role": "follower", "term": 0, "identity": f.identity, "leader": lead.identity, "etcd": "ok",
+                "view_revision": 0, "takeovers": 0}
+        # a follower's store cannot write, whatever calls it
+        with pytest.raises(NotLeader):
+            followers[0].service.store.append_audit("system", "sneak", None, None, "ok")
+        assert "sneak" not in [e.action for e in lead.service.store.list_audit(0)]
+    finally:
+        stop_all(ms)
+
+
+def test_a_resigning_leader_is_replaced_at_once_with_nothing_lost(cluster):
+    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
+    ms = [member(cluster, prefix, n, probe) for n in ("a", "b")]
+    try:
+        for m in ms:
+            m.start()
+        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
+        other = next(m for m in ms if m is not lead)
+        TestClient(create_app(lead.service, rate_limit_per_s=0)).post("/v1/tenants", headers=AH,
+                                                                      json={"name": "alpha"})
+        ids = [reserve(lead.service, 6000 + i).json()["id"] for i in range(3)]
+        term = lead.status()["term"]
+        t0 = time.monotonic()
+        lead.stop()
+        wait_for(lambda: other.is_leader)
+        took = time.monotonic() - t0
+        assert took < 1.0, took
+        assert other.status()["term"] > term and other.roles[-1] == ("leader", other.status()["term"])
+        assert sorted(other.service.scheduler.reservations) == sorted(ids)
+        r = reserve(other.service, 7000)                 # the new leader admits
+        assert r.status_code == 201 and r.json()["id"] not in ids
+        # the former leader's store is guarded: nothing it writes lands
+        with pytest.raises(NotLeader):
+            lead.service.store.append_audit("system", "sneak", None, None, "ok")
+    finally:
+        stop_all(ms)
+
+
+def _freeze(m):
+    """A leader process stopping dead: no more renewals, no resignation (its lease stays in etcd)."""
+    m._stop.set()
+    m.election._stop.set()
+
+
+def test_a_dead_leader_whose_port_refuses_is_replaced_before_its_lease_ends(cluster):
+    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
+    ms = [member(cluster, prefix, n, probe, ttl=5) for n in ("a", "b")]
+    try:
+        for m in ms:
+            m.start()
+        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
+        other = next(m for m in ms if m is not lead)
+        _freeze(lead)
+        t0 = time.monotonic()
+        probe.dead.add(lead.identity)
+        wait_for(lambda: other.is_leader)
+        took = time.monotonic() - t0
+        assert took < 1.0, f"{took:.2f} s: the follower waited for the 5 s lease instead of revoking it"
+    finally:
+        stop_all(ms)
+
+
+def test_a_silent_leader_is_replaced_only_when_its_lease_ends(cluster):
+    """A timeout proves nothing (a partition, a busy host): no revocation, the lease decides."""
+    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
+    ms = [member(cluster, prefix, n, probe, ttl=3) for n in ("a", "b")]
+    try:
+        for m in ms:
+            m.start()
+        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
+        other = next(m for m in ms if m is not lead)
+        t0 = time.monotonic()
+        _freeze(lead)
+        wait_for(lambda: other.is_leader, timeout=10)
+        took = time.monotonic() - t0
+        assert 1.5 < took < 5.0, took
+    finally:
+        stop_all(ms)
+
+
+def test_writes_on_a_follower_are_redirected_to_the_leader_and_reads_served(cluster):
+    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
+    ms = [member(cluster, prefix, n, probe) for n in ("a", "b")]
+    try:
+        for m in ms:
+            m.start()
+        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
+        f = next(m for m in ms if m is not lead)
+        TestClient(create_app(lead.service, rate_limit_per_s=0)).post("/v1/tenants", headers=AH,
+                                                                      json={"name": "alpha"})
+        wait_for(lambda: len(f.service.tenants) == 1)
+        app = create_app(f.service, rate_limit_per_s=0)
+        app.add_middleware(LeaderWritesMiddleware, member=f)
+        api = TestClient(app, follow_redirects=False)
+        r = api.post("/v1/reservations?x=1", headers=AH, json={"src": "A", "dst": "C"})
+        assert r.status_code == 307, r.text
+        assert r.headers["location"] == lead.identity + "/v1/reservations?x=1"
+        assert r.json()["error"] == "not_leader" and r.json()["leader"] == lead.identity
+        assert api.delete("/v1/reservations/x", headers=AH).status_code == 307
+        # reads and what-if are served by the follower
+        r = api.get("/v1/tenants", headers=AH)
+        assert r.status_code == 200 and "alpha" in r.text
+        assert api.get("/v1/reservations", headers=AH).status_code == 200
+        r = api.post("/v1/paths", headers=AH, json={"tenant": 1, "src": "A", "dst": "C", "bandwidth_bps": 10**8,
+                                                   "max_latency_ns": 20_000_000})
+        assert r.status_code == 200, r.text
+        h = api.get("/healthz").json()
+        assert h["cluster"]["role"] == "follower" and h["cluster"]["leader"] == lead.identity
+        # nobody leads: 503 no_leader with Retry-After
+        for m in ms:
+            m.stop()
+        r = api.post("/v1/reservations", headers=AH, json={})
+        assert r.status_code == 503 and r.json()["error"] == "no_leader" and r.headers["retry-after"] == "1"
+    finally:
+        stop_all(ms)
