@@ -145,6 +145,11 @@ class Election:
         except StoreError:
             pass                    # the cluster is away: the lease will expire on its own
 
+    def step_down(self, reason: str) -> None:
+        """Stop leading now (``on_lost(reason)`` runs, the lease is revoked) but stay a candidate:
+        a later ``campaign`` may win again."""
+        self._lose(reason)
+
     def resign(self) -> None:
         """Stop campaigning and keeping alive; give the key up (revoking the lease) if held."""
         self._stop.set()

@@ -110,6 +110,11 @@ class ClusterMember:
                     "etcd": "ok" if self._etcd_ok else "unreachable", "view_revision": max(self._view, 0),
                     "takeovers": self.takeovers}
 
+    def step_down(self, reason: str) -> None:
+        """Stop leading (a switch knows a newer leader: this member's view is stale); follow again."""
+        if self.is_leader:
+            self.election.step_down(reason)
+
     # ----- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
         """Follow (and campaign) in a background thread."""

@@ -105,7 +105,7 @@ def test_one_leads_the_others_follow_the_same_state_and_cannot_write(cluster):
 
 def test_a_resigning_leader_is_replaced_at_once_with_nothing_lost(cluster):
     probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
-    ms = [member(cluster, prefix, n, probe) for n in ("a", "b")]
+    ms = [member(cluster, prefix, n, probe, ttl=5) for n in ("a", "b")]
     try:
         for m in ms:
             m.start()
@@ -119,7 +119,7 @@ def test_a_resigning_leader_is_replaced_at_once_with_nothing_lost(cluster):
         lead.stop()
         wait_for(lambda: other.is_leader)
         took = time.monotonic() - t0
-        assert took < 1.0, took
+        assert took < 2.5, f"{took:.2f} s: the follower waited for the 5 s lease: the resignation did not revoke it"
         assert other.status()["term"] > term and other.roles[-1] == ("leader", other.status()["term"])
         assert sorted(other.service.scheduler.reservations) == sorted(ids)
         r = reserve(other.service, 7000)                 # the new leader admits
@@ -150,7 +150,7 @@ def test_a_dead_leader_whose_port_refuses_is_replaced_before_its_lease_ends(clus
         probe.dead.add(lead.identity)
         wait_for(lambda: other.is_leader)
         took = time.monotonic() - t0
-        assert took < 1.0, f"{took:.2f} s: the follower waited for the 5 s lease instead of revoking it"
+        assert took < 2.5, f"{took:.2f} s: the follower waited for the 5 s lease instead of revoking it"
     finally:
         stop_all(ms)
 
