@@ -48,6 +48,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -56,6 +57,9 @@ from controller.api import create_app, server_config
 from controller.api.guards import HstsMiddleware
 from controller.config import ConfigError, ControllerConfig, load_config
 from controller.service import ControllerService
+from controller.api.leader import LeaderWritesMiddleware
+from controller.etcdstore import EtcdStore, parse_etcd_url
+from controller.ha import ClusterMember
 from controller.store import Store, StoreError, TopologyIdentity
 from topologies.hosts import HostPlan
 from topologies.loaders import load_topology
@@ -110,6 +114,12 @@ class LaunchOptions:
     api_key: str | None = None
     #: a folder made by ``dnctl pki init``: TLS for OpenFlow and HTTPS from its files
     pki: str | None = None
+    #: ``etcd://HOST:PORT[,HOST:PORT...]``: a cluster member on etcd instead of the SQLite file
+    store: str | None = None
+    #: the REST URL other members and clients reach this one at (default: the API's own URL)
+    advertise_url: str | None = None
+    #: the leader's lease, s (etcd's leases: at least 2)
+    lease_ttl: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -137,6 +147,10 @@ class Resolved:
     require_cert_dpid: bool = True
     #: (cert, key) files of the HTTPS listener; None: plain HTTP
     api_tls: tuple[str, str] | None = None
+    #: etcd endpoints of a cluster (``--store etcd://``); None: the SQLite file of ``config.db_path``
+    etcd: list[str] | None = None
+    advertise_url: str | None = None
+    lease_ttl: int = 2
 
     @property
     def api_url(self) -> str:
@@ -240,13 +254,32 @@ def resolve(opts: LaunchOptions) -> Resolved:
             plan = HostPlan.from_dict(topology, data)
         except (TopologyError, KeyError, TypeError, ValueError) as e:
             raise LaunchError(f"{cfg.hosts}: bad host plan: {e}") from None
-    check_database_topology(cfg.db_path, topology, allow=cfg.allow_topology_change)
+    etcd = None
+    if opts.store is not None:
+        if opts.db is not None:
+            raise LaunchError("--store and --db: give one (--store etcd://... keeps the state in etcd)")
+        try:
+            etcd = parse_etcd_url(opts.store)
+        except ValueError as e:
+            raise LaunchError(f"--store: {e}") from None
+    elif opts.advertise_url is not None or opts.lease_ttl is not None:
+        raise LaunchError("--advertise-url and --lease-ttl belong to a cluster: give --store etcd://HOST:PORT")
+    lease_ttl = opts.lease_ttl if opts.lease_ttl is not None else 2
+    if not 2 <= lease_ttl <= 60:
+        raise LaunchError(f"--lease-ttl {lease_ttl}: between 2 and 60 s (etcd's leases last at least about 2 s)")
+    if opts.advertise_url is not None:
+        parts = urlsplit(opts.advertise_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LaunchError(f"--advertise-url {opts.advertise_url}: an http:// or https:// URL")
+    if etcd is None:
+        check_database_topology(cfg.db_path, topology, allow=cfg.allow_topology_change)
     if of_tls is None and not of_plain:
         raise LaunchError("OpenFlow needs TLS: give --pki DIR (`dnctl pki init DIR --topology T` makes one) or "
                           "--of-key, --of-cert and --of-ca; --of-plain runs plain TCP (an emulation on this "
                           "host only)")
     return Resolved(cfg, topology, plan, of_host, of_port, cfg.listen_host, cfg.listen_port, link_scale, lldp,
-                    barrier, queue, level, log_format, of_tls, of_plain, require_cert_dpid, api_tls)
+                    barrier, queue, level, log_format, of_tls, of_plain, require_cert_dpid, api_tls, etcd,
+                    opts.advertise_url.rstrip("/") if opts.advertise_url else None, lease_ttl)
 
 
 def _with_pki(opts: LaunchOptions) -> LaunchOptions:
@@ -445,6 +478,8 @@ class Controller:
         self.server: uvicorn.Server | None = None
         self.api_thread: threading.Thread | None = None
         self.shim: Any = None
+        #: this controller's place in a cluster on etcd (``--store etcd://``); None: alone
+        self.member: ClusterMember | None = None
         self._stopped = threading.Event()
 
     def _handshake_failed(self, address: Any, detail: str) -> None:
@@ -464,7 +499,12 @@ class Controller:
         _check_port_free(r.api_host, r.api_port, "the REST API")
         try:
             kw = {"announce": file_announce(r.config.db_path)} if r.log_format == "json" else {}
-            self.service = ControllerService.from_config(r.config, r.topology, r.plan, **kw)
+            if r.etcd is not None:
+                self.service = self._cluster_service(kw)
+            else:
+                self.service = ControllerService.from_config(r.config, r.topology, r.plan, **kw)
+        except LaunchError:
+            raise
         except Exception as e:  # noqa: BLE001 - store/db problems are one line
             raise LaunchError(f"cannot start the controller service: {e}", 1) from None
 
@@ -493,9 +533,10 @@ class Controller:
         queue_id = r.reserved_queue if qok else None
         if r.reserved_queue is not None and not qok:
             LOG.warning("openflow.reserved_queue ignored: no queues here (%s)", qwhy)
+        ha_kw: dict[str, Any] = {"ha": True, "on_deposed": self._deposed} if self.member is not None else {}
         ofshim.configure(self.service, rate_scale=r.link_scale, lldp_interval=r.lldp_interval,
                          barrier_timeout=r.barrier_timeout, queue_id=queue_id, tls=r.of_tls is not None,
-                         require_cert_dpid=r.require_cert_dpid)
+                         require_cert_dpid=r.require_cert_dpid, **ha_kw)
         mgr = app_manager.AppManager.get_instance()
         mgr.load_apps(["controller.ofshim"])
         contexts = mgr.create_contexts()
@@ -506,6 +547,8 @@ class Controller:
         app = create_app(self.service, rate_limit_per_s=cfg.rate_limit_per_s, rate_limit_burst=cfg.rate_limit_burst,
                          max_body_bytes=cfg.max_body_bytes)
         tls_kw: dict[str, Any] = {}
+        if self.member is not None:
+            app.add_middleware(LeaderWritesMiddleware, member=self.member)
         if r.api_tls is not None:
             app.add_middleware(HstsMiddleware)
             tls_kw = {"ssl_certfile": r.api_tls[0], "ssl_keyfile": r.api_tls[1]}
@@ -524,6 +567,38 @@ class Controller:
                  len(r.topology.links()), len(r.plan.hosts), len(r.plan.tenants()),
                  "over TLS (client certificates required)" if r.of_tls else "over plain TCP", r.of_host, r.of_port,
                  r.api_url, r.link_scale, "yes" if qok else f"no ({qwhy})")
+        if self.member is not None:
+            LOG.info("cluster member %s on etcd %s (lease %d s): following until elected",
+                     self.member.identity, ",".join(r.etcd or []), r.lease_ttl)
+            self.member.start()
+
+    def _cluster_service(self, kw: dict[str, Any]) -> ControllerService:
+        """The service of a cluster member: the state in etcd, loaded read-only until it leads."""
+        r = self.r
+        try:
+            store = EtcdStore(r.etcd or [])
+        except StoreError as e:
+            raise LaunchError(f"--store etcd://{','.join(r.etcd or [])}: {e}", 1) from None
+        cfg = r.config
+        service = ControllerService(r.topology, store=store, host_plan=r.plan, admin_token=cfg.admin_token,
+                                    scheduler_options=cfg.scheduler_options(), max_tenants=cfg.max_tenants,
+                                    writable=False, **kw)
+        self.member = ClusterMember(service, store, r.advertise_url or r.api_url, ttl=r.lease_ttl,
+                                    on_role=self._on_role)
+        service.cluster_status = self.member.status
+        return service
+
+    def _on_role(self, role: str, term: int) -> None:
+        """The cluster member's role changed: the shim claims MASTER (generation id ``term``) and
+        resynchronises, or stops writing and becomes SLAVE."""
+        if self.shim is not None:
+            self.shim.set_role(role == "leader", term)
+
+    def _deposed(self, reason: str) -> None:
+        """A switch refused this controller's MASTER claim or writes: a newer leader exists, so
+        this member steps down (it may not have noticed in etcd yet)."""
+        if self.member is not None:
+            self.member.step_down(f"a switch knows a newer leader: {reason}")
 
     def stop(self) -> None:
         if self._stopped.is_set():
@@ -532,6 +607,11 @@ class Controller:
         t0 = time.monotonic()
         if self.server is not None:
             self.server.should_exit = True
+        if self.member is not None:
+            try:
+                self.member.stop()      # a leader resigns: the next member need not wait for the lease
+            except Exception:  # noqa: BLE001
+                LOG.exception("leaving the cluster failed")
         if self.shim is not None:
             self.shim.close()
         if self.api_thread is not None:

@@ -30,6 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "the emulation; without it no host is known (no ARP, no best effort, no reservation flows)")
     p.add_argument("--config", metavar="FILE", help="controller config file (JSON or TOML)")
     p.add_argument("--db", metavar="PATH", help="SQLite state file (default detnet-controller.db)")
+    p.add_argument("--store", metavar="etcd://HOST:PORT[,...]",
+                   help="run as a member of a cluster: the state in etcd (instead of --db), one member "
+                        "leads (admits, programs the switches as OpenFlow MASTER), the others follow "
+                        "(serve reads, answer writes with 307 to the leader) and take over when it goes; "
+                        "see docs/high-availability.md")
+    p.add_argument("--advertise-url", metavar="URL",
+                   help="with --store: the REST URL the other members and clients reach this one at "
+                        "(default: its own listen address and port)")
+    p.add_argument("--lease-ttl", type=int, metavar="S",
+                   help="with --store: the leader's lease in etcd, s (default 2; a leader cut off from "
+                        "etcd stops writing within it)")
     p.add_argument("--of-host", metavar="ADDR", help="OpenFlow listen address (default 0.0.0.0)")
     p.add_argument("--of-port", type=int, metavar="PORT", help="OpenFlow listen port (default 6653)")
     p.add_argument("--pki", metavar="DIR", help="TLS from a folder made by `dnctl pki init`: OpenFlow with "
@@ -77,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
                          lldp_interval=args.lldp_interval, allow_topology_change=args.allow_topology_change,
                          of_key=args.of_key, of_cert=args.of_cert, of_ca=args.of_ca, of_plain=args.of_plain,
                          require_cert_dpid=args.require_cert_dpid, pki=args.pki, api_cert=args.api_cert,
-                         api_key=args.api_key)
+                         api_key=args.api_key, store=args.store, advertise_url=args.advertise_url,
+                         lease_ttl=args.lease_ttl)
     try:
         return run(opts)
     except LaunchError as e:
