@@ -108,7 +108,8 @@ class ControllerProcess(Managed):
                  link_scale: float | None = None, lldp_interval: float | None = 1.0,
                  admin_token: str | None = None, log_level: str = "info", start_timeout: float = 20.0,
                  keep_tmp: bool = False, log_dir: str | os.PathLike | None = None,
-                 extra_args: list[str] | None = None, tls: bool = True, https: bool = False):
+                 extra_args: list[str] | None = None, tls: bool = True, https: bool = False,
+                 store: str | None = None, pki: Pki | None = None):
         self.tmpdir = Path(tempfile.mkdtemp(prefix="detnet-ctl-"))
         self.keep_tmp = keep_tmp
         self.topology_arg = self._materialize_topology(topology)
@@ -125,7 +126,10 @@ class ControllerProcess(Managed):
         self.start_timeout = patience(start_timeout)
         self.extra_args = list(extra_args or [])
         #: the throw-away CA and the controller's certificate (None: plain TCP)
-        self.pki: Pki | None = Pki.create(self.tmpdir / "pki") if tls or https else None
+        #: ``etcd://...``: a member of a cluster (``--store``, no ``--db``; see ``ControllerCluster``)
+        self.store = store
+        #: ``pki``: a CA shared by the members of a cluster (the switches trust one CA)
+        self.pki: Pki | None = pki if pki is not None else Pki.create(self.tmpdir / "pki") if tls or https else None
         self.tls, self.https = tls, https
         #: the CA file that verifies the REST API's certificate (None: plain HTTP)
         self.ca: str | None = str(self.pki.ca_cert) if https and self.pki is not None else None
@@ -155,7 +159,8 @@ class ControllerProcess(Managed):
         return str(path)
 
     def command(self) -> list[str]:
-        cmd = [DNCTL, "controller", "--topology", self.topology_arg, "--db", self.db,
+        state = ["--store", self.store] if self.store else ["--db", self.db]
+        cmd = [DNCTL, "controller", "--topology", self.topology_arg, *state,
                "--of-host", "127.0.0.1", "--of-port", str(self.of_port),
                "--api-host", "127.0.0.1", "--api-port", str(self.api_port), "--log-level", self.log_level]
         if self.hosts_arg:

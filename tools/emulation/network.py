@@ -216,20 +216,26 @@ class Emulation(Managed):
     ``tcp:`` controller targets) or the switches' ``(key, cert, ca)`` files: Open vSwitch is given
     them with ``ovs-vsctl set-ssl`` (one key and certificate per ``ovs-vswitchd``: the certificate
     names every switch's dpid, ``tools.emulation.pki``) and dials ``ssl:IP:PORT``; removed again
-    (``del-ssl``) at stop.
+    (``del-ssl``) at stop. ``more_controllers``: the other members of a cluster of controllers
+    (``controller.ha``); every switch connects to all of them and the controllers settle the
+    OpenFlow roles among themselves.
     """
 
     def __init__(self, topology: Topology, plan: HostPlan, *, controller: Any = None, datapath: str | None = None,
                  link_scale: float | None = None, delay_scale: float | None = None,
                  static_routes: bool | None = None, lock: bool = True, verbose: bool = True,
                  wait_connected_s: float = 10.0, capabilities: ovs.Capabilities | None = None,
-                 tls: tuple[Any, Any, Any] | None = None, tx_queues: int = 1):
+                 tls: tuple[Any, Any, Any] | None = None, tx_queues: int = 1, more_controllers: Any = ()):
         if plan.topology is not topology:
             raise ValueError(f"host plan is for topology {plan.topology.name!r}, not {topology.name!r}")
         if datapath not in (None, "kernel", "user"):
             raise ValueError(f"datapath {datapath!r}: expected 'kernel' or 'user'")
         self.topology, self.plan = topology, plan
         self.controller = parse_controller(controller)
+        #: the other members of a cluster of controllers: every switch connects to each of them too
+        self.more_controllers = [parse_controller(c) for c in more_controllers]
+        if self.more_controllers and self.controller is None:
+            raise ValueError("more_controllers without a controller")
         self.requested_datapath = datapath
         self.link_scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
         self.delay_scale = DEFAULT_DELAY_SCALE if delay_scale is None else delay_scale
@@ -365,8 +371,9 @@ class Emulation(Managed):
                 if res.returncode != 0:
                     raise EmulationError(f"ovs-vsctl set-ssl failed: {res.stderr.strip()}")
             # Mininet's OVSSwitch makes each target as PROTOCOL:IP:PORT from the Controller object
-            self.net.addController("c0", controller=RemoteController, ip=ip, port=port,
-                                   protocol="ssl" if self.tls is not None else "tcp")
+            for i, (ip, port) in enumerate([(ip, port)] + self.more_controllers):
+                self.net.addController(f"c{i}", controller=RemoteController, ip=ip, port=port,
+                                       protocol="ssl" if self.tls is not None else "tcp")
         try:
             self.net.build()
         finally:

@@ -13,7 +13,10 @@ with Ctrl-C deferred until the tear-down is done::
         api = net.ctl.client()
         net.procs.add(net.emu.net.get("t1h1").popen([...]), "talker")
 
-``emulate=False`` starts the controller alone (the REST bench without switches). The meters of
+``emulate=False`` starts the controller alone (the REST bench without switches). ``cluster=N``
+(N >= 2) starts a 3-member etcd and N controllers on it (``--store etcd://``, one CA, one admin
+token); every switch connects to all of them; ``ctl`` is the one elected first, ``ctls`` all of
+them, ``leader()`` asks which leads now. The meters of
 the controller and the links of the emulation use the same ``link_scale`` (default: the
 emulation's, 1/1000); ``shape_links=False`` leaves the links unshaped (a run that shapes them
 itself). ``miniature=True`` gives the controller the emulated network itself
@@ -31,17 +34,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 from tools.emulation import ovs
 from tools.emulation.controller_proc import ControllerProcess
+from tools.emulation.etcd import EtcdCluster, etcd_cluster
 from tools.emulation.gates import GateKeeper
 from tools.emulation.lifecycle import Managed, sigint_deferred
 from tools.emulation.miniature import (effective_delay_scale, miniature_config, miniature_slot_ns,
                                        miniature_topology)
 from tools.emulation.network import Emulation, EmulationError, emulation_lock
 from tools.emulation.patience import in_vm
+from tools.emulation.pki import Pki
+from tools.emulation.tcpproxy import TcpRelay
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import Progress, quiet
 from topologies.emulated import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE
@@ -82,7 +92,7 @@ class NetworkStack(Managed):
                  log_dir: Any = None, lldp_interval: float | None = 1.0, start_timeout: float = 20.0,
                  connect_timeout: float = 60.0, verbose: bool = True, progress: Progress = quiet,
                  miniature: bool = False, periods_ns: tuple[int, ...] = (), gates: bool | None = None,
-                 tls: bool = True,
+                 tls: bool = True, cluster: int = 0, etcd_proxies: bool = False,
                  **emulation_kw: Any):
         self.topology, self.plan = topology, plan
         self.link_scale = DEFAULT_LINK_SCALE if link_scale is None else link_scale
@@ -109,6 +119,18 @@ class NetworkStack(Managed):
         self.gates: GateKeeper | None = None
         self.gates_off_reason: str | None = None
         self._lock_cm: contextlib.AbstractContextManager | None = None
+        #: a cluster of this many controllers on a 3-member etcd (``controller.ha``); 0: one controller
+        self.cluster = int(cluster)
+        if self.cluster == 1 or self.cluster < 0:
+            raise ValueError(f"cluster {cluster}: 0 (one controller) or at least 2 members")
+        #: every controller (one, or the cluster's members); ``ctl`` is the one that leads
+        self.ctls: list[ControllerProcess] = []
+        self.etcd: EtcdCluster | None = None
+        self._etcd_cm: contextlib.AbstractContextManager | None = None
+        self._pki_dir: str | None = None
+        #: each member reaches etcd through relays that ``cut_from_etcd`` can cut (``tcpproxy``)
+        self.etcd_proxies = bool(etcd_proxies)
+        self.relays: dict[int, list[TcpRelay]] = {}      # id(controller) -> its relays
 
     # -- lifecycle --
     def start(self) -> "NetworkStack":
@@ -140,17 +162,15 @@ class NetworkStack(Managed):
             self.slot_ns = miniature_slot_ns(self.miniature_topology, self.periods_ns)
             ctl_topology, ctl_scale, config = (self.miniature_topology, MINIATURE_RATE_SCALE,
                                                miniature_config(self.slot_ns))
-        self.ctl = ControllerProcess(ctl_topology, self.hosts_file or self.plan, db=self.db,
-                                     link_scale=ctl_scale, lldp_interval=self.lldp_interval,
-                                     log_dir=self.log_dir, start_timeout=self.start_timeout, tls=self.tls)
-        if config is not None:
-            path = self.ctl.tmpdir / "miniature.json"
-            path.write_text(json.dumps(config) + "\n")
-            self.ctl.extra_args += ["--config", str(path)]
-        self.progress(f"controller: starting (OpenFlow :{self.ctl.of_port}, REST :{self.ctl.api_port}, "
-                      + (f"scheduling the miniature: links x{self.link_scale:g}, slot {self.slot_ns} ns)"
-                         if self.miniature else f"link scale {self.link_scale:g})"))
-        self.ctl.start()
+        if self.cluster:
+            self._start_cluster(ctl_topology, ctl_scale, config)
+        else:
+            self.ctl = self._controller(ctl_topology, ctl_scale, config, log_dir=self.log_dir)
+            self.ctls = [self.ctl]
+            self.progress(f"controller: starting (OpenFlow :{self.ctl.of_port}, REST :{self.ctl.api_port}, "
+                          + (f"scheduling the miniature: links x{self.link_scale:g}, slot {self.slot_ns} ns)"
+                             if self.miniature else f"link scale {self.link_scale:g})"))
+            self.ctl.start()
         self.timings["controller_s"] = time.monotonic() - t0
         if not self.emulate:
             return self
@@ -162,9 +182,10 @@ class NetworkStack(Managed):
         # OpenFlow over TLS (unless the controller is plain): one certificate naming every switch's dpid
         tls = self.ctl.switch_tls(self.plan.dpid(n) for n in self.topology.nodes)
         gated = self._want_gates()
-        self.emu = Emulation(self.topology, self.plan, controller=("127.0.0.1", self.ctl.of_port), tls=tls,
+        self.emu = Emulation(self.topology, self.plan, controller=("127.0.0.1", self.ctls[0].of_port), tls=tls,
                              link_scale=self.link_scale if self.shape_links else 0, verbose=self.verbose,
                              wait_connected_s=0, capabilities=caps, tx_queues=2 if gated else 1,
+                             more_controllers=[("127.0.0.1", c.of_port) for c in self.ctls[1:]],
                              **self.emulation_kw)
         self.emu.start()
         self.timings["emulation_start_s"] = time.monotonic() - t0
@@ -179,6 +200,71 @@ class NetworkStack(Managed):
             self.progress(f"gates: taprio kept equal to the schedule ({self.gates.summary()['ports_gated']} ports "
                           f"gated now)")
         return self
+
+    def _controller(self, topology: Any, scale: float, config: dict[str, Any] | None, **kw: Any) -> ControllerProcess:
+        ctl = ControllerProcess(topology, self.hosts_file or self.plan, db=self.db, link_scale=scale,
+                                lldp_interval=self.lldp_interval, start_timeout=self.start_timeout, tls=self.tls,
+                                **kw)
+        if config is not None:
+            path = ctl.tmpdir / "miniature.json"
+            path.write_text(json.dumps(config) + "\n")
+            ctl.extra_args += ["--config", str(path)]
+        return ctl
+
+    def _start_cluster(self, topology: Any, scale: float, config: dict[str, Any] | None) -> None:
+        """A 3-member etcd and ``cluster`` controllers on it (one CA, one admin token); ``ctl`` is
+        the one elected."""
+        self.progress(f"cluster: starting etcd (3 members) and {self.cluster} controllers on it")
+        self._etcd_cm = etcd_cluster(3)
+        self.etcd = self._etcd_cm.__enter__()
+        self._pki_dir = tempfile.mkdtemp(prefix="detnet-cluster-pki-")
+        pki = Pki.create(self._pki_dir) if self.tls else None
+        token = secrets.token_hex(24)
+        for i in range(self.cluster):
+            log_dir = None if self.log_dir is None else Path(self.log_dir) / f"controller-{i}"
+            relays = [TcpRelay(e) for e in self.etcd.endpoints] if self.etcd_proxies else []
+            store = "etcd://" + ",".join(r.endpoint for r in relays) if relays else self.etcd.url
+            ctl = self._controller(topology, scale, config, log_dir=log_dir, store=store, pki=pki, admin_token=token)
+            self.relays[id(ctl)] = relays
+            self.ctls.append(ctl)
+        for c in self.ctls:
+            c.start()
+        self.ctl = self.leader(timeout=30)
+        self.progress(f"cluster: {self.ctl.url} leads")
+
+    def cut_from_etcd(self, ctl: ControllerProcess) -> None:
+        """Partition ``ctl`` from every etcd member (needs ``etcd_proxies``)."""
+        relays = self.relays.get(id(ctl))
+        if not relays:
+            raise ValueError("cut_from_etcd needs NetworkStack(cluster=N, etcd_proxies=True)")
+        for r in relays:
+            r.cut()
+
+    def heal(self) -> None:
+        """Undo every ``cut_from_etcd``."""
+        for relays in self.relays.values():
+            for r in relays:
+                r.heal()
+
+    def restart_stopped(self) -> None:
+        """Start again every member that is not running (it joins as a follower), heal every cut."""
+        self.heal()
+        for c in self.ctls:
+            if not c.running:
+                c.start()
+
+    def leader(self, timeout: float = 10.0, but: ControllerProcess | None = None) -> ControllerProcess:
+        """The running member (other than ``but``) whose /healthz says it leads (waits up to
+        ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for c in self.ctls:
+                h = c.healthz() if c.running and c is not but else None
+                if h and (h.get("cluster") or {}).get("role") == "leader":
+                    return c
+            if time.monotonic() > deadline:
+                raise EmulationError(f"no controller of the cluster leads after {timeout:g} s")
+            time.sleep(0.05)
 
     def _want_gates(self) -> bool:
         """Whether this stack gates its links (``gates``; see ``__init__``); the reason when not."""
@@ -230,8 +316,16 @@ class NetworkStack(Managed):
                 if self.emu is not None:
                     with contextlib.suppress(Exception):
                         self.emu.stop()
-                if self.ctl is not None:
-                    self.ctl.stop()
+                for c in self.ctls or ([self.ctl] if self.ctl is not None else []):
+                    c.stop()
+                for relays in self.relays.values():
+                    for r in relays:
+                        r.close()
+                if self._etcd_cm is not None:
+                    cm, self._etcd_cm = self._etcd_cm, None
+                    cm.__exit__(None, None, None)
+                if self._pki_dir is not None:
+                    shutil.rmtree(self._pki_dir, ignore_errors=True)
             finally:
                 if self._lock_cm is not None:
                     cm, self._lock_cm = self._lock_cm, None
