@@ -34,6 +34,21 @@ otherwise it is closed and reported to ``service.switch_refused`` (audit + metri
 errors, port status and packet-ins count only from the connection that holds its dpid, so a
 refused connection that speaks before it is closed changes nothing.
 
+Roles in a cluster of controllers (``configure(..., ha=True)``; ``controller.ofroles`` holds the
+state and the generation-id arithmetic): the shim starts as a **follower**: each switch is asked
+for its current generation id and told ``SLAVE`` with it (Open vSwitch refuses a ``SLAVE`` with an
+older id as stale), and nothing that writes goes out: no resync, no reservation or best-effort
+programs, no packet-outs, no link events (the service would re-place reservations), no
+``switch_connected``/``switch_disconnected`` reports (audited store writes: the leader's).
+``set_role(True, g)`` claims ``MASTER`` with generation id ``g`` on every switch, waits for the
+replies, then resynchronises each switch that confirmed and behaves as a standalone shim (a
+switch connecting later gets ``MASTER`` before its resync); ``set_role(False, g)`` closes the
+write gate first (every datapath the programs use is wrapped so that each message passes it)
+and then sends ``SLAVE``. A ``MASTER`` refused as stale, or a write refused because this
+controller is a slave while it leads, means another controller leads with a newer generation
+id: the shim stops writing, logs ``deposed: ...`` and calls ``on_deposed(reason)`` once.
+With ``ha=False`` (the default) none of this happens: no role request is ever sent.
+
 The launcher calls ``configure(service, ...)`` before os-ken instantiates the app.
 """
 
@@ -53,7 +68,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_
                                        set_ev_cls)
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import linkwatch, switchauth
+from controller import linkwatch, ofroles, switchauth
 from controller.core.model import Reservation
 from controller.dataplane import programs, translation
 from controller.dataplane.arp import arp_answer
@@ -61,7 +76,7 @@ from controller.dataplane.frames import lldp_frame, parse_lldp
 from controller.dataplane.programs import Program
 from controller.dataplane.resync import SwitchState
 from controller.dataplane.specs import ETH_TYPE_ARP, ETH_TYPE_LLDP, FlowSpec
-from controller.ofchannel import Channel, Gone, packet_out
+from controller.ofchannel import Channel, Gone, Waiter, packet_out
 from controller.seams import DataPlaneHost
 
 LOG = logging.getLogger("detnet.ofshim")
@@ -74,18 +89,23 @@ LLDP_TIMEOUT_FLOOR = 3.0   # s: the default LLDP timeout is max(3.5 x interval, 
 
 def configure(service: DataPlaneHost, *, rate_scale: float = 1.0, lldp_interval: float = 2.0,
               barrier_timeout: float = 5.0, queue_id: int | None = None,
-              lldp_timeout: float | None = None, tls: bool = False, require_cert_dpid: bool = True) -> None:
+              lldp_timeout: float | None = None, tls: bool = False, require_cert_dpid: bool = True,
+              ha: bool = False, on_deposed: Callable[[str], Any] | None = None) -> None:
     """Hand the service and the data-plane options to the app os-ken is about to instantiate.
     ``lldp_timeout``: seconds of LLDP silence that take a link down (default
     ``max(3.5 * lldp_interval, LLDP_TIMEOUT_FLOOR)``). ``tls``: os-ken listens with TLS and a
     required client certificate; ``require_cert_dpid``: that certificate must name the dpid
-    (``controller.switchauth``)."""
+    (``controller.switchauth``). ``ha``: one of a cluster of controllers: start as a follower
+    (OpenFlow ``SLAVE``, no writes) until ``DetnetShim.set_role(True, generation_id)``;
+    ``on_deposed(reason)``: called once (from its own thread) when a switch says another
+    controller leads with a newer generation id."""
     if lldp_timeout is None:
         lldp_timeout = linkwatch.lldp_timeout(float(lldp_interval), floor=LLDP_TIMEOUT_FLOOR)
     _CONFIG.clear()
     _CONFIG.update(service=service, rate_scale=float(rate_scale), lldp_interval=float(lldp_interval),
                    barrier_timeout=float(barrier_timeout), queue_id=queue_id, instance=None,
-                   lldp_timeout=float(lldp_timeout), tls=bool(tls), require_cert_dpid=bool(require_cert_dpid))
+                   lldp_timeout=float(lldp_timeout), tls=bool(tls), require_cert_dpid=bool(require_cert_dpid),
+                   ha=bool(ha), on_deposed=on_deposed)
 
 
 def instance() -> "DetnetShim | None":
@@ -120,6 +140,10 @@ class DetnetShim(app_manager.OSKenApp):
         self.channel = Channel(_CONFIG["barrier_timeout"])
         self.install_times: deque[tuple[str, str, float]] = deque(maxlen=10000)  # (op, res id, seconds)
         self.link_events: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.roles = ofroles.RoleState(_CONFIG.get("ha", False))
+        self._on_deposed: Callable[[str], Any] | None = _CONFIG.get("on_deposed")
+        self._role_lock = threading.Lock()     # serialises role claims (not demotions: the gate is first)
+        self.role_errors: dict[str, int] = {"is_slave": 0, "stale_master": 0, "stale_slave": 0, "role_failed": 0}
 
         self._dps: dict[int, Any] = {}          # dpid -> datapath (connected)
         self._ready: set[int] = set()           # dpids resynchronised and programmable
@@ -212,7 +236,11 @@ class DetnetShim(app_manager.OSKenApp):
         return False
 
     def _ready_dps(self) -> dict[int, Any]:
-        return {d: dp for d, dp in self._dps.items() if d in self._ready}
+        return {d: self._w(dp) for d, dp in self._dps.items() if d in self._ready}
+
+    def _w(self, dp: Any) -> Any:
+        """``dp`` for writing: itself standalone, behind the role gate in a cluster."""
+        return _Gated(dp, self.roles) if self.roles.ha else dp
 
     # ----------------------------------------------------------------- switch state
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
@@ -226,14 +254,17 @@ class DetnetShim(app_manager.OSKenApp):
             node = self.plan.node_of_dpid(dp.id)
             self._dps[dp.id] = dp
             LOG.info("switch %s (dpid %d) connected from %s", node, dp.id, dp.address[0])
-            threading.Thread(target=self._resync, args=(dp,), name=f"detnet-resync-{dp.id}", daemon=True).start()
+            threading.Thread(target=self._connect_ha if self.roles.ha else self._resync, args=(dp,),
+                             name=f"detnet-resync-{dp.id}", daemon=True).start()
         elif ev.state == DEAD_DISPATCHER and self._dps.get(dp.id) is dp:
             del self._dps[dp.id]
+            reported = dp.id in self._ready or not self.roles.ha
             self._ready.discard(dp.id)
             self._ready_since.pop(dp.id, None)
             self.channel.drop(dp.id)
             LOG.info("switch %s (dpid %d) disconnected", self._node(dp.id), dp.id)
-            _safely(self.service.switch_disconnected, dp.id)
+            if reported:
+                _safely(self.service.switch_disconnected, dp.id)
             self._report_links()
 
     def _dump(self, dp: Any) -> SwitchState:
@@ -257,14 +288,17 @@ class DetnetShim(app_manager.OSKenApp):
         node = self.plan.node_of_dpid(dp.id)
         try:
             with self._prog_lock:
-                if self._dps.get(dp.id) is not dp:
+                if self._dps.get(dp.id) is not dp or not self.roles.may_write():
                     return
                 failed = _safely(self.service.failed_links) or set()
                 program = programs.resync(
                     self.plan, node, self.service.reservations_snapshot(), self._dump(dp),
                     rate_scale=self.rate_scale, queue_id=self.queue_id, failed=failed,
                     on_error=lambda r, e: LOG.warning("reservation %s not installable: %s", r.id, e))
-                ok = self.channel.run({dp.id: dp}, program)
+                ok = self.channel.run({dp.id: self._w(dp)}, program)
+                if not self.roles.may_write():
+                    LOG.warning("switch %s (dpid %d): resync cut short: no longer leader", node, dp.id)
+                    return
                 self._be_sent[dp.id] = programs.best_effort_entries(self.plan, node, rate_scale=self.rate_scale,
                                                                     failed=failed)
                 self._ready.add(dp.id)
@@ -284,7 +318,9 @@ class DetnetShim(app_manager.OSKenApp):
     def reservations_added(self, added: Sequence[Reservation]) -> None:
         """Install reservations committed together (``programs.install_many``: one program, so one
         message run and one barrier per phase on each switch) on every connected switch of their
-        paths; wait for the barriers."""
+        paths; wait for the barriers. Nothing on a follower."""
+        if not self.roles.may_write():
+            return
         t0 = time.perf_counter()
         program, skipped = programs.install_many(self.plan, added, self.service.link_reserved_bps(),
                                                  rate_scale=self.rate_scale, queue_id=self.queue_id)
@@ -300,7 +336,9 @@ class DetnetShim(app_manager.OSKenApp):
 
     def reservations_removed(self, removed: Sequence[Reservation]) -> None:
         """Delete reservations' entries (one cookie-masked delete per reservation and switch) and
-        their meters, as one program."""
+        their meters, as one program. Nothing on a follower."""
+        if not self.roles.may_write():
+            return
         t0 = time.perf_counter()
         program = programs.remove_many(self.plan, removed, self.service.link_reserved_bps(),
                                        rate_scale=self.rate_scale)
@@ -309,7 +347,10 @@ class DetnetShim(app_manager.OSKenApp):
         self._record("remove", removed, t0, ok, n, missing, "")
 
     def reservations_changed(self, pairs: Sequence[tuple[Reservation, Reservation]]) -> None:
-        """Reprogram reservations a link event moved (``programs.reroute``: make-before-break)."""
+        """Reprogram reservations a link event moved (``programs.reroute``: make-before-break).
+        Nothing on a follower."""
+        if not self.roles.may_write():
+            return
         t0 = time.perf_counter()
         plan = programs.reroute(self.plan, pairs, self.service.link_reserved_bps(),
                                 rate_scale=self.rate_scale, queue_id=self.queue_id)
@@ -376,7 +417,8 @@ class DetnetShim(app_manager.OSKenApp):
         if not down:
             self._port_since[key] = time.monotonic()
         LOG.info("port status: %s port %d (to %s) %s", node, desc.port_no, nbr, "DOWN" if down else "up")
-        self._link_queue.put((node, nbr, t0, "system"))
+        if self.roles.may_write():   # a follower only notes it: the service's link handling writes
+            self._link_queue.put((node, nbr, t0, "system"))
 
     def _link_is_down(self, u: str, v: str) -> bool:
         """A physical link is down while either of its ports is reported down or LLDP declared it
@@ -418,7 +460,165 @@ class DetnetShim(app_manager.OSKenApp):
             self._be_sent.update(sent)
         return len(sent)
 
+    # ----------------------------------------------------------------- roles (configure(..., ha=True))
+    @property
+    def role(self) -> tuple[str, int]:
+        """(``"leader"`` | ``"follower"`` | ``"standalone"``, generation id), for health output."""
+        return self.roles.role
+
+    def set_role(self, leader: bool, generation_id: int) -> dict[str, Any]:
+        """Lead with ``generation_id`` (``leader=True``) or follow (thread-safe, any thread; blocks
+        for the role replies, bounded by the barrier timeout, and for the resyncs).
+
+        Leading: ``MASTER`` with ``generation_id`` to every connected switch, then each switch that
+        confirmed is resynchronised as on connect (``programs.resync``: nothing changes where the
+        previous leader programmed the same state) and programmed from then on. Following:
+        writes stop before anything is sent, then ``SLAVE`` (``generation_id``: the newest term
+        known; the switch's own is used when newer). Returns ``{"role", "generation_id",
+        "switches", "confirmed", "refused"}`` (refused: node names that answered with an error or
+        not at all); ``RuntimeError`` unless configured with ``ha=True``; ``ValueError`` on a
+        generation id outside 64 bits."""
+        generation_id = ofroles.check_generation(generation_id)
+        if not leader:
+            before = self.roles.follow(generation_id)
+            self._stop_programming()
+            with self._role_lock:
+                dps = dict(self._dps)
+                confirmed = self._claim_slave(dps)
+            LOG.info("role: follower (was %s), SLAVE on %d/%d switches", before, len(confirmed), len(dps))
+            return self._role_summary(dps, confirmed)
+        token = self.roles.claim(generation_id)
+        with self._role_lock:
+            dps = dict(self._dps)
+            confirmed = self._claim_master(dps, generation_id)
+            if not self.roles.lead(token):
+                LOG.warning("role: the claim with generation id %d was overtaken (demoted or deposed meanwhile)",
+                            generation_id)
+                return self._role_summary(dps, set())
+        LOG.info("role: leader with generation id %d, MASTER on %d/%d switches", generation_id, len(confirmed),
+                 len(dps))
+        workers = [threading.Thread(target=self._resync, args=(dps[d],), name=f"detnet-resync-{d}", daemon=True)
+                   for d in confirmed]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        return self._role_summary(dps, confirmed)
+
+    def _role_summary(self, dps: dict[int, Any], confirmed: set[int]) -> dict[str, Any]:
+        role, generation = self.roles.role
+        return {"role": role, "generation_id": generation, "switches": len(dps), "confirmed": len(confirmed),
+                "refused": sorted(self._node(d) for d in dps if d not in confirmed)}
+
+    def _stop_programming(self) -> None:
+        """No switch is programmable any more (LLDP probes and link checks stop with it)."""
+        self._ready.clear()
+        self._ready_since.clear()
+
+    def _connect_ha(self, dp: Any) -> None:
+        """A switch connected to a controller of a cluster: ``MASTER`` then resync while leading,
+        else ``SLAVE`` and nothing more."""
+        with self._role_lock:
+            if self._dps.get(dp.id) is not dp:
+                return
+            if not self.roles.claiming():
+                self._claim_slave({dp.id: dp})
+                return
+            confirmed = self._claim_master({dp.id: dp}, self.roles.generation)
+        if confirmed and self.roles.may_write():
+            self._resync(dp)
+
+    def _role_requests(self, asks: dict[int, tuple[Any, int, int]]) -> dict[int, Any]:
+        """Send ``ROLE_REQUEST(role, generation)`` to each ``dpid: (dp, role, generation)`` and wait
+        (one deadline for all); the ``ROLE_REPLY`` of each switch that answered without error."""
+        waits: dict[int, tuple[tuple[int, int], Waiter]] = {}
+        for dpid, (dp, role, generation) in asks.items():
+            w = Waiter()
+            req = dp.ofproto_parser.OFPRoleRequest(dp, role, generation)
+            xid = self.channel.send(dp, req, f"{_ROLE_WHAT} {_ROLE_NAMES[role]} generation {generation}", w)
+            waits[dpid] = ((dpid, xid), w)
+        if waits:
+            self.channel.wait(dict(waits.values()))
+        return {d: w.replies[-1] for d, (_, w) in waits.items() if w.done.is_set() and not w.failed and w.replies}
+
+    def _claim_master(self, dps: dict[int, Any], generation: int) -> set[int]:
+        """``MASTER`` with ``generation`` on ``dps``; the dpids that confirmed."""
+        replies = self._role_requests({d: (dp, ofroles.OFPCR_ROLE_MASTER, generation) for d, dp in dps.items()})
+        confirmed = {d for d, r in replies.items() if r.role == ofroles.OFPCR_ROLE_MASTER}
+        for d in dps:
+            if d not in confirmed:
+                LOG.error("switch %s (dpid %d) did not confirm MASTER with generation id %d: not programmed "
+                          "until it reconnects or the role is set again", self._node(d), d, generation)
+        return confirmed
+
+    def _claim_slave(self, dps: dict[int, Any], attempts: int = 3) -> set[int]:
+        """``SLAVE`` on ``dps`` with a generation id no switch refuses: each switch's current one
+        (asked with ``NOCHANGE``) or the newest known, whichever is newer; a switch that refuses
+        it as stale (a newer leader claimed in between) is asked again. The dpids that confirmed."""
+        confirmed: set[int] = set()
+        todo = dict(dps)
+        for _ in range(attempts):
+            if not todo:
+                break
+            current = self._role_requests({d: (dp, ofroles.OFPCR_ROLE_NOCHANGE, 0) for d, dp in todo.items()})
+            known = self.roles.generation
+            replies = self._role_requests({d: (todo[d], ofroles.OFPCR_ROLE_SLAVE,
+                                               ofroles.slave_generation(r.generation_id, known))
+                                           for d, r in current.items()})
+            ok = {d for d, r in replies.items() if r.role == ofroles.OFPCR_ROLE_SLAVE}
+            confirmed |= ok
+            todo = {d: dp for d, dp in todo.items() if d not in ok and self._dps.get(d) is dp}
+        for d in todo:
+            LOG.error("switch %s (dpid %d) did not confirm SLAVE", self._node(d), d)
+        return confirmed
+
+    def _role_error(self, dp: Any, what: str, kind: str) -> None:
+        """An OpenFlow error that concerns the role (``ofroles.classify``); runs on os-ken's loop."""
+        node = self._node(dp.id)
+        if kind == "stale_slave":
+            self.role_errors["stale_slave"] += 1
+            LOG.info("switch %s refused %s as stale (a newer leader claimed meanwhile): asking again", node, what)
+        elif kind == "role_failed":
+            self.role_errors["role_failed"] += 1
+            LOG.error("switch %s refused %s", node, what)
+        elif kind == "is_slave":
+            self.role_errors["is_slave"] += 1
+            LOG.warning("switch %s refused %s: this controller is SLAVE there (%d refused so far)", node, what,
+                        self.role_errors["is_slave"])
+        else:   # deposed
+            generation = self.roles.generation
+            if what.startswith(_ROLE_WHAT):
+                self.role_errors["stale_master"] += 1
+                generation = int(what.rsplit(" ", 1)[1])
+                reason = f"switch {node} refused MASTER with generation id {generation} (stale)"
+            else:
+                self.role_errors["is_slave"] += 1
+                reason = (f"switch {node} refused {what}: this controller is SLAVE there (another controller "
+                          f"claimed MASTER with a generation id newer than {generation})")
+            if self.roles.depose(generation):
+                self._stop_programming()
+                LOG.warning("deposed: %s", reason, extra={"fields": {"event": "deposed", "generation_id": generation}})
+                threading.Thread(target=self._after_deposed, args=(reason,), name="detnet-deposed",
+                                 daemon=True).start()
+            else:
+                LOG.info("switch %s: %s", node, reason)
+
+    def _after_deposed(self, reason: str) -> None:
+        """Off os-ken's loop: ``SLAVE`` everywhere (at the newer leader's generation id, which
+        the switches tell), then tell whoever hooked ``on_deposed``."""
+        try:
+            with self._role_lock:
+                self._claim_slave(dict(self._dps))
+        finally:
+            if self._on_deposed is not None:
+                _safely(self._on_deposed, reason)
+
     # ----------------------------------------------------------------- replies and errors
+    @set_ev_cls(ofp_event.EventOFPRoleReply, MAIN_DISPATCHER)
+    def _role_reply(self, ev: Any) -> None:
+        if self._holds(ev.msg.datapath):
+            self.channel.reply(ev.msg, True)
+
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _barrier_reply(self, ev: Any) -> None:
         if self._holds(ev.msg.datapath):
@@ -439,6 +639,12 @@ class DetnetShim(app_manager.OSKenApp):
             LOG.debug("OpenFlow error from a connection that holds no dpid: ignored")
             return
         what = self.channel.what(msg.datapath.id, msg.xid)
+        if self.roles.ha:
+            verdict = ofroles.classify(msg.type, msg.code, request_role=_asked_role(what), role=self.roles.role[0])
+            if verdict is not None:
+                self._role_error(msg.datapath, what, verdict.kind)
+                self.channel.error(msg)
+                return
         if what.startswith("meter add") and (msg.type, msg.code) == (o.OFPET_METER_MOD_FAILED,
                                                                      o.OFPMMFC_METER_EXISTS):
             # a resync that ran between commit and this call already installed the same meter
@@ -470,7 +676,7 @@ class DetnetShim(app_manager.OSKenApp):
         elif eth_type == ETH_TYPE_ARP:
             reply = arp_answer(self.plan, dp.id, in_port, data)
             if reply is not None:
-                self.channel.send(dp, packet_out(dp, in_port, reply), "packet-out")
+                self.channel.send(self._w(dp), packet_out(dp, in_port, reply), "packet-out")
                 LOG.debug("ARP: answered on %s port %d", self._node(dp.id), in_port)
 
     def _lldp_loop(self) -> None:
@@ -486,7 +692,7 @@ class DetnetShim(app_manager.OSKenApp):
                     continue
                 try:
                     for port in translation.inter_switch_ports(self.plan, self.plan.node_of_dpid(dpid)):
-                        self.channel.send(dp, packet_out(dp, port, lldp_frame(dpid, port)), "packet-out")
+                        self.channel.send(self._w(dp), packet_out(dp, port, lldp_frame(dpid, port)), "packet-out")
                 except Exception:  # noqa: BLE001
                     LOG.exception("LLDP probe on dpid %d failed", dpid)
             horizon = time.monotonic() - 3 * self.lldp_interval - 1
@@ -529,6 +735,39 @@ class DetnetShim(app_manager.OSKenApp):
             if report["ok"]:
                 LOG.info("link check: all %d links seen", report["expected"])
             _safely(self.service.set_link_check, report)
+
+
+_ROLE_WHAT = "role request"
+_ROLE_NAMES = {ofroles.OFPCR_ROLE_NOCHANGE: "NOCHANGE", ofroles.OFPCR_ROLE_EQUAL: "EQUAL",
+               ofroles.OFPCR_ROLE_MASTER: "MASTER", ofroles.OFPCR_ROLE_SLAVE: "SLAVE"}
+_ROLE_NUMBERS = {v: k for k, v in _ROLE_NAMES.items()}
+
+
+def _asked_role(what: str) -> int | None:
+    """The role a request asked for, from what ``Channel`` remembers of it (None: not a role request)."""
+    if not what.startswith(_ROLE_WHAT + " "):
+        return None
+    return _ROLE_NUMBERS.get(what.split()[2])
+
+
+class _Gated:
+    """A datapath whose messages go out only while this controller may write
+    (``RoleState.gate``: checked and sent under one lock, so a demotion stops the next message)."""
+
+    __slots__ = ("_dp", "_roles")
+
+    def __init__(self, dp: Any, roles: ofroles.RoleState) -> None:
+        self._dp, self._roles = dp, roles
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dp, name)
+
+    def send_msg(self, msg: Any) -> bool:
+        with self._roles.gate() as may:
+            if not may:
+                LOG.debug("dpid %s: %s not sent: follower", self._dp.id, type(msg).__name__)
+                return False
+            return self._dp.send_msg(msg)
 
 
 def _counts(program: Program) -> str:
