@@ -19,7 +19,9 @@ the next member when one does not answer.
 exact per-hop slots and tx offsets; their order is etcd's ``create_revision``: the order first
 admitted, kept when a row is replaced), ``reservation_ids/<id>`` (the ledger of every id ever
 saved: a generated id is never reused), ``audit/<seq>`` (zero-padded, ``counters/audit`` the last
-one), ``settings/<key>``, ``schema`` and ``state``.
+one), ``settings/<key>``, ``idempotency/<scope>/<key>`` (the answer of a request sent with an
+``Idempotency-Key``, written in the Txn of the reservation it admitted, on a lease of 26 h shared
+by the records of one hour: etcd drops them itself, nothing to prune), ``schema`` and ``state``.
 
 **One writer's view at a time.** Every write is one etcd Txn whose compare says the ``state`` key
 has not been written since this store last read or wrote it (``mod_revision`` equal), and which
@@ -52,13 +54,15 @@ import httpx
 from controller.core.model import Reservation, Tenant
 from controller.store import (TOPOLOGY_DIGEST_KEY, TOPOLOGY_NAME_KEY, AuditEntry, StoredTenant, StoreError,
                               TopologyIdentity, redact)
-from controller.storebase import StoreBase, Ticket, log_audit
+from controller.storebase import IDEMPOTENCY_TTL_S, StoreBase, Ticket, log_audit
 
 log = logging.getLogger("detnet.controller")
 
 #: Version of the key layout above.
 ETCD_SCHEMA_VERSION = 1
 _PAD = 20
+#: a new lease for the idempotency records every this many seconds; each lease lives the TTL on top
+_IDEM_LEASE_EVERY = 3600
 
 
 class StoreConflict(StoreError):
@@ -284,6 +288,13 @@ class EtcdTx:
         self.audited.append(entry)
         return seq
 
+    # idempotency keys ------------------------------------------------------------------
+    def save_idempotency(self, scope: str, key: str, record: dict[str, Any]) -> None:
+        """Record the answer of the first request with ``key`` (``controller.idempotency``), on the
+        lease that drops it after ``IDEMPOTENCY_TTL_S`` (and at most two hours more)."""
+        k = self._store._k("idempotency", scope, key)
+        self._ops[k] = op_put(k, _dumps(record), self._store._idempotency_lease())
+
     # settings --------------------------------------------------------------------------
     def set_setting(self, key: str, value: str) -> None:
         self._put(self._store._k("settings", key), value)
@@ -308,6 +319,8 @@ class EtcdStore(StoreBase):
         self._seen = 0
         #: the audit counter as this store last committed it (None: read it from etcd)
         self._audit_last: int | None = None
+        #: the lease of the idempotency records written now, and when it was granted (monotonic)
+        self._idem_lease: tuple[int, float] | None = None
         try:
             self._init_schema()
         except StoreError:
@@ -336,6 +349,13 @@ class EtcdStore(StoreBase):
     def client(self) -> EtcdClient:
         return self._client
 
+    def _idempotency_lease(self) -> int:
+        """The lease new idempotency records go on (a new one each hour; under ``_lock``)."""
+        now = time.monotonic()
+        if self._idem_lease is None or now - self._idem_lease[1] > _IDEM_LEASE_EVERY:
+            self._idem_lease = (self._client.lease_grant(IDEMPOTENCY_TTL_S + 2 * _IDEM_LEASE_EVERY), now)
+        return self._idem_lease[0]
+
     # the writer's view -----------------------------------------------------------------
     def refresh(self) -> int:
         """Take the store as it is now as this writer's view (call it before reloading state, e.g.
@@ -363,7 +383,12 @@ class EtcdStore(StoreBase):
             compare.append(compare_create(*self._guard))
             failure.append(op_range(self._guard[0]))
         token = uuid.uuid4().hex        # names this write in ``state``: a retried Txn can tell it landed
-        answer = self._client.txn(compare, tx.ops + [op_put(state, token)], failure)
+        try:
+            answer = self._client.txn(compare, tx.ops + [op_put(state, token)], failure)
+        except StoreError as e:
+            if "lease not found" in str(e):     # etcd lost it (restored from a snapshot?): grant anew next time
+                self._idem_lease = None
+            raise
         responses = answer.get("responses", [])
         landed = kvs_of(responses[0]["response_range"]) if not answer.get("succeeded") and responses else []
         if answer.get("succeeded") or (landed and unb64(landed[0]["value"]) == token):
@@ -460,6 +485,11 @@ class EtcdStore(StoreBase):
 
     def audit_count(self) -> int:
         return int(self._client.range(self._k("audit") + "/", prefix=True, count_only=True).get("count", 0))
+
+    def load_idempotency(self, scope: str, key: str) -> dict[str, Any] | None:
+        """The record of ``key`` in ``scope`` (``EtcdTx.save_idempotency``), or None."""
+        kvs = kvs_of(self._client.range(self._k("idempotency", scope, key)))
+        return json.loads(unb64(kvs[0]["value"])) if kvs else None
 
     def topology(self) -> TopologyIdentity | None:
         name, digest = self.get_setting(TOPOLOGY_NAME_KEY), self.get_setting(TOPOLOGY_DIGEST_KEY)

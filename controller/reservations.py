@@ -37,7 +37,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from controller import audit
+from controller import audit, idempotency
 from controller.auth import Principal
 from controller.core.model import InvalidRequest, Rejection, Request, Reservation
 from controller.core.scheduler import Scheduler
@@ -45,7 +45,7 @@ from controller.errors import Forbidden, NotFound, ServiceError
 from controller.failover import Failover
 from controller.metrics import Metrics
 from controller.notify import Notifier
-from controller.store import Store, TopologyIdentity
+from controller.store import Store, StoreError, TopologyIdentity
 from controller.views import detached, shown_id
 
 log = logging.getLogger("detnet.controller")
@@ -60,6 +60,8 @@ class ReservationDesk:
         self._metrics, self._notifier, self._failover = metrics, notifier, failover
         #: stored reservations that could not be put back on their slots at start-up, by id
         self._unrestored: dict[str, Reservation] = {}
+        #: Idempotency-Keys this process decided (in flight, or committed a moment ago)
+        self._idempotency = idempotency.Ledger()
 
     # ----- start-up ---------------------------------------------------------------------------
     def load(self, stored: list[Reservation], *, record: bool = True) -> int:
@@ -175,7 +177,26 @@ class ReservationDesk:
             return Rejection(f"invalid:{e.field}", e.detail)
 
     def reserve(self, principal: Principal, body: dict[str, Any]) -> Reservation | Rejection:
-        """Admit a reservation request (body as in POST /v1/reservations), persist it, notify listeners."""
+        """Admit a reservation request (body as in POST /v1/reservations), persist it, notify listeners.
+
+        A keyed request (``controller.idempotency.current()``, set by the API for an
+        ``Idempotency-Key``) whose key is known raises ``Replayed`` (same body) or ``KeyReused``
+        and decides nothing; an admission records the key's answer in the reservation's own write.
+        """
+        attempt = idempotency.current()
+        if attempt is not None:     # a key committed before this call: the store has it
+            idempotency.replay(attempt, self._store.load_idempotency(attempt.scope, attempt.key))
+        while True:
+            try:
+                return self._reserve(principal, body, attempt)
+            except idempotency.InFlight as e:   # the same key is being committed: its answer is ours
+                try:
+                    self._store.wait(e.ticket)
+                except StoreError:
+                    pass                        # it was not written: decide this one afresh
+
+    def _reserve(self, principal: Principal, body: dict[str, Any],
+                 attempt: idempotency.Attempt | None) -> Reservation | Rejection:
         t0 = time.perf_counter()
         audit_body = body if isinstance(body, dict) else {"body": repr(body)[:200]}
         try:
@@ -187,6 +208,8 @@ class ReservationDesk:
         tenant_of_entry = (req.tenant if isinstance(req, Request)
                            else given if isinstance(given, int) and not isinstance(given, bool) else principal.tenant)
         with self._lock:
+            if attempt is not None:
+                self._idempotency.check(attempt)    # one this process decided since the lookup above
             req = self.scoped(principal, req)
             if isinstance(req, Request) and req.id is not None and self._failover.down_reservation(req.id) is not None:
                 req = Rejection("exists", f"id {req.id} belongs to a reservation that is down after a failure; "
@@ -207,10 +230,13 @@ class ReservationDesk:
                     audit.rejection_status(rejected), tenant_of_entry))
             else:
                 answer, note = detached(result), detached(result)
-                ticket = self._store.submit(
-                    lambda tx: self._write_admission(tx, principal, audit_body, answer),
-                    committed=lambda: self._notifier.added(note),
-                    failed=lambda: self._undo_admission(answer.id))
+                if attempt is None:
+                    ticket = self._store.submit(
+                        lambda tx: self._write_admission(tx, principal, audit_body, answer),
+                        committed=lambda: self._notifier.added(note),
+                        failed=lambda: self._undo_admission(answer.id))
+                else:
+                    ticket = self._submit_keyed(attempt, principal, audit_body, answer, note)
         # group commit: the write is committed outside the lock, with whatever other requests
         # decided meanwhile (one transaction, one fsync); the answer waits for it
         self._store.wait(ticket)
@@ -220,6 +246,30 @@ class ReservationDesk:
         self._metrics.admitted(answer.tenant, time.perf_counter() - t0)
         self._notifier.flush()
         return answer
+
+    def _submit_keyed(self, attempt: idempotency.Attempt, principal: Principal, audit_body: Any,
+                      answer: Reservation, note: Reservation) -> Any:
+        """Queue a keyed admission: the reservation, its audit entry and the key's record (the
+        answer ``attempt.render`` makes of it, status 201) in one write. Caller holds the lock."""
+        record = attempt.record(201, attempt.render(detached(answer)))
+        ledger = self._idempotency
+
+        def write(tx: Any) -> None:
+            self._write_admission(tx, principal, audit_body, answer)
+            tx.save_idempotency(attempt.scope, attempt.key, record)
+
+        def committed() -> None:
+            ledger.committed(attempt, record)
+            self._notifier.added(note)
+
+        def failed() -> None:
+            ledger.failed(attempt)
+            self._undo_admission(answer.id)
+
+        ledger.begin(attempt)
+        ticket = self._store.submit(write, committed=committed, failed=failed)
+        ledger.attach(attempt, ticket)
+        return ticket
 
     @staticmethod
     def _write_admission(tx: Any, principal: Principal, audit_body: Any, res: Reservation) -> None:

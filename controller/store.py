@@ -28,6 +28,9 @@ Two things make a restart safe beyond the rows themselves:
 - ``reservation_ids``, the ledger of every reservation id ever saved (rows are deleted, ledger
   entries never are): the scheduler is told them at start so a generated id is never reused.
   Databases of schema 1 get it filled from their rows and their audit log on first open.
+- ``idempotency``: the answer of each request sent with an ``Idempotency-Key``
+  (``controller.idempotency``), written in the transaction of the reservation it admitted, so a
+  restarted controller replays it; rows older than 24 h are dropped by the next keyed write.
 - the topology the reservations were placed on (settings ``topology_name`` and
   ``topology_digest``, see :func:`topology_digest`): a start on another topology is refused by the
   launcher unless the operator allows it.
@@ -50,14 +53,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from controller.core.model import Reservation, Tenant
-from controller.storebase import AUDIT_LOG, StoreBase, StoreError, Ticket, log_audit
+from controller.storebase import AUDIT_LOG, IDEMPOTENCY_TTL_S, StoreBase, StoreError, Ticket, log_audit
 
 __all__ = ["AUDIT_LOG", "SECRET_KEYS", "TOPOLOGY_DIGEST_KEY", "TOPOLOGY_NAME_KEY", "AuditEntry", "Store", "StoreError",
            "StoredTenant", "TopologyIdentity", "Tx", "redact"]
 
 #: Version of the schema below; bump it and add a migration when a table changes.
-#: 2: ``reservation_ids`` (the ledger of ids ever used).
-SCHEMA_VERSION = 2
+#: 2: ``reservation_ids`` (the ledger of ids ever used). 3: ``idempotency`` (the answers of
+#: requests sent with an ``Idempotency-Key``, see ``controller.idempotency``).
+SCHEMA_VERSION = 3
 
 #: settings keys of the topology the stored reservations were placed on
 TOPOLOGY_NAME_KEY = "topology_name"
@@ -99,6 +103,14 @@ CREATE TABLE IF NOT EXISTS reservation_ids (
     id      TEXT PRIMARY KEY,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope   TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    created REAL NOT NULL,
+    record  TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created);
 """
 
 #: Keys never written to the audit log, whatever their nesting (compared lower-case).
@@ -234,6 +246,16 @@ class Tx:
             self.audited.append(AuditEntry(seq, ts, actor, tenant, action, redact(request), redact(outcome), status))
         return seq
 
+    # idempotency keys --------------------------------------------------------------
+    def save_idempotency(self, scope: str, key: str, record: dict[str, Any]) -> None:
+        """Record the answer of the first request with ``key`` (``controller.idempotency``), and
+        drop the records older than ``IDEMPOTENCY_TTL_S`` (an index range: nothing to scan)."""
+        now = time.time()
+        self._cur.execute("DELETE FROM idempotency WHERE created < ?", (now - IDEMPOTENCY_TTL_S,))
+        self._cur.execute("INSERT OR REPLACE INTO idempotency (scope, key, created, record) VALUES (?, ?, ?, ?)",
+                          (scope, key, float(record.get("created", now)),
+                           json.dumps(record, sort_keys=True, separators=(",", ":"))))
+
     # settings ------------------------------------------------------------------------
     def set_setting(self, key: str, value: str) -> None:
         self._cur.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
@@ -278,8 +300,9 @@ class Store(StoreBase):
             elif row[0] > SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: schema version {row[0]} is newer than this controller's "
                                  f"({SCHEMA_VERSION}); upgrade detnet")
-            elif row[0] < 2:
-                self._fill_id_ledger(tx._cur)
+            elif row[0] < SCHEMA_VERSION:      # 3 adds a table only (made above)
+                if row[0] < 2:
+                    self._fill_id_ledger(tx._cur)
                 tx._cur.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     @staticmethod
@@ -400,3 +423,8 @@ class Store(StoreBase):
 
     def audit_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM audit")[0][0])
+
+    def load_idempotency(self, scope: str, key: str) -> dict[str, Any] | None:
+        """The record of ``key`` in ``scope`` (``Tx.save_idempotency``), or None."""
+        rows = self._query("SELECT record FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+        return json.loads(rows[0][0]) if rows else None

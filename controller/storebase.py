@@ -10,6 +10,10 @@ one transaction; this base gives both the same:
   group is durable, ``failed`` callbacks newest first when it is not (they undo the decisions);
 - **shortcuts**: ``save_tenant``, ``save_reservation``, ``append_audit``... each one transaction.
 
+Both also keep the records of ``Idempotency-Key`` requests (``controller.idempotency``): a
+transaction's ``save_idempotency(scope, key, record)`` (written with the reservation it admitted)
+and the store's ``load_idempotency(scope, key)``; kept at least ``IDEMPOTENCY_TTL_S``.
+
 A subclass sets ``path``, ``_lock`` (an RLock), ``_pending`` (a list) and ``_pending_lock``,
 provides ``transaction()`` (a context manager yielding its write transaction, which commits the
 queued writes first) and ``_commit_group(group)`` (under ``_lock``: run every ticket's write in
@@ -25,10 +29,12 @@ from typing import Any, Callable
 
 from controller.core.model import Reservation, Tenant
 
-__all__ = ["AUDIT_LOG", "StoreBase", "StoreError", "Ticket", "log_audit"]
+__all__ = ["AUDIT_LOG", "IDEMPOTENCY_TTL_S", "StoreBase", "StoreError", "Ticket", "log_audit"]
 
 AUDIT_LOG = logging.getLogger("detnet.audit")
 _LOG = logging.getLogger("detnet.controller")
+#: Idempotency-Key records are kept at least this long (seconds), then dropped cheaply
+IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 class StoreError(RuntimeError):
@@ -82,6 +88,10 @@ class StoreBase:
         raise NotImplementedError
 
     def _commit_group(self, group: list[Ticket]) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load_idempotency(self, scope: str, key: str) -> dict[str, Any] | None:  # pragma: no cover - abstract
+        """The record a transaction's ``save_idempotency(scope, key, record)`` wrote, or None."""
         raise NotImplementedError
 
     # group commit ------------------------------------------------------------------------------

@@ -19,6 +19,19 @@ Where to connect by default: ``ApiClient.from_env(url, token)`` takes the given 
 ``$DNCTL_ADMIN_TOKEN``. The command-line options (``--url``, ``--token``, ``--ca``, ``--json``)
 live in ``tools.cli.clientargs``; this module imports nothing of the command line.
 
+A cluster of controllers: a follower answers a write with ``307``/``308`` and the leader's URL in
+``Location``; every request follows it itself, at most ``MAX_REDIRECTS`` hops, re-sending the
+same method, body and headers, ``Authorization`` included (httpx's own ``follow_redirects`` drops
+it on a cross-origin hop, and the leader is another origin). A ``Location`` that is not http(s),
+or one hop too many, is a ``BadRedirect`` (a ``ConnectionFailed``: exit status 1).
+
+``reserve`` is safe to retry: it sends an ``Idempotency-Key`` (a uuid4 per call unless the caller
+gives ``idempotency_key``) and, for up to ``retry_s`` seconds (constructor; 0: never), sends the
+same request with the same key again when the controller cannot be reached, does not answer in
+time, or answers 503 (no leader yet: its ``Retry-After`` is honoured, at most ``MAX_RETRY_WAIT``
+seconds a wait). The controller answers a repeat with the first answer and admits nothing, so a
+retry across a leader failover never books twice. The other calls are not retried.
+
 HTTPS: the controller's certificate is always verified, against ``ca`` (a PEM file: the CA of
 ``dnctl pki init``), else ``$DNCTL_CA``, else the system's trusted CAs. There is no way to skip
 verification. A certificate that does not verify is a ``TlsFailed`` naming the CA to give; an
@@ -27,20 +40,29 @@ unreadable CA file is a ``BadCa`` (the caller's mistake, exit status 2).
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import json
 import os
 import re
 import ssl
+import time
+import uuid
 from typing import Any, Iterator, Mapping, Sequence
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
-__all__ = ["DEFAULT_URL", "ApiClient", "ApiError", "BadCa", "BadUrl", "ClientError", "ConnectionFailed", "TlsFailed",
-           "error_message"]
+__all__ = ["DEFAULT_URL", "ApiClient", "ApiError", "BadCa", "BadRedirect", "BadUrl", "ClientError", "ConnectionFailed",
+           "TlsFailed", "error_message"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+#: redirects (307/308) one request follows at most
+MAX_REDIRECTS = 3
+#: the longest wait between two tries of ``reserve``, whatever ``Retry-After`` says (seconds)
+MAX_RETRY_WAIT = 5.0
+#: how long ``reserve`` keeps trying by default (seconds)
+DEFAULT_RETRY_S = 10.0
 #: Longest API detail echoed on the one error line (the rest is noise on a terminal).
 _MAX_DETAIL = 400
 
@@ -80,16 +102,22 @@ class TlsFailed(ConnectionFailed):
     """The controller's certificate did not verify (wrong or missing CA, wrong host name)."""
 
 
+class BadRedirect(ConnectionFailed):
+    """A 307/308 to a URL that is not http(s), or more than ``MAX_REDIRECTS`` of them (never retried)."""
+
+
 class ApiError(ClientError):
     """The controller answered with an error status (a refusal, exit status 1).
 
-    Fields: ``status`` (HTTP status), ``body`` (the parsed answer), and from a JSON answer
-    ``error``, ``reason``, ``field`` (None when absent) and ``detail`` (one line, "" when absent).
+    Fields: ``status`` (HTTP status), ``body`` (the parsed answer), ``headers`` (the answer's,
+    e.g. ``Retry-After``; empty when not known), and from a JSON answer ``error``, ``reason``,
+    ``field`` (None when absent) and ``detail`` (one line, "" when absent).
     """
 
-    def __init__(self, status: int, body: Any):
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None):
         self.status = status
         self.body = body
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
         d = body if isinstance(body, dict) else {}
         self.error: str | None = d.get("error") if isinstance(d.get("error"), str) else None
         self.reason: str | None = d.get("reason") if isinstance(d.get("reason"), str) else None
@@ -153,6 +181,20 @@ def error_message(status: int, body: Any) -> str:
     return f"{error or f'HTTP {status}'}{tail}"
 
 
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds a ``Retry-After`` header (delay seconds or an HTTP date) asks to wait; None: absent or bad."""
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def _is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -181,7 +223,8 @@ class ApiClient:
     """A small synchronous client of the detnet REST API (see docs/cli.md and the REST shape)."""
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None, timeout: float = 10,
-                 transport: httpx.BaseTransport | None = None, ca: str | None = None):
+                 transport: httpx.BaseTransport | None = None, ca: str | None = None,
+                 retry_s: float = DEFAULT_RETRY_S):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadUrl(url)
@@ -189,6 +232,9 @@ class ApiClient:
         self.ca = ca or None
         self.token = token or None
         self.timeout = timeout
+        #: how long ``reserve`` keeps trying when the controller is unreachable or answers 503 (0: never)
+        self.retry_s = max(0.0, float(retry_s))
+        self._sleep = time.sleep         # the tests watch the waits here
         headers = {"Accept": "application/json", "User-Agent": "dnctl"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -215,17 +261,43 @@ class ApiClient:
         self.close()
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                body: Any = None) -> Any:
+                body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
         """Send one request; the parsed JSON answer (None for 204, text for non-JSON answers).
+        A 307/308 is followed (``MAX_REDIRECTS`` hops at most) with the same method, body and
+        headers, the token included.
 
-        Raises ``ApiError`` on an error status and ``ConnectionFailed`` when the controller
-        cannot be reached or does not answer in time.
+        Raises ``ApiError`` on an error status, ``ConnectionFailed`` when the controller cannot
+        be reached or does not answer in time, ``BadRedirect`` for a redirect it will not follow.
         """
         if params:
             params = {k: v for k, v in params.items() if v is not None}
+        target: str = path
+        for hop in range(MAX_REDIRECTS + 1):
+            r = self._send(method, target, params=params or None, body=body, headers=headers)
+            if r.status_code not in (307, 308):
+                break
+            location = r.headers.get("location")
+            if not location:
+                break                   # nothing to follow: answered as it is below
+            target = urljoin(str(r.request.url), location)
+            params = None               # the Location carries the query
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise BadRedirect(f"the controller at {self.url} redirected to {_one_line(target)!r}: "
+                                  "not an http(s) URL, not followed")
+        else:
+            raise BadRedirect(f"the controller at {self.url} redirected more than {MAX_REDIRECTS} times "
+                              f"(last to {_one_line(target)}): not followed")
+        parsed = self._parse(r)
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, parsed, r.headers)
+        return parsed
+
+    def _send(self, method: str, target: str, *, params: dict[str, Any] | None, body: Any,
+              headers: Mapping[str, str] | None) -> httpx.Response:
+        """One HTTP exchange (no redirect followed); transport failures become ``ConnectionFailed``."""
         try:
-            r = self._http.request(method, path, params=params or None,
-                                   json=body if body is not None else None)
+            return self._http.request(method, target, params=params, json=body if body is not None else None,
+                                      headers=dict(headers) if headers else None, follow_redirects=False)
         except httpx.ConnectError as e:
             if "CERTIFICATE_VERIFY_FAILED" in str(e):
                 why = re.sub(r"\s*\(_ssl\.c:\d+\)", "", _one_line(str(e)).split("certificate verify failed:")[-1])
@@ -245,10 +317,6 @@ class ApiClient:
         except httpx.HTTPError as e:
             raise ConnectionFailed(f"talking to the controller at {self.url}: "
                                    f"{_one_line(str(e)) or type(e).__name__}") from None
-        parsed = self._parse(r)
-        if r.status_code >= 400:
-            raise ApiError(r.status_code, parsed)
-        return parsed
 
     @staticmethod
     def _parse(r: httpx.Response) -> Any:
@@ -281,13 +349,36 @@ class ApiClient:
         Nothing is reserved."""
         return self.post("/v1/paths", dict(request))
 
-    def reserve(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    def reserve(self, request: Mapping[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         """``POST /v1/reservations``: admit one reservation (``src``, ``dst``, ``bandwidth_bps`` or
         ``frame_bytes``/``period_ns``, ``max_latency_ns``, optional ``id``, ``match``,
         ``protection``; ``tenant`` with the admin token). Returns it with its path, slots,
         ``latency_bound_ns``, ``jitter_bound_ns`` and ``tx_offsets_ns``; a refusal raises
-        ``ApiError`` (409 with ``reason``, 422 with ``field``) and changed nothing."""
-        return self.post("/v1/reservations", dict(request))
+        ``ApiError`` (409 with ``reason``, 422 with ``field``) and changed nothing.
+
+        Sent with ``Idempotency-Key: idempotency_key`` (default: a new uuid4) and tried again with
+        the same key for up to ``retry_s`` seconds while the controller is unreachable, slow or
+        answers 503 (see the module doc): at most one reservation comes of one call. Give your
+        own key to make a retry of a whole program (e.g. after it crashed) safe too."""
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        body, headers = dict(request), {"Idempotency-Key": key}
+        deadline = time.monotonic() + self.retry_s
+        tries = 0
+        while True:
+            try:
+                return self.request("POST", "/v1/reservations", body=body, headers=headers)
+            except (BadRedirect, TlsFailed):
+                raise
+            except (ConnectionFailed, ApiError) as e:
+                if isinstance(e, ApiError) and e.status != 503:
+                    raise
+                tries += 1
+                wait = _retry_after(e.headers) if isinstance(e, ApiError) else None
+                wait = min(MAX_RETRY_WAIT, wait if wait is not None else 0.2 * 2 ** min(tries - 1, 4))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                self._sleep(min(wait, left))
 
     def reservation(self, reservation_id: str) -> dict[str, Any]:
         """``GET /v1/reservations/{id}`` (404 ``ApiError`` when it is not the caller's)."""

@@ -6,6 +6,10 @@ turned into the API's integers here, so a typo is a one-line usage error before 
 ``dnctl reserve --file REQUESTS.json`` sends a whole requests file (``schedules.requests_file``) as
 one batch (POST /v1/reservations/batch): ``--atomic`` (the default) all or none, ``--no-atomic``
 each on its own, the refused ones listed with their index and reason.
+
+A single reservation goes through ``ApiClient.reserve``: it carries an ``Idempotency-Key`` (a new
+uuid4, or ``--idempotency-key KEY``) and is tried again for a few seconds while the controller is
+unreachable or has no leader, without ever booking twice.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "as one batch instead")
     p.add_argument("--atomic", action=argparse.BooleanOptionalAction, default=True,
                    help="with --file: all or none (default); --no-atomic admits what fits and lists the rest")
+    p.add_argument("--idempotency-key", metavar="KEY",
+                   help="send this Idempotency-Key (1-200 printable ASCII characters) instead of a new uuid4: "
+                        "running the same command again answers the first admission and books nothing twice")
     add_request_args(p, required=False)
     add_client_args(p)
     p.set_defaults(func=_reserve)
@@ -179,6 +186,8 @@ def _reserve_file(args) -> int:
     given = [f"--{o.replace('_', '-')}" for o in _SINGLE_OPTIONS if getattr(args, o, None) is not None]
     if getattr(args, "protect", False):
         given.append("--protect")
+    if args.idempotency_key is not None:
+        given.append("--idempotency-key")
     if given:
         raise CliError(f"--file excludes {', '.join(given)} (the requests file holds every request)")
     requests = read_requests_file(args.file)
@@ -195,9 +204,12 @@ def _reserve(args) -> int:
                               ("--bandwidth or --frame-bytes", args.bandwidth or args.frame_bytes)) if v is None]
     if missing:
         raise CliError(f"{', '.join(missing)} required (or --file REQUESTS.json)")
+    key = args.idempotency_key
+    if key is not None and not (1 <= len(key) <= 200 and all(" " <= c <= "~" for c in key)):
+        raise CliError("--idempotency-key: must be 1-200 printable ASCII characters")
     body = build_request(args)
     with client_from_args(args) as api:
-        r = api.post("/v1/reservations", body)
+        r = api.reserve(body, idempotency_key=args.idempotency_key)
     print_warnings(r)
     if wants_json(args):
         print_json(r)

@@ -1,11 +1,18 @@
-"""``/v1/reservations``: request (201 or 409 with the reason), list, read and release reservations."""
+"""``/v1/reservations``: request (201 or 409 with the reason), list, read and release reservations.
+
+``POST`` takes an optional ``Idempotency-Key`` header (``controller.idempotency``): a repeat of a
+keyed request gets the first answer again, with ``Idempotent-Replayed: true``, and admits nothing.
+"""
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' real types
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+
+from controller import idempotency
 
 from controller.api.bodies import MatchBody, ReservationBody, _int
 from controller.api.errors import AUTHED, ApiError, rejection_error, responses
@@ -13,12 +20,18 @@ from controller.api.guards import Service, Who
 from controller.api.responses import Reservation as ReservationAnswer
 from controller.api.responses import ReservationList
 from controller.core.model import Rejection, Reservation
+from controller.auth import Principal
 from controller.listing import BadCursor, compact, decode_cursor, encode_cursor
 from controller.service import ControllerService
+from controller.views import tenant_view
 
 router = APIRouter(tags=["reservations"])
 
 ReservationId = Annotated[str, Path(max_length=256)]
+IdempotencyKey = Annotated[str | None, Header(
+    alias=idempotency.HEADER, description="1-200 printable ASCII characters, e.g. a uuid4: a repeat with the "
+    "same key and body answers the first answer again (Idempotent-Replayed: true) and admits nothing; the "
+    "same key with another body is a 422 idempotency_key_reused. Scoped to the caller's token; kept 24 h")]
 #: the largest page ``?limit=`` may ask for
 MAX_PAGE = 10_000
 
@@ -49,13 +62,45 @@ def reservation_body(service: ControllerService, res: Reservation) -> dict[str, 
     return d
 
 
+def keyed_attempt(key: str | None, who: Principal, endpoint: str, body: Any,
+                  render: Any) -> idempotency.Attempt | None:
+    """The request's ``Attempt`` for its ``Idempotency-Key`` header (None without one); a bad key
+    is a 422 naming the header."""
+    if key is None:
+        return None
+    why = idempotency.check_key(key)
+    if why is not None:
+        raise ApiError(422, "invalid", f"{idempotency.HEADER}: {why}", field=idempotency.HEADER)
+    return idempotency.Attempt(who.actor, key, idempotency.fingerprint(endpoint, body), render)
+
+
+def keyed_answer(status: int, body: Any, *, replayed: bool) -> JSONResponse:
+    """A keyed request's answer (the recorded one): ``Location`` for a 201 with an ``id``."""
+    headers = {idempotency.REPLAYED_HEADER: "true"} if replayed else {}
+    if status == 201 and isinstance(body, dict) and isinstance(body.get("id"), str):
+        headers["Location"] = f"/v1/reservations/{body['id']}"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 @router.post("/v1/reservations", status_code=201, responses=responses(*AUTHED, 400, 403, 409, 415, 422),
              response_model=ReservationAnswer,
              summary="Request a deterministic path: 201 with the reservation, 409 with the reason")
-def create_reservation(body: ReservationBody, who: Who, service: Service, response: Response) -> dict[str, Any]:
-    result = service.reserve(who, body.model_dump(exclude_unset=True))
+def create_reservation(body: ReservationBody, who: Who, service: Service, response: Response,
+                       idempotency_key: IdempotencyKey = None) -> Any:
+    request = body.model_dump(exclude_unset=True)
+    attempt = keyed_attempt(idempotency_key, who, "POST /v1/reservations", request,
+                            lambda res: reservation_body(service, tenant_view(who, res)))
+    try:
+        with idempotency.attempt(attempt):
+            result = service.reserve(who, request)
+    except idempotency.Replayed as e:
+        return keyed_answer(e.status, e.body, replayed=True)
+    except idempotency.KeyReused as e:
+        raise ApiError(422, e.code, e.detail, field=e.field) from None
     if isinstance(result, Rejection):
         raise rejection_error(result)
+    if attempt is not None and attempt.answer is not None:     # the answer recorded with the reservation
+        return keyed_answer(*attempt.answer, replayed=False)
     response.headers["Location"] = f"/v1/reservations/{result.id}"
     return reservation_body(service, result)
 
