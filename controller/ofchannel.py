@@ -89,6 +89,15 @@ class Channel:
             self._waiters.pop(key, None)
         return ok and not self._pop_errors({k[0] for k in waits})
 
+    def collect(self, waits: dict[tuple[int, int], Waiter]) -> None:
+        """Wait (up to the timeout in all) for the replies of ``waits`` and forget them; unlike
+        ``wait``, errors other requests got meanwhile stay for the wait of their own program."""
+        deadline = time.monotonic() + self.timeout
+        for w in waits.values():
+            w.done.wait(max(0.0, deadline - time.monotonic()))
+        for key in waits:
+            self._waiters.pop(key, None)
+
     def barriers(self, dps: list[Any]) -> bool:
         """A barrier to each switch, and wait for every reply."""
         return self.wait(dict(self.barrier(dp) for dp in dps))

@@ -9,7 +9,7 @@ deposed leader that has not noticed yet cannot program anything.
 
 What this module holds, with no os-ken import (``controller.ofshim`` sends the messages):
 
-- generation-id arithmetic as OpenFlow 1.3 (section 6.3.5) and Open vSwitch do it: ids are
+- generation-id arithmetic as the OpenFlow 1.3 role rules and Open vSwitch do it: ids are
   64-bit and compared by the sign of their wrapped difference (``is_stale``);
   ``UNDEFINED`` (2**64 - 1) is what a role reply carries before any controller set one;
 - ``slave_generation``: the id a follower sends with ``SLAVE``. Open vSwitch checks the id of a
@@ -93,7 +93,7 @@ class RoleError:
     controller is a slave while it believes it leads: another controller claimed ``MASTER`` with a
     newer generation id), ``"stale_slave"`` (a ``SLAVE`` claim refused as stale: ask the switch's
     id and claim again), ``"is_slave"`` (a write refused to a follower: it should not have been
-    sent), ``"role_failed"`` (any other refusal of a role request)."""
+    sent), ``"role_failed"`` (any other error answering a role request)."""
 
     kind: str
 
@@ -102,10 +102,11 @@ def classify(err_type: int, err_code: int, *, request_role: int | None, role: st
     """The meaning of the error ``(err_type, err_code)`` answering a request: ``request_role`` is
     the role it asked for when it was a role request (else None); ``role``: this controller's
     role when the error arrived. None: not a role matter (the ordinary error handling applies)."""
-    if request_role is not None and err_type == OFPET_ROLE_REQUEST_FAILED:
-        if err_code == OFPRRFC_STALE and request_role == OFPCR_ROLE_MASTER:
+    if request_role is not None:
+        stale = (err_type, err_code) == (OFPET_ROLE_REQUEST_FAILED, OFPRRFC_STALE)
+        if stale and request_role == OFPCR_ROLE_MASTER:
             return RoleError("deposed")
-        if err_code == OFPRRFC_STALE and request_role == OFPCR_ROLE_SLAVE:
+        if stale and request_role == OFPCR_ROLE_SLAVE:
             return RoleError("stale_slave")
         return RoleError("role_failed")
     if (err_type, err_code) == (OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE):

@@ -530,7 +530,8 @@ class DetnetShim(app_manager.OSKenApp):
 
     def _role_requests(self, asks: dict[int, tuple[Any, int, int]]) -> dict[int, Any]:
         """Send ``ROLE_REQUEST(role, generation)`` to each ``dpid: (dp, role, generation)`` and wait
-        (one deadline for all); the ``ROLE_REPLY`` of each switch that answered without error."""
+        (one deadline for all); the ``ROLE_REPLY`` of each switch that answered without error (an
+        error is handed to the waiter as its answer: ``_error``)."""
         waits: dict[int, tuple[tuple[int, int], Waiter]] = {}
         for dpid, (dp, role, generation) in asks.items():
             w = Waiter()
@@ -538,8 +539,9 @@ class DetnetShim(app_manager.OSKenApp):
             xid = self.channel.send(dp, req, f"{_ROLE_WHAT} {_ROLE_NAMES[role]} generation {generation}", w)
             waits[dpid] = ((dpid, xid), w)
         if waits:
-            self.channel.wait(dict(waits.values()))
-        return {d: w.replies[-1] for d, (_, w) in waits.items() if w.done.is_set() and not w.failed and w.replies}
+            self.channel.collect(dict(waits.values()))
+        return {d: w.replies[-1] for d, (_, w) in waits.items()
+                if w.done.is_set() and not w.failed and w.replies and hasattr(w.replies[-1], "role")}
 
     def _claim_master(self, dps: dict[int, Any], generation: int) -> set[int]:
         """``MASTER`` with ``generation`` on ``dps``; the dpids that confirmed."""
@@ -643,7 +645,10 @@ class DetnetShim(app_manager.OSKenApp):
             verdict = ofroles.classify(msg.type, msg.code, request_role=_asked_role(what), role=self.roles.role[0])
             if verdict is not None:
                 self._role_error(msg.datapath, what, verdict.kind)
-                self.channel.error(msg)
+                if what.startswith(_ROLE_WHAT):
+                    self.channel.reply(msg, True)  # a role request's answer (the claim waits for it)
+                else:
+                    self.channel.error(msg)        # a write refused: its program's wait reports it
                 return
         if what.startswith("meter add") and (msg.type, msg.code) == (o.OFPET_METER_MOD_FAILED,
                                                                      o.OFPMMFC_METER_EXISTS):

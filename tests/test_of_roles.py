@@ -72,6 +72,7 @@ def test_errors_classified_for_the_role():
     assert c(11, 0, request_role=M, role=FOLLOWER).kind == "deposed"     # while claiming
     assert c(11, 0, request_role=S, role=FOLLOWER).kind == "stale_slave"
     assert c(11, 2, request_role=M, role=LEADER).kind == "role_failed"   # OFPRRFC_BAD_ROLE
+    assert c(1, 1, request_role=S, role=FOLLOWER).kind == "role_failed"  # any error to a role request
     assert c(1, 10, request_role=None, role=LEADER).kind == "deposed"    # a write refused: someone else leads
     assert c(1, 10, request_role=None, role=FOLLOWER).kind == "is_slave"
     assert c(1, 10, request_role=None, role=STANDALONE).kind == "is_slave"
@@ -533,3 +534,173 @@ def test_demotion_stops_writes_before_slave_goes_out(make_shim):
     assert {n: len(c.writes()) for n, c in conns.items()} == before
     with pytest.raises(ValueError):
         shim.set_role(True, -1)
+
+
+# ----------------------------------------------------------------------------------- the shim on Open vSwitch
+
+_CHILD = r'''
+"""One controller's OpenFlow side: the real shim in os-ken (ha=True), driven over stdin."""
+import json, logging, os, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+port, db = int(sys.argv[1]), sys.argv[2]
+from apihelpers import beijing_line
+from controller.dataplane import specs
+from controller.service import ControllerService
+from topologies.hosts import HostPlan
+topo = beijing_line("roles")
+plan = HostPlan.build(topo, [(1, "Beijing"), (1, "Jinan")])
+svc = ControllerService(topo, db_path=db, admin_token="t" * 32, host_plan=plan, store_synchronous="OFF")
+from os_ken.base import app_manager
+from os_ken import cfg as oscfg
+import os_ken.controller.controller  # noqa: F401
+from controller import ofshim
+oscfg.CONF.set_override("ofp_tcp_listen_port", port)
+oscfg.CONF.set_override("ofp_listen_host", "127.0.0.1")
+say = lambda d: print(json.dumps(d), flush=True)
+ofshim.configure(svc, barrier_timeout=5, ha=True, on_deposed=lambda reason: say({"deposed": reason}))
+mgr = app_manager.AppManager.get_instance()
+mgr.load_apps(["controller.ofshim"])
+mgr.instantiate_apps(**mgr.create_contexts())
+shim = ofshim.instance()
+say({"ready": True})
+for line in sys.stdin:
+    cmd, *args = line.split()
+    if cmd == "lead":
+        out = shim.set_role(True, int(args[0]))
+    elif cmd == "follow":
+        out = shim.set_role(False, int(args[0]))
+    elif cmd == "role":
+        out = {"role": list(shim.role), "errors": shim.role_errors, "dpids": sorted(shim._dps)}
+    elif cmd == "reserve":
+        admin = svc.authenticate("t" * 32)
+        tenant, _ = svc.create_tenant("blue", principal=admin)
+        res = svc.reserve(admin, {"tenant": tenant.id, "src": "Beijing", "dst": "Jinan",
+                                  "bandwidth_bps": 10 ** 7, "max_latency_ns": 50_000_000})
+        out = {"cookie": specs.reservation_cookie(tenant.id, res.id)}
+    else:
+        break
+    say({"answer": out})
+shim.close()
+os._exit(0)
+'''
+
+
+class ShimProcess:
+    """A child process running the real shim (os-ken, ``ha=True``) over its own service."""
+
+    def __init__(self, tmp_path, name: str) -> None:
+        import os
+        import queue
+        import sys
+        from tools.emulation.controller_proc import free_port
+        self.port = free_port()
+        self.log = tmp_path / f"{name}.log"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(__import__("pathlib").Path(__file__).parent),
+                                                             os.getcwd()]))
+        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(self.port), str(tmp_path / f"{name}.db")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log, "w"),
+                                     text=True, env=env)
+        self.lines: queue.Queue = queue.Queue()
+        self.deposed: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self._next("ready", 60)
+
+    def _read(self) -> None:
+        import json
+        for line in self.proc.stdout:
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if "deposed" in d:
+                self.deposed.append(d["deposed"])
+            else:
+                self.lines.put(d)
+
+    def _next(self, key: str, timeout: float):
+        import queue
+        try:
+            d = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no answer from the shim process; its log:\n{self.log.read_text()[-3000:]}")
+        return d[key]
+
+    def ask(self, cmd: str, timeout: float = 60):
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        return self._next("answer", timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def _table(bridge: str) -> list[str]:
+    import re
+    return sorted(re.sub(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*", "", l).strip()
+                  for l in _flows(bridge))
+
+
+@pytest.mark.emulation
+def test_real_shims_on_ovs_follow_lead_and_the_older_leader_is_deposed(tmp_path):
+    from emuhelpers import missing_features
+    missing = [m for m in missing_features() if m != "mininet not importable"]
+    if missing:
+        pytest.skip("machine lacks: " + ", ".join(missing))
+    from apihelpers import beijing_line
+    from controller.dataplane import specs
+    from tools.emulation import ovs
+    from tools.emulation.network import emulation_lock
+    from topologies.hosts import HostPlan
+
+    dpid = HostPlan.build(beijing_line("roles"), [(1, "Beijing"), (1, "Jinan")]).dpid("Beijing")
+    bridge = "dnrole" + uuid.uuid4().hex[:6]
+    procs: list[ShimProcess] = []
+    with emulation_lock():
+        ovs.ensure_ovs_running()
+        try:
+            a = ShimProcess(tmp_path, "a")
+            procs.append(a)
+            b = ShimProcess(tmp_path, "b")
+            procs.append(b)
+            _sh("ovs-vsctl", "add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev",
+                "protocols=OpenFlow13", "fail_mode=secure", f"other-config:datapath-id={dpid:016x}")
+            _sh("ovs-vsctl", "set-controller", bridge, f"tcp:127.0.0.1:{a.port}", f"tcp:127.0.0.1:{b.port}")
+            _wait(lambda: all(p.ask("role")["dpids"] == [dpid] for p in procs), 30, "both shims connected")
+            time.sleep(1)
+            assert a.ask("role")["role"] == [FOLLOWER, 0] and _flows(bridge) == []   # followers write nothing
+
+            assert a.ask("lead 5") == {"role": LEADER, "generation_id": 5, "switches": 1, "confirmed": 1,
+                                       "refused": []}
+            _wait(lambda: _flows(bridge), 10, "a's resync entries")
+            programmed = _table(bridge)
+            assert b.ask("lead 6")["confirmed"] == 1
+            assert _table(bridge) == programmed        # b found a's entries: nothing to change
+            synced = [l for l in b.log.read_text().splitlines() if "synced in" in l]
+            assert len(synced) == 1 and "flows +0 -0, meters +0 ~0 -0, groups +0 ~0 -0" in synced[0], synced
+
+            cookie = a.ask("reserve")["cookie"]       # a still believes it leads: its writes are refused
+            _wait(lambda: a.deposed, 10, "a deposed")
+            assert "this controller is SLAVE there" in a.deposed[0], a.deposed
+            assert a.ask("role")["role"] == [FOLLOWER, 5]
+            mask = f"cookie={cookie:#x}/{specs.COOKIE_MASK_RESERVATION:#x}"
+            assert "cookie=" not in _sh("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge, mask)
+            assert _table(bridge) == programmed
+
+            assert b.ask("reserve")["cookie"] == cookie      # the leader's reservation is programmed
+            _wait(lambda: "cookie=" in _sh("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge, mask), 10,
+                  "b's reservation entry")
+
+            assert a.ask("lead 5")["confirmed"] == 0          # a's old term again: stale
+            _wait(lambda: len(a.deposed) == 2, 10, "a deposed again")
+            assert "refused MASTER with generation id 5 (stale)" in a.deposed[1]
+            assert b.ask("role")["role"] == [LEADER, 6]
+            log = a.log.read_text()
+            assert "WARNING detnet.ofshim: deposed: switch Beijing refused MASTER with generation id 5 (stale)" in log
+            installed = [l for l in log.splitlines() if "reservation r1 installed" in l]   # reported as failed
+            assert len(installed) == 1 and "(barrier missing or error)" in installed[0], installed
+        finally:
+            for p in procs:
+                p.stop()
+            subprocess.run(["ovs-vsctl", "--if-exists", "del-br", bridge], capture_output=True, timeout=20)
