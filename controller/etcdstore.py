@@ -293,7 +293,8 @@ class EtcdTx:
         """Record the answer of the first request with ``key`` (``controller.idempotency``), on the
         lease that drops it after ``IDEMPOTENCY_TTL_S`` (and at most two hours more)."""
         k = self._store._k("idempotency", scope, key)
-        self._ops[k] = op_put(k, _dumps(record), self._store._idempotency_lease())
+        value = json.dumps(record, separators=(",", ":"))        # key order kept: replayed as sent
+        self._ops[k] = op_put(k, value, self._store._idempotency_lease())
 
     # settings --------------------------------------------------------------------------
     def set_setting(self, key: str, value: str) -> None:

@@ -254,7 +254,7 @@ class Tx:
         self._cur.execute("DELETE FROM idempotency WHERE created < ?", (now - IDEMPOTENCY_TTL_S,))
         self._cur.execute("INSERT OR REPLACE INTO idempotency (scope, key, created, record) VALUES (?, ?, ?, ?)",
                           (scope, key, float(record.get("created", now)),
-                           json.dumps(record, sort_keys=True, separators=(",", ":"))))
+                           json.dumps(record, separators=(",", ":"))))     # key order kept: replayed as sent
 
     # settings ------------------------------------------------------------------------
     def set_setting(self, key: str, value: str) -> None:
