@@ -524,12 +524,16 @@ def test_demotion_stops_writes_before_slave_goes_out(make_shim):
     _wait(lambda: all(c.role == o.OFPCR_ROLE_SLAVE for c in conns.values()), what="followers")
     shim.set_role(True, 3)
     before = {n: len(c.writes()) for n, c in conns.items()}
+    under_way = shim._ready_dps()          # what a program running at the demotion holds
     summary = shim.set_role(False, 4)
     assert summary["role"] == FOLLOWER and summary["confirmed"] == 3 and shim.role == (FOLLOWER, 4)
     for c in conns.values():
         assert c.sent[-1] == ("OFPRoleRequest", o.OFPCR_ROLE_SLAVE, 4) and c.role == o.OFPCR_ROLE_SLAVE
     _reserve(shim)
     shim._update_best_effort()
+    from controller.ofchannel import packet_out
+    for dp in under_way.values():           # its next messages are not sent either
+        shim.channel.send(dp, packet_out(dp, 1, b"\x01" * 60), "packet-out")
     time.sleep(0.2)
     assert {n: len(c.writes()) for n, c in conns.items()} == before
     with pytest.raises(ValueError):
