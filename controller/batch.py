@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from controller import audit
+from controller import audit, idempotency
 from controller.auth import Principal
 from controller.core.model import Rejection, Request, Reservation
 from controller.errors import Invalid, NotFound, ServiceError
@@ -58,6 +58,9 @@ def reserve_batch(desk: ReservationDesk, principal: Principal, bodies: list[Any]
     programs them as one program: one message run and barrier per phase on each switch).
     """
     t0 = time.perf_counter()
+    attempt = idempotency.current()     # an Idempotency-Key: its answer is written with the batch
+    if attempt is not None:
+        idempotency.replay(attempt, desk._store.load_idempotency(attempt.scope, attempt.key))
     out = BatchOutcome()
     reqs: list[Request | Rejection] = []
     for i, body in enumerate(bodies):
@@ -71,6 +74,8 @@ def reserve_batch(desk: ReservationDesk, principal: Principal, bodies: list[Any]
                           principal.tenant)
             raise BatchMemberError(i, e) from None
     with desk._lock:
+        if attempt is not None:
+            desk._idempotency.check(attempt)
         placed: list[tuple[int, Reservation]] = []
         traffic: dict[tuple, str] = {}
         for other in desk._scheduler.reservations.values():
@@ -112,10 +117,15 @@ def reserve_batch(desk: ReservationDesk, principal: Principal, bodies: list[Any]
                     tx.append_audit(principal.actor, "reserve", {"batch_index": i, **body},
                                     {"reason": rej.reason, "detail": rej.detail}, audit.rejection_status(rej),
                                     body.get("tenant") if isinstance(body.get("tenant"), int) else principal.tenant)
+                if attempt is not None:
+                    record = attempt.record(201, attempt.render([detached(r) for _, r in placed], out.rejected))
+                    tx.save_idempotency(attempt.scope, attempt.key, record)
         except BaseException:
             _rollback(desk, [r for _, r in placed])
             log.exception("store write failed; a batch of %d reservations rolled back", len(placed))
             raise
+        if attempt is not None:
+            desk._idempotency.committed(attempt, record)
         for _, res in placed:       # one copy for the answer and the listeners: neither changes it
             copy = detached(res)
             out.admitted.append(copy)

@@ -123,11 +123,29 @@ def test_a_refusal_is_not_recorded_and_the_key_stays_usable(env):
     assert admitted.status_code == 201 and "idempotent-replayed" not in admitted.headers
 
 
-def test_a_batch_with_a_key_is_refused_not_silently_unprotected(env):
+def test_a_keyed_batch_is_recorded_with_it_and_replayed(env):
     service, api, th = env
-    r = api.post("/v1/reservations/batch", json={"reservations": [BODY]}, headers={**th, "Idempotency-Key": "b"})
-    assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key"
-    assert service.store.reservation_count() == 0
+    members = [BODY, {**BODY, "match": {"udp_dst": 5001}}, {**BODY, "src": "Beijng"}]
+    doc = {"atomic": False, "reservations": members}
+
+    def send(d=doc, key="batch-1"):
+        return api.post("/v1/reservations/batch", json=d, headers={**th, "Idempotency-Key": key})
+    first = send()
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers, first.text
+    assert len(first.json()["reservations"]) == 2 and first.json()["rejections"][0]["index"] == 2
+    again = send()
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content and service.store.reservation_count() == 2
+    assert service.store.load_idempotency("tenant:1", "batch-1")["body"] == first.json()   # durable, not only here
+    assert send({**doc, "atomic": True}).json()["error"] == "idempotency_key_reused"
+    assert post(api, th, "batch-1").status_code == 422             # the single POST is another request
+    # an atomic refusal (409) is not recorded: the same key is decided afresh once it fits
+    refused = send({"atomic": True, "reservations": [{**BODY, "match": {"udp_dst": 6000}}] * 1
+                    + [{**BODY, "bandwidth_bps": 10**11, "match": {"udp_dst": 6001}}]}, key="batch-2")
+    assert refused.status_code == 409
+    assert service.store.reservation_count() == 2
+    ok = send({"atomic": True, "reservations": [{**BODY, "match": {"udp_dst": 6000}}]}, key="batch-2")
+    assert ok.status_code == 201 and "idempotent-replayed" not in ok.headers
 
 
 def test_a_repeat_while_the_first_is_committing_waits_and_replays(env, monkeypatch):

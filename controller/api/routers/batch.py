@@ -5,15 +5,15 @@ order as one change (``controller.batch``): ``atomic`` (the default) admits all 
 refusal is one 409 (or 422, 403) naming the first member that blocked (``index``, ``reason``);
 otherwise 201 lists the admitted reservations and the rejections with their index and reason.
 
-``Idempotency-Key`` is not taken here yet: a batch sent with one is refused (422 naming the
-header) rather than admitted without the protection the caller asked for.
+``Idempotency-Key`` as on ``POST /v1/reservations``: a 201 answer is recorded with the batch's
+own store transaction; a repeat answers it again (``Idempotent-Replayed: true``).
 """
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' real types
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from controller.api.bodies import ReservationBody
@@ -21,7 +21,9 @@ from controller.api.errors import AUTHED, ApiError, responses
 from controller.api.guards import Service, Who
 from controller.api.handlers import field_of
 from controller.api.responses import BatchAnswer, Deleted
-from controller.api.routers.reservations import reservation_body
+from controller import idempotency
+from controller.api.routers.reservations import IdempotencyKey, keyed_answer, keyed_attempt, reservation_body
+from controller.views import tenant_view
 from controller.batch import BatchMemberError
 from controller.core.model import Rejection
 from controller.errors import Conflict, Invalid
@@ -83,18 +85,30 @@ def _member_error(e: BatchMemberError) -> ApiError:
 @router.post("/v1/reservations/batch", status_code=201, responses=responses(*AUTHED, 400, 403, 409, 415, 422),
              response_model=BatchAnswer,
              summary="Admit many reservations as one change: atomic (all or none) or each on its own")
-def create_batch(body: BatchBody, who: Who, service: Service,
-                 idempotency_key: Annotated[str | None, Header(
-                     alias="Idempotency-Key", description="not supported on a batch yet: refused (422)")] = None
-                 ) -> dict[str, Any]:
-    if idempotency_key is not None:
-        raise ApiError(422, "invalid", "Idempotency-Key: not supported on /v1/reservations/batch yet; send the "
-                       "batch without it, or the reservations one by one with a key each", field="Idempotency-Key")
+def create_batch(body: BatchBody, who: Who, service: Service, idempotency_key: IdempotencyKey = None) -> Any:
     members = [_member(item) for item in body.reservations]
+
+    def render(admitted: list[Any], rejected: list[Any]) -> dict[str, Any]:
+        """The 201 answer (as below) of a keyed batch, recorded with it."""
+        answer: dict[str, Any] = {"atomic": body.atomic, "reservations": [
+            reservation_body(service, tenant_view(who, r)) for r in admitted]}
+        if not body.atomic:
+            answer["rejections"] = [_refusal(i, tenant_view(who, service._hinted(rej, members[i])))
+                                    for i, rej in rejected]
+        return answer
+
+    attempt = keyed_attempt(idempotency_key, who, "POST /v1/reservations/batch", body.model_dump(), render)
     try:
-        out = service.reserve_batch(who, members, atomic=body.atomic)
+        with idempotency.attempt(attempt):
+            out = service.reserve_batch(who, members, atomic=body.atomic)
     except BatchMemberError as e:
         raise _member_error(e) from None
+    except idempotency.Replayed as e:
+        return keyed_answer(e.status, e.body, replayed=True)
+    except idempotency.KeyReused as e:
+        raise ApiError(422, e.code, e.detail, field=e.field) from None
+    if attempt is not None and attempt.answer is not None and out.blocked is None:
+        return keyed_answer(*attempt.answer, replayed=False)
     if out.blocked is not None:
         index, rej = out.blocked
         refusal = _refusal(index, rej)
