@@ -296,6 +296,13 @@ class EtcdTx:
         value = json.dumps(record, separators=(",", ":"))        # key order kept: replayed as sent
         self._ops[k] = op_put(k, value, self._store._idempotency_lease())
 
+    def delete_idempotency_scope(self, scope: str) -> None:
+        """Forget every key of ``scope`` (a deleted tenant's: a later tenant never replays them)."""
+        prefix = self._store._k("idempotency", scope) + "/"
+        for k in [k for k in self._ops if k.startswith(prefix)]:    # etcd refuses a put and a delete of one key
+            del self._ops[k]                                        # in one Txn; the delete covers it
+        self._ops[prefix] = {"request_delete_range": {"key": _b64(prefix), "range_end": _prefix_end(prefix)}}
+
     # settings --------------------------------------------------------------------------
     def set_setting(self, key: str, value: str) -> None:
         self._put(self._store._k("settings", key), value)

@@ -177,6 +177,12 @@ class Ledger:
             while self.recent and now - next(iter(self.recent.values()))["created"] > RECENT_S:
                 self.recent.popitem(last=False)
 
+    def forget(self, scope: str) -> None:
+        """Drop the committed keys of ``scope`` (a deleted tenant)."""
+        with self.lock:
+            for k in [k for k in self.recent if k[0] == scope]:
+                del self.recent[k]
+
     def failed(self, a: Attempt) -> None:
         with self.lock:
             self.inflight.pop((a.scope, a.key), None)

@@ -517,7 +517,9 @@ class ReservationDesk:
         with self._store.transaction() as tx:
             for rid in ids:
                 tx.delete_reservation(rid)
+            tx.delete_idempotency_scope(f"tenant:{tenant_id}")     # its keys die with it
             write_rest(tx, ids)
+        self._idempotency.forget(f"tenant:{tenant_id}")
         for r in live:
             self._scheduler.release(r.id)
             self._notifier.removed(r)

@@ -256,6 +256,10 @@ class Tx:
                           (scope, key, float(record.get("created", now)),
                            json.dumps(record, separators=(",", ":"))))     # key order kept: replayed as sent
 
+    def delete_idempotency_scope(self, scope: str) -> None:
+        """Forget every key of ``scope`` (a deleted tenant's: a later tenant never replays them)."""
+        self._cur.execute("DELETE FROM idempotency WHERE scope = ?", (scope,))
+
     # settings ------------------------------------------------------------------------
     def set_setting(self, key: str, value: str) -> None:
         self._cur.execute("INSERT INTO settings (key, value) VALUES (?, ?) "

@@ -12,7 +12,8 @@ one transaction; this base gives both the same:
 
 Both also keep the records of ``Idempotency-Key`` requests (``controller.idempotency``): a
 transaction's ``save_idempotency(scope, key, record)`` (written with the reservation it admitted)
-and the store's ``load_idempotency(scope, key)``; kept at least ``IDEMPOTENCY_TTL_S``.
+and the store's ``load_idempotency(scope, key)``; kept at least ``IDEMPOTENCY_TTL_S``;
+``delete_idempotency_scope(scope)`` forgets a deleted tenant's.
 
 A subclass sets ``path``, ``_lock`` (an RLock), ``_pending`` (a list) and ``_pending_lock``,
 provides ``transaction()`` (a context manager yielding its write transaction, which commits the

@@ -363,3 +363,36 @@ def test_dnctl_reserve_with_a_key_twice_books_once(tmp_path, monkeypatch, capsys
         code, out, err = run("reservations", "--json")
         assert code == 0 and len(json.loads(out)["reservations"]) == 1, out
         assert run(*argv[:-3], "--idempotency-key", "", "--json")[0] == 2
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", "etcd"])
+def test_a_deleted_tenants_keys_go_with_it(tmp_path, monkeypatch, store_kind):
+    """Tenant ids are not reused while free ones remain, but should one be, the new tenant must
+    not replay the old one's answers: the keys are deleted with the tenant."""
+    if store_kind == "etcd":
+        import controller.service
+        from controller.etcdstore import EtcdStore
+        from etcdhelpers import etcd_cluster
+        from test_api import square
+        from controller.service import ControllerService
+        prefix = f"/t-{uuid.uuid4().hex[:8]}/"
+        ctx = etcd_cluster(1)
+        cluster = ctx.__enter__()
+        monkeypatch.setattr(controller.service, "Store", lambda url, synchronous="FULL": EtcdStore(url, prefix=prefix))
+        service = ControllerService(square(), db_path=cluster.url, admin_token=ADMIN)
+    else:
+        ctx, service = None, make_service(tmp_path / "db.sqlite")
+    try:
+        api = api_of(service)
+        th = tenant(api, "alpha")
+        other = tenant(api, "beta")
+        assert post(api, th, "k").status_code == 201 and post(api, other, "k").status_code == 201
+        assert service.store.load_idempotency("tenant:1", "k") is not None
+        assert api.delete("/v1/tenants/1", headers=AH).status_code == 200
+        assert service.store.load_idempotency("tenant:1", "k") is None
+        assert service.store.load_idempotency("tenant:2", "k") is not None       # another tenant's stay
+        assert service._desk._idempotency.recent.keys() == {("tenant:2", "k")}
+    finally:
+        service.close()
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
