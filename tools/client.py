@@ -61,6 +61,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 MAX_REDIRECTS = 3
 #: the longest wait between two tries of ``reserve``, whatever ``Retry-After`` says (seconds)
 MAX_RETRY_WAIT = 5.0
+#: without ``Retry-After`` the waits grow 0.1, 0.2, 0.4, 0.8 s, then stay at this (seconds): a
+#: leader failover takes well under a second, and waiting longer would add to it
+BACKOFF_MAX_S = 1.0
 #: how long ``reserve`` keeps trying by default (seconds)
 DEFAULT_RETRY_S = 10.0
 #: Longest API detail echoed on the one error line (the rest is noise on a terminal).
@@ -374,7 +377,7 @@ class ApiClient:
                     raise
                 tries += 1
                 wait = _retry_after(e.headers) if isinstance(e, ApiError) else None
-                wait = min(MAX_RETRY_WAIT, wait if wait is not None else 0.2 * 2 ** min(tries - 1, 4))
+                wait = min(MAX_RETRY_WAIT, wait if wait is not None else min(BACKOFF_MAX_S, 0.1 * 2 ** (tries - 1)))
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise

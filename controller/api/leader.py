@@ -7,13 +7,19 @@ a write (POST, PUT, PATCH, DELETE) on a member that does not lead with:
 - ``307 Temporary Redirect`` and ``Location: <leader URL><same path and query>`` when the leader is
   known (307, not 302/303: the client sends the same method and body again;
   ``tools.client.ApiClient`` follows it with its token);
-- ``503`` ``{"error": "no_leader", ...}`` with ``Retry-After: 1`` while nobody leads (a failover
-  in progress: the client retries).
+- while nobody is known to lead (an election in progress), the write is held up to ``HOLD_S``
+  seconds for a leader to appear (a failover takes well under a second: answering at once would
+  make every client wait a whole ``Retry-After``), then answered as above, or this member serves
+  it if it was elected meanwhile;
+- ``503`` ``{"error": "no_leader", ...}`` with ``Retry-After: 1`` when nobody leads after that
+  (the client retries).
 
 ``POST /v1/paths`` (what-if: nothing is reserved) is a read and is served where it arrives.
 """
 
+import asyncio
 import json
+import time
 from typing import Any
 
 from controller.api.errors import error_body
@@ -21,6 +27,8 @@ from controller.api.errors import error_body
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 #: POST routes that change nothing
 READ_POSTS = {"/v1/paths"}
+#: how long a write waits for a leader to be known before 503 (seconds)
+HOLD_S = 2.0
 
 
 class LeaderWritesMiddleware:
@@ -34,6 +42,12 @@ class LeaderWritesMiddleware:
                 or scope.get("path") in READ_POSTS or self.member.is_leader):
             return await self.app(scope, receive, send)
         leader = self.member.leader_url
+        end = time.monotonic() + HOLD_S
+        while not leader and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+            if self.member.is_leader:
+                return await self.app(scope, receive, send)
+            leader = self.member.leader_url
         if leader and leader != self.member.identity:
             target = leader.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
             if scope.get("query_string"):
