@@ -5,7 +5,8 @@ polls etcd every ``poll`` seconds while it follows:
 
 - it reads the leader key (``controller.election``: who leads, under which lease);
 - it keeps the state it serves reads from current: when the store's ``state`` revision moved
-  (the leader wrote), the service reloads read-only (``ControllerService.reload(writable=False)``);
+  (the leader wrote), the service reloads read-only (``ControllerService.reload(writable=False)``),
+  at most every ``reload_every`` seconds (0.5: reads on a follower lag the leader by that much);
 - when nobody leads, it campaigns once; on winning it guards every store write with its leader
   key (``EtcdStore.set_guard``: etcd refuses a former leader's write), reloads writable and tells
   ``on_role("leader", term)`` (the launcher: the OpenFlow shim claims MASTER with generation id
@@ -13,8 +14,8 @@ polls etcd every ``poll`` seconds while it follows:
 
 **Why failover is faster than the lease.** etcd's leases last at least about 2 s; a leader killed
 with SIGKILL would hold the key that long. A follower therefore also probes the leader's REST
-port: when two probes in a row are *refused* (a TCP RST: no process listens there any more; a
-timeout proves nothing and is ignored), it revokes the dead leader's lease, the key goes with it,
+port, every round: when two probes 50 ms apart are both *refused* (a TCP RST: no process listens
+there any more; a timeout proves nothing and is ignored), it revokes the dead leader's lease, the key goes with it,
 and the first follower to campaign wins. A wrong guess is safe: a leader whose lease was revoked
 loses at its next renewal (``ttl/3``) and can write nothing in between, since etcd compares its
 key's revision in every Txn and the switches refuse its stale generation id.
@@ -44,8 +45,9 @@ log = logging.getLogger("detnet.controller")
 
 #: the guard revision of a follower's store: no key is ever created at revision -1
 FOLLOWER_GUARD = -1
-#: refused probes in a row that prove the leader's process is gone
+#: refused probes in a row that prove the leader's process is gone, and the time between them
 REFUSALS_TO_REVOKE = 2
+PROBE_GAP_S = 0.05
 
 
 def port_refuses(url: str, timeout: float = 0.2) -> bool:
@@ -67,7 +69,7 @@ class ClusterMember:
 
     def __init__(self, service: Any, store: EtcdStore, identity: str, *, ttl: int = 2, poll: float = 0.1,
                  on_role: Callable[[str, int], None] | None = None,
-                 probe: Callable[[str], bool] = port_refuses):
+                 probe: Callable[[str], bool] = port_refuses, reload_every: float = 0.5):
         self.service, self.store, self.identity = service, store, identity
         self.key = store.prefix + "leader"
         self.poll = float(poll)
@@ -82,8 +84,11 @@ class ClusterMember:
         self._leader: str | None = None
         self._etcd_ok = True
         self._view = -1
-        self._refusals = 0
         self.takeovers = 0
+        #: a follower reloads at most this often (s): under a stream of writes a reload per write
+        #: would keep a core busy; reads on a follower may lag the leader by this much
+        self.reload_every = float(reload_every)
+        self._reloaded_at = 0.0
         #: monotonic time this member last became leader (None: never)
         self.led_since: float | None = None
         store.set_guard(self.key, FOLLOWER_GUARD)
@@ -157,25 +162,31 @@ class ClusterMember:
             # our own key from before a restart: that process is gone, its lease must not hold us
             self._revoke(kvs[0], "this member's key from an earlier run")
             leader = None
-        elif leader is not None:
-            if self.probe(leader):
-                self._refusals += 1
-                if self._refusals >= REFUSALS_TO_REVOKE:
-                    self._revoke(kvs[0], f"its REST port refused {self._refusals} probes in a row")
-                    leader = None
-            else:
-                self._refusals = 0
-        revision = self.store.refresh()
-        if revision != self._view:
-            self.service.reload(writable=False)
-            self._view = revision
+        elif leader is not None and self._refused(leader):
+            self._revoke(kvs[0], f"its REST port refused {REFUSALS_TO_REVOKE} probes in a row")
+            leader = None
+        if time.monotonic() - self._reloaded_at >= self.reload_every:
+            revision = self.store.refresh()
+            if revision != self._view:
+                self.service.reload(writable=False)
+                self._view = revision
+                self._reloaded_at = time.monotonic()
         if leader is None and self.election.campaign(timeout=0):
             self._lead()
+
+    def _refused(self, leader: str) -> bool:
+        """Whether ``leader``'s REST port refused ``REFUSALS_TO_REVOKE`` probes in a row, taken
+        ``PROBE_GAP_S`` apart in this round (a restart of the leader's listener is not a death)."""
+        for i in range(REFUSALS_TO_REVOKE):
+            if i:
+                time.sleep(PROBE_GAP_S)
+            if not self.probe(leader):
+                return False
+        return True
 
     def _revoke(self, kv: dict[str, Any], why: str) -> None:
         lease = int(kv.get("lease") or 0)
         log.warning("cluster: leader %s is gone (%s): revoking its lease", unb64(kv["value"]), why)
-        self._refusals = 0
         if lease:
             self.store.client.lease_revoke(lease, within=1.0)
 
@@ -186,8 +197,15 @@ class ClusterMember:
         except ValueError:
             return                      # lost again already
         self.store.set_guard(key, term)
-        self._view = self.store.refresh()
-        self.service.reload(writable=True, note={"role": "leader", "term": term, "identity": self.identity})
+        revision = self.store.refresh()
+        note = {"role": "leader", "term": term, "identity": self.identity}
+        if revision == self._view:
+            self.service.promote(note)          # the read-only view is current: no reload
+            how = "view current"
+        else:
+            self.service.reload(writable=True, note=note)
+            how = "state reloaded"
+        self._view = revision
         with self._lock:
             if not self.election.is_leader:
                 self.service.writable = False
@@ -195,7 +213,7 @@ class ClusterMember:
             self._role, self._term, self._leader = "leader", term, self.identity
             self.takeovers += 1
             self.led_since = time.monotonic()
-        log.info("cluster: %s leads (term %d); state reloaded in %.0f ms", self.identity, term,
+        log.info("cluster: %s leads (term %d); %s in %.0f ms", self.identity, term, how,
                  1000 * (time.monotonic() - t0), extra={"fields": {"event": "leader", "term": term}})
         if self.on_role is not None:
             self.on_role("leader", term)

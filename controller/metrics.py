@@ -111,6 +111,8 @@ class State:
     reservations_down: int
     reservations_unrestored: int
     link_check: Mapping[str, Any] = field(default_factory=dict)
+    #: this member's place in a cluster (``controller.ha.ClusterMember.status``); None: alone
+    cluster: Mapping[str, Any] | None = None
 
 
 class StateCollector(Collector):
@@ -178,6 +180,24 @@ class StateCollector(Collector):
         if f.get("last_reprogram_s") is not None:
             yield GaugeMetricFamily("detnet_link_reprogram_seconds", "Last link event: report to every affected "
                                     "reservation reprogrammed.", value=f["last_reprogram_s"])
+        if s.cluster is not None:
+            yield from cluster_families(s.cluster)
+
+
+def cluster_families(c: Mapping[str, Any]) -> Iterator[Metric]:
+    """The cluster member's series (only when the controller runs in a cluster on etcd)."""
+    yield GaugeMetricFamily("detnet_cluster_leader", "1 while this controller leads its cluster, 0 while it "
+                            "follows.", value=1 if c.get("role") == "leader" else 0)
+    yield GaugeMetricFamily("detnet_cluster_term", "The leadership this controller holds (its OpenFlow "
+                            "generation id); 0 on a follower.", value=int(c.get("term") or 0))
+    yield GaugeMetricFamily("detnet_cluster_etcd_up", "1 when the last call to etcd answered.",
+                            value=1 if c.get("etcd") == "ok" else 0)
+    yield CounterMetricFamily("detnet_cluster_takeovers", "Times this process became the leader.",
+                              value=int(c.get("takeovers") or 0))
+    info = GaugeMetricFamily("detnet_cluster_info", "Always 1: this controller's advertised URL and the leader's "
+                             "it knows ('' for none).", labels=["identity", "leader"])
+    info.add_metric([str(c.get("identity") or ""), str(c.get("leader") or "")], 1)
+    yield info
 
 
 class Metrics:

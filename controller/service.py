@@ -114,6 +114,16 @@ class ControllerService:
         self._desk = ReservationDesk(lock=self._lock, store=self.store, scheduler=self.scheduler,
                                      metrics=self.metrics, notifier=self._notifier, failover=self._failover)
 
+    def promote(self, note: dict[str, Any] | None = None) -> None:
+        """Become writable on the state already loaded (a cluster member taking the lead whose
+        read-only view is the store's current one: no reload needed); audited as ``start``."""
+        with self._lock:
+            self.writable = True
+            self._credentials.init_admin(self.store, self._admin_token, self._announce, write=True)
+            self.store.append_audit("system", "start", None,
+                                    {"tenants": len(self.tenants), "reservations": len(self.scheduler.reservations),
+                                     "unrestored": self._desk.unrestored_ids(), **(note or {})}, "ok")
+
     def reload(self, *, writable: bool, note: dict[str, Any] | None = None) -> None:
         """Throw the in-memory state away and load it again from the store (a cluster member:
         a follower after the leader wrote, or on taking the lead). The listeners (the shim) stay;
@@ -386,6 +396,7 @@ class ControllerService:
     def _metrics_state(self) -> State:
         """The state the scrape-time series show, read together under the lock."""
         unrestored = len(self._desk.unrestored_ids())
+        cluster = self.cluster_status() if self.cluster_status is not None else None   # outside the lock
         with self._lock:
             usage = {t.id: self.tenants.usage(t.id) for t in self.tenants}
             down, stats, n_down = self._failover.stats()
@@ -396,7 +407,7 @@ class ControllerService:
                          links=[(l.src, l.dst) for l in self.topology.links()], links_down=frozenset(down),
                          switches_connected=len(self._switches), switches_expected=len(self.topology.nodes),
                          failover=stats, reservations_down=n_down, reservations_unrestored=unrestored,
-                         link_check=dict(self._link_check))
+                         link_check=dict(self._link_check), cluster=cluster)
 
     # ----- the data plane's host (controller.seams.DataPlaneHost) --------------------------------------
     def add_listener(self, listener: ReservationListener) -> None:

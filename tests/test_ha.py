@@ -95,6 +95,11 @@ def test_one_leads_the_others_follow_the_same_state_and_cannot_write(cluster):
             assert f.status() | {"view_revision": 0} == {
                 "role": "follower", "term": 0, "identity": f.identity, "leader": lead.identity, "etcd": "ok",
                 "view_revision": 0, "takeovers": 0}
+        # /metrics says who leads
+        assert "detnet_cluster_leader 1.0" in lead.service.metrics_text()
+        text = followers[0].service.metrics_text()
+        assert "detnet_cluster_leader 0.0" in text and "detnet_cluster_etcd_up 1.0" in text
+        assert f'detnet_cluster_info{{identity="{followers[0].identity}",leader="{lead.identity}"}} 1.0' in text
         # a follower's store cannot write, whatever calls it
         with pytest.raises(NotLeader):
             followers[0].service.store.append_audit("system", "sneak", None, None, "ok")

@@ -379,6 +379,14 @@ class Emulation(Managed):
         finally:
             self._host_pids = [h.pid for h in self.net.hosts if getattr(h, "pid", None)]
         self.net.start()
+        if self.more_controllers:
+            # a cluster: a member that restarts must get its switches back within a second (Open
+            # vSwitch backs off up to 8 s between reconnection attempts by default)
+            uuids = subprocess.run(["ovs-vsctl", "--bare", "--columns=_uuid", "list", "controller"],
+                                   capture_output=True, text=True, timeout=30).stdout.split()
+            for u in uuids:
+                subprocess.run(["ovs-vsctl", "set", "controller", u, "max_backoff=1000"], capture_output=True,
+                               timeout=30)
         # IPv6 off on our root-namespace switch ports: else the kernel's own router solicitations,
         # MLD reports and DAD probes on them enter the emulated network as traffic.
         keys = [f"net.ipv6.conf.{n}.disable_ipv6=1" for n in self.root_interfaces()[:-len(self.switch_names)]]

@@ -27,6 +27,7 @@ after every failure); the 1 s failover target is printed beside the measured fig
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -39,7 +40,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -74,13 +75,14 @@ class Writer:
     """Admits small reservations one after another through ``url`` until stopped; remembers when
     each answer came and what it said."""
 
-    def __init__(self, url: str, token: str, ca: str | None, src: str, dst: str, match_base: dict[str, Any]):
+    def __init__(self, url: str, token: str, ca: str | None, src: str, dst: str, match_base: dict[str, Any],
+                 ports: Iterator[int]):
         self.client = ApiClient(url, token, timeout=5, ca=ca, retry_s=15)
         self.src, self.dst, self.match_base = src, dst, match_base
         self.results: list[dict[str, Any]] = []    # {"t", "port", "id" | "error"}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos-writer", daemon=True)
-        self._n = 0
+        self._ports = ports     # one UDP port per reservation, across rounds (the same match would overlap)
 
     def start(self) -> "Writer":
         self._thread.start()
@@ -93,8 +95,7 @@ class Writer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            port = WRITER_PORT_BASE + self._n
-            self._n += 1
+            port = next(self._ports)
             body = {"tenant": 1, "src": self.src, "dst": self.dst, "period_ns": 10_000_000, "frame_bytes": 100,
                     "max_latency_ns": 100_000_000, "match": {**self.match_base, "udp_dst": port}}
             t_sent = time.time()
@@ -167,10 +168,11 @@ def run_cluster_chaos(cfg: ClusterChaosConfig) -> dict[str, Any]:
         say(f"cluster of 3 on etcd; {len(flows)} reserved flows with traffic over {'-'.join(path)}; "
             f"scenario {cfg.scenario}")
         match_base = {"ip_src": src_host.ip, "ip_dst": dst_host.ip, "ip_proto": 17}
+        ports = itertools.count(WRITER_PORT_BASE)
         rounds = []
         n = cfg.kills if cfg.scenario == "leader-kill" else 1
         for i in range(n):
-            rounds.append(_round(net, cfg, i, flows, meta, outdir, src, dst, match_base, say))
+            rounds.append(_round(net, cfg, i, flows, meta, outdir, src, dst, match_base, ports, say))
             if cfg.scenario == "leader-kill" and i + 1 < n:
                 net.restart_stopped()          # the killed member comes back, as a follower
     report["rounds"] = rounds
@@ -190,14 +192,14 @@ def run_cluster_chaos(cfg: ClusterChaosConfig) -> dict[str, Any]:
 
 
 def _round(net: NetworkStack, cfg: ClusterChaosConfig, i: int, flows, meta, outdir: Path, src: str, dst: str,
-           match_base: dict[str, Any], say) -> dict[str, Any]:
+           match_base: dict[str, Any], ports: Iterator[int], say) -> dict[str, Any]:
     """One failure with traffic flowing and the writer writing."""
     leader = net.leader()
     follower = next(c for c in net.ctls if c is not leader and c.running)
     admin = leader.admin_token
     with ApiClient(leader.url, admin, ca=leader.ca) as api:
         before = _reservations(api)
-    writer = Writer(follower.url, admin, follower.ca, src, dst, match_base).start()
+    writer = Writer(follower.url, admin, follower.ca, src, dst, match_base, ports).start()
     marks: dict[str, Any] = {}
 
     def fail() -> dict[str, Any]:
