@@ -116,6 +116,9 @@ def _register_rest(bsub: argparse._SubParsersAction) -> None:
     q.add_argument("--link-scale", type=float, default=None,
                    help="bandwidth scale of links and meters (default: the emulation's, 1/1000)")
     q.add_argument("--log-dir", default=None, help="keep the controller log in this directory")
+    q.add_argument("--cluster", type=int, default=0, metavar="N",
+                   help="N >= 2: N controllers on a 3-member etcd (--store etcd://), requests to the leader "
+                        "(default 0: one controller on SQLite)")
     q.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
                    help="then the same requests as one batch and one multi-delete, figures side by side "
                         "(default; --no-batch skips it)")
@@ -130,6 +133,8 @@ def _rest(args) -> int:
         raise CliError(str(e)) from None
     if args.hosts_per_tenant < 2:
         raise CliError("--hosts-per-tenant must be at least 2 (a reservation joins two of a tenant's cities)")
+    if args.cluster == 1 or not 0 <= args.cluster <= 7:
+        raise CliError("--cluster must be 0 (one controller) or 2 to 7")
     if args.hosts_per_tenant > len(topo.nodes):
         raise CliError(f"--hosts-per-tenant {args.hosts_per_tenant}: {topo.name} has only {len(topo.nodes)} nodes")
     if args.tenants > 4094:
@@ -146,7 +151,7 @@ def _rest(args) -> int:
     opts = BenchOptions(topology=topo, reservations=args.reservations, tenants=args.tenants,
                         hosts_per_tenant=args.hosts_per_tenant, concurrency=args.concurrency,
                         emulate=args.emulate, seed=args.seed, link_scale=args.link_scale, keep_log=args.log_dir,
-                        batch=args.batch)
+                        batch=args.batch, cluster=args.cluster)
     try:
         r = run_rest_bench(opts)
     except Exception as e:  # noqa: BLE001 - a failed run is one line, never a traceback

@@ -335,6 +335,7 @@ class BenchOptions:
     verbose: bool = True
     keep_log: str | None = None           # a directory to keep the controller log in
     batch: bool = True                    # step 7: the same workload as one batch, one multi-delete
+    cluster: int = 0                      # >= 2: that many controllers on a 3-member etcd, requests to the leader
 
 
 def _ms(x: float | None) -> float | None:
@@ -350,12 +351,13 @@ def run_rest_bench(opts: BenchOptions, progress: Callable[[str], None] | None = 
     work = rest_workload(plan, opts.reservations, opts.tenants, opts.seed)
     stack = NetworkStack(topo, plan, link_scale=opts.link_scale, emulate=opts.emulate, log_dir=opts.keep_log,
                          lldp_interval=5.0, start_timeout=60, connect_timeout=opts.connect_timeout,
-                         verbose=opts.verbose)
+                         verbose=opts.verbose, cluster=opts.cluster)
     scale = stack.link_scale
     result: dict[str, Any] = {
         "topology": topo.name, "switches": len(topo.nodes), "tenants": opts.tenants,
         "hosts": len(plan.hosts), "requests": len(work), "concurrency": opts.concurrency, "seed": opts.seed,
-        "emulated": opts.emulate, "link_scale": scale}
+        "emulated": opts.emulate, "link_scale": scale,
+        "store": f"etcd (3 members), {opts.cluster} controllers" if opts.cluster else "sqlite"}
 
     with stack:
         ctl = stack.ctl
@@ -531,7 +533,7 @@ def text_report(r: dict[str, Any]) -> str:
     lines = [
         f"REST bench on {r['topology']} ({r['switches']} switches, "
         f"{'emulated' if r['emulated'] else 'no emulation'}): {r['requests']} requests, {r['tenants']} tenants, "
-        f"{r['hosts']} hosts, {r['concurrency']} clients, seed {r['seed']}",
+        f"{r['hosts']} hosts, {r['concurrency']} clients, seed {r['seed']}; store: {r.get('store', 'sqlite')}",
         f"  emulation start      {f(r.get('emulation_start_s'), ' s')} (switches synced after "
         f"{f(r.get('switches_synced_s'), ' s')}, {f(r.get('emulation_mem_mb'), ' MiB')})",
         f"  admitted             {r['admitted']} (rejected {r['rejected']}: {reasons})"
