@@ -376,9 +376,10 @@ class EtcdStore(StoreBase):
 
     def set_guard(self, key: str | None, create_revision: int = 0) -> None:
         """Write only while ``key`` exists with this ``create_revision`` (a leader key: see
-        ``controller.election``); None removes the guard."""
-        with self._lock:
-            self._guard = None if key is None else (key, int(create_revision))
+        ``controller.election``); None removes the guard. Never waits: a leader that lost its
+        lease calls it while a commit of its may hang on an unreachable etcd (which holds the
+        store's lock); the next Txn reads the new guard (one atomic assignment)."""
+        self._guard = None if key is None else (key, int(create_revision))
 
     def _commit(self, tx: EtcdTx) -> None:
         """Send ``tx``'s writes as one Txn guarded by the view (and the leader key, if set)."""

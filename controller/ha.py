@@ -104,14 +104,18 @@ class ClusterMember:
     @property
     def leader_url(self) -> str | None:
         """The leader's REST URL as last read from etcd (this member's own when it leads)."""
+        if self.is_leader:
+            return self.identity
         with self._lock:
-            return self.identity if self._role == "leader" else self._leader
+            return None if self._leader == self.identity else self._leader
 
     def status(self) -> dict[str, Any]:
-        """The ``cluster`` part of ``/healthz``."""
+        """The ``cluster`` part of ``/healthz`` (a member whose lease ran out says follower at once,
+        even before ``_lost`` has run)."""
+        leading = self.is_leader
         with self._lock:
-            return {"role": self._role, "term": self._term, "identity": self.identity,
-                    "leader": self.identity if self._role == "leader" else self._leader,
+            return {"role": "leader" if leading else "follower", "term": self._term if leading else 0,
+                    "identity": self.identity, "leader": self.identity if leading else self._leader,
                     "etcd": "ok" if self._etcd_ok else "unreachable", "view_revision": max(self._view, 0),
                     "takeovers": self.takeovers}
 

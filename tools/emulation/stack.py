@@ -258,10 +258,14 @@ class NetworkStack(Managed):
         ``timeout`` s)."""
         deadline = time.monotonic() + timeout
         while True:
+            leading = []
             for c in self.ctls:
                 h = c.healthz() if c.running and c is not but else None
-                if h and (h.get("cluster") or {}).get("role") == "leader":
-                    return c
+                cl = (h or {}).get("cluster") or {}
+                if cl.get("role") == "leader":
+                    leading.append((int(cl.get("term") or 0), c))
+            if leading:       # two only for a moment (a former leader not yet told): the newer term
+                return max(leading, key=lambda x: x[0])[1]
             if time.monotonic() > deadline:
                 raise EmulationError(f"no controller of the cluster leads after {timeout:g} s")
             time.sleep(0.05)
