@@ -374,6 +374,11 @@ class EtcdStore(StoreBase):
             self._audit_last = None
             return self._seen
 
+    @property
+    def view_revision(self) -> int:
+        """The etcd revision of this store's view: the last it read (``refresh``) or wrote."""
+        return self._seen
+
     def set_guard(self, key: str | None, create_revision: int = 0) -> None:
         """Write only while ``key`` exists with this ``create_revision`` (a leader key: see
         ``controller.election``); None removes the guard. Never waits: a leader that lost its

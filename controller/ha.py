@@ -116,7 +116,8 @@ class ClusterMember:
         with self._lock:
             return {"role": "leader" if leading else "follower", "term": self._term if leading else 0,
                     "identity": self.identity, "leader": self.identity if leading else self._leader,
-                    "etcd": "ok" if self._etcd_ok else "unreachable", "view_revision": max(self._view, 0),
+                    "etcd": "ok" if self._etcd_ok else "unreachable",
+                    "view_revision": self.store.view_revision if leading else max(self._view, 0),
                     "takeovers": self.takeovers}
 
     def step_down(self, reason: str) -> None:

@@ -355,7 +355,8 @@ class ClusterHealth(TypedDict):
     identity: described(str, "this controller's advertised REST URL")
     leader: described(Union[str, None], "the leader's REST URL (null: none known now)")
     etcd: described(Literal["ok", "unreachable"], "whether the last call to etcd answered")
-    view_revision: described(int, "the etcd revision of the state this controller has loaded")
+    view_revision: described(int, "the etcd revision of the state this controller serves (a follower: its "
+                                  "last reload; the leader: its last write)")
     takeovers: described(int, "times this process became leader")
 
 
