@@ -3,9 +3,9 @@ one member leads and writes, the others serve the same state read-only and canno
 that goes is replaced (at once when it resigns or its REST port refuses, after the lease when it is
 merely silent); writes on a follower are answered with 307 to the leader (``controller.api.leader``)."""
 
-import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -73,14 +73,23 @@ def stop_all(members):
         m.service.close()
 
 
-def test_one_leads_the_others_follow_the_same_state_and_cannot_write(cluster):
+@contextmanager
+def running(cluster, names, ttl=2):
+    """Members ``names`` started on a fresh prefix; yields (probe, members, leader, others)."""
     probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
-    ms = [member(cluster, prefix, n, probe) for n in ("a", "b", "c")]
+    ms = [member(cluster, prefix, n, probe, ttl=ttl) for n in names]
     try:
         for m in ms:
             m.start()
         [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
-        followers = [m for m in ms if m is not lead]
+        yield probe, ms, lead, [m for m in ms if m is not lead]
+    finally:
+        stop_all(ms)
+
+
+def test_one_leads_the_others_follow_the_same_state_and_cannot_write(cluster):
+    with running(cluster, ("a", "b", "c")) as (probe, ms, lead, others):
+        followers = others
         assert lead.roles == [("leader", lead.status()["term"])] and lead.status()["term"] > 0
         assert lead.service.writable and not any(f.service.writable for f in followers)
         app = TestClient(create_app(lead.service, rate_limit_per_s=0))
@@ -104,18 +113,11 @@ def test_one_leads_the_others_follow_the_same_state_and_cannot_write(cluster):
         with pytest.raises(NotLeader):
             followers[0].service.store.append_audit("system", "sneak", None, None, "ok")
         assert "sneak" not in [e.action for e in lead.service.store.list_audit(0)]
-    finally:
-        stop_all(ms)
 
 
 def test_a_resigning_leader_is_replaced_at_once_with_nothing_lost(cluster):
-    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
-    ms = [member(cluster, prefix, n, probe, ttl=5) for n in ("a", "b")]
-    try:
-        for m in ms:
-            m.start()
-        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
-        other = next(m for m in ms if m is not lead)
+    with running(cluster, ("a", "b"), ttl=5) as (probe, ms, lead, others):
+        [other] = others
         TestClient(create_app(lead.service, rate_limit_per_s=0)).post("/v1/tenants", headers=AH,
                                                                       json={"name": "alpha"})
         ids = [reserve(lead.service, 6000 + i).json()["id"] for i in range(3)]
@@ -132,8 +134,6 @@ def test_a_resigning_leader_is_replaced_at_once_with_nothing_lost(cluster):
         # the former leader's store is guarded: nothing it writes lands
         with pytest.raises(NotLeader):
             lead.service.store.append_audit("system", "sneak", None, None, "ok")
-    finally:
-        stop_all(ms)
 
 
 def _freeze(m):
@@ -143,49 +143,30 @@ def _freeze(m):
 
 
 def test_a_dead_leader_whose_port_refuses_is_replaced_before_its_lease_ends(cluster):
-    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
-    ms = [member(cluster, prefix, n, probe, ttl=5) for n in ("a", "b")]
-    try:
-        for m in ms:
-            m.start()
-        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
-        other = next(m for m in ms if m is not lead)
+    with running(cluster, ("a", "b"), ttl=5) as (probe, ms, lead, others):
+        [other] = others
         _freeze(lead)
         t0 = time.monotonic()
         probe.dead.add(lead.identity)
         wait_for(lambda: other.is_leader)
         took = time.monotonic() - t0
         assert took < 2.5, f"{took:.2f} s: the follower waited for the 5 s lease instead of revoking it"
-    finally:
-        stop_all(ms)
 
 
 def test_a_silent_leader_is_replaced_only_when_its_lease_ends(cluster):
     """A timeout proves nothing (a partition, a busy host): no revocation, the lease decides."""
-    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
-    ms = [member(cluster, prefix, n, probe, ttl=3) for n in ("a", "b")]
-    try:
-        for m in ms:
-            m.start()
-        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
-        other = next(m for m in ms if m is not lead)
+    with running(cluster, ("a", "b"), ttl=3) as (probe, ms, lead, others):
+        [other] = others
         t0 = time.monotonic()
         _freeze(lead)
         wait_for(lambda: other.is_leader, timeout=10)
         took = time.monotonic() - t0
         assert 1.5 < took < 5.0, took
-    finally:
-        stop_all(ms)
 
 
 def test_writes_on_a_follower_are_redirected_to_the_leader_and_reads_served(cluster):
-    probe, prefix = Probe(), f"/t{uuid.uuid4().hex[:8]}/"
-    ms = [member(cluster, prefix, n, probe) for n in ("a", "b")]
-    try:
-        for m in ms:
-            m.start()
-        [lead] = wait_for(lambda: leaders(ms) if len(leaders(ms)) == 1 else None)
-        f = next(m for m in ms if m is not lead)
+    with running(cluster, ("a", "b")) as (probe, ms, lead, others):
+        [f] = others
         TestClient(create_app(lead.service, rate_limit_per_s=0)).post("/v1/tenants", headers=AH,
                                                                       json={"name": "alpha"})
         wait_for(lambda: len(f.service.tenants) == 1)
@@ -211,5 +192,3 @@ def test_writes_on_a_follower_are_redirected_to_the_leader_and_reads_served(clus
             m.stop()
         r = api.post("/v1/reservations", headers=AH, json={})
         assert r.status_code == 503 and r.json()["error"] == "no_leader" and r.headers["retry-after"] == "1"
-    finally:
-        stop_all(ms)

@@ -218,15 +218,37 @@ def _tail_seq(api) -> int:
         since = page["next"]
 
 
+@dataclass
+class Setting:
+    """Where a chaos run happens: the topology, the flow's ends, path and cut link, the host plan
+    (one host of tenant 1 at each end) and the output folder (``out``, else a temporary one)."""
+
+    topo: Topology
+    src: str
+    dst: str
+    path: list[str]
+    cut: tuple[str, str]
+    plan: HostPlan
+    src_host: Any
+    dst_host: Any
+    outdir: Path
+
+
+def setting(topology: str | None, out: str | None) -> Setting:
+    topo = load(topology)
+    src, dst, path, cut = choose_flow(topo)
+    plan = HostPlan.build(topo, [(1, src), (1, dst)])
+    outdir = Path(out) if out else Path(tempfile.mkdtemp(prefix="detnet-chaos-"))
+    outdir.mkdir(parents=True, exist_ok=True)
+    return Setting(topo, src, dst, path, cut, plan, plan.host_ports(src)[0], plan.host_ports(dst)[0], outdir)
+
+
 def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
     """Run the scenarios; returns the report (see the module doc). Raises on set-up failure."""
     say = progress("chaos", cfg.verbose)
-    topo = load(cfg.topology)
-    src, dst, path, cut = choose_flow(topo)
-    plan = HostPlan.build(topo, [(1, src), (1, dst)])
-    src_host, dst_host = plan.host_ports(src)[0], plan.host_ports(dst)[0]
-    outdir = Path(cfg.out) if cfg.out else Path(tempfile.mkdtemp(prefix="detnet-chaos-"))
-    outdir.mkdir(parents=True, exist_ok=True)
+    st = setting(cfg.topology, cfg.out)
+    topo, src, dst, path, cut, plan = st.topo, st.src, st.dst, st.path, st.cut, st.plan
+    src_host, dst_host, outdir = st.src_host, st.dst_host, st.outdir
     report: dict[str, Any] = {"topology": topo.name, "flow": {"src": src, "dst": dst, "path": path},
                               "cut_link": list(cut), "reservations_per_class": cfg.reservations,
                               "traffic_flows_per_class": min(cfg.traffic, cfg.reservations)}

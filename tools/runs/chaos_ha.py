@@ -34,7 +34,6 @@ import signal
 import ssl
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -47,8 +46,7 @@ import httpx
 from tools.client import ApiClient, ApiError, ConnectionFailed
 from tools.emulation.progress import progress
 from tools.emulation.stack import NetworkStack
-from tools.runs.chaos import _emulated, _requests, _traffic, choose_flow, load
-from topologies.hosts import HostPlan
+from tools.runs.chaos import _emulated, _requests, _traffic, setting
 
 SCENARIOS = ("leader-kill", "etcd-member-kill", "partition")
 #: the take-over time the issue sets (ONOS: 0.33-0.52 s on 3-7 nodes)
@@ -143,12 +141,9 @@ def run_cluster_chaos(cfg: ClusterChaosConfig) -> dict[str, Any]:
     if cfg.scenario not in SCENARIOS:
         raise ValueError(f"scenario {cfg.scenario!r}: one of {', '.join(SCENARIOS)}")
     say = progress("chaos", cfg.verbose)
-    topo = load(cfg.topology)
-    src, dst, path, _ = choose_flow(topo)
-    plan = HostPlan.build(topo, [(1, src), (1, dst)])
-    src_host, dst_host = plan.host_ports(src)[0], plan.host_ports(dst)[0]
-    outdir = Path(cfg.out) if cfg.out else Path(tempfile.mkdtemp(prefix="detnet-chaos-"))
-    outdir.mkdir(parents=True, exist_ok=True)
+    st = setting(cfg.topology, cfg.out)
+    topo, src, dst, path, plan = st.topo, st.src, st.dst, st.path, st.plan
+    src_host, dst_host, outdir = st.src_host, st.dst_host, st.outdir
     report: dict[str, Any] = {"scenario": cfg.scenario, "topology": topo.name, "controllers": 3, "etcd_members": 3,
                               "failover_target_s": FAILOVER_TARGET_S}
     t_all = time.monotonic()
