@@ -477,6 +477,26 @@ class EtcdStore(StoreBase):
     def _reservation_kvs(self) -> list[dict]:
         return sorted(self._values("reservations"), key=lambda kv: int(kv["create_revision"]))
 
+    def changes_since(self, revision: int) -> tuple[list[Reservation], set[str], bool]:
+        """What a follower at ``revision`` must apply to be current (``ControllerService.follow``):
+        the reservations written after it (in admission order), the ids of every reservation
+        stored now (those it holds and etcd does not were deleted), and whether anything else it
+        loads (tenants, settings, the topology identity) changed; three short ranges."""
+        pre = self._k("reservations") + "/"
+        span = {"key": _b64(pre), "range_end": _prefix_end(pre)}
+        kvs = kvs_of(self._client.call("kv/range", {**span, "min_mod_revision": revision + 1}))
+        changed = [Reservation.from_dict(json.loads(unb64(kv["value"])))
+                   for kv in sorted(kvs, key=lambda kv: int(kv["create_revision"]))]
+        ids = {unb64(kv["key"])[len(pre):] for kv in kvs_of(self._client.call("kv/range", {**span, "keys_only": True}))}
+        others = False
+        for part in ("tenants", "settings"):
+            p = self._k(part) + "/"
+            # keys_only, not count_only: etcd counts every key of the range, before the revision filter
+            answer = self._client.call("kv/range", {"key": _b64(p), "range_end": _prefix_end(p),
+                                                    "min_mod_revision": revision + 1, "keys_only": True})
+            others = others or bool(kvs_of(answer))
+        return changed, ids, others
+
     def load_reservations(self) -> list[Reservation]:
         """Every stored reservation, in the order they were first admitted."""
         return [Reservation.from_dict(json.loads(kv["value"])) for kv in self._reservation_kvs()]

@@ -173,11 +173,21 @@ class ClusterMember:
         if time.monotonic() - self._reloaded_at >= self.reload_every:
             revision = self.store.refresh()
             if revision != self._view:
-                self.service.reload(writable=False)
+                self._catch_up()
                 self._view = revision
                 self._reloaded_at = time.monotonic()
         if leader is None and self.election.campaign(timeout=0):
             self._lead()
+
+    def _catch_up(self) -> None:
+        """Make the read-only state current: only what changed since the view when it can
+        (``EtcdStore.changes_since``, ``ControllerService.follow``: new and deleted reservations,
+        a few ms), else a full reload (tenants or settings changed, a reservation modified)."""
+        if self._view >= 0:
+            changed, ids, others = self.store.changes_since(self._view)
+            if not others and self.service.follow(changed, ids):
+                return
+        self.service.reload(writable=False)
 
     def _refused(self, leader: str) -> bool:
         """Whether ``leader``'s REST port refused ``REFUSALS_TO_REVOKE`` probes in a row, taken

@@ -114,11 +114,40 @@ class ControllerService:
         self._desk = ReservationDesk(lock=self._lock, store=self.store, scheduler=self.scheduler,
                                      metrics=self.metrics, notifier=self._notifier, failover=self._failover)
 
+    def follow(self, changed: list[Reservation], stored_ids: set[str]) -> bool:
+        """A follower's incremental reload: place the reservations ``changed`` names that it does
+        not hold yet and drop those no longer in ``stored_ids``. Returns False (then the caller
+        reloads in full: ``reload``) for anything else: a reservation it holds that changed (a
+        modification or a re-route keeps its place in the leader's order only in a full load), one
+        that is not simply active, or one that does not fit."""
+        with self._lock:
+            held = self.scheduler.reservations
+            # one the last load already had (it raced with a write) is skipped if unchanged
+            changed = [r for r in changed if r.id not in held or held[r.id].to_dict() != r.to_dict()]
+            if any(r.id in held or r.status in ("down", "unrestored") for r in changed):
+                return False
+            if self._desk.unrestored_ids() or self._failover.down_reservations():
+                return False
+            try:
+                gone = [rid for rid in held if rid not in stored_ids]
+                for rid in gone:
+                    self.scheduler.release(rid)
+                if gone:
+                    self.scheduler.settle_cycle()       # as the leader did after its releases
+                for r in changed:
+                    self.scheduler.restore(r)
+                self.scheduler.note_ids_used(r.id for r in changed)
+            except ValueError:
+                return False
+            return True
+
     def promote(self, note: dict[str, Any] | None = None) -> None:
         """Become writable on the state already loaded (a cluster member taking the lead whose
         read-only view is the store's current one: no reload needed); audited as ``start``."""
         with self._lock:
             self.writable = True
+            # ids admitted and deleted between two of the follower's reloads are in the ledger only
+            self.scheduler.note_ids_used(self.store.used_reservation_ids())
             self._credentials.init_admin(self.store, self._admin_token, self._announce, write=True)
             self.store.append_audit("system", "start", None,
                                     {"tenants": len(self.tenants), "reservations": len(self.scheduler.reservations),

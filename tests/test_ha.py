@@ -192,3 +192,38 @@ def test_writes_on_a_follower_are_redirected_to_the_leader_and_reads_served(clus
             m.stop()
         r = api.post("/v1/reservations", headers=AH, json={})
         assert r.status_code == 503 and r.json()["error"] == "no_leader" and r.headers["retry-after"] == "1"
+
+
+def test_a_follower_catches_up_incrementally_and_matches_a_full_load(cluster):
+    """New and deleted reservations reach a follower without a full reload; what it serves is
+    what a fresh load of the store gives (slots, cycle, the next id)."""
+    with running(cluster, ("a", "b")) as (probe, ms, lead, others):
+        [f] = others
+        f.reload_every = 0.0
+        TestClient(create_app(lead.service, rate_limit_per_s=0)).post("/v1/tenants", headers=AH,
+                                                                      json={"name": "alpha"})
+        wait_for(lambda: len(f.service.tenants) == 1)
+        wait_for(lambda: f._view == lead.store.view_revision)      # caught up with the tenant's write
+        time.sleep(0.2)
+        reloads = []
+        real = f.service.reload
+        f.service.reload = lambda **kw: (reloads.append(kw), real(**kw))[1]
+        ids = [reserve(lead.service, 6000 + i).json()["id"] for i in range(6)]
+        app = TestClient(create_app(lead.service, rate_limit_per_s=0))
+        for rid in ids[:3]:
+            assert app.delete(f"/v1/reservations/{rid}", headers=AH).status_code == 204
+        ids += [reserve(lead.service, 7000).json()["id"]]
+        want = sorted(ids[3:])
+        wait_for(lambda: sorted(f.service.scheduler.reservations) == want)
+        assert reloads == [], "a full reload where the changes sufficed"
+        fresh = ControllerService(square(), store=EtcdStore(cluster.url, prefix=lead.store.prefix),
+                                  admin_token=ADMIN, writable=False)
+        try:
+            assert f.service.schedule_dict() == fresh.schedule_dict()
+        finally:
+            fresh.close()
+        # a modified reservation is a full reload (its place in the order)
+        r = app.patch(f"/v1/reservations/{ids[-1]}", headers=AH, json={"max_latency_ns": 30_000_000})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: reloads)
+        wait_for(lambda: getattr(f.service.scheduler.reservations.get(ids[-1]), "max_latency_ns", 0) == 30_000_000)
