@@ -125,7 +125,9 @@ def _duplicates(reservations: list[dict[str, Any]]) -> int:
 
 
 def _first_after(writer: Writer, t: float) -> float | None:
-    times = [r["t"] for r in writer.admitted() if r["t"] > t]
+    """When the first write sent after ``t`` was admitted (one sent before may have been answered
+    by the old leader just before it died)."""
+    times = [r["t"] for r in writer.admitted() if r["t_sent"] >= t]
     return min(times) if times else None
 
 
