@@ -15,10 +15,10 @@ __all__ = ["MAX_TXN_OPS", "EtcdCluster", "Member", "etcd_cluster"]
 
 
 @contextmanager
-def etcd_cluster(size: int = 1, *, timeout: float = 30.0) -> Iterator[EtcdCluster]:
+def etcd_cluster(size: int = 1, *, timeout: float = 30.0, **kw) -> Iterator[EtcdCluster]:
     """``tools.emulation.etcd.etcd_cluster``; a missing etcd or a cluster that does not form fails the test."""
     try:
-        with _cluster(size, timeout=timeout) as cluster:
+        with _cluster(size, timeout=timeout, **kw) as cluster:
             yield cluster
     except EtcdUnavailable as e:
         pytest.fail(str(e))

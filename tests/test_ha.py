@@ -227,3 +227,24 @@ def test_a_follower_catches_up_incrementally_and_matches_a_full_load(cluster):
         assert r.status_code == 200, r.text
         wait_for(lambda: reloads)
         wait_for(lambda: getattr(f.service.scheduler.reservations.get(ids[-1]), "max_latency_ns", 0) == 30_000_000)
+
+
+def test_a_store_that_cannot_write_is_a_503_or_a_413_never_a_500():
+    """etcd gone: 503 ``store_unavailable`` with Retry-After, nothing admitted; a batch above
+    etcd's request limit: 413 ``too_large``, nothing admitted."""
+    with etcd_cluster(1, max_request_bytes=64 * 1024) as c:
+        service = ControllerService(square(), store=EtcdStore(c.url, timeout=1.0), admin_token=ADMIN)
+        try:
+            api = TestClient(create_app(service, rate_limit_per_s=0), raise_server_exceptions=False)
+            assert api.post("/v1/tenants", headers=AH, json={"name": "alpha"}).status_code == 201
+            bodies = [{"tenant": 1, "src": "A", "dst": "C", "period_ns": 10_000_000, "frame_bytes": 100,
+                       "max_latency_ns": 100_000_000, "match": {"udp_dst": 6000 + i}} for i in range(300)]
+            r = api.post("/v1/reservations/batch", headers=AH, json={"reservations": bodies, "atomic": True})
+            assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
+            assert "etcd" in r.json()["detail"] and len(service.scheduler.reservations) == 0
+            c.stop(0)
+            r = reserve(service, 7000)
+            assert r.status_code == 503 and r.json()["error"] == "store_unavailable", r.text
+            assert r.headers["retry-after"] == "1" and len(service.scheduler.reservations) == 0
+        finally:
+            service.close()

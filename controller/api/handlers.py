@@ -2,8 +2,10 @@
 
 The service's refusals (``controller.errors``: 404, 403, 422 with ``field``, 409 with ``reason``),
 FastAPI's validation errors (400 malformed JSON, 415 not JSON, 422 naming the field), unknown
-routes and wrong methods (404, 405 with the ``Allow`` of every route on the path) and genuine
-bugs (500, logged; bad input never yields one). A body or parameter error found before a
+routes and wrong methods (404, 405 with the ``Allow`` of every route on the path), a store that
+could not take a write (503 ``store_unavailable`` or ``not_leader`` with ``Retry-After``; 413
+``too_large`` for a write above etcd's limits; nothing changed either way) and genuine bugs (500,
+logged; bad input never yields one). A body or parameter error found before a
 handler ran is answered after authentication (401 first), charged to the caller's rate bucket
 and, for writes, audited like any other refusal.
 """
@@ -24,6 +26,8 @@ from controller.api.errors import STATUS_CODES, ApiError, error_body, unauthoriz
 from controller.api.guards import PRINCIPAL_KEY, charge
 from controller.auth import Principal, parse_bearer
 from controller.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from controller.etcdstore import NotLeader
+from controller.storebase import StoreError
 
 log = logging.getLogger("detnet.api")
 
@@ -136,6 +140,20 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return JSONResponse(error_body(code, detail), status_code=exc.status_code, headers=headers)
 
 
+async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+    """The store refused or could not take a write (nothing was changed: the service undoes its
+    decision first). A write too large for etcd is the caller's to split (413); a store that is
+    away, or a leader that lost its lease meanwhile (``NotLeader``), is worth a retry (503)."""
+    detail = " ".join(str(exc).split())[:300]
+    log.error("store failure on %s %s: %s", request.method, request.url.path, detail)
+    if "too large" in detail or "too many operations" in detail:
+        return JSONResponse(error_body("too_large", f"the store refused a write this large ({detail}): send "
+                                       "fewer reservations at once"), status_code=413)
+    code = "not_leader" if isinstance(exc, NotLeader) else "store_unavailable"
+    return JSONResponse(error_body(code, f"nothing was changed: {detail}"), status_code=503,
+                        headers={"Retry-After": "1"})
+
+
 async def _bug(request: Request, exc: Exception) -> JSONResponse:
     log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("internal", "internal error (logged on the controller)"), status_code=500)
@@ -147,4 +165,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(Exception, _bug)

@@ -27,8 +27,10 @@ from typing import Iterator
 import httpx
 
 
-#: operations per Txn the test clusters allow (etcd's default is 128; a batch admission needs more)
+#: operations per Txn the clusters allow (etcd's default is 128; a batch admission needs more)
 MAX_TXN_OPS = 4096
+#: bytes of one request (etcd's default is 1.5 MiB: a batch of about 500 reservations)
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
 class EtcdUnavailable(RuntimeError):
@@ -120,7 +122,8 @@ def _healthy(endpoint: str) -> bool:
 
 
 @contextmanager
-def etcd_cluster(size: int = 1, *, timeout: float = 30.0) -> Iterator[EtcdCluster]:
+def etcd_cluster(size: int = 1, *, timeout: float = 30.0,
+                 max_request_bytes: int = MAX_REQUEST_BYTES) -> Iterator[EtcdCluster]:
     """Start a ``size``-member etcd cluster on loopback; yield it once every member is healthy;
     always stop every member and remove the data."""
     binary = etcd_binary()
@@ -140,7 +143,7 @@ def etcd_cluster(size: int = 1, *, timeout: float = 30.0) -> Iterator[EtcdCluste
                  "--initial-cluster", initial, "--initial-cluster-state", "new",
                  "--initial-cluster-token", root.name,
                  "--heartbeat-interval", "50", "--election-timeout", "500",
-                 "--max-txn-ops", str(MAX_TXN_OPS)],
+                 "--max-txn-ops", str(MAX_TXN_OPS), "--max-request-bytes", str(max_request_bytes)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
         deadline = time.monotonic() + timeout
