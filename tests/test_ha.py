@@ -187,6 +187,14 @@ def test_writes_on_a_follower_are_redirected_to_the_leader_and_reads_served(clus
         assert r.status_code == 200, r.text
         h = api.get("/healthz").json()
         assert h["cluster"]["role"] == "follower" and h["cluster"]["leader"] == lead.identity
+        # the leader dies (its port refuses): a write is held, not sent to it, and served by the
+        # member elected meanwhile (here the follower itself)
+        _freeze(lead)
+        probe.dead.add(lead.identity)
+        r = api.post("/v1/reservations", headers=AH, json={"tenant": 1, "src": "A", "dst": "C",
+                                                          "bandwidth_bps": 10**8, "max_latency_ns": 20_000_000})
+        assert r.status_code == 201, r.text
+        assert f.is_leader
         # nobody leads: 503 no_leader with Retry-After
         for m in ms:
             m.stop()

@@ -61,8 +61,10 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 MAX_REDIRECTS = 3
 #: the longest wait between two tries of ``reserve``, whatever ``Retry-After`` says (seconds)
 MAX_RETRY_WAIT = 5.0
-#: without ``Retry-After`` the waits grow 0.1, 0.2, 0.4, 0.8 s, then stay at this (seconds): a
-#: leader failover takes well under a second, and waiting longer would add to it
+#: without ``Retry-After``: a try every ``FAST_RETRY_S`` for the first ``FAST_RETRY_FOR_S`` seconds
+#: (a leader failover takes about a second; a longer wait would add to it), then every ``BACKOFF_MAX_S``
+FAST_RETRY_S = 0.1
+FAST_RETRY_FOR_S = 3.0
 BACKOFF_MAX_S = 1.0
 #: how long ``reserve`` keeps trying by default (seconds)
 DEFAULT_RETRY_S = 10.0
@@ -365,8 +367,8 @@ class ApiClient:
         own key to make a retry of a whole program (e.g. after it crashed) safe too."""
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
         body, headers = dict(request), {"Idempotency-Key": key}
-        deadline = time.monotonic() + self.retry_s
-        tries = 0
+        started = time.monotonic()
+        deadline = started + self.retry_s
         while True:
             try:
                 return self.request("POST", "/v1/reservations", body=body, headers=headers)
@@ -375,9 +377,11 @@ class ApiClient:
             except (ConnectionFailed, ApiError) as e:
                 if isinstance(e, ApiError) and e.status != 503:
                     raise
-                tries += 1
                 wait = _retry_after(e.headers) if isinstance(e, ApiError) else None
-                wait = min(MAX_RETRY_WAIT, wait if wait is not None else min(BACKOFF_MAX_S, 0.1 * 2 ** (tries - 1)))
+                if wait is None:    # every 0.1 s for the first seconds: a failover takes about one
+                    fast = time.monotonic() - started < FAST_RETRY_FOR_S
+                    wait = FAST_RETRY_S if fast else BACKOFF_MAX_S
+                wait = min(MAX_RETRY_WAIT, wait)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise

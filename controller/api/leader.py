@@ -7,7 +7,8 @@ a write (POST, PUT, PATCH, DELETE) on a member that does not lead with:
 - ``307 Temporary Redirect`` and ``Location: <leader URL><same path and query>`` when the leader is
   known (307, not 302/303: the client sends the same method and body again;
   ``tools.client.ApiClient`` follows it with its token);
-- while nobody is known to lead (an election in progress), the write is held up to ``HOLD_S``
+- while nobody is known to lead (an election in progress), or the known leader's REST port
+  refuses connections (it died: a follower is about to revoke its lease), the write is held up to ``HOLD_S``
   seconds for a leader to appear (a failover takes well under a second: answering at once would
   make every client wait a whole ``Retry-After``), then answered as above, or this member serves
   it if it was elected meanwhile;
@@ -42,12 +43,17 @@ class LeaderWritesMiddleware:
                 or scope.get("path") in READ_POSTS or self.member.is_leader):
             return await self.app(scope, receive, send)
         leader = self.member.leader_url
+        dead = None
+        if leader and leader != self.member.identity and await asyncio.to_thread(self.member.probe, leader):
+            dead, leader = leader, None     # nothing listens there: a failover has begun; wait for the next
         end = time.monotonic() + HOLD_S
         while not leader and time.monotonic() < end:
             await asyncio.sleep(0.02)
             if self.member.is_leader:
                 return await self.app(scope, receive, send)
             leader = self.member.leader_url
+            if leader == dead:
+                leader = None
         if leader and leader != self.member.identity:
             target = leader.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
             if scope.get("query_string"):
