@@ -266,7 +266,7 @@ def test_a_rolled_back_admission_leaves_the_cycle_as_it_was(tmp_path, monkeypatc
         monkeypatch.setattr(store_mod.Tx, "save_reservation", boom)
         r = c.client.post("/v1/reservations", headers=th, json={
             "src": "B", "dst": "D", "period_ns": 3 * MS, "frame_bytes": 1500, "max_latency_ns": 20 * MS})
-        assert r.status_code == 500
+        assert r.status_code == 503 and r.json()["error"] == "store_unavailable"     # nothing changed
         assert c.service.scheduler.cycle_ns == MS
     finally:
         c.close()
