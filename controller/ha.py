@@ -89,8 +89,6 @@ class ClusterMember:
         #: would keep a core busy; reads on a follower may lag the leader by this much
         self.reload_every = float(reload_every)
         self._reloaded_at = 0.0
-        #: monotonic time this member last became leader (None: never)
-        self.led_since: float | None = None
         store.set_guard(self.key, FOLLOWER_GUARD)
 
     # ----- what the REST layer and /healthz ask ----------------------------------------------------
@@ -227,7 +225,6 @@ class ClusterMember:
                 return                  # lost while reloading: _lost has run or will
             self._role, self._term, self._leader = "leader", term, self.identity
             self.takeovers += 1
-            self.led_since = time.monotonic()
         log.info("cluster: %s leads (term %d); %s in %.0f ms", self.identity, term, how,
                  1000 * (time.monotonic() - t0), extra={"fields": {"event": "leader", "term": term}})
         if self.on_role is not None:
