@@ -477,14 +477,18 @@ class EtcdStore(StoreBase):
     def _reservation_kvs(self) -> list[dict]:
         return sorted(self._values("reservations"), key=lambda kv: int(kv["create_revision"]))
 
-    def changes_since(self, revision: int) -> tuple[list[Reservation], set[str], bool]:
+    def changes_since(self, revision: int) -> tuple[list[Reservation], set[str], bool, int]:
         """What a follower at ``revision`` must apply to be current (``ControllerService.follow``):
         the reservations written after it (in admission order), the ids of every reservation
-        stored now (those it holds and etcd does not were deleted), and whether anything else it
-        loads (tenants, settings, the topology identity) changed; three short ranges."""
+        stored now (those it holds and etcd does not were deleted), whether anything else it
+        loads (tenants, settings, the topology identity) changed, and the revision the first
+        answer was read at (the follower's next view: a later write shows up in the next call);
+        three short ranges."""
         pre = self._k("reservations") + "/"
         span = {"key": _b64(pre), "range_end": _prefix_end(pre)}
-        kvs = kvs_of(self._client.call("kv/range", {**span, "min_mod_revision": revision + 1}))
+        answer = self._client.call("kv/range", {**span, "min_mod_revision": revision + 1})
+        read_at = int(answer["header"]["revision"])
+        kvs = kvs_of(answer)
         changed = [Reservation.from_dict(json.loads(unb64(kv["value"])))
                    for kv in sorted(kvs, key=lambda kv: int(kv["create_revision"]))]
         ids = {unb64(kv["key"])[len(pre):] for kv in kvs_of(self._client.call("kv/range", {**span, "keys_only": True}))}
@@ -495,7 +499,7 @@ class EtcdStore(StoreBase):
             answer = self._client.call("kv/range", {"key": _b64(p), "range_end": _prefix_end(p),
                                                     "min_mod_revision": revision + 1, "keys_only": True})
             others = others or bool(kvs_of(answer))
-        return changed, ids, others
+        return changed, ids, others, read_at
 
     def load_reservations(self) -> list[Reservation]:
         """Every stored reservation, in the order they were first admitted."""

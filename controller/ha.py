@@ -83,7 +83,9 @@ class ClusterMember:
         self._term = 0
         self._leader: str | None = None
         self._etcd_ok = True
-        self._view = -1
+        #: the ``state`` revision of the read-only view (compared with ``EtcdStore.refresh``) and
+        #: the etcd revision the next ``changes_since`` starts after
+        self._view = self._since = -1
         self.takeovers = 0
         #: a follower reloads at most this often (s): under a stream of writes a reload per write
         #: would keep a core busy; reads on a follower may lag the leader by this much
@@ -171,21 +173,24 @@ class ClusterMember:
         if time.monotonic() - self._reloaded_at >= self.reload_every:
             revision = self.store.refresh()
             if revision != self._view:
-                self._catch_up()
+                self._since = self._catch_up(revision)
                 self._view = revision
                 self._reloaded_at = time.monotonic()
         if leader is None and self.election.campaign(timeout=0):
             self._lead()
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, revision: int) -> int:
         """Make the read-only state current: only what changed since the view when it can
         (``EtcdStore.changes_since``, ``ControllerService.follow``: new and deleted reservations,
-        a few ms), else a full reload (tenants or settings changed, a reservation modified)."""
-        if self._view >= 0:
-            changed, ids, others = self.store.changes_since(self._view)
+        a few ms), else a full reload (tenants or settings changed, a reservation modified).
+        Returns where the next call starts: the revision the changes were read at, or
+        ``revision`` (read before the full reload: what the reload saw is at least that)."""
+        if self._since >= 0:
+            changed, ids, others, read_at = self.store.changes_since(self._since)
             if not others and self.service.follow(changed, ids):
-                return
+                return read_at
         self.service.reload(writable=False)
+        return revision
 
     def _refused(self, leader: str) -> bool:
         """Whether ``leader``'s REST port refused ``REFUSALS_TO_REVOKE`` probes in a row, taken
@@ -236,7 +241,7 @@ class ClusterMember:
         self.service.writable = False
         with self._lock:
             self._role, self._term, self._leader = "follower", 0, None
-        self._view = -1                 # reload read-only at the next round
+        self._view = self._since = -1   # reload read-only at the next round
         log.warning("cluster: %s follows again: %s", self.identity, reason,
                     extra={"fields": {"event": "follower", "reason": reason}})
         if self.on_role is not None:
