@@ -327,10 +327,16 @@ def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
                                             "lost_packets": None, "skipped": "--no-restart"}
     restart = report["controller_restart"]
     report["pass"] = bool(report["link_cut"]["pass"] and (restart.get("skipped") or restart.get("pass")))
+    return finish(report, outdir, keep=bool(cfg.out), t_all=t_all)
+
+
+def finish(report: dict[str, Any], outdir: Path, *, keep: bool, t_all: float) -> dict[str, Any]:
+    """Stamp the run's duration and folder, write report.json there, and remove the folder when
+    it was a temporary one (``keep`` False: then ``out`` is None)."""
     report["seconds"] = round(time.monotonic() - t_all, 1)
     report["out"] = str(outdir)
     (outdir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    if not cfg.out:
+    if not keep:
         shutil.rmtree(outdir, ignore_errors=True)
         report["out"] = None
     return report

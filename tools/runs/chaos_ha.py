@@ -28,8 +28,6 @@ after every failure); the 1 s failover target is printed beside the measured fig
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
 import signal
 import ssl
 import statistics
@@ -46,7 +44,7 @@ import httpx
 from tools.client import ApiClient, ApiError, ConnectionFailed
 from tools.emulation.progress import progress
 from tools.emulation.stack import NetworkStack
-from tools.runs.chaos import _emulated, _requests, _traffic, setting
+from tools.runs.chaos import _emulated, _requests, _traffic, finish, setting
 
 SCENARIOS = ("leader-kill", "etcd-member-kill", "partition")
 #: the take-over time the issue sets (ONOS: 0.33-0.52 s on 3-7 nodes)
@@ -181,13 +179,7 @@ def run_cluster_chaos(cfg: ClusterChaosConfig) -> dict[str, Any]:
     for key in ("lost_reserved_packets", "duplicates", "stale_writes_accepted", "reservations_lost"):
         report[key] = sum(int(r.get(key) or 0) for r in rounds)
     report["pass"] = bool(rounds) and all(r["pass"] for r in rounds)
-    report["seconds"] = round(time.monotonic() - t_all, 1)
-    report["out"] = str(outdir)
-    (outdir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    if not cfg.out:
-        shutil.rmtree(outdir, ignore_errors=True)
-        report["out"] = None
-    return report
+    return finish(report, outdir, keep=bool(cfg.out), t_all=t_all)
 
 
 def _round(net: NetworkStack, cfg: ClusterChaosConfig, i: int, flows, meta, outdir: Path, src: str, dst: str,
