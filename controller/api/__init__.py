@@ -16,10 +16,10 @@ Rooms: ``app`` (``create_app``), ``guards`` (body limit, rate limit, authenticat
 ``routers/`` (one per resource: status, network, tenants, reservations, paths, events).
 """
 
-from controller.api.app import API_VERSION, DEFAULT_MAX_BODY_BYTES, create_app
+from controller.api.app import API_VERSION, DEFAULT_MAX_BODY_BYTES, create_app, warm_routes
 from controller.api.errors import ApiError
 from controller.api.guards import BodyLimitMiddleware, RateLimiter
 from controller.api.server import server_config
 
 __all__ = ["API_VERSION", "DEFAULT_MAX_BODY_BYTES", "ApiError", "BodyLimitMiddleware", "RateLimiter", "create_app",
-           "server_config"]
+           "server_config", "warm_routes"]
