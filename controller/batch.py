@@ -167,7 +167,7 @@ def release_many(desk: ReservationDesk, principal: Principal, ids: list[str]) ->
         active_ids = {res.id for res in active}
         with desk._store.transaction() as tx:
             for res in active + orphans:
-                tx.delete_reservation(res.id)
+                tx.drop_reservation(res.id)
                 tx.append_audit(principal.actor, "release", {"id": res.id, "batch": True},
                                 {"id": res.id} if res.id in active_ids else {"unrestored": True}, "ok", res.tenant)
         for res in orphans:

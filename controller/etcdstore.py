@@ -272,6 +272,17 @@ class EtcdTx:
     def delete_reservation(self, reservation_id: str) -> bool:
         return self._delete(self._store._k("reservations", reservation_id))
 
+    def drop_reservation(self, reservation_id: str) -> None:
+        """Delete a reservation the caller holds in its state, without reading it first.
+
+        ``delete_reservation`` answers whether the key existed, which costs one etcd read per
+        reservation (a 1,000-reservation release took 3.7 s on etcd against 0.5 s on SQLite). The
+        desk, which deletes only what it holds, needs no answer: its view is the store's while it
+        leads, since every Txn it sends is guarded by its term. Deleting an absent key is no error."""
+        key = self._store._k("reservations", reservation_id)
+        self._overlay[key] = None
+        self._ops[key] = op_delete(key)
+
     # audit -----------------------------------------------------------------------------
     def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
                      status: str = "ok", tenant: int | None = None) -> int:

@@ -317,7 +317,7 @@ class ReservationDesk:
                 orphan = self._unrestored.get(reservation_id) or self._failover.down_reservation(reservation_id)
                 if orphan is not None and (principal.is_admin or orphan.tenant == principal.tenant):
                     with self._store.transaction() as tx:
-                        tx.delete_reservation(reservation_id)
+                        tx.drop_reservation(reservation_id)
                         tx.append_audit(principal.actor, "release", request, {"unrestored": True}, "ok",
                                         orphan.tenant)
                     self._unrestored.pop(reservation_id, None)
@@ -331,7 +331,7 @@ class ReservationDesk:
             self._scheduler.settle_cycle()
             rid, tenant = reservation_id, res.tenant
             ticket = self._store.submit(
-                lambda tx: (tx.delete_reservation(rid),
+                lambda tx: (tx.drop_reservation(rid),
                             tx.append_audit(principal.actor, "release", request, {"id": rid}, "ok", tenant)),
                 committed=lambda: self._notifier.removed(note),
                 failed=lambda: self._undo_release(answer))
@@ -516,7 +516,7 @@ class ReservationDesk:
         ids = sorted({r.id for r in live + orphans})
         with self._store.transaction() as tx:
             for rid in ids:
-                tx.delete_reservation(rid)
+                tx.drop_reservation(rid)
             tx.delete_idempotency_scope(f"tenant:{tenant_id}")     # its keys die with it
             write_rest(tx, ids)
         self._idempotency.forget(f"tenant:{tenant_id}")

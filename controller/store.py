@@ -233,6 +233,11 @@ class Tx:
     def delete_reservation(self, reservation_id: str) -> bool:
         return self._cur.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,)).rowcount > 0
 
+    def drop_reservation(self, reservation_id: str) -> None:
+        """Delete a reservation the caller holds in its state (no answer whether it existed: see
+        ``EtcdTx.drop_reservation``, where that saves a read)."""
+        self.delete_reservation(reservation_id)
+
     # audit -------------------------------------------------------------------------
     def append_audit(self, actor: str, action: str, request: Any = None, outcome: Any = None,
                      status: str = "ok", tenant: int | None = None) -> int:

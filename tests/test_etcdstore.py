@@ -338,3 +338,29 @@ def test_a_write_whose_answer_was_lost_is_not_reported_as_a_conflict_nor_applied
     s.save_reservation(reservation("r2"))                       # the view is current after it
     assert s.reservation_count() == 2
     s.close()
+
+
+def test_drop_reservation_deletes_without_reading_and_absent_ids_are_no_error(store, monkeypatch):
+    """The desk's deletions (release, batch release, tenant deletion) read nothing from etcd: one
+    read per reservation made a 1,000-reservation release 7.9x slower than on SQLite."""
+    for rid in ("r1", "r2", "r3"):
+        store.save_reservation(reservation(rid))
+    reads = []
+    real = store._client.range
+    monkeypatch.setattr(store._client, "range", lambda key, *a, **kw: reads.append(key) or real(key, *a, **kw))
+    with store.transaction() as tx:
+        tx.drop_reservation("r1")
+        tx.drop_reservation("r3")
+        tx.drop_reservation("never-stored")
+    assert not [k for k in reads if "/reservations/" in k]
+    monkeypatch.undo()
+    assert [r.id for r in store.load_reservations()] == ["r2"]
+    assert store.used_reservation_ids() == ["r1", "r2", "r3"]
+
+
+def test_drop_reservation_inside_a_transaction_is_seen_by_its_later_reads(store):
+    store.save_reservation(reservation("r1"))
+    with store.transaction() as tx:
+        tx.drop_reservation("r1")
+        assert not tx.delete_reservation("r1")      # this transaction's own view: already gone
+    assert store.load_reservations() == []

@@ -118,3 +118,13 @@ def test_newer_schema_and_foreign_files_are_refused(tmp_path):
     junk.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(StoreError):
         Store(junk)
+
+
+def test_drop_reservation_deletes_and_keeps_the_id_in_the_ledger(store):
+    store.save_reservation(reservation("r1"))
+    store.save_reservation(reservation("r2"))
+    with store.transaction() as tx:
+        tx.drop_reservation("r1")
+        tx.drop_reservation("never-stored")         # no error: the desk only drops what it holds
+    assert [r.id for r in store.load_reservations()] == ["r2"]
+    assert store.used_reservation_ids() == ["r1", "r2"]
