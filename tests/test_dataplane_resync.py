@@ -4,6 +4,7 @@ brings the switch to exactly the desired state, and a second resync is empty."""
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -121,3 +122,66 @@ def test_removal_is_one_cookie_masked_delete_per_switch():
     assert [type(c).__name__ for c in prog.phases[1].changes][:2] == ["MeterDelete", "GroupDelete"]
     install = programs.install(PLAN, res, link_bps(NOW))
     assert all(isinstance(c, FlowAdd) for c in install.phases[-1].changes)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_resync_many_is_resync_of_each_switch_and_its_merged_program_reaches_the_desired_state(seed):
+    """A new leader resynchronises every switch as one program (``resync_many`` + ``merged``), each
+    reservation translated once: the same changes as one ``resync`` per switch, and the same end state."""
+    failed = {("A", "B")}
+    want = desired(NOW, failed=failed)
+    net = FakeNetwork(PLAN)
+    net.run(programmed(PLAN, GONE + NOW))
+    rng = random.Random(seed)
+    for sw in net.switches.values():
+        scramble(sw, rng)
+    actual = {node: net.switches[PLAN.dpid(node)].dump() for node in PLAN.topology.nodes}
+    many = programs.resync_many(PLAN, actual, NOW, failed=failed)
+    for node in PLAN.topology.nodes:
+        one = programs.resync(PLAN, node, NOW, actual[node], failed=failed)
+        assert [c.describe() for c in many[node].changes()] == [c.describe() for c in one.changes()]
+    program = programs.merged(many.values())
+    assert len(program.phases) <= 3
+    net.run(program)
+    assert net.state() == want
+
+
+def test_desired_states_reports_an_untranslatable_reservation_once():
+    broken = reservation("bad", ["A", "B", "C"], match={"udp_dst": 5000, "ip_proto": 6})   # UDP port, TCP
+    errors = []
+    programs.resync_many(PLAN, {n: FakeSwitch(PLAN.dpid(n)).dump() for n in "ABC"}, NOW + [broken],
+                         on_error=lambda r, e: errors.append(r.id))
+    assert errors == ["bad"]
+
+
+def test_rebased_keeps_what_was_programmed_while_the_resync_planned():
+    """A takeover resync plans on a snapshot while writes go on: a reservation installed after the
+    dump and one removed before it must survive the plan, and the best-effort meters must fit now."""
+    new = reservation("new", ["A", "B", "C"], bw=30_000_000)
+    gone = NOW[0]                                   # r1: in the snapshot, removed meanwhile
+    net = FakeNetwork(PLAN)
+    net.run(programmed(PLAN, GONE + NOW))           # what the last leader left, with stale entries
+    snapshot = NOW
+    actual = {n: net.switches[PLAN.dpid(n)].dump() for n in PLAN.topology.nodes}
+    plans = programs.resync_many(PLAN, actual, snapshot)
+    # meanwhile: r1 removed and "new" installed, by their own programs
+    net.run(programs.remove_many(PLAN, [gone], link_bps(snapshot)))
+    now = [r for r in NOW if r.id != gone.id] + [new]
+    net.run(programs.install_many(PLAN, [new], link_bps(now))[0])
+    stale_run = programs.merged(plans.values())
+    rebased = programs.merged(programs.rebased(plans[n], PLAN, n, actual[n], {gone.id, new.id}, now)
+                              for n in PLAN.topology.nodes)
+    wrong = copy.deepcopy(net)
+    wrong.run(stale_run)
+    assert wrong.state() != desired(now)            # the plan alone would undo the writes made meanwhile
+    net.run(rebased)
+    assert net.state() == desired(now)
+
+
+def test_rebased_without_touched_reservations_is_the_plan_itself():
+    net = FakeNetwork(PLAN)
+    net.run(programmed(PLAN, GONE))
+    actual = {n: net.switches[PLAN.dpid(n)].dump() for n in PLAN.topology.nodes}
+    plans = programs.resync_many(PLAN, actual, NOW)
+    for n in PLAN.topology.nodes:
+        assert programs.rebased(plans[n], PLAN, n, actual[n], set(), NOW) is plans[n]

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence, Union
 
 from controller.core.model import Reservation
+from controller.dataplane import specs
 from controller.dataplane import translation as tr
 from controller.dataplane.resync import (SwitchState, group_resync_plan, meter_resync_plan,
                                          resync_plan)
@@ -81,6 +82,8 @@ class FlowDeleteStrict:
     priority: int
     match: dict[str, Any]
     note: str = ""
+    #: the entry's cookie where known (a resync deleting what it dumped): whose entry it is
+    cookie: int | None = None
 
     def describe(self) -> str:
         return f"flow delete table={self.table_id} priority={self.priority}" + (f" ({self.note})" if self.note else "")
@@ -372,22 +375,90 @@ def resync(plan: HostPlan, node: str, reservations: Iterable[Reservation], actua
     links, plus every reservation crossing it): meters and groups added or modified first, then
     stale entries deleted and missing or outdated ones added, then stale meters and groups
     deleted. ``on_error(res, exc)`` is told of reservations that cannot be translated (skipped)."""
+    return resync_many(plan, {node: actual}, reservations, rate_scale=rate_scale, queue_id=queue_id,
+                       failed=failed, on_error=on_error)[node]
+
+
+def resync_many(plan: HostPlan, actual: dict[str, SwitchState], reservations: Iterable[Reservation], *,
+                rate_scale: float = 1.0, queue_id: int | None = None, failed: Iterable[Link] | None = None,
+                on_error: Callable[[Reservation, tr.TranslationError], None] | None = None) -> dict[str, Program]:
+    """``resync`` of every switch in ``actual`` (node -> its dumped state), each reservation
+    translated once (``translation.desired_states``). The programs have the same three phases, so
+    ``merged`` runs them as one: one message run and one barrier per phase on each switch."""
+    desired = tr.desired_states(plan, actual, reservations, rate_scale=rate_scale, queue_id=queue_id,
+                                on_error=on_error, failed=failed)
+    out = {}
+    for node, state in actual.items():
+        flows, meters, groups = desired[node]
+        dpid = plan.dpid(node)
+        m_add, m_mod, m_del = meter_resync_plan(meters, state.meters)
+        g_add, g_mod, g_del = group_resync_plan(groups, state.groups)
+        f_add, f_del = resync_plan(flows, state.flows)
+        out[node] = Program([
+            Phase([MeterAdd(m) for m in m_add] + [MeterModify(m) for m in m_mod]
+                  + [GroupAdd(g) for g in g_add] + [GroupModify(g) for g in g_mod]),
+            Phase([FlowDeleteStrict(dpid, a["table_id"], a["priority"], dict(a.get("match") or {}),
+                                    f"cookie={int(a.get('cookie', 0)):#x}", int(a.get("cookie", 0))) for a in f_del]
+                  + [FlowAdd(f) for f in f_add]),
+            Phase([MeterDelete(dpid, i) for i in m_del] + [GroupDelete(dpid, i) for i in g_del]),
+        ])
+    return out
+
+
+def rebased(program: Program, plan: HostPlan, node: str, actual: SwitchState, touched: Iterable[str],
+            reservations: Iterable[Reservation], *, rate_scale: float = 1.0,
+            failed: Iterable[Link] | None = None) -> Program:
+    """A resync ``program`` of ``node``, planned on an earlier snapshot of the reservations and the
+    switch's dump ``actual``, made right for now (``reservations``: the current ones), when the
+    reservations ``touched`` (ids) were installed, removed or moved by their own programs meanwhile.
+
+    Those programs are newer than the plan, so every change of a touched reservation's entries,
+    meter or group is dropped (the plan would delete a new reservation the dump caught, or re-add
+    one removed since). The best-effort meters, sized by what the reservations leave of each port,
+    are planned again from ``reservations`` against the dump. Nothing touched: ``program`` itself."""
+    ids = set(touched)
+    if not ids:
+        return program
+    numbers = {specs.reservation_number(i) for i in ids}
+    meters = {specs.reservation_meter_id(i) for i in ids}
+    groups = {specs.reservation_group_id(i) for i in ids}
+
+    def theirs(c: Change) -> bool:
+        cookie = (c.flow.cookie if isinstance(c, FlowAdd) else c.cookie if isinstance(c, FlowDeleteStrict)
+                  else None)
+        if cookie is not None:
+            parts = specs.parse_cookie(cookie)
+            return parts["kind"] == specs.KIND_RESERVATION and parts["number"] in numbers
+        if isinstance(c, (MeterAdd, MeterModify)):
+            return c.meter.meter_id in meters or c.meter.meter_id < specs.RES_METER_BASE
+        if isinstance(c, MeterDelete):
+            return c.meter_id in meters
+        if isinstance(c, (GroupAdd, GroupModify)):
+            return c.group.group_id in groups
+        if isinstance(c, GroupDelete):
+            return c.group_id in groups
+        return False
+
     reservations = list(reservations)
-    flows, meters = tr.desired_state(plan, node, reservations, rate_scale=rate_scale, queue_id=queue_id,
-                                     on_error=on_error, failed=failed)
-    groups = tr.desired_groups(plan, node, reservations)
-    dpid = plan.dpid(node)
-    m_add, m_mod, m_del = meter_resync_plan(meters, actual.meters)
-    g_add, g_mod, g_del = group_resync_plan(groups, actual.groups)
-    f_add, f_del = resync_plan(flows, actual.flows)
-    return Program([
-        Phase([MeterAdd(m) for m in m_add] + [MeterModify(m) for m in m_mod]
-              + [GroupAdd(g) for g in g_add] + [GroupModify(g) for g in g_mod]),
-        Phase([FlowDeleteStrict(dpid, a["table_id"], a["priority"], dict(a.get("match") or {}),
-                                f"cookie={int(a.get('cookie', 0)):#x}") for a in f_del]
-              + [FlowAdd(f) for f in f_add]),
-        Phase([MeterDelete(dpid, i) for i in m_del] + [GroupDelete(dpid, i) for i in g_del]),
-    ])
+    _, be_meters = tr.baseline(plan, node, tr.reserved_share_by_port(plan, node, reservations),
+                               rate_scale=rate_scale, failed=failed)
+    add, modify, _ = meter_resync_plan(be_meters, [m for m in actual.meters
+                                                   if int(m["meter_id"]) < specs.RES_METER_BASE])
+    return Program([Phase([MeterAdd(m) for m in add] + [MeterModify(m) for m in modify])]
+                   + [Phase([c for c in ph.changes if not theirs(c)], ph.wait) for ph in program.phases])
+
+
+def merged(programs: Iterable[Program]) -> Program:
+    """Programs of different switches as one: their n-th phases together (each switch's changes
+    keep their order; a phase waits when one of its parts did)."""
+    phases: list[Phase] = []
+    for program in programs:
+        for i, phase in enumerate(program.phases):
+            if i == len(phases):
+                phases.append(Phase([], phase.wait))
+            phases[i].changes += phase.changes
+            phases[i].wait = phases[i].wait or phase.wait
+    return Program(phases)
 
 
 def best_effort_entries(plan: HostPlan, node: str, *, rate_scale: float = 1.0,

@@ -397,6 +397,47 @@ def desired_groups(plan: HostPlan, node: str, reservations: Iterable[Reservation
     return out
 
 
+def desired_states(plan: HostPlan, nodes: Iterable[str], reservations: Iterable[Reservation], *,
+                   rate_scale: float = 1.0, queue_id: int | None = None,
+                   on_error: Callable[[Reservation, TranslationError], None] | None = None,
+                   failed: Iterable[tuple[str, str]] | None = None,
+                   headroom: float = BE_HEADROOM) -> dict[str, tuple[list[FlowSpec], list[MeterSpec], list[GroupSpec]]]:
+    """``desired_state`` and ``desired_groups`` of several switches at once: each reservation is
+    translated once and its entries go to the switches asked for (a new leader resynchronising every
+    switch translated each reservation once per switch of its path: 3-5 times the work).
+    ``on_error`` is called once per reservation that cannot be translated."""
+    reservations = list(reservations)
+    nodes = list(dict.fromkeys(nodes))
+    failed = set(failed or ())
+    out: dict[str, tuple[list[FlowSpec], list[MeterSpec], list[GroupSpec]]] = {}
+    by_dpid: dict[int, str] = {}
+    for node in nodes:
+        flows, meters = baseline(plan, node, reserved_share_by_port(plan, node, reservations), rate_scale=rate_scale,
+                                 failed=failed, headroom=headroom)
+        out[node] = (flows, meters, [])
+        by_dpid[plan.dpid(node)] = node
+    wanted = set(nodes)
+    for res in reservations:
+        if not any(n in wanted for p in res.all_paths() for n in p):
+            continue
+        try:
+            rf, rm = reservation_flows(plan, res, rate_scale=rate_scale, queue_id=queue_id)
+        except TranslationError as e:
+            if on_error:
+                on_error(res, e)
+            continue
+        for f in rf:
+            if f.dpid in by_dpid:
+                out[by_dpid[f.dpid]][0].append(f)
+        for m in rm:
+            if m.dpid in by_dpid:
+                out[by_dpid[m.dpid]][1].append(m)
+        for g in reservation_groups(plan, res):
+            if g.dpid in by_dpid:
+                out[by_dpid[g.dpid]][2].append(g)
+    return out
+
+
 def desired_state(plan: HostPlan, node: str, reservations: Iterable[Reservation], *, rate_scale: float = 1.0,
                   queue_id: int | None = None,
                   on_error: Callable[[Reservation, TranslationError], None] | None = None, failed: Iterable[tuple[str, str]] | None = None,
