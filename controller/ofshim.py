@@ -85,6 +85,7 @@ _CONFIG: dict[str, Any] = {}
 
 
 LLDP_TIMEOUT_FLOOR = 3.0   # s: the default LLDP timeout is max(3.5 x interval, this)
+DUMP_PAUSE_S = 0.01        # s: between two switches' dumps of a takeover (``_dump_many``)
 
 
 def configure(service: DataPlaneHost, *, rate_scale: float = 1.0, lldp_interval: float = 2.0,
@@ -148,6 +149,8 @@ class DetnetShim(app_manager.OSKenApp):
         self._dps: dict[int, Any] = {}          # dpid -> datapath (connected)
         self._ready: set[int] = set()           # dpids resynchronised and programmable
         self._prog_lock = threading.RLock()     # serialises resyncs and reservation changes
+        #: while a takeover resync plans outside the lock: ids of reservations programmed meanwhile
+        self._touched: set[str] | None = None
         self._be_sent: dict[int, dict[tuple, FlowSpec]] = {}   # dpid -> best-effort entries sent
         self._seen_links: dict[linkwatch.Directed, float] = {}
         self._expected_links = linkwatch.expected_links(self.plan)
@@ -283,36 +286,158 @@ class DetnetShim(app_manager.OSKenApp):
                     for g in ch.multipart(dp, p.OFPGroupDescStatsRequest(dp, 0))])
 
     def _resync(self, dp: Any) -> None:
-        """Bring one switch to the desired state (``programs.resync``), then report it connected."""
+        """Bring one switch to the desired state, then report it connected (``_resync_many``)."""
+        self._resync_many([dp])
+
+    def _resync_many(self, dps: Sequence[Any]) -> None:
+        """Bring switches to the desired state as one program (``programs.resync_many``), then report
+        each connected.
+
+        Under the programming lock, so no reservation change interleaves: the switches are dumped in
+        parallel (one thread each: their replies come on their own connections), each reservation is
+        translated once for all of them, and one merged program runs with one barrier per phase on
+        each switch. A new leader resynchronises every switch this way: one resync per switch, one
+        after the other, held its first write for the sum of them (1.3 s with 600 reservations on
+        six switches)."""
         t0 = time.perf_counter()
-        node = self.plan.node_of_dpid(dp.id)
+        done: list[tuple[Any, str, Program]] = []
+        ok = True
         try:
             with self._prog_lock:
-                if self._dps.get(dp.id) is not dp or not self.roles.may_write():
+                live = [dp for dp in dps if self._dps.get(dp.id) is dp]
+                if not live or not self.roles.may_write():
                     return
                 failed = _safely(self.service.failed_links) or set()
-                program = programs.resync(
-                    self.plan, node, self.service.reservations_snapshot(), self._dump(dp),
+                snapshot = self.service.reservations_snapshot()
+                dumps = self._dump_many(live)
+                t_dump = time.perf_counter()
+                live = [dp for dp in live if dp.id in dumps]
+                nodes = {dp.id: self.plan.node_of_dpid(dp.id) for dp in live}
+                progs = programs.resync_many(
+                    self.plan, {nodes[d]: state for d, state in dumps.items()}, snapshot,
                     rate_scale=self.rate_scale, queue_id=self.queue_id, failed=failed,
                     on_error=lambda r, e: LOG.warning("reservation %s not installable: %s", r.id, e))
-                ok = self.channel.run({dp.id: self._w(dp)}, program)
+                t_plan = time.perf_counter()
+                ok = self.channel.run({dp.id: self._w(dp) for dp in live}, programs.merged(progs.values()))
                 if not self.roles.may_write():
-                    LOG.warning("switch %s (dpid %d): resync cut short: no longer leader", node, dp.id)
+                    LOG.warning("resync of %s cut short: no longer leader", ",".join(nodes.values()))
                     return
-                self._be_sent[dp.id] = programs.best_effort_entries(self.plan, node, rate_scale=self.rate_scale,
-                                                                    failed=failed)
+                for dp in live:
+                    self._be_sent[dp.id] = programs.best_effort_entries(self.plan, nodes[dp.id],
+                                                                        rate_scale=self.rate_scale, failed=failed)
+                    self._ready.add(dp.id)
+                    self._ready_since[dp.id] = time.monotonic()
+                    done.append((dp, nodes[dp.id], progs[nodes[dp.id]]))
+            t1 = time.perf_counter()
+            for dp, node, program in done:
+                LOG.info("switch %s (dpid %d) synced in %.1f ms: %s%s (%d switches together: dump %.1f, plan %.1f, "
+                         "program %.1f ms)", node, dp.id, 1000 * (t1 - t0), _counts(program),
+                         "" if ok else " (no barrier reply)", len(done),
+                         1000 * (t_dump - t0), 1000 * (t_plan - t_dump), 1000 * (t1 - t_plan))
+        except Exception:  # noqa: BLE001
+            LOG.exception("resync of %s failed", ",".join(self._node(dp.id) for dp in dps))
+        for dp in dps:
+            if self._dps.get(dp.id) is dp and (dp.id in self._ready or not done):
+                _safely(self.service.switch_connected, dp.id)
+        self._report_links()
+
+    def _takeover_resync(self, dps: Sequence[Any]) -> None:
+        """Resynchronise the switches a new leader just became MASTER of, writes going on meanwhile.
+
+        The switches hold what the last leader programmed for the same state (all but the writes it
+        had in flight), so they are programmable at once: a new reservation is installed while
+        the resync dumps and plans, outside the programming lock (0.5-1 s with 700 reservations on
+        six switches, which a first write waited for). Then, under the lock, each plan is
+        ``programs.rebased`` (the changes of reservations programmed meanwhile dropped, the
+        best-effort meters planned afresh) and run as one program. Should the failed links change
+        meanwhile, the plan is made again under the lock (``_resync_many``)."""
+        t0 = time.perf_counter()
+        with self._prog_lock:
+            live = [dp for dp in dps if self._dps.get(dp.id) is dp]
+            if not live or not self.roles.may_write():
+                return
+            failed = set(_safely(self.service.failed_links) or set())
+            snapshot = self.service.reservations_snapshot()
+            self._touched = set()
+            for dp in live:
                 self._ready.add(dp.id)
                 self._ready_since[dp.id] = time.monotonic()
-            LOG.info("switch %s (dpid %d) synced in %.1f ms: %s%s", node, dp.id, 1000 * (time.perf_counter() - t0),
-                     _counts(program), "" if ok else " (no barrier reply)")
-        except Gone:
-            LOG.warning("switch %s (dpid %d) went away during resync", node, dp.id)
-            return
+        try:
+            dumps = self._dump_many(live, parallel=False)
+            t_dump = time.perf_counter()
+            nodes = {dp.id: self.plan.node_of_dpid(dp.id) for dp in live if dp.id in dumps}
+            actual = {nodes[d]: state for d, state in dumps.items()}
+            progs = programs.resync_many(
+                self.plan, actual, snapshot, rate_scale=self.rate_scale, queue_id=self.queue_id, failed=failed,
+                on_error=lambda r, e: LOG.warning("reservation %s not installable: %s", r.id, e))
+            t_plan = time.perf_counter()
+            with self._prog_lock:
+                touched, self._touched = self._touched or set(), None
+                if not self.roles.may_write():
+                    return
+                if set(_safely(self.service.failed_links) or set()) != failed:
+                    LOG.info("links failed or came back during the takeover resync: planning it again")
+                    for dp in live:
+                        self._ready.discard(dp.id)
+                    self._resync_many(live)
+                    return
+                now = self.service.reservations_snapshot() if touched else snapshot
+                run = {d: programs.rebased(progs[nodes[d]], self.plan, nodes[d], dumps[d], touched, now,
+                                           rate_scale=self.rate_scale, failed=failed) for d in nodes}
+                ok = self.channel.run({dp.id: self._w(dp) for dp in live if dp.id in nodes},
+                                      programs.merged(run.values()))
+                for dp in live:
+                    if dp.id in nodes:
+                        self._be_sent[dp.id] = programs.best_effort_entries(self.plan, nodes[dp.id],
+                                                                            rate_scale=self.rate_scale, failed=failed)
+            t1 = time.perf_counter()
+            for d, node in nodes.items():
+                LOG.info("switch %s (dpid %d) synced in %.1f ms: %s%s (taking over %d switches, writes going on: "
+                         "dump %.1f, plan %.1f, program %.1f ms; %d reservations programmed meanwhile)", node, d,
+                         1000 * (t1 - t0), _counts(run[d]), "" if ok else " (no barrier reply)", len(nodes),
+                         1000 * (t_dump - t0), 1000 * (t_plan - t_dump), 1000 * (t1 - t_plan), len(touched))
         except Exception:  # noqa: BLE001
-            LOG.exception("resync of switch %s (dpid %d) failed", node, dp.id)
-        if self._dps.get(dp.id) is dp:
-            _safely(self.service.switch_connected, dp.id)
-            self._report_links()
+            LOG.exception("takeover resync of %s failed", ",".join(self._node(dp.id) for dp in live))
+        finally:
+            with self._prog_lock:
+                self._touched = None
+        for dp in live:
+            if self._dps.get(dp.id) is dp:
+                _safely(self.service.switch_connected, dp.id)
+        self._report_links()
+
+    def _note_touched(self, reservations: Sequence[Reservation]) -> None:
+        """Remember reservations programmed while a takeover resync plans (caller holds the lock)."""
+        if self._touched is not None:
+            self._touched.update(r.id for r in reservations)
+
+    def _dump_many(self, dps: Sequence[Any], *, parallel: bool = True) -> dict[int, SwitchState]:
+        """``_dump`` of each switch; a switch that went away meanwhile is left out.
+
+        ``parallel``: one thread per switch (the switches build their answers at once). Otherwise
+        one after the other, a short pause between: os-ken parses every reply in Python, and six
+        dumps parsed at once take the interpreter from the REST threads for as long (a takeover's
+        first write waited 0.75 s behind them while it had nothing to wait for)."""
+        out: dict[int, SwitchState] = {}
+
+        def one(dp: Any) -> None:
+            try:
+                out[dp.id] = self._dump(dp)
+            except Gone:
+                LOG.warning("switch %s (dpid %d) went away during resync", self._node(dp.id), dp.id)
+
+        if len(dps) == 1 or not parallel:
+            for i, dp in enumerate(dps):
+                if i:
+                    time.sleep(DUMP_PAUSE_S)
+                one(dp)
+            return out
+        workers = [threading.Thread(target=one, args=(dp,), name=f"detnet-dump-{dp.id}", daemon=True) for dp in dps]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        return out
 
     # ----------------------------------------------------------------- reservations (ReservationListener)
     def reservations_added(self, added: Sequence[Reservation]) -> None:
@@ -331,6 +456,7 @@ class DetnetShim(app_manager.OSKenApp):
             return
         flows = sum(isinstance(c, programs.FlowAdd) for c in program.changes())
         with self._prog_lock:
+            self._note_touched(done)
             ok, n, missing = self._run_on_paths(done, program)
         self._record("install", done, t0, ok, n, missing, f"{flows} flows, {len(done)} meters")
 
@@ -343,6 +469,7 @@ class DetnetShim(app_manager.OSKenApp):
         program = programs.remove_many(self.plan, removed, self.service.link_reserved_bps(),
                                        rate_scale=self.rate_scale)
         with self._prog_lock:
+            self._note_touched(removed)
             ok, n, missing = self._run_on_paths(removed, program)
         self._record("remove", removed, t0, ok, n, missing, "")
 
@@ -358,6 +485,7 @@ class DetnetShim(app_manager.OSKenApp):
             LOG.warning("reservation %s: new placement not installable (%s): removing it", old.id, e)
             self.reservations_removed([old])
         with self._prog_lock:
+            self._note_touched([new for _, new in pairs])
             dps = self._ready_dps()
             ok = self.channel.run(dps, plan.program)
             n = len(set(plan.program.switches()) & set(dps))
@@ -497,12 +625,7 @@ class DetnetShim(app_manager.OSKenApp):
                 return self._role_summary(dps, set())
         LOG.info("role: leader with generation id %d, MASTER on %d/%d switches", generation_id, len(confirmed),
                  len(dps))
-        workers = [threading.Thread(target=self._resync, args=(dps[d],), name=f"detnet-resync-{d}", daemon=True)
-                   for d in confirmed]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
+        self._takeover_resync([dps[d] for d in sorted(confirmed)])
         return self._role_summary(dps, confirmed)
 
     def _role_summary(self, dps: dict[int, Any], confirmed: set[int]) -> dict[str, Any]:
