@@ -468,12 +468,12 @@ class ControllerService:
     def switch_connected(self, dpid: int) -> None:
         with self._lock:
             self._switches.add(int(dpid))
-        self.store.append_audit("system", "switch_connected", {"dpid": int(dpid)}, None, "ok")
+        self._audit_switch("system", "switch_connected", {"dpid": int(dpid)}, "ok")
 
     def switch_disconnected(self, dpid: int) -> None:
         with self._lock:
             self._switches.discard(int(dpid))
-        self.store.append_audit("system", "switch_disconnected", {"dpid": int(dpid)}, None, "ok")
+        self._audit_switch("system", "switch_disconnected", {"dpid": int(dpid)}, "ok")
 
     def switch_refused(self, dpid: int | None, address: str, reason: str, detail: str) -> None:
         """A connection claiming ``dpid`` was refused as that switch (``controller.switchauth``), or
@@ -481,16 +481,23 @@ class ControllerService:
         ``tls_handshake``): a security event, audited (action ``switch_refused``, status
         ``refused``) and counted."""
         self.metrics.switch_refused(reason)
-        self.store.append_audit("security", "switch_refused",
-                                {"dpid": None if dpid is None else int(dpid), "address": str(address),
-                                 "reason": reason, "detail": detail},
-                                None, "refused")
+        self._audit_switch("security", "switch_refused",
+                           {"dpid": None if dpid is None else int(dpid), "address": str(address),
+                            "reason": reason, "detail": detail}, "refused")
 
     def switch_replaced(self, dpid: int, address: str, old_address: str) -> None:
         """A connection whose certificate names ``dpid`` replaced the live one (audited)."""
-        self.store.append_audit("security", "switch_replaced",
-                                {"dpid": int(dpid), "address": str(address), "old_address": str(old_address)},
-                                None, "ok")
+        self._audit_switch("security", "switch_replaced",
+                           {"dpid": int(dpid), "address": str(address), "old_address": str(old_address)}, "ok")
+
+    def _audit_switch(self, actor: str, action: str, request: dict[str, Any], status: str) -> None:
+        """Audit a switch connection event; a cluster member that follows writes nothing (its store
+        refuses every write; the shim has logged the event and the metrics counted it): only the
+        leader's own connections are in the shared audit log."""
+        if not self.writable:
+            log.info("not audited (this member follows): %s %s %s", actor, action, request)
+            return
+        self.store.append_audit(actor, action, request, None, status)
 
     def switches_connected(self) -> set[int]:
         with self._lock:

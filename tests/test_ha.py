@@ -256,3 +256,19 @@ def test_a_store_that_cannot_write_is_a_503_or_a_413_never_a_500():
             assert r.headers["retry-after"] == "1" and len(service.scheduler.reservations) == 0
         finally:
             service.close()
+
+
+def test_switch_events_on_a_follower_are_counted_not_audited_and_raise_nothing(cluster):
+    """A follower's store refuses every write: a switch refused or replaced there is logged by the
+    shim and counted, and the shared audit log holds only the leader's own connection events."""
+    with running(cluster, ("a", "b")) as (probe, ms, lead, others):
+        follower = others[0].service
+        follower.switch_refused(7, "10.0.0.9:4444", "unknown_dpid", "no switch has dpid 7")
+        follower.switch_replaced(1, "10.0.0.2:1", "10.0.0.1:1")
+        follower.switch_connected(1)
+        follower.switch_disconnected(1)
+        assert 'reason="unknown_dpid"' in follower.metrics_text()
+        lead.service.switch_refused(8, "10.0.0.8:4444", "unknown_dpid", "no switch has dpid 8")
+        audited = [(e.action, (e.request or {}).get("dpid")) for e in lead.service.store.list_audit(0)]
+        assert ("switch_refused", 8) in audited
+        assert not [a for a in audited if a[1] in (1, 7)]
