@@ -60,7 +60,8 @@ import struct
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 from os_ken.base import app_manager  # must come before os_ken.controller.* (circular import)
 from os_ken.controller import ofp_event
@@ -70,7 +71,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import linkwatch, ofroles, switchauth
 from controller.core.model import Reservation
-from controller.dataplane import programs, translation
+from controller.dataplane import programs, specs, translation
 from controller.dataplane.arp import arp_answer
 from controller.dataplane.frames import lldp_frame, parse_lldp
 from controller.dataplane.programs import Program
@@ -86,6 +87,8 @@ _CONFIG: dict[str, Any] = {}
 
 LLDP_TIMEOUT_FLOOR = 3.0   # s: the default LLDP timeout is max(3.5 x interval, this)
 DUMP_PAUSE_S = 0.01        # s: between two switches' dumps of a takeover (``_dump_many``)
+GIVE_WAY_S = 0.2           # s: longest a takeover's dump waits between two pieces for changes in progress
+DUMP_RESERVATION_BITS = 3  # a takeover dumps reservation entries in 2 ** this pieces (``specs.cookie_partition``)
 
 
 def configure(service: DataPlaneHost, *, rate_scale: float = 1.0, lldp_interval: float = 2.0,
@@ -151,6 +154,8 @@ class DetnetShim(app_manager.OSKenApp):
         self._prog_lock = threading.RLock()     # serialises resyncs and reservation changes
         #: while a takeover resync plans outside the lock: ids of reservations programmed meanwhile
         self._touched: set[str] | None = None
+        self._pending_lock = threading.Lock()
+        self._pending_changes = 0               # reservation changes being programmed now
         self._be_sent: dict[int, dict[tuple, FlowSpec]] = {}   # dpid -> best-effort entries sent
         self._seen_links: dict[linkwatch.Directed, float] = {}
         self._expected_links = linkwatch.expected_links(self.plan)
@@ -270,20 +275,32 @@ class DetnetShim(app_manager.OSKenApp):
                 _safely(self.service.switch_disconnected, dp.id)
             self._report_links()
 
-    def _dump(self, dp: Any) -> SwitchState:
-        """The switch's meters, flows and groups, as ``resync`` compares them."""
+    def _dump(self, dp: Any, pace: Callable[[], None] | None = None) -> SwitchState:
+        """The switch's meters, flows and groups, as ``resync`` compares them.
+
+        ``pace``: ask for the flows in pieces (``specs.cookie_partition``: every cookie in exactly
+        one) and call ``pace`` between two requests. A takeover dumps this way so that a reservation
+        installed meanwhile waits for one piece, not for the whole table: os-ken parses a reply in
+        Python before the barrier answer that follows it on the connection."""
         p, o = dp.ofproto_parser, dp.ofproto
         ch = self.channel
-        return SwitchState(
-            meters=[{"meter_id": m.meter_id, "rate_kbps": m.bands[0].rate if m.bands else 0,
-                     "burst_kb": m.bands[0].burst_size if m.bands else 0}
-                    for m in ch.multipart(dp, p.OFPMeterConfigStatsRequest(dp, 0, o.OFPM_ALL))],
-            flows=[{"table_id": s.table_id, "priority": s.priority, "cookie": s.cookie, "match": dict(s.match.items())}
-                   for s in ch.multipart(dp, p.OFPFlowStatsRequest(dp, 0, o.OFPTT_ALL, o.OFPP_ANY, o.OFPG_ANY,
-                                                                   0, 0, p.OFPMatch()))],
-            groups=[{"group_id": g.group_id,
-                     "buckets": [[a.port for a in b.actions if isinstance(a, p.OFPActionOutput)] for b in g.buckets]}
-                    for g in ch.multipart(dp, p.OFPGroupDescStatsRequest(dp, 0))])
+        pieces = specs.cookie_partition(DUMP_RESERVATION_BITS) if pace is not None else [(0, 0)]
+        flows = []
+        for cookie, mask in pieces:
+            flows += [{"table_id": s.table_id, "priority": s.priority, "cookie": s.cookie, "match": dict(s.match.items())}
+                      for s in ch.multipart(dp, p.OFPFlowStatsRequest(dp, 0, o.OFPTT_ALL, o.OFPP_ANY, o.OFPG_ANY,
+                                                                      cookie, mask, p.OFPMatch()))]
+            if pace is not None:
+                pace()
+        meters = [{"meter_id": m.meter_id, "rate_kbps": m.bands[0].rate if m.bands else 0,
+                   "burst_kb": m.bands[0].burst_size if m.bands else 0}
+                  for m in ch.multipart(dp, p.OFPMeterConfigStatsRequest(dp, 0, o.OFPM_ALL))]
+        if pace is not None:
+            pace()
+        groups = [{"group_id": g.group_id,
+                   "buckets": [[a.port for a in b.actions if isinstance(a, p.OFPActionOutput)] for b in g.buckets]}
+                  for g in ch.multipart(dp, p.OFPGroupDescStatsRequest(dp, 0))]
+        return SwitchState(meters=meters, flows=flows, groups=groups)
 
     def _resync(self, dp: Any) -> None:
         """Bring one switch to the desired state, then report it connected (``_resync_many``)."""
@@ -415,14 +432,15 @@ class DetnetShim(app_manager.OSKenApp):
         """``_dump`` of each switch; a switch that went away meanwhile is left out.
 
         ``parallel``: one thread per switch (the switches build their answers at once). Otherwise
-        one after the other, a short pause between: os-ken parses every reply in Python, and six
-        dumps parsed at once take the interpreter from the REST threads for as long (a takeover's
-        first write waited 0.75 s behind them while it had nothing to wait for)."""
+        one after the other, each in pieces, giving way to reservation changes in progress between
+        two (``_dump(pace=...)``): os-ken parses every reply in Python, and six dumps parsed at
+        once took the interpreter from the REST threads (a takeover's first write waited 0.75 s
+        behind them while it had nothing to wait for)."""
         out: dict[int, SwitchState] = {}
 
         def one(dp: Any) -> None:
             try:
-                out[dp.id] = self._dump(dp)
+                out[dp.id] = self._dump(dp, None if parallel else self._give_way)
             except Gone:
                 LOG.warning("switch %s (dpid %d) went away during resync", self._node(dp.id), dp.id)
 
@@ -430,6 +448,7 @@ class DetnetShim(app_manager.OSKenApp):
             for i, dp in enumerate(dps):
                 if i:
                     time.sleep(DUMP_PAUSE_S)
+                    self._give_way()
                 one(dp)
             return out
         workers = [threading.Thread(target=one, args=(dp,), name=f"detnet-dump-{dp.id}", daemon=True) for dp in dps]
@@ -441,6 +460,39 @@ class DetnetShim(app_manager.OSKenApp):
 
     # ----------------------------------------------------------------- reservations (ReservationListener)
     def reservations_added(self, added: Sequence[Reservation]) -> None:
+        """``_install``, counted as a change in progress (a takeover's paced dump gives way to it)."""
+        with self._change_pending():
+            self._install(added)
+
+    def reservations_removed(self, removed: Sequence[Reservation]) -> None:
+        """``_remove``, counted as a change in progress."""
+        with self._change_pending():
+            self._remove(removed)
+
+    def reservations_changed(self, pairs: Sequence[tuple[Reservation, Reservation]]) -> None:
+        """``_reprogram``, counted as a change in progress."""
+        with self._change_pending():
+            self._reprogram(pairs)
+
+    @contextmanager
+    def _change_pending(self) -> Iterator[None]:
+        with self._pending_lock:
+            self._pending_changes += 1
+        try:
+            yield
+        finally:
+            with self._pending_lock:
+                self._pending_changes -= 1
+
+    def _give_way(self) -> None:
+        """Between two pieces of a takeover's dump: wait (at most ``GIVE_WAY_S``) while reservation
+        changes are being programmed, so their barriers are not queued behind a long dump reply on
+        the same connection."""
+        deadline = time.monotonic() + GIVE_WAY_S
+        while self._pending_changes and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def _install(self, added: Sequence[Reservation]) -> None:
         """Install reservations committed together (``programs.install_many``: one program, so one
         message run and one barrier per phase on each switch) on every connected switch of their
         paths; wait for the barriers. Nothing on a follower."""
@@ -460,7 +512,7 @@ class DetnetShim(app_manager.OSKenApp):
             ok, n, missing = self._run_on_paths(done, program)
         self._record("install", done, t0, ok, n, missing, f"{flows} flows, {len(done)} meters")
 
-    def reservations_removed(self, removed: Sequence[Reservation]) -> None:
+    def _remove(self, removed: Sequence[Reservation]) -> None:
         """Delete reservations' entries (one cookie-masked delete per reservation and switch) and
         their meters, as one program. Nothing on a follower."""
         if not self.roles.may_write():
@@ -473,7 +525,7 @@ class DetnetShim(app_manager.OSKenApp):
             ok, n, missing = self._run_on_paths(removed, program)
         self._record("remove", removed, t0, ok, n, missing, "")
 
-    def reservations_changed(self, pairs: Sequence[tuple[Reservation, Reservation]]) -> None:
+    def _reprogram(self, pairs: Sequence[tuple[Reservation, Reservation]]) -> None:
         """Reprogram reservations a link event moved (``programs.reroute``: make-before-break).
         Nothing on a follower."""
         if not self.roles.may_write():
@@ -483,7 +535,7 @@ class DetnetShim(app_manager.OSKenApp):
                                 rate_scale=self.rate_scale, queue_id=self.queue_id)
         for old, e in plan.unplaceable:
             LOG.warning("reservation %s: new placement not installable (%s): removing it", old.id, e)
-            self.reservations_removed([old])
+            self._remove([old])
         with self._prog_lock:
             self._note_touched([new for _, new in pairs])
             dps = self._ready_dps()

@@ -176,6 +176,27 @@ def tenant_cookie(tenant: int) -> int:
     return make_cookie(0, tenant, 0)
 
 
+def cookie_partition(reservation_bits: int = 3) -> list[tuple[int, int]]:
+    """(cookie, mask) pairs that select every possible cookie exactly once, for a switch dump in
+    small pieces: one per kind this controller writes (reservation entries further split into
+    ``2 ** reservation_bits`` by the top bits of their number) and a few that cover every other
+    kind byte (0, and 4-255 in power-of-two ranges: entries nobody here wrote, which a resync must
+    see to delete)."""
+    if not 0 <= reservation_bits <= 32:
+        raise ValueError(f"reservation_bits {reservation_bits} must be in 0..32")
+    kind = 0xFF << _KIND_SHIFT
+    out = [(KIND_BASE << _KIND_SHIFT, kind), (KIND_BEST_EFFORT << _KIND_SHIFT, kind)]
+    top = _NUMBER_SHIFT + 32 - reservation_bits
+    chunk_mask = ((1 << reservation_bits) - 1) << top
+    out += [((KIND_RESERVATION << _KIND_SHIFT) | (c << top), kind | chunk_mask) for c in range(1 << reservation_bits)]
+    out.append((0, kind))                                   # kind 0
+    low = 4
+    while low < 256:                                        # kinds [4, 8), [8, 16), ... [128, 256)
+        out.append((low << _KIND_SHIFT, ((0xFF & ~(low - 1)) << _KIND_SHIFT)))
+        low *= 2
+    return out
+
+
 def cookie_selects(cookie: int, value: int, mask: int) -> bool:
     """True when an entry with ``cookie`` is selected by ``value``/``mask`` (OpenFlow semantics)."""
     return (cookie & mask) == (value & mask)
