@@ -53,7 +53,7 @@ from controller.notify import Notifier
 from controller.reservations import ReservationDesk
 from controller.seams import Link, ReservationListener
 from controller.store import Store
-from controller.storebase import StoreBase
+from controller.storebase import StoreBase, StoreError
 from controller.tenancy import MAX_TENANT_ID, TenantDesk
 from controller.views import detached, health_view, schedule_view, tenant_view, topology_view
 from topologies.hosts import HostPlan
@@ -497,7 +497,10 @@ class ControllerService:
         if not self.writable:
             log.info("not audited (this member follows): %s %s %s", actor, action, request)
             return
-        self.store.append_audit(actor, action, request, None, status)
+        try:
+            self.store.append_audit(actor, action, request, None, status)
+        except StoreError as e:     # e.g. leadership lost, or etcd going away while switches do
+            log.warning("not audited (%s): %s %s %s", e, actor, action, request)
 
     def switches_connected(self) -> set[int]:
         with self._lock:

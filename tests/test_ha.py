@@ -272,3 +272,14 @@ def test_switch_events_on_a_follower_are_counted_not_audited_and_raise_nothing(c
         audited = [(e.action, (e.request or {}).get("dpid")) for e in lead.service.store.list_audit(0)]
         assert ("switch_refused", 8) in audited
         assert not [a for a in audited if a[1] in (1, 7)]
+
+
+def test_a_switch_event_the_store_cannot_audit_is_a_warning_not_an_error(cluster, caplog):
+    """A leader that lost its key (or etcd going away at shutdown while switches disconnect) logs
+    one line per event it could not audit, and raises nothing into the shim."""
+    with running(cluster, ("a",)) as (probe, ms, lead, others):
+        lead.service.store.set_guard(lead.service.store.prefix + "not-the-leader-key", 1)
+        with caplog.at_level("WARNING", logger="detnet.controller"):
+            lead.service.switch_disconnected(3)
+        assert [r.getMessage() for r in caplog.records if "not audited" in r.getMessage()]
+        assert 3 not in lead.service.switches_connected()
