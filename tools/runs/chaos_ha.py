@@ -237,6 +237,7 @@ def _round(net: NetworkStack, cfg: ClusterChaosConfig, i: int, flows, meta, outd
     lost_packets = sum(f["lost"] for f in ph["flows"].values())
     stale = marks.get("stale", 0)
     out = {"round": i + 1, "old_leader": leader.url, "new_leader": marks.get("new_leader"),
+           "failed_at": time.strftime("%H:%M:%S", time.localtime(t_fail)) + f".{int(t_fail * 1000) % 1000:03d}",
            "failover_s": None if failover is None else round(failover, 3),
            "lost_reserved_packets": lost_packets, "reservations_before": len(before),
            "reservations_after": len(after), "writes_admitted": len(admitted),
