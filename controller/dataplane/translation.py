@@ -445,21 +445,8 @@ def desired_state(plan: HostPlan, node: str, reservations: Iterable[Reservation]
     """Everything switch ``node`` should hold: baseline (meters sized by the reservations leaving
     through each port) plus the entries of every reservation whose path crosses it.
     ``on_error(res, exc)`` is called for reservations that cannot be translated (skipped)."""
-    reservations = list(reservations)
-    flows, meters = baseline(plan, node, reserved_share_by_port(plan, node, reservations), rate_scale=rate_scale,
-                             failed=failed, headroom=headroom)
-    dpid = plan.dpid(node)
-    for res in reservations:
-        if not any(node in p for p in res.all_paths()):
-            continue
-        try:
-            rf, rm = reservation_flows(plan, res, rate_scale=rate_scale, queue_id=queue_id)
-        except TranslationError as e:
-            if on_error:
-                on_error(res, e)
-            continue
-        flows += [f for f in rf if f.dpid == dpid]
-        meters += [mt for mt in rm if mt.dpid == dpid]
+    flows, meters, _ = desired_states(plan, [node], reservations, rate_scale=rate_scale, queue_id=queue_id,
+                                      on_error=on_error, failed=failed, headroom=headroom)[node]
     return flows, meters
 
 
