@@ -406,8 +406,7 @@ def resync_many(plan: HostPlan, actual: dict[str, SwitchState], reservations: It
 
 
 def rebased(program: Program, plan: HostPlan, node: str, actual: SwitchState, touched: Iterable[str],
-            reservations: Iterable[Reservation], *, rate_scale: float = 1.0,
-            failed: Iterable[Link] | None = None) -> Program:
+            reservations: Iterable[Reservation], *, rate_scale: float = 1.0) -> Program:
     """A resync ``program`` of ``node``, planned on an earlier snapshot of the reservations and the
     switch's dump ``actual``, made right for now (``reservations``: the current ones), when the
     reservations ``touched`` (ids) were installed, removed or moved by their own programs meanwhile.
@@ -439,9 +438,8 @@ def rebased(program: Program, plan: HostPlan, node: str, actual: SwitchState, to
             return c.group_id in groups
         return False
 
-    reservations = list(reservations)
-    _, be_meters = tr.baseline(plan, node, tr.reserved_share_by_port(plan, node, reservations),
-                               rate_scale=rate_scale, failed=failed)
+    be_meters = tr.best_effort_meters(plan, node, tr.reserved_share_by_port(plan, node, reservations),
+                                      rate_scale=rate_scale)
     add, modify, _ = meter_resync_plan(be_meters, [m for m in actual.meters
                                                    if int(m["meter_id"]) < specs.RES_METER_BASE])
     return Program([Phase([MeterAdd(m) for m in add] + [MeterModify(m) for m in modify])]
