@@ -1,8 +1,9 @@
 """The emulation verbs whole in the VM (``--vm on``), as a user runs them, on Debian's stock kernel:
 
 - ``dnctl emulate up --vm on``: the 40-city backbone on the kernel datapath with netem on every
-  link; long-haul pings show RTT within 10% (+5 ms) of twice the propagation of the path the static
-  forwarding takes (the 55,000 km inside the emulation);
+  link; long-haul pings show RTT never below twice the propagation of the path the static
+  forwarding takes (the 55,000 km inside the emulation) and above it by at most 10% + 5 ms + 1.5 ms
+  per hop (the TCG guest's timers: see the test);
 - ``dnctl verify scenario --vm on`` on a small ring: the controller schedules the miniature with
   the links' real propagation; the report comes back through the share and says where it ran
   (``platform``: VM, kernel datapath, propagation emulated), every reserved frame arrived once and
@@ -57,16 +58,21 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
         path = best_effort_path(topo.graph, p["src"], p["dst"])
         prop_ms = sum(topo.propagation_ns(u, v) for u, v in zip(path, path[1:])) / 1e6
         expected = 2 * prop_ms
-        limit = 0.1 * expected + 5
-        say(request, f"vm: {p['src']} -> {p['dst']} ({len(path) - 1} hops, {prop_ms:.1f} ms of fibre): RTT "
+        hops = len(path) - 1
+        limit = 0.1 * expected + 5 + 1.5 * hops
+        say(request, f"vm: {p['src']} -> {p['dst']} ({hops} hops, {prop_ms:.1f} ms of fibre): RTT "
                      f"min/avg/max {p['rtt_min_ms']:.1f}/{p['rtt_avg_ms']:.1f}/{p['rtt_max_ms']:.1f} ms, "
-                     f"expected {expected:.1f} ± {limit:.1f} ms")
+                     f"expected {expected:.1f}, at most +{limit:.1f} ms")
         assert p["received"] == p["sent"] > 0, p
         # the network's round trip is the fastest one: netem's delay is a floor and the TCG guest's
         # scheduling only adds to it (the first ping also sets up the kernel datapath's flows); the
         # average and the worst are printed above. 20 pings: with 5, the fastest of a 10-hop path was
-        # once 59.4 ms for 47.6 expected (limit 57.4): too few samples to reach the floor under TCG
-        assert abs(p["rtt_min_ms"] - expected) <= limit, p
+        # once 59.4 ms for 47.6 expected: too few samples to reach the floor under TCG. Each hop's
+        # netem delay is an hrtimer in the guest, and under TCG on a busy host every timer fires
+        # late: a CI run measured the fastest of 20 at +5.9 ms over 6 hops and +10.0 ms over 10
+        # (about 1 ms per hop and round trip, on both pairs), hence 1.5 ms per hop. A
+        # doubled delay (+47.6 ms on Harbin-Haikou) or a much longer path still fails.
+        assert p["rtt_min_ms"] - expected <= limit, p
         assert p["rtt_min_ms"] >= 0.99 * expected, p          # and never faster than the fibre
 
 
