@@ -5,19 +5,28 @@ the ``tools.client.ApiClient`` they name (else ``$DNCTL_URL``/``$DNCTL_TOKEN``/
 ``$DNCTL_ADMIN_TOKEN``/``$DNCTL_CA``); ``parse_option`` reads a unit-bearing option (``50M``, ``30ms``) into a
 number or a one-line ``CliError`` naming the option. The client library itself knows nothing of
 argparse; this module is its command-line face.
+
+Start-up: the client (and httpx) is imported by ``client_from_args``, when a verb connects, not at
+module level, so adding the options and ``--help`` do not import it (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tools.cli import CliError
-from tools.client import DEFAULT_URL, ApiClient, BadCa, BadUrl
+
+if TYPE_CHECKING:
+    from tools.client import ApiClient
 
 __all__ = ["add_client_args", "add_connection_args", "client_from_args", "parse_option", "print_json",
            "wants_json"]
+
+#: ``tools.client.DEFAULT_URL``, copied so that --help need not import the client (and httpx);
+#: tests/test_cli_startup.py checks that the two are equal
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def add_connection_args(parser: Any) -> None:
@@ -52,6 +61,8 @@ def client_from_args(args: argparse.Namespace) -> ApiClient:
     A malformed URL is a usage error: ``CliError`` (exit 2) naming ``--url``; an unreadable CA
     file one naming ``--ca``.
     """
+    from tools.client import ApiClient, BadCa, BadUrl
+
     try:
         return ApiClient.from_env(getattr(args, "url", None), getattr(args, "token", None), getattr(args, "ca", None))
     except BadUrl as e:

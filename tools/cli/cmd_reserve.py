@@ -17,15 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from tools.cli import CliError
 from tools.cli.cmd_reservations import render_reservation
 from tools.cli.clientargs import add_client_args, client_from_args, parse_option, print_json, wants_json
 from tools.cli.matchargs import add_match_arguments, match_from_args
-from schedules.requests_file import RequestsFileError, parse_requests
 from tools.cli.units import format_ns, parse_bandwidth, parse_duration_with_unit, parse_size
-from tools.client import ApiClient
+
+if TYPE_CHECKING:
+    from tools.client import ApiClient
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -144,6 +145,10 @@ _SINGLE_OPTIONS = ("src", "dst", "bandwidth", "frame_bytes", "period", "max_late
 def read_requests_file(path: str) -> list[dict[str, Any]]:
     """The request bodies of a REQUESTS.json, checked as ``dnctl schedule`` checks them (a bad
     entry: one line naming the file, the entry and the field; exit 2)."""
+    # imported here: schedules.requests_file pulls in the scheduler (networkx), which the other
+    # forms of the verb and --help do not need
+    from schedules.requests_file import RequestsFileError, parse_requests
+
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)

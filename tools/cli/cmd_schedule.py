@@ -13,6 +13,10 @@ nothing, when the topology or the requests file is bad.
 
 ``export`` fetches the running controller's Schedule JSON over REST (``GET /v1/schedule``) and
 writes it to a file or stdout. A new action is one more sub-parser here.
+
+Start-up: the scheduler, the schedule modules, the topology loaders (networkx, numpy) and the REST
+client (httpx) are imported by the functions that use them, not at module level, so building the
+parser and ``--help`` import none of them (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -24,17 +28,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from controller.core.model import Reservation
-from controller.core.scheduler import Scheduler
-from schedules.gcl import GCLError
-from schedules.requests_file import RequestsFileError, read_requests
-from schedules.schedule_json import SchedulePayloadError, read_schedule_file, schedule_to_dict, write_json_atomic
-from schedules.taprio import TaprioError, device_names, taprio_config, talker_ports
-from schedules.yang import YangError, bridge_instance, port_gcls
 from tools.cli import CliError
 from tools.cli.clientargs import add_connection_args, client_from_args
-from topologies.loaders import load_topology
-from topologies.model import TopologyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -111,6 +106,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _build(args) -> int:
+    from controller.core.model import Reservation
+    from controller.core.scheduler import Scheduler
+    from schedules.requests_file import RequestsFileError, read_requests
+    from schedules.schedule_json import schedule_to_dict, write_json_atomic
+    from topologies.loaders import load_topology
+    from topologies.model import TopologyError
+
     missing = [o for o, v in (("--topology", args.topology), ("--requests", args.requests), ("--out", args.out))
                if not v]
     if missing:
@@ -164,6 +166,11 @@ def _build(args) -> int:
 
 
 def _gcl(args) -> int:
+    from schedules.gcl import GCLError
+    from schedules.schedule_json import SchedulePayloadError, read_schedule_file
+    from schedules.taprio import device_names
+    from schedules.yang import port_gcls
+
     fmt = args.format or ("json" if args.json else "text")
     if args.json and fmt != "json":
         raise CliError(f"schedule gcl: --json is --format json, not --format {fmt}")
@@ -207,6 +214,8 @@ def _gcl(args) -> int:
 
 
 def _taprio(args, data: dict, gcls: list, names: dict) -> None:
+    from schedules.taprio import TaprioError, taprio_config, talker_ports
+
     capacity = {(str(l.get("src")), str(l.get("dst"))): l.get("capacity_bps") for l in data.get("links", [])
                 if isinstance(l, dict)}
     talkers = talker_ports(data) if args.etf_delta is not None else set()
@@ -235,6 +244,9 @@ _FILE_UNSAFE = re.compile(r"[^\w.-]")
 
 def _yang(args, gcls: list, names: dict) -> None:
     """802.1Qcw instance data: one port (--link), every bridge in one object, or one file per bridge."""
+    from schedules.schedule_json import write_json_atomic
+    from schedules.yang import YangError, bridge_instance
+
     options = {"base_time_ns": args.base_time, "capabilities": not args.no_supported,
                "supported_list_max": args.supported_list_max}
     by_bridge: dict[str, list] = {}

@@ -9,6 +9,10 @@ link, slot, time and the reservations involved. Exit 0 when there is no violatio
 ``--workload TOPOLOGY --reservations N --tenants T`` builds the admission benchmark's schedule
 (controller/core/bench.py, the same as ``dnctl bench admission``) instead of reading a file, so the
 simulator's speed on it is one command (``--save-schedule FILE`` keeps the schedule).
+
+Start-up: the simulator (numpy), the scheduler and the topology loaders (networkx) are imported by
+the functions that use them, not at module level, so building the parser and ``--help`` import
+none of them (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -17,19 +21,20 @@ import argparse
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from controller.core.bench import workload
-from controller.core.model import Tenant
-from controller.core.scheduler import Scheduler
-from controller.core.tenants import TenantBook
-from schedules.schedule_json import SchedulePayloadError, read_schedule_file, schedule_to_dict, write_json_atomic
-from schedules.simulate import (DEFAULT_PROCESSING_NS, GATE_MODES, MTU_BYTES, SimulationInputError,
-                                SimulationResult, simulate)
 from tools.cli import CliError
 from tools.cli.tables import render_table
 from tools.cli.units import format_ns
-from topologies.loaders import load_topology
-from topologies.model import TopologyError
+
+if TYPE_CHECKING:
+    from schedules.simulate import SimulationResult
+
+#: ``schedules.simulate``'s GATE_MODES, DEFAULT_PROCESSING_NS and MTU_BYTES, copied so that --help
+#: need not import the simulator (and numpy); tests/test_cli_startup.py checks that they are equal
+GATE_MODES = ("stream", "class")
+DEFAULT_PROCESSING_NS = 1000
+MTU_BYTES = 1500
 
 #: violations printed in the human form (all of them are in --json)
 SHOWN = 20
@@ -69,6 +74,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _workload_schedule(args) -> tuple[dict, float]:
+    from controller.core.bench import workload
+    from controller.core.model import Tenant
+    from controller.core.scheduler import Scheduler
+    from controller.core.tenants import TenantBook
+    from schedules.schedule_json import schedule_to_dict, write_json_atomic
+    from topologies.loaders import load_topology
+    from topologies.model import TopologyError
+
     if args.reservations < 0 or args.tenants < 1:
         raise CliError("--reservations must be >= 0 and --tenants >= 1")
     try:
@@ -92,6 +105,9 @@ def _workload_schedule(args) -> tuple[dict, float]:
 
 
 def run(args) -> int:
+    from schedules.schedule_json import SchedulePayloadError, read_schedule_file
+    from schedules.simulate import SimulationInputError, simulate
+
     if (args.schedule is None) == (args.workload is None):
         raise CliError("give either SCHEDULE.json or --workload TOPOLOGY")
     say = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))

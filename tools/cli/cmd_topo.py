@@ -6,6 +6,9 @@
 
 Loader warnings (merged duplicates, guessed lengths) go to stderr; a broken file is one line on
 stderr and exit 2.
+
+Start-up: the topology modules (networkx) are imported by the actions, not at module level, so
+building the parser and ``--help`` import none of them (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -15,15 +18,23 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tools.cli import CliError
-from topologies.loaders import DEFAULT_ROUTE_FACTOR, list_builtin, load_topology, load_warnings
-from topologies.model import Topology, TopologyError
-from topologies.summary import summarize
+
+if TYPE_CHECKING:
+    from topologies.model import Topology
+
+#: ``topologies.loaders.DEFAULT_ROUTE_FACTOR``, copied so that --help need not import the loaders
+#: (and networkx); tests/test_cli_startup.py checks that the two are equal
+DEFAULT_ROUTE_FACTOR = 1.34
 
 
 def load_for_cli(name_or_file: str, route_factor: float = DEFAULT_ROUTE_FACTOR) -> Topology:
     """Load a topology for a CLI verb: warnings to stderr, errors as CliError (exit 2)."""
+    from topologies.loaders import load_topology, load_warnings
+    from topologies.model import TopologyError
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # printed below from the recorded list, once each
         try:
@@ -43,6 +54,9 @@ def _fmt_bps(bps: int) -> str:
 
 
 def _show(args) -> int:
+    from topologies.loaders import load_warnings
+    from topologies.summary import summarize
+
     topo = load_for_cli(args.topology, args.route_factor)
     s = summarize(topo)
     if args.json:
@@ -68,6 +82,8 @@ def _show(args) -> int:
 
 
 def _list(args) -> int:
+    from topologies.loaders import list_builtin
+
     names = list_builtin()
     if args.json:
         print(json.dumps(names))

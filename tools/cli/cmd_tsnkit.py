@@ -3,6 +3,9 @@
 Same argument order as TSNKit's own algorithms (``python -m tsnkit.algorithms.ls TASK TOPO OUT``).
 Exit 0 when every stream is scheduled, 1 when some are not, 2 on unreadable or malformed files.
 Check the result with ``python -m tsnkit.simulation.tas TASK.csv OUTDIR/ --no-draw``.
+
+Start-up: the scheduler and the TSNKit reader (networkx, numpy) are imported by ``run``, not at
+module level, so building the parser and ``--help`` import neither (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -11,8 +14,6 @@ import argparse
 import json
 import time
 
-from schedules.schedule_json import schedule_to_dict, write_json_atomic
-from schedules.tsnkit_io import TsnkitFormatError, read_instance, schedule_instance, write_outputs
 from tools.cli import CliError
 
 
@@ -39,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
+    from schedules.schedule_json import schedule_to_dict, write_json_atomic
+    from schedules.tsnkit_io import TsnkitFormatError, read_instance, schedule_instance, write_outputs
+
     if args.slot_ns <= 0 or args.slot_ns % 100:
         raise CliError("--slot-ns must be a positive multiple of 100 (TSNKit's simulator steps in 100 ns)")
     if not 0 < args.max_share <= 1:
