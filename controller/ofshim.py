@@ -933,7 +933,8 @@ def _asked_role(what: str) -> int | None:
 
 class _Gated:
     """A datapath whose messages go out only while this controller may write
-    (``RoleState.gate``: checked and sent under one lock, so a demotion stops the next message)."""
+    (``RoleState.gate``: checked and sent under one lock, so a demotion stops the next message, or
+    the next joined phase of a program: ``send``)."""
 
     __slots__ = ("_dp", "_roles")
 
@@ -949,6 +950,14 @@ class _Gated:
                 LOG.debug("dpid %s: %s not sent: follower", self._dp.id, type(msg).__name__)
                 return False
             return self._dp.send_msg(msg)
+
+    def send(self, buf: bytes) -> bool:
+        """Serialised messages (``ofchannel.joined``), all or none: the gate is checked once."""
+        with self._roles.gate() as may:
+            if not may:
+                LOG.debug("dpid %s: %d bytes of messages not sent: follower", self._dp.id, len(buf))
+                return False
+            return self._dp.send(buf)
 
 
 def _counts(program: Program) -> str:

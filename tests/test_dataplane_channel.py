@@ -13,6 +13,7 @@ from controller import ofchannel
 from controller.dataplane import programs
 from controller.dataplane.programs import FlowAdd, MeterAdd, Phase, Program
 from fakeswitch import FakeNetwork, link_bps, programmed, reservation, ring_plan
+from ofwire import split
 
 PLAN = ring_plan()
 OLD = reservation("r1", ["A", "B", "C"], protection=["A", "D", "C"])
@@ -20,7 +21,8 @@ NEW = reservation("r1", ["A", "D", "C"], protection=["A", "B", "C"])
 
 
 class FakeDatapath:
-    """Records what is sent; answers barriers at once (or never, when ``silent``)."""
+    """Records what is sent (message kinds, and ``writes``: how many ``send`` calls); answers
+    barriers at once (or never, when ``silent``)."""
 
     ofproto, ofproto_parser = ofproto_v1_3, ofproto_v1_3_parser
 
@@ -28,7 +30,8 @@ class FakeDatapath:
         self.id = dpid
         self.channel = channel
         self.silent = silent
-        self.sent: list = []
+        self.sent: list[str] = []
+        self.writes = 0
         self._xid = 0
 
     def set_xid(self, msg) -> None:
@@ -37,11 +40,17 @@ class FakeDatapath:
 
     def send_msg(self, msg) -> bool:
         msg.serialize()
-        self.sent.append(msg)
-        if isinstance(msg, ofproto_v1_3_parser.OFPBarrierRequest) and not self.silent and self.channel:
-            reply = ofproto_v1_3_parser.OFPBarrierReply(self)
-            reply.xid = msg.xid
-            threading.Thread(target=self.channel.reply, args=(reply, True)).start()
+        return self.send(msg.buf)
+
+    def send(self, buf: bytes) -> bool:
+        """Like os-ken's ``Datapath.send``: serialised messages, one write."""
+        self.writes += 1
+        for kind, xid, _ in split(buf):
+            self.sent.append(kind)
+            if kind == "OFPBarrierRequest" and not self.silent and self.channel:
+                reply = ofproto_v1_3_parser.OFPBarrierReply(self)
+                reply.xid = xid
+                threading.Thread(target=self.channel.reply, args=(reply, True)).start()
         return True
 
 
@@ -72,7 +81,7 @@ def test_run_sends_phases_in_order_with_barriers_and_waits():
                             link_bps([])).program
     assert ch.run(dps, prog)
     for d, dp in dps.items():
-        kinds = [type(m).__name__ for m in dp.sent]
+        kinds = dp.sent
         assert kinds[-1] == "OFPBarrierRequest"
         # every phase that touched this switch ends with a barrier before the next phase's messages
         per_phase = [len([c for c in p.changes if c.dpid == d]) for p in prog.phases]
@@ -82,8 +91,32 @@ def test_run_sends_phases_in_order_with_barriers_and_waits():
                 assert kinds[i + n] == "OFPBarrierRequest" and "OFPBarrierRequest" not in kinds[i:i + n]
                 i += n + 1
         assert i == len(kinds)
+        # ... and goes out as one write: its messages and the barrier in one buffer
+        assert dp.writes == len([n for n in per_phase if n]) > 0
     # switch 3 is not in dps: its changes were skipped
     assert 3 in prog.switches()
+
+
+def test_joined_messages_are_each_message_as_sent_alone_in_order():
+    """One write carries the same bytes as the messages sent one by one (xids included)."""
+    prog = programs.install(PLAN, OLD, link_bps([OLD]))
+    dpid = prog.changes()[0].dpid
+    changes = [c for c in prog.changes() if c.dpid == dpid]
+    assert len(changes) > 2
+    alone, together = FakeDatapath(dpid), FakeDatapath(dpid)
+    one_by_one = []
+    for c in changes:
+        m = ofchannel.change_message(alone, c)
+        alone.set_xid(m)
+        m.serialize()
+        one_by_one.append(bytes(m.buf))
+    msgs = [ofchannel.change_message(together, c) for c in changes]
+    for m in msgs:
+        together.set_xid(m)
+    buf = ofchannel.joined(msgs)
+    assert buf == b"".join(one_by_one)
+    assert [xid for _, xid, _ in split(buf)] == list(range(1, len(changes) + 1))
+    assert [b for _, _, b in split(buf)] == one_by_one
 
 
 def test_run_reports_a_silent_switch_and_an_error():

@@ -343,24 +343,34 @@ class RoleConn:
         return [t for t, _, _ in self.sent if t in self.WRITES]
 
     def send_msg(self, msg) -> bool:
+        return self._take(type(msg).__name__, msg.xid, getattr(msg, "role", None), getattr(msg, "generation_id", None))
+
+    def send(self, buf: bytes) -> bool:
+        """Like os-ken's ``Datapath.send``: serialised messages (a program's phase), one write."""
+        from ofwire import split
+        for kind, xid, _ in split(buf):
+            assert kind != "OFPRoleRequest", "role requests go one by one (send_msg)"
+            self._take(kind, xid, None, None)
+        return True
+
+    def _take(self, kind: str, xid: int, role: int | None, generation: int | None) -> bool:
         o = self.ofproto
-        kind = type(msg).__name__
-        self.sent.append((kind, getattr(msg, "role", None), getattr(msg, "generation_id", None)))
-        ev = lambda **kw: types.SimpleNamespace(msg=types.SimpleNamespace(datapath=self, xid=msg.xid, **kw))
+        self.sent.append((kind, role, generation))
+        ev = lambda **kw: types.SimpleNamespace(msg=types.SimpleNamespace(datapath=self, xid=xid, **kw))
         with self.bridge.lock:
             if kind == "OFPRoleRequest":
-                g, cached = msg.generation_id, self.bridge.generation
-                if msg.role in (o.OFPCR_ROLE_MASTER, o.OFPCR_ROLE_SLAVE):
+                g, cached = generation, self.bridge.generation
+                if role in (o.OFPCR_ROLE_MASTER, o.OFPCR_ROLE_SLAVE):
                     if cached is not None and ((g - cached) & (2 ** 64 - 1)) >> 63:
                         self.shim._error(ev(type=o.OFPET_ROLE_REQUEST_FAILED, code=o.OFPRRFC_STALE))
                         return True
                     self.bridge.generation = g
-                if msg.role != o.OFPCR_ROLE_NOCHANGE:
-                    if msg.role == o.OFPCR_ROLE_MASTER:
+                if role != o.OFPCR_ROLE_NOCHANGE:
+                    if role == o.OFPCR_ROLE_MASTER:
                         for c in self.bridge.conns:
                             if c.role == o.OFPCR_ROLE_MASTER:
                                 c.role = o.OFPCR_ROLE_SLAVE
-                    self.role = msg.role
+                    self.role = role
                 gen = self.bridge.generation
                 self.shim._role_reply(ev(role=self.role, generation_id=ofroles.UNDEFINED if gen is None else gen))
             elif kind in self.WRITES:
