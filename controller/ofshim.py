@@ -952,7 +952,8 @@ class _Gated:
             return self._dp.send_msg(msg)
 
     def send(self, buf: bytes) -> bool:
-        """Serialised messages (``ofchannel.joined``), all or none: the gate is checked once."""
+        """Serialised messages (a program phase joined by ``ofchannel.Channel.send_phase``), all or
+        none: the gate is checked once."""
         with self._roles.gate() as may:
             if not may:
                 LOG.debug("dpid %s: %d bytes of messages not sent: follower", self._dp.id, len(buf))

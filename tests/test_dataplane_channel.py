@@ -97,26 +97,26 @@ def test_run_sends_phases_in_order_with_barriers_and_waits():
     assert 3 in prog.switches()
 
 
-def test_joined_messages_are_each_message_as_sent_alone_in_order():
-    """One write carries the same bytes as the messages sent one by one (xids included)."""
+def test_a_phase_is_one_write_of_each_message_as_os_ken_serialises_it_alone():
+    """``send_phase`` writes once: the bytes os-ken gives each change (numbered in order) and the
+    barrier behind them."""
     prog = programs.install(PLAN, OLD, link_bps([OLD]))
     dpid = prog.changes()[0].dpid
     changes = [c for c in prog.changes() if c.dpid == dpid]
     assert len(changes) > 2
-    alone, together = FakeDatapath(dpid), FakeDatapath(dpid)
+    ch = ofchannel.Channel(timeout=2.0)
+    alone, together = FakeDatapath(dpid), FakeDatapath(dpid, ch)
     one_by_one = []
-    for c in changes:
-        m = ofchannel.change_message(alone, c)
+    for c in changes + ["barrier"]:
+        m = ofproto_v1_3_parser.OFPBarrierRequest(alone) if c == "barrier" else ofchannel.change_message(alone, c)
         alone.set_xid(m)
         m.serialize()
         one_by_one.append(bytes(m.buf))
-    msgs = [ofchannel.change_message(together, c) for c in changes]
-    for m in msgs:
-        together.set_xid(m)
-    buf = ofchannel.joined(msgs)
-    assert buf == b"".join(one_by_one)
-    assert [xid for _, xid, _ in split(buf)] == list(range(1, len(changes) + 1))
-    assert [b for _, _, b in split(buf)] == one_by_one
+    raw: list[bytes] = []
+    together.send = lambda buf: raw.append(bytes(buf)) or True
+    key, _ = ch.send_phase(together, changes)
+    assert len(raw) == 1 and raw[0] == b"".join(one_by_one)
+    assert [xid for _, xid, _ in split(raw[0])] == list(range(1, len(changes) + 2)) and key == (dpid, len(changes) + 1)
 
 
 def test_run_reports_a_silent_switch_and_an_error():
