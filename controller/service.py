@@ -33,6 +33,7 @@ it returns Reservations and Rejections and raises ``Forbidden``/``NotFound``/``I
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -328,8 +329,7 @@ class ControllerService:
                m.get("ip_dscp") is None or (isinstance(m.get("ip_dscp"), int) and 0 <= m["ip_dscp"] < 64))
         why = self._install_checks.get(key)
         if why is None:             # the host plan never changes: one translation per distinct key
-            probe = Reservation.from_dict(res.to_dict())
-            probe.id = "-"
+            probe = dataclasses.replace(res, id="-")       # the translation only reads it
             try:
                 why = "" if reservation_flows(self.host_plan, probe) else "no entry to install"
             except (TranslationError, KeyError, ValueError) as e:
