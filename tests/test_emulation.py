@@ -245,3 +245,23 @@ def test_ring_has_no_loop_storm(emu_lock):
         grew = trunk_rx() - before
         assert ingress_drops() - drops_before >= 5          # the broadcasts died at their ingress switch
         assert grew < 5, f"{grew} frames crossed inter-switch links after 5 broadcasts: a loop?"
+
+
+@pytest.mark.emulation
+def test_del_link_group_deletes_exactly_the_interfaces_named(emu_lock):
+    """Tear-down's batch delete (``ip link del group``) takes the veths named, with their peers, and
+    nothing else: an interface that is not named stays, also one of the same kind."""
+    from tools.emulation.network import TEARDOWN_GROUP, del_link_group
+    names = [f"dnlg{i}" for i in range(3)]
+    try:
+        for n in names:
+            subprocess.run(["ip", "link", "add", n, "type", "veth", "peer", "name", n + "p"], check=True, timeout=20)
+        del_link_group(names[:2])
+        present = {n for n in names + [n + "p" for n in names] if os.path.exists(f"/sys/class/net/{n}")}
+        assert present == {"dnlg2", "dnlg2p"}
+        group = subprocess.run(["ip", "-o", "link", "show", "group", str(TEARDOWN_GROUP)], capture_output=True,
+                               text=True, timeout=20).stdout
+        assert group.strip() == ""               # nothing of ours waits in the group
+    finally:
+        for n in names:
+            subprocess.run(["ip", "link", "del", n], capture_output=True, timeout=20)

@@ -201,6 +201,23 @@ class Timings:
                 "stop_s": round(self.stop_s, 3)}
 
 
+#: the interface group (``ip link ... group``) an emulation's root-namespace veths join to be deleted
+#: together at tear-down; an unusual number, and only ours join it, under the emulation lock
+TEARDOWN_GROUP = 0xDE7
+
+
+def del_link_group(names: list[str]) -> None:
+    """Delete the interfaces ``names`` (of the root namespace) in one kernel batch: they join
+    ``TEARDOWN_GROUP`` and ``ip link del group`` removes the group at once. The kernel then waits
+    for one RCU grace period for them all, where ``ip link del`` one by one waits for one each:
+    300 veth pairs took 0.1 s against 5.9 s here. A veth's peer goes with it."""
+    if not names:
+        return
+    subprocess.run(["ip", "-force", "-batch", "-"], capture_output=True, text=True, timeout=60,
+                   input="".join(f"link set dev {n} group {TEARDOWN_GROUP}\n" for n in names))
+    subprocess.run(["ip", "link", "del", "group", str(TEARDOWN_GROUP)], capture_output=True, timeout=60)
+
+
 class EmulationError(RuntimeError):
     """The emulation could not start; one line naming what is missing or failed."""
 
@@ -359,7 +376,9 @@ class Emulation(Managed):
                   f", {'controller %s:%d' % self.controller if self.controller else 'no controller'}")
         # Plain links: the shaping is applied after start in one `tc -batch` (see tc_batch).
         topo = BackboneTopo(self.topology, self.plan, link_scale=None, delay=False)
-        switch = partial(OVSSwitch, protocols="OpenFlow13", datapath=dp, failMode="secure")
+        # batch=True: Mininet starts every switch in one ovs-vsctl call (it asks for batch startup only
+        # of a switch class it can see the batchStartup of, which a partial hides)
+        switch = partial(OVSSwitch, protocols="OpenFlow13", datapath=dp, failMode="secure", batch=True)
         link = Link if self.tx_queues == 1 else multiqueue_link(Link, self.tx_queues)
         self.net = Mininet(topo=topo, switch=switch, controller=None, link=link, autoSetMacs=False,
                            autoStaticArp=False, build=False, waitConnected=False)
@@ -437,10 +456,13 @@ class Emulation(Managed):
                     cm.__exit__(None, None, None)
 
     def _fast_unwire(self) -> None:
-        """Before net.stop(): delete our bridges in one ovs-vsctl call and our root-namespace veths in
-        one ``ip -batch``, then let net.stop() skip its per-link ``ip link del`` (about 25 ms each
-        while OVS still holds the ports: 3 s for fntf40). net.stop() still stops the switches and
-        the hosts (whose namespaces take the host-side veth ends with them)."""
+        """Before net.stop(): delete our root-namespace veths in one kernel batch (``del_link_group``),
+        then our bridges in one ovs-vsctl call, then whatever of ours is left in one ``ip -batch``,
+        and let net.stop() skip its per-link ``ip link del`` (about 25 ms each while OVS still holds
+        the ports: 3 s for fntf40). net.stop() still stops the switches and the hosts (whose
+        namespaces take the host-side veth ends with them)."""
+        ports = set(self.root_interfaces()) - set(self.switch_names)      # the bridges' own ports are OVS's
+        del_link_group([n for n in ports if os.path.exists(f"/sys/class/net/{n}")])
         self._del_bridges(self.switch_names)
         names = [n for n in self.root_interfaces() if os.path.exists(f"/sys/class/net/{n}")]
         if names:
