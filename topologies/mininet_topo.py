@@ -100,10 +100,11 @@ class BackboneTopo(Topo):
                          **link_params(link.capacity_bps, link.propagation_ns, link_scale=link_scale,
                                        delay_scale=delay_scale, delay=self.delay, max_bw_mbps=max_bw_mbps))
         for h in plan.hosts:
-            self.addHost(h.name, ip=f"{h.ip}/{h.prefix_len}", mac=h.mac)
+            # the MAC is given to the veth as it is made (one command), not set on the host after
+            self.addHost(h.name, ip=f"{h.ip}/{h.prefix_len}")
             sw = plan.switch_name(h.switch)
             self.addLink(h.name, sw, port2=h.port, intfName1=host_intf_name(h),
-                         intfName2=switch_intf_name(sw, h.port))
+                         intfName2=switch_intf_name(sw, h.port), addr1=h.mac)
 
 
 # ----- mn --custom entry points -------------------------------------------------------

@@ -380,6 +380,7 @@ class Emulation(Managed):
         # of a switch class it can see the batchStartup of, which a partial hides)
         switch = partial(OVSSwitch, protocols="OpenFlow13", datapath=dp, failMode="secure", batch=True)
         link = Link if self.tx_queues == 1 else multiqueue_link(Link, self.tx_queues)
+        link = partial(link, intf=deferred_up_intf())
         self.net = Mininet(topo=topo, switch=switch, controller=None, link=link, autoSetMacs=False,
                            autoStaticArp=False, build=False, waitConnected=False)
         if self.controller:
@@ -397,6 +398,13 @@ class Emulation(Managed):
             self.net.build()
         finally:
             self._host_pids = [h.pid for h in self.net.hosts if getattr(h, "pid", None)]
+        # the switch ports, which Mininet left down (``deferred_up_intf``), up in one batch; the hosts'
+        # ends came up when Mininet gave them their addresses
+        ports = self.root_interfaces()[:-len(self.switch_names)]
+        res = subprocess.run(["ip", "-batch", "-"], input="".join(f"link set dev {n} up\n" for n in ports),
+                             capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            raise EmulationError(f"cannot bring the switch ports up: {res.stderr.strip().splitlines()[-1:]}")
         self.net.start()
         if self.more_controllers:
             # a cluster: a member that restarts must get its switches back within a second (Open
@@ -546,6 +554,20 @@ class Emulation(Managed):
                 "openflow": ("tls" if self.tls else "tcp") if self.controller else None,
                 "static_routes": self.static_routes, "static_entries": self.flow_count,
                 "notes": list(self.notes), "timings": self.timings.to_dict()}
+
+
+def deferred_up_intf() -> Any:
+    """Mininet's ``Intf`` without the ``ifconfig up`` it runs for each interface as it is made (a
+    shell round trip each: about 700 for fntf40 with 256 hosts); the emulation brings the switch
+    ports up in one ``ip -batch`` after the build, and a host's interface comes up with the
+    address Mininet gives it."""
+    from mininet.link import Intf
+
+    class DeferredUpIntf(Intf):
+        def config(self, up: Any = True, **params: Any) -> dict:
+            return super().config(up=None, **params)
+
+    return DeferredUpIntf
 
 
 def multiqueue_link(base: Any, queues: int) -> Any:
