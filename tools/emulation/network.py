@@ -380,9 +380,8 @@ class Emulation(Managed):
         # of a switch class it can see the batchStartup of, which a partial hides)
         switch = partial(OVSSwitch, protocols="OpenFlow13", datapath=dp, failMode="secure", batch=True)
         link = Link if self.tx_queues == 1 else multiqueue_link(Link, self.tx_queues)
-        link = partial(link, intf=deferred_up_intf())
-        self.net = Mininet(topo=topo, switch=switch, controller=None, link=link, autoSetMacs=False,
-                           autoStaticArp=False, build=False, waitConnected=False)
+        self.net = Mininet(topo=topo, switch=switch, controller=None, link=link, intf=deferred_up_intf(),
+                           autoSetMacs=False, autoStaticArp=False, build=False, waitConnected=False)
         if self.controller:
             ip, port = self.controller
             if self.tls is not None:
