@@ -35,7 +35,6 @@ vm-image: setup
 
 bench: setup
 	$(DNCTL) bench all $(BENCH_ARGS)
-	$(DNCTL) bench rest --topology fntf40 --reservations 4096 --tenants 128
 
 # the import rules (no cycles, os_ken only in the shim and launcher, nothing below tools/ imports it, ...):
 # one JSON object, exit 1 on a violation; reads the source only, needs no venv

@@ -170,7 +170,7 @@ def test_a_client_error_still_exits_1_in_one_line():
 
 
 def test_bench_all_prints_figures_beside_targets():
-    r = bench_all.run_all(tsnkit=False, points=(("fntf40", 50, 0.5), ("wan30", 20, None)))
+    r = bench_all.run_all(tsnkit=False, rest=False, points=(("fntf40", 50, 0.5), ("wan30", 20, None)))
     a = r["admission"]
     assert [(x["topology"], x["reservations"]) for x in a] == [("fntf40", 50), ("wan30", 20)]
     assert a[0]["target_total_s"] == 0.5 and a[0]["admitted"] + a[0]["rejected"] == 50
@@ -183,7 +183,7 @@ def test_bench_all_prints_figures_beside_targets():
 
 def test_bench_all_table_of_a_tsnkit_run():
     """The TSNKit rows of the table, from a real run on the smallest instance TSNKit generates."""
-    r = bench_all.run_all(admission=False, startup=False, streams=(8,), topos=("ring",), timeout=300)
+    r = bench_all.run_all(admission=False, startup=False, rest=False, streams=(8,), topos=("ring",), timeout=300)
     t = r["tsnkit"]
     row = t["instances"][0]
     assert row["instance"] == "ring8-8" and set(row) >= {"dnctl", "ls", "dt", "speedup"}

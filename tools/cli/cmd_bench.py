@@ -211,17 +211,23 @@ def _channel(args) -> int:
 
 def _register_all(bsub: argparse._SubParsersAction) -> None:
     q = bsub.add_parser(
-        "all", help="every speed figure in one table beside its target (admission scale curve, start-up, TSNKit)",
+        "all", help="every speed figure in one table beside its target (admission scale curve, start-up, TSNKit, "
+                    "REST onto the switches and the controller alone, the emulation's bring-up)",
         description="Runs the admission scale curve (fntf40 1k/4k/20k/100k, wan2000 10k; each in its own process), "
-                    "the start-up time of offline verbs, and dnctl tsnkit against TSNKit's ls and dt on TSNKit's "
-                    "own instances (line/ring/mesh, 8-128 streams, every complete output simulated), and prints "
-                    "one table: each figure beside its target and the peer's figure from the same run. Figures, "
-                    "not pass/fail (see docs/benchmarks.md).")
+                    "the start-up time of offline verbs, dnctl tsnkit against TSNKit's ls and dt on TSNKit's "
+                    "own instances (line/ring/mesh, 8-128 streams, every complete output simulated), and dnctl "
+                    "bench rest onto the emulated switches and without them (fntf40, 4,096 requests of 128 "
+                    "tenants; the emulated run needs root, Open vSwitch and Mininet and takes the emulation lock), "
+                    "and prints one table: each figure beside its target and the peer's figure from the same run. "
+                    "Figures, not pass/fail (see docs/benchmarks.md).")
     q.add_argument("--no-admission", dest="admission", action="store_false", help="skip the admission curve")
     q.add_argument("--no-startup", dest="startup", action="store_false", help="skip the start-up times")
     q.add_argument("--no-tsnkit", dest="tsnkit", action="store_false", help="skip the TSNKit comparison")
+    q.add_argument("--no-rest", dest="rest", action="store_false",
+                   help="skip the REST runs (onto the emulated switches, and the controller alone)")
     q.add_argument("--quick", action="store_true",
-                   help="smaller run: fntf40 4096 and 20000 only; TSNKit at 8, 32 and 128 streams")
+                   help="smaller run: fntf40 4096 and 20000 only; TSNKit at 8, 32 and 128 streams; REST with "
+                        "1024 requests")
     q.add_argument("--timeout", type=float, default=600, help="seconds per TSNKit run (default 600)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=_all)
@@ -236,8 +242,9 @@ def _all(args) -> int:
     if args.quick:
         points = tuple(p for p in points if p[0] == "fntf40" and p[1] in (4096, 20000))
         streams = (8, 32, 128)
-    r = bench_all.run_all(admission=args.admission, startup=args.startup, tsnkit=args.tsnkit, points=points,
-                          streams=streams, timeout=args.timeout,
+    r = bench_all.run_all(admission=args.admission, startup=args.startup, tsnkit=args.tsnkit, rest=args.rest,
+                          points=points, streams=streams, timeout=args.timeout,
+                          rest_reservations=1024 if args.quick else 4096,
                           progress=None if args.json else (lambda m: print(f"  running {m}", file=sys.stderr)))
     print(json.dumps(r) if args.json else bench_all.text_table(r))
     return 0

@@ -475,6 +475,8 @@ def run_rest_bench(opts: BenchOptions, progress: Callable[[str], None] | None = 
         if not opts.emulate:   # no switch connected: nothing was installed, no install figure
             result.update(installed_match=None, install_samples=0, install_p50_ms=None, install_p99_ms=None,
                           install_max_ms=None, remove_p50_ms=None, remove_p99_ms=None)
+    if opts.emulate and stack.emu is not None:      # its tear-down ran as the with block ended
+        result["emulation_stop_s"] = round(stack.emu.timings.stop_s, 2)
     result["total_s"] = round(time.perf_counter() - t_all, 2)
     return result
 
