@@ -234,6 +234,31 @@ def test_miniature_scales_capacities_and_carries_only_the_propagation_the_links_
     assert r.latency_bound_ns >= hops * 100_000 and r.jitter_bound_ns == 100_000
 
 
+def test_a_slowed_miniature_gets_a_slot_as_long_as_its_frames_and_the_scheduler_takes_it():
+    """A miniature slowed until an MTU frame outlasts the 1 ms base cycle (so that its slots are longer
+    than a platform's timing noise) gets a longer base cycle and a slot of about a frame, not 1 ms."""
+    from controller.core.model import Request
+    from controller.core.scheduler import Scheduler
+    from tools.emulation.miniature import (BASE_CYCLE_NS, miniature_base_cycle_ns, miniature_config,
+                                           miniature_slot_ns, miniature_topology)
+    topo = fntf40()
+    usual = miniature_topology(topo, 1e-4, propagation_emulated=True)
+    assert miniature_base_cycle_ns(usual, [20_000_000]) == BASE_CYCLE_NS      # unchanged where it changes nothing
+    slow = miniature_topology(topo, 5e-6, propagation_emulated=True)
+    slowest = min(slow.capacity_bps(u, v) for u, v in slow.directed_links())
+    mtu_ns = 1522 * 8e9 / slowest
+    base = miniature_base_cycle_ns(slow, [200_000_000])
+    slot = miniature_slot_ns(slow, [200_000_000], base)
+    assert base == 200_000_000 and base % slot == 0
+    assert min(mtu_ns, 20_000_000) / 2 < slot <= min(mtu_ns, 20_000_000)     # about a frame, at most a tenth of the period
+    cfg = miniature_config(slot, base)
+    assert cfg["max_cycle_ns"] >= cfg["base_cycle_ns"] == base
+    sch = Scheduler(slow, slot_ns=slot, base_cycle_ns=base, max_cycle_ns=cfg["max_cycle_ns"])
+    r = sch.admit(Request(tenant=1, src="Harbin", dst="Shenyang", period_ns=200_000_000, frame_bytes=125,
+                          max_latency_ns=150_000_000))
+    assert r.jitter_bound_ns == slot and r.latency_bound_ns >= (len(r.path) - 1) * slot
+
+
 def test_scenario_requests_at_the_emulated_rate_for_the_miniature():
     topo = fntf40()
     cfg = scenario.ScenarioConfig()

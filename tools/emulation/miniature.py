@@ -16,6 +16,11 @@ computes is that network's:
   (1,522 bytes on the wire) takes at the slowest emulated link, capped at a tenth of the shortest
   period (so a reservation's share is quantised in 10% steps at worst) and rounded down to a
   divisor of the base cycle (the scheduler's rule), e.g. 100 us for 1 ms periods on 10 Mb/s links.
+- ``miniature_base_cycle_ns``: the scheduler's base cycle, 1 ms, unless an MTU frame takes longer
+  than that on the slowest link and a longer base cycle gives a longer slot (a miniature slowed
+  down so that its slots are longer than a platform's timing noise: 12 ms per frame at 1 Mb/s);
+  then the greatest common divisor of the periods, so that the slot grows with the frame instead
+  of staying at 1 ms.
 - ``miniature_config``: the scheduler options of that controller (``slot_ns``, ``base_cycle_ns``,
   ``max_cycle_ns``) as a controller config document.
 
@@ -32,8 +37,8 @@ from typing import Iterable
 
 from topologies.model import Topology
 
-__all__ = ["BASE_CYCLE_NS", "MAX_CYCLE_NS", "MTU_WIRE_BYTES", "effective_delay_scale", "miniature_config",
-           "miniature_slot_ns", "miniature_topology", "scaled_bps"]
+__all__ = ["BASE_CYCLE_NS", "MAX_CYCLE_NS", "MTU_WIRE_BYTES", "effective_delay_scale", "miniature_base_cycle_ns",
+           "miniature_config", "miniature_slot_ns", "miniature_topology", "scaled_bps"]
 
 #: one MTU frame on the wire: 1500 B IP + Ethernet 14 + 802.1Q 4 + FCS 4
 MTU_WIRE_BYTES = 1500 + 14 + 4 + 4
@@ -70,7 +75,33 @@ def miniature_topology(topology: Topology, link_scale: float, delay_scale: float
     return m
 
 
-def miniature_slot_ns(topology: Topology, periods_ns: Iterable[int] = (), base_cycle_ns: int = BASE_CYCLE_NS) -> int:
+def _mtu_time_ns(topology: Topology) -> int:
+    """The time one MTU frame takes on the slowest link of ``topology``."""
+    slowest = min(int(d["capacity_bps"]) for _, _, d in topology.graph.edges(data=True))
+    return math.ceil(MTU_WIRE_BYTES * 8e9 / slowest)
+
+
+def miniature_base_cycle_ns(topology: Topology, periods_ns: Iterable[int] = ()) -> int:
+    """The base cycle of the miniature ``topology``'s scheduler (see the module doc).
+
+    >>> t = Topology("x"); t.add_node("a"); t.add_node("b"); t.add_link("a", "b", 1.0, 10_000_000)
+    >>> miniature_base_cycle_ns(t, [20_000_000])         # 1.2 ms per MTU, slot 1 ms either way
+    1000000
+    >>> t.graph["a"]["b"]["capacity_bps"] = 1_000_000
+    >>> miniature_base_cycle_ns(t, [200_000_000, 100_000_000])   # 12 ms per MTU: the periods' gcd
+    100000000
+    """
+    periods = [int(p) for p in periods_ns if int(p) > 0]
+    if not periods or _mtu_time_ns(topology) <= BASE_CYCLE_NS:
+        return BASE_CYCLE_NS
+    longer = max(BASE_CYCLE_NS, math.gcd(*periods))
+    # only where the longer base cycle gives a longer slot (10 Mb/s, 20 ms periods: 1 ms either way)
+    if miniature_slot_ns(topology, periods, longer) > miniature_slot_ns(topology, periods, BASE_CYCLE_NS):
+        return longer
+    return BASE_CYCLE_NS
+
+
+def miniature_slot_ns(topology: Topology, periods_ns: Iterable[int] = (), base_cycle_ns: int | None = None) -> int:
     """The slot of the miniature ``topology`` (already scaled): see the module doc.
 
     >>> t = Topology("x"); t.add_node("a"); t.add_node("b"); t.add_link("a", "b", 1.0, 10_000_000)
@@ -78,20 +109,26 @@ def miniature_slot_ns(topology: Topology, periods_ns: Iterable[int] = (), base_c
     100000
     >>> miniature_slot_ns(t, [20_000_000])    # 1.2 ms, rounded down to a divisor of 1 ms
     1000000
+    >>> t.graph["a"]["b"]["capacity_bps"] = 500_000
+    >>> miniature_slot_ns(t, [200_000_000])   # 24 ms, capped at a tenth of the period
+    20000000
     """
-    slowest = min(int(d["capacity_bps"]) for _, _, d in topology.graph.edges(data=True))
-    want = math.ceil(MTU_WIRE_BYTES * 8e9 / slowest)
     periods = [int(p) for p in periods_ns if int(p) > 0]
+    if base_cycle_ns is None:
+        base_cycle_ns = miniature_base_cycle_ns(topology, periods)
+    want = _mtu_time_ns(topology)
     if periods:
         want = min(want, min(periods) // 10)
     want = max(1, min(want, base_cycle_ns))
-    divisors = [d for d in range(want, 0, -1) if base_cycle_ns % d == 0 and all(p % d == 0 for p in periods)]
-    return divisors[0]
+    g = math.gcd(base_cycle_ns, *periods)          # the slot divides the base cycle and every period
+    return max(d for i in range(1, math.isqrt(g) + 1) if g % i == 0 for d in (i, g // i) if d <= want)
 
 
 def miniature_config(slot_ns: int, base_cycle_ns: int = BASE_CYCLE_NS, max_cycle_ns: int = MAX_CYCLE_NS) -> dict:
-    """The controller config document (``dnctl controller --config``) of the miniature's scheduler."""
-    return {"slot_ns": int(slot_ns), "base_cycle_ns": int(base_cycle_ns), "max_cycle_ns": int(max_cycle_ns)}
+    """The controller config document (``dnctl controller --config``) of the miniature's scheduler
+    (the longest cycle is at least the base cycle)."""
+    return {"slot_ns": int(slot_ns), "base_cycle_ns": int(base_cycle_ns),
+            "max_cycle_ns": max(int(max_cycle_ns), int(base_cycle_ns))}
 
 
 def scaled_bps(bps: float, link_scale: float, period_ns: int) -> int:

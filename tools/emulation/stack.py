@@ -46,7 +46,7 @@ from tools.emulation.controller_proc import ControllerProcess
 from tools.emulation.etcd import EtcdCluster, etcd_cluster
 from tools.emulation.gates import GateKeeper
 from tools.emulation.lifecycle import Managed, sigint_deferred
-from tools.emulation.miniature import (effective_delay_scale, miniature_config, miniature_slot_ns,
+from tools.emulation.miniature import (effective_delay_scale, miniature_base_cycle_ns, miniature_config, miniature_slot_ns,
                                        miniature_topology)
 from tools.emulation.network import Emulation, EmulationError, emulation_lock
 from tools.emulation.patience import in_vm
@@ -159,9 +159,10 @@ class NetworkStack(Managed):
             self.miniature_topology = miniature_topology(
                 self.topology, self.link_scale, DEFAULT_DELAY_SCALE if ds is None else ds,
                 propagation_emulated=bool(caps and caps.netem))
-            self.slot_ns = miniature_slot_ns(self.miniature_topology, self.periods_ns)
+            base_cycle = miniature_base_cycle_ns(self.miniature_topology, self.periods_ns)
+            self.slot_ns = miniature_slot_ns(self.miniature_topology, self.periods_ns, base_cycle)
             ctl_topology, ctl_scale, config = (self.miniature_topology, MINIATURE_RATE_SCALE,
-                                               miniature_config(self.slot_ns))
+                                               miniature_config(self.slot_ns, base_cycle))
         if self.cluster:
             self._start_cluster(ctl_topology, ctl_scale, config)
         else:
