@@ -5,6 +5,7 @@ pace badly; that must show in the figures, not make a test flaky). The capture t
 and tcpdump (a machine feature) and is skipped without them.
 """
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -131,6 +132,21 @@ def test_python_flood_sends_roughly_the_rate(listener):
     assert out["sent_bytes"] == n * 500
 
 
+def test_talkers_given_the_same_not_before_start_in_the_same_cycle(listener):
+    """``not_before_ns``: talkers started a moment apart begin in one cycle, the first at or after it."""
+    port = listener.getsockname()[1]
+    nb = time.time_ns() + 300_000_000
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:     # two talkers started one after the other
+        fa = ex.submit(send, RES, META, "127.0.0.1", port, count=2, quiet=True, not_before_ns=nb)
+        time.sleep(0.05)
+        fb = ex.submit(send, RES, META, "127.0.0.1", port, count=2, quiet=True, not_before_ns=nb, spin_ns=2_000_000)
+        a, b = fa.result(), fb.result()
+    assert a.start_ns == b.start_ns >= nb and a.start_ns % CYCLE == 0 and a.start_ns - nb < CYCLE
+    assert a.sent == b.sent == 2 and len(drain(listener, 4)) == 4
+    c = send(RES, META, "127.0.0.1", port, count=1, quiet=True, not_before_ns=0)   # in the past: 20 ms from now
+    assert c.start_ns > a.start_ns and c.start_ns % CYCLE == 0
+
+
 def test_cli_probe_send_offline_and_bad_input(tmp_path, listener, capsys):
     from tools.cli.main import main
 
@@ -149,6 +165,8 @@ def test_cli_probe_send_offline_and_bad_input(tmp_path, listener, capsys):
     assert main(["probe", "send", "--schedule", str(sched), "--reservation", "talk-1", "--count", "1"]) == 2
     assert main(["probe", "send", "--schedule", str(sched), "--reservation", "talk-1", "--dst", "127.0.0.1",
                  "--count", "0"]) == 2
+    assert main(["probe", "send", "--schedule", str(sched), "--reservation", "talk-1", "--dst", "127.0.0.1",
+                 "--count", "1", "--spin", "-1"]) == 2
     assert "Traceback" not in capsys.readouterr().err
 
 

@@ -115,6 +115,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--rate", type=rate_arg, help="MISBEHAVE: send this rate (e.g. 50M) instead of the reserved one")
     q.add_argument("--burst", type=int, help="MISBEHAVE: send N periods' datagrams back to back every N periods")
     q.add_argument("--rt", action="store_true", help="pace under SCHED_FIFO (root): far smaller pacing error")
+    q.add_argument("--spin", type=int, default=100_000, metavar="NS",
+                   help="busy-wait this long before each datagram instead of sleeping (default 100 us; longer "
+                        "where timers fire late, e.g. the VM's TCG guest: more CPU, less lateness)")
+    q.add_argument("--not-before", type=int, metavar="NS",
+                   help="start at the first cycle boundary at or after this CLOCK_REALTIME time in ns (talkers "
+                        "given the same one start in the same cycle; default: the next boundary 20 ms from now)")
     q.add_argument("--out", metavar="FILE.json", help="write the talker result (sent count for `verify pcap --talker`)")
     q.add_argument("--json", action="store_true", help="print the talker result as JSON")
     q.set_defaults(func=_send)
@@ -149,6 +155,8 @@ def _send(args: argparse.Namespace) -> int:
         raise CliError("--duration must be positive")
     if args.burst is not None and args.burst < 1:
         raise CliError("--burst must be at least 1")
+    if args.spin < 0:
+        raise CliError("--spin must be non-negative")
     res, meta = resolve(args)
     r = res[0]
     match = r.get("match") or {}
@@ -158,7 +166,8 @@ def _send(args: argparse.Namespace) -> int:
     port = args.port or match.get("udp_dst") or DEFAULT_PORT
     try:
         out = send(r, meta, dst, int(port), iface=args.iface, bind_ip=args.bind, count=args.count,
-                   duration=args.duration, rate=args.rate, burst=args.burst, realtime=args.rt)
+                   duration=args.duration, rate=args.rate, burst=args.burst, realtime=args.rt,
+                   not_before_ns=args.not_before, spin_ns=args.spin)
     except OSError as e:
         raise CliError(f"cannot send to {dst}:{port}: {e.strerror or e}") from None
     except ValueError as e:

@@ -150,12 +150,15 @@ def send(reservation: Mapping[str, Any], schedule_meta: Mapping[str, Any], dst: 
          count: int | None = None, duration: float | None = None, rate: float | None = None,
          burst: int | None = None, start_ns: int | None = None, spin_ns: int = 100_000,
          mtu: int = MTU_BYTES, record: list[tuple[int, int]] | None = None,
-         sock: socket.socket | None = None, quiet: bool = False, realtime: bool = False) -> TalkerResult:
+         sock: socket.socket | None = None, quiet: bool = False, realtime: bool = False,
+         not_before_ns: int | None = None) -> TalkerResult:
     """Send ``reservation``'s probes paced by its tx offsets; returns a ``TalkerResult``.
 
     ``count``: datagrams to send; ``duration``: seconds (whole cycles); one of them is required.
     ``rate``: bit/s of IP packets instead of the reserved rate; ``burst``: N periods back to back.
-    ``start_ns``: first cycle start (default: the next cycle boundary at least 20 ms from now).
+    ``start_ns``: first cycle start (default: the next cycle boundary at least 20 ms from now, and not
+    before ``not_before_ns`` of CLOCK_REALTIME when given: talkers started together and given the same
+    ``not_before_ns`` begin in the same cycle, after every one of them has started up).
     ``record``: when a list is given, (intended_ns, actual_ns) of every datagram is appended.
     ``realtime``: pace under SCHED_FIFO (restored afterwards); a warning says when it was refused.
     """
@@ -197,7 +200,8 @@ def send(reservation: Mapping[str, Any], schedule_meta: Mapping[str, Any], dst: 
         rt_refused = not set_realtime()
     now = time.time_ns()
     if start_ns is None:
-        start_ns = ((now + 20_000_000 - plan.epoch_ns) // cyc + 1) * cyc + plan.epoch_ns
+        earliest = max(now + 20_000_000, int(not_before_ns or 0))
+        start_ns = -((plan.epoch_ns - earliest) // cyc) * cyc + plan.epoch_ns     # first boundary >= earliest
     intended = rel + start_ns
     result = TalkerResult(plan.reservation_id, plan.flow_id, dst, port, slot_ns=plan.slot_ns,
                           intended_rate_bps=plan.rate_bps,
