@@ -171,6 +171,9 @@ class FakeTc:
         if argv[:2] == ["tc", "-force"]:
             self.batches.append(kw["input"])
             return SimpleNamespace(returncode=0, stdout="", stderr="")
+        if argv[:3] == ["tc", "-s", "qdisc"]:
+            return SimpleNamespace(returncode=0, stdout=f"qdisc taprio 100: dev {argv[-1]} root\n Sent 1 bytes\n",
+                                   stderr="")
         assert argv == ["tc", "qdisc", "show"]
         shown = [c for c in self.configs() if c.dev not in self.drop]
         return SimpleNamespace(returncode=0, stdout=show_text(shown), stderr="")
@@ -190,6 +193,8 @@ def test_the_keeper_applies_on_changes_reads_back_and_reports_differences():
     keeper.apply()
     s = keeper.summary()
     assert s["gated"] == ["a->b", "b->c"] and s["open"] == [] and s["readback_equal"] and s["applies"] == 1
+    stats = keeper.stats()     # tc -s of every gated port, each under its device's name
+    assert [l for l in stats.splitlines() if l.startswith("# ")] == sorted(f"# {c.dev}" for c in keeper.installed.values())
     assert len(tc.batches) == 1 and tc.batches[0].count("clsact") == 2 and tc.batches[0].count(" taprio ") == 4
     # nothing that changes the schedule: no round
     ctl.event("switch_connected")

@@ -259,6 +259,28 @@ def test_a_slowed_miniature_gets_a_slot_as_long_as_its_frames_and_the_scheduler_
     assert r.jitter_bound_ns == slot and r.latency_bound_ns >= (len(r.path) - 1) * slot
 
 
+def test_wait_gated_waits_for_every_reserved_link_read_back_equal():
+    class Keeper:
+        def __init__(self, rounds):
+            self.rounds, self.syncs = rounds, 0
+
+        def sync(self):
+            self.syncs += 1
+
+        def summary(self):
+            gated, equal = self.rounds[min(self.syncs, len(self.rounds)) - 1]
+            return {"gated": gated, "ports_gated": len(gated), "readback_equal": equal, "differences": {},
+                    "errors": {}}
+
+    flows = [{"reservation": {"path": ["A", "B", "C"]}}, {"reservation": {"path": ["B", "A"]}}]
+    said = []
+    k = Keeper([([], True), (["A->B"], True), (["A->B", "B->A", "B->C"], False), (["A->B", "B->A", "B->C"], True)])
+    scenario.wait_gated(k, flows, said.append, timeout_s=30)
+    assert k.syncs == 4 and "3 ports gated" in said[-1]
+    with pytest.raises(RuntimeError, match=r"missing \['B->C'\]"):
+        scenario.wait_gated(Keeper([(["A->B", "B->A"], True)]), flows, said.append, timeout_s=0.6)
+
+
 def test_scenario_requests_at_the_emulated_rate_for_the_miniature():
     topo = fntf40()
     cfg = scenario.ScenarioConfig()
@@ -400,3 +422,16 @@ def test_iperf3_summary_of_no_json_keeps_the_message():
     r = scenario.iperf3_summary(b"iperf3: error - unable to connect to server")
     assert r["sent_bps"] is None and "unable to connect" in r["error"]
     assert scenario.iperf3_summary(b"")["error"] == "no iperf3 output"
+
+
+@pytest.mark.parametrize("bad", [["--max-latency", "0"], ["--period", "-1"], ["--gates", "sometimes"]])
+def test_verify_scenario_refuses_bad_options_in_one_line_before_anything_starts(bad, capsys):
+    from tools.cli.main import main
+    try:
+        code = main(["verify", "scenario", "--topology", "fntf40", *bad, "--vm", "off"])
+    except SystemExit as e:      # argparse's own refusals
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 3 and "Traceback" not in "\n".join(err)
+    assert any(("must be positive" in l) or ("invalid choice" in l) for l in err)

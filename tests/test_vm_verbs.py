@@ -4,12 +4,15 @@
   link; long-haul pings show RTT never below twice the propagation of the path the static
   forwarding takes (the 55,000 km inside the emulation) and above it by at most 10% + 5 ms + 1.5 ms
   per hop (the TCG guest's timers: see the test);
-- ``dnctl verify scenario --vm on`` on a small ring: the controller schedules the miniature with
-  the links' real propagation; the report comes back through the share and says where it ran
-  (``platform``: VM, kernel datapath, propagation emulated), every reserved frame arrived once and
-  in order, and each latency/jitter check is judged against its bound plus the noise floor measured
-  in the same run, or says ``not_checkable`` when the guest's noise exceeds the bound (under TCG it
-  does: figures printed), never a pass it cannot show.
+- ``dnctl verify scenario --vm on --gates on`` on a small ring: the controller schedules the
+  miniature with the links' real propagation, slowed (200 kb/s links, 1 s periods, 50 ms slots)
+  until its bounds outlast the TCG guest's timing noise (tens of ms: at 10 Mb/s, with 1 ms slots,
+  every time check was ``not_checkable``); 802.1Qbv gates (taprio) on every reserved port, read
+  back equal to the schedule before and after the phases; the report comes back through the share
+  and says where it ran (``platform``: VM, kernel datapath, propagation emulated), every reserved
+  frame arrived once, never faster than its fibre, and each latency/jitter check is judged against
+  its bound plus the noise floor measured in the same run, or says ``not_checkable`` when the
+  guest's noise exceeds the bound, never a pass it cannot show (figures printed).
 
 Marked ``emulation`` and ``vm``; skips naming what the machine lacks (qemu, root to build the image).
 """
@@ -83,15 +86,24 @@ def test_scenario_in_the_vm_reports_honest_verdicts_with_real_propagation(tmp_pa
     ring.write_text(ring4("vmring", 300, 900).to_json())
     out = tmp_path / "scn"
     r = _dnctl(["verify", "scenario", "--topology", str(ring.relative_to(REPO)), "--tenants", "2",
-                "--reservations", "2", "--interference", "both", "--duration", "4", "--vm", "on",
+                "--reservations", "2", "--interference", "both", "--duration", "30", "--link-scale", "2e-6",
+                "--period", "1000000000", "--max-latency", "1000000000", "--gates", "on", "--vm", "on",
                 "--out", str(out)], timeout=2400)
     assert r.returncode in (0, 1), r.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())       # came back through the share
     pf = rep["platform"]
-    say(request, f"vm: scenario on {rep['topology']}: {pf['datapath']} datapath, delay x"
+    say(request, f"vm: scenario on {rep['topology']}: {pf['datapath']} datapath, links x{pf['link_scale']:g}, delay x"
                  f"{pf['effective_delay_scale']:g}, slot {pf['slot_ns']} ns, noise floor {pf['noise_floor_ns']} ns")
     assert pf["vm"] is True and pf["datapath"] == "kernel" and pf["propagation_emulated"] is True
     assert pf["effective_delay_scale"] == 1 and pf["controller_schedules"] == "miniature"
+    assert pf["slot_ns"] == 50_000_000            # an MTU at 200 kb/s (61 ms), capped at a tenth of the period
+    gates = rep["gates"]
+    reserved = {f"{u}->{v}" for res in rep["reservations"] for u, v in zip(res["path"], res["path"][1:])}
+    say(request, f"vm: gates on {gates['ports_gated']} ports {gates['gated']}, read back equal: "
+                 f"{gates['readback_equal']} ({gates['readbacks']} read-backs)")
+    assert gates["enabled"] and gates["readback_equal"] and gates["all_gated"] and reserved <= set(gates["gated"])
+    for phase in ("off", "on"):
+        assert "taprio" in (out / f"interference-{phase}" / "gates-tc-stats.txt").read_text()
     for phase in ("off", "on"):
         for f in rep["phases"][phase]["flows"]:
             lat = f["latency_ns"]

@@ -175,6 +175,8 @@ def _register_scenario(vs: argparse._SubParsersAction) -> None:
     q.add_argument("--out", default="scenario-out", metavar="DIR", help="output directory (default scenario-out)")
     q.add_argument("--link-scale", type=float, default=None, help="link capacity factor (default 1/10,000)")
     q.add_argument("--period", type=int, default=20_000_000, metavar="NS", help="reservation period (default 20 ms)")
+    q.add_argument("--max-latency", type=int, default=60_000_000, metavar="NS",
+                   help="latency each reservation asks for (default 60 ms)")
     q.add_argument("--bandwidth", type=float, default=1e9, metavar="BPS",
                    help="real reserved rate per reservation (default 1e9; the emulation carries link-scale x it)")
     q.add_argument("--tx-tolerance", type=int, default=None, metavar="NS",
@@ -187,6 +189,10 @@ def _register_scenario(vs: argparse._SubParsersAction) -> None:
                    help="propagation factor where tc netem emulates it (default 1: real propagation); without "
                         "netem the links carry none and the report says so")
     q.add_argument("--no-rt", action="store_true", help="talkers without SCHED_FIFO")
+    q.add_argument("--gates", choices=("auto", "on", "off"), default="auto",
+                   help="802.1Qbv gates (tc taprio) on every port carrying reservations, read back equal to the "
+                        "schedule: on (or fail), off, auto (default: where the kernel has taprio, except in the "
+                        "TCG guest of --vm, where they are on only when asked: docs/gates.md)")
     q.add_argument("--json", action="store_true", help="print report.json instead of the summary")
     add_vm_argument(q)
     q.set_defaults(func=_scenario)
@@ -195,8 +201,8 @@ def _register_scenario(vs: argparse._SubParsersAction) -> None:
 def _scenario(args: argparse.Namespace) -> int:
     if args.tenants < 1 or args.reservations < 1:
         raise CliError("--tenants and --reservations must be at least 1")
-    if args.duration <= 0 or args.period <= 0 or args.bandwidth <= 0:
-        raise CliError("--duration, --period and --bandwidth must be positive")
+    if args.duration <= 0 or args.period <= 0 or args.bandwidth <= 0 or args.max_latency <= 0:
+        raise CliError("--duration, --period, --max-latency and --bandwidth must be positive")
     if args.delay_scale < 0:
         raise CliError("--delay-scale must be non-negative")
     try:
@@ -213,7 +219,7 @@ def _scenario(args: argparse.Namespace) -> int:
                          interference=args.interference, duration=args.duration, out=args.out,
                          link_scale=args.link_scale, period_ns=args.period, bandwidth_bps=int(args.bandwidth),
                          tx_tolerance_ns=args.tx_tolerance, hop_budget_ns=args.hop_budget, realtime=not args.no_rt,
-                         delay_scale=args.delay_scale)
+                         delay_scale=args.delay_scale, gates=args.gates, max_latency_ns=args.max_latency)
     log = progress("scenario")
 
     def _term(_s: int, _f: Any) -> None:

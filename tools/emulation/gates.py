@@ -356,6 +356,17 @@ class GateKeeper(Managed):
                          + (f" (+{len(d) - 3} more)" if len(d) > 3 else ""))
             return dict(self.differences)
 
+    def stats(self) -> str:
+        """``tc -s qdisc show`` of every gated port (counters and backlogs of taprio and the netem under
+        each of its queues), for the run's record."""
+        with self._lock:
+            devs = sorted({cfg.dev for cfg in self.installed.values()})
+        out = []
+        for dev in devs:
+            res = self._run(["tc", "-s", "qdisc", "show", "dev", dev], capture_output=True, text=True, timeout=60)
+            out.append(f"# {dev}\n{res.stdout}")
+        return "".join(out)
+
     def ungate(self) -> None:
         """Take the gates off every port and give it back the emulation's own shaping (``tc_batch``)."""
         with self._lock:

@@ -7,8 +7,9 @@ One run (``run_scenario``), everything torn down at the end, also on Ctrl-C, SIG
    **interference tenant** (N+1) with a host at both ends of every reservation;
 2. tenants created and M reservations made over REST (tenant i mod N, between its two hosts,
    alternating direction; each its own UDP port in ``match``);
-3. per phase (interference ``off`` and/or ``on``): tcpdump in every destination host, a slotted
-   talker (``dnctl probe send --rt``) in every source host, and, when on, ``iperf3 -u`` best-effort
+3. per phase (interference ``off`` and/or ``on``): every talker's flow primed first (``warm_up``),
+   tcpdump in every destination host, a slotted talker (``dnctl probe send --rt``, all starting in
+   one cycle once every one has started up) in every source host, and, when on, ``iperf3 -u`` best-effort
    floods between the interference tenant's hosts at the same cities (so over the same links,
    as best-effort routing follows the shortest path) at ``interference_factor`` x the first
    link's emulated capacity; then ``tools.probes.analyzer.analyze`` against the schedule;
@@ -22,6 +23,10 @@ and the controller schedules that miniature itself (``tools.emulation.miniature`
 capacities, the propagation the links carry, a slot that fits its frames, meters unscaled), so
 reservations are requested at the emulated rate (``bandwidth_bps`` x ``link_scale``) and the talkers
 send them as they are, at the offsets the controller computed for that network.
+**Gates** (``gates``, ``--gates``): 802.1Qbv ``taprio`` on every port carrying reservations, read back
+equal to the schedule before the talkers start and again after the phases (``report["gates"]``); a
+run whose gates did not read back equal fails. In the VM's TCG guest a miniature slowed until its
+slots outlast the guest's timing noise makes the time checks checkable (docs/gates.md).
 **Verdicts** (docs/verification.md): each check allows the controller's bound plus the noise floor
 measured in the same capture and nothing else: beside every reservation a reference flow
 (``reference_reservation``) runs from a host of the same tenant on the receiver's own switch; a
@@ -49,7 +54,7 @@ from typing import Any
 from controller.dataplane.routing import best_effort_path as _be_path
 from tools.emulation.controller_proc import DNCTL
 from tools.emulation.miniature import scaled_bps
-from tools.emulation.patience import patience
+from tools.emulation.patience import in_vm, patience
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import progress
 from tools.emulation.stack import NetworkStack
@@ -76,6 +81,15 @@ PROBE_PORT_BASE = 47000
 REF_PORT_BASE = 47500
 #: IP bytes per period of a reference flow
 REF_BYTES = 64
+#: periods each talker's flow is sent before the captures start, under the id <id>WARMUP_SUFFIX (``warm_up``)
+WARMUP_PERIODS = 3
+WARMUP_SUFFIX = "-warmup"
+#: seconds the talkers of a phase are given to start up before their common first cycle (x8 in the VM)
+TALKER_STARTUP_S = 2.0
+#: how long a talker busy-waits before each datagram: 100 us, and 30 ms in the VM's TCG guest, whose
+#: timers fire up to ~10 ms late (talkers measured 10 ms late at p99 there with 100 us)
+TALKER_SPIN_NS = 100_000
+TALKER_SPIN_VM_NS = 30_000_000
 IPERF_PORT_BASE = 5201
 
 log = progress("scenario")
@@ -106,6 +120,9 @@ class ScenarioConfig:
     reduce_threshold: float = 0.95
     audit_k: int | None = 3
     realtime: bool = True
+    #: 802.1Qbv gates on the ports carrying reservations (tools.emulation.gates): "auto" (where the
+    #: kernel has taprio, but not in the TCG guest), "on" (or fail), "off"
+    gates: str = "auto"
     verbose: bool = True
 
 
@@ -233,16 +250,20 @@ def iperf3_summary(text: bytes) -> dict[str, Any]:
 
 
 def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], floods: list[dict[str, Any]],
-              meta: dict[str, Any], cfg: ScenarioConfig, outdir: Path, procs: HostProcs) -> dict[str, Any]:
-    """Captures, talkers and (if ``floods``) interference for one phase; returns the analysis."""
+              meta: dict[str, Any], cfg: ScenarioConfig, outdir: Path, procs: HostProcs,
+              gates: Any = None) -> dict[str, Any]:
+    """Captures, talkers and (if ``floods``) interference for one phase; returns the analysis. With
+    ``gates`` (a ``GateKeeper``) the gated ports' ``tc -s`` counters are kept in ``gates-tc-stats.txt``."""
 
     say = progress("scenario", cfg.verbose)
     outdir.mkdir(parents=True, exist_ok=True)
     net = emu.net
     sched_file = outdir / "emulated-schedule.json"
     refs = {f["id"]: reference_reservation(f["emulated"]) for f in flows}
-    sched_file.write_text(json.dumps({**meta, "reservations": [f["emulated"] for f in flows] + list(refs.values())},
-                                     indent=1))
+    warm = {f["id"]: {**f["emulated"], "id": f"{f['id']}{WARMUP_SUFFIX}"} for f in flows}
+    sched_file.write_text(json.dumps({**meta, "reservations": [f["emulated"] for f in flows] + list(refs.values())
+                                      + list(warm.values())}, indent=1))
+    warm_up(flows, warm, sched_file, net, procs, int(meta["cycle_ns"]), say, name)
     # captures in destination hosts (one per host)
     caps: dict[str, tuple[subprocess.Popen, str]] = {}
     for f in flows:
@@ -275,16 +296,19 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
             flood_procs.append((fl, cli))
         time.sleep(1.0)   # let the floods fill the links before the talkers start
-        rates = ", ".join("%.0f" % (fl["rate_bps"] / 1e6) for fl in floods)
+        rates = ", ".join("%.3g" % (fl["rate_bps"] / 1e6) for fl in floods)
         say(f"[{name}] {len(floods)} interference flows at {rates} Mb/s")
-    # talkers
+    # talkers: every one starts in the same cycle, once all have started up (Python's start-up is
+    # seconds under the VM's TCG: the first ones would otherwise send while the others load)
+    not_before = ["--not-before", str(time.time_ns() + int(patience(TALKER_STARTUP_S) * 1e9)),
+                  "--spin", str(TALKER_SPIN_VM_NS if in_vm() else TALKER_SPIN_NS)]
     talkers = []
     for f in flows:
         res = f["emulated"]
         out = outdir / f"talker-{f['id']}.json"
         cmd = [DNCTL, "probe", "send", "--schedule", str(sched_file), "--reservation", f["id"],
                "--dst", f["dst_ip"], "--port", str(f["port"]), "--duration", f"{cfg.duration:g}",
-               "--out", str(out), "--json"] + (["--rt"] if cfg.realtime else [])
+               "--out", str(out), "--json"] + not_before + (["--rt"] if cfg.realtime else [])
         talkers.append((f, out, procs.add(net.get(f["src_host"]).popen(cmd, stdout=subprocess.DEVNULL,
                                                                          stderr=subprocess.PIPE))))
     for f in flows:   # the reference flows: one switch away from each receiver, into the same capture
@@ -292,7 +316,7 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
         out = outdir / f"talker-{ref['id']}.json"
         cmd = [DNCTL, "probe", "send", "--schedule", str(sched_file), "--reservation", ref["id"],
                "--dst", f["dst_ip"], "--port", str(f["ref_port"]), "--duration", f"{cfg.duration:g}",
-               "--out", str(out), "--json"]    # normal priority: not competing with the talkers
+               "--out", str(out), "--json"] + not_before + (["--rt"] if cfg.realtime else [])   # as the reserved flow
         talkers.append((ref, out, procs.add(net.get(f["ref_host"]).popen(cmd, stdout=subprocess.DEVNULL,
                                                                            stderr=subprocess.PIPE))))
     say(f"[{name}] {len(flows)} talkers and {len(flows)} reference talkers for {cfg.duration:g} s")
@@ -320,6 +344,8 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
         flood_results.append(rec)
     for srv in servers:
         procs.stop(srv, signal.SIGKILL, 2)
+    if gates is not None:    # what the gates passed and what they still hold, after the talkers
+        (outdir / "gates-tc-stats.txt").write_text(gates.stats())
     for proc, _ in caps.values():
         procs.stop(proc)
     sent = {str(t["reservation_id"]): int(t["sent"]) for t in talker_results}
@@ -346,6 +372,50 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
             "noise_floor_ns": max(floors) if floors else None,
             "interference": flood_results, "analysis": {k: v for k, v in d.items() if k != "flows"},
             "html": str(outdir / "report.html")}
+
+
+def warm_up(flows: list[dict[str, Any]], warm: dict[str, dict[str, Any]], sched_file: Path, net: Any,
+            procs: HostProcs, cycle_ns: int, say: Any, phase: str) -> None:
+    """Prime every reserved flow's path before its captures start, as the ARP pings prime the hosts.
+
+    Why: Open vSwitch's kernel datapath learns a flow from its first packet, which goes up to
+    ovs-vswitchd and back (an upcall): tens of ms under the TCG guest's load, enough to miss a gate's
+    window and wait a cycle, or be overtaken by the next packet. On a network whose forwarding is
+    installed ahead of the traffic (the switches' OpenFlow tables are) that first-packet cost is the
+    software switch's, not the schedule's. So each talker's flow (its addresses and UDP destination
+    port: what the switches' entries match) is sent ``WARMUP_PERIODS`` periods first, under the id ``<id>-warmup`` (another flow id: were one still in flight when the captures
+    start, the analyzer lists it as an unknown flow, never as a duplicate of the measured flow); the
+    captures start two cycles after the last of them."""
+    ts = []
+    for f in flows:
+        w = warm[f["id"]]
+        cmd = [DNCTL, "probe", "send", "--schedule", str(sched_file), "--reservation", w["id"], "--dst", f["dst_ip"],
+               "--port", str(f["port"]), "--count", str(WARMUP_PERIODS * max(1, len(w.get("tx_offsets_ns") or [0]))),
+               "--json"]
+        ts.append(procs.add(net.get(f["src_host"]).popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    for p in ts:
+        p.wait(timeout=patience(60) + WARMUP_PERIODS * cycle_ns / 1e9)
+    time.sleep(2 * cycle_ns / 1e9)
+    say(f"[{phase}] paths primed: {WARMUP_PERIODS} periods of every talker's flow before the captures")
+
+
+def wait_gated(keeper: Any, flows: list[dict[str, Any]], say: Any, timeout_s: float = 60.0) -> None:
+    """Wait until the gate keeper has gated every link the reservations of ``flows`` cross and read
+    them back equal to the schedule (it follows the controller's events every half second); raise when
+    it has not within ``timeout_s`` (the talkers must not start before their gates)."""
+    links = {f"{u}->{v}" for f in flows for u, v in zip(f["reservation"]["path"], f["reservation"]["path"][1:])}
+    deadline = time.monotonic() + patience(timeout_s)
+    while True:
+        keeper.sync()
+        s = keeper.summary()
+        if links <= set(s["gated"]) and s["readback_equal"]:
+            say(f"gates: {s['ports_gated']} ports gated, read back equal to the schedule")
+            return
+        if time.monotonic() > deadline:
+            missing = sorted(links - set(s["gated"]))
+            raise RuntimeError(f"gates not in place after {timeout_s:g} s: missing {missing}, differences "
+                               f"{s['differences']}, errors {s['errors']}")
+        time.sleep(0.5)
 
 
 def receiver_filter(ip: str) -> str:
@@ -419,7 +489,7 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
     t3 = time.monotonic()
     with NetworkStack(topo, plan, link_scale=scale, log_dir=out, verbose=cfg.verbose,
                       lldp_interval=cfg.lldp_interval, miniature=True, periods_ns=(cfg.period_ns,),
-                      delay_scale=cfg.delay_scale) as net:
+                      delay_scale=cfg.delay_scale, gates={"auto": None, "on": True, "off": False}[cfg.gates]) as net:
         ctl, emu, procs = net.ctl, net.emu, net.procs
         apply_priority_links(emu, scale)   # reserved frames (PCP 7) first on every link
         seconds["bring_up_s"] = time.monotonic() - t0
@@ -432,6 +502,8 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
                 res = api.post("/v1/reservations", body)
                 flows.append(flow_record(plan, rq, res, ref_hosts, i))
             sched = api.get("/v1/schedule")
+        if net.gates is not None:
+            wait_gated(net.gates, flows, say)
         meta = {"cycle_ns": int(sched["cycle_ns"]), "slot_ns": int(sched["slot_ns"]),
                 "links": sched.get("links") or []}
         if "epoch_ns" in sched:
@@ -448,9 +520,12 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
         for ph in phases:
             t1 = time.monotonic()
             report["phases"][ph] = run_phase(ph, emu, plan, flows, floods if ph == "on" else [], meta, cfg,
-                                             out / f"interference-{ph}", procs)
+                                             out / f"interference-{ph}", procs, net.gates)
             seconds[f"phase_{ph}_s"] = time.monotonic() - t1
         t2 = time.monotonic()
+        if net.gates is not None:
+            net.gates.check()      # the gates the packets crossed, read back once more after the phases
+        report["gates"] = net.gates_report
         iso = audit(emu, plan, k=cfg.audit_k, workdir=out / "isolation", verbose=cfg.verbose)
         seconds["isolation_s"] = time.monotonic() - t2
         t3 = time.monotonic()
@@ -490,6 +565,8 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
     report["emulation"] = emu.summary()
     report["controller"] = {"log": str(ctl.log_path)}
     ok = all(p["pass"] for p in report["phases"].values()) and iso["pass"]
+    if report["gates"].get("enabled"):
+        ok = ok and report["gates"]["readback_equal"] and report["gates"]["all_gated"]
     if len(phases) == 2:
         ok = ok and not report["interference"]["effect"]["reduced"]
     report["pass"] = bool(ok)
@@ -558,16 +635,21 @@ def text_summary(rep: dict[str, Any]) -> str:
                          + (f"; not checkable: {', '.join(nc)}" if nc else ""))
         for fl in ph.get("interference", []):
             sent = fl.get("sent_bps")
-            lines.append(f"    interference {fl['src_host']}->{fl['dst_host']} asked {fl['rate_bps'] / 1e6:.0f} Mb/s, "
-                         f"sent {sent / 1e6 if sent else 0:.1f} Mb/s, lost {fl.get('lost_percent') or 0:.0f}% "
+            lines.append(f"    interference {fl['src_host']}->{fl['dst_host']} asked {fl['rate_bps'] / 1e6:.3g} Mb/s, "
+                         f"sent {sent / 1e6 if sent else 0:.3g} Mb/s, lost {fl.get('lost_percent') or 0:.0f}% "
                          f"(policed), shares {fl['shared_links']}/{fl['reservation_links']} links with {fl['against']}, "
                          f"{'saturates' if fl['saturating'] else 'does NOT saturate'} its "
-                         f"{fl['bottleneck_bps_emulated'] / 1e6:.0f} Mb/s bottleneck")
+                         f"{fl['bottleneck_bps_emulated'] / 1e6:.3g} Mb/s bottleneck")
     pf = rep.get("platform") or {}
     lines.append(f"  ran on: {'VM' if pf.get('vm') else 'this host kernel'}, {pf.get('datapath')} datapath, links "
                  f"x{pf.get('link_scale', 0):g}, delay x{pf.get('effective_delay_scale', 0):g}"
                  f"{'' if pf.get('propagation_emulated') else ' (no netem: no propagation emulated or scheduled)'}, "
                  f"slot {fmt_ns(pf.get('slot_ns'))}, noise floor {fmt_ns(pf.get('noise_floor_ns'))}")
+    g = rep.get("gates") or {}
+    lines.append("  gates: " + (f"802.1Qbv (taprio) on {g['ports_gated']} ports, read back "
+                                f"{'equal to the schedule' if g['readback_equal'] else 'DIFFERENT: ' + str(g['differences'])}"
+                                f" ({g['readbacks']} read-backs)" if g.get("enabled")
+                                else f"none ({g.get('reason') or 'not reported'}): reserved frames first by priority"))
     for fid, row in (rep.get("interference_invariance") or {}).items():
         w, wo = row["with_interference"] or {}, row["without_interference"] or {}
         lines.append(f"    invariance {fid}: p50/p99/max with interference "
