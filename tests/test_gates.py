@@ -100,15 +100,19 @@ def test_install_lines_classify_pcp7_gate_and_keep_the_link_under_the_gate():
     fresh = install_lines(cfg, fresh=True, netem=netem)
     dev = cfg.dev
     assert fresh[0] == f"qdisc replace dev {dev} clsact"
-    assert "egress" in fresh[1] and "flower vlan_prio 7 action skbedit priority 7" in fresh[1]
-    assert fresh[2] == f"qdisc del dev {dev} root"
-    taprio = shlex.split(fresh[3])
+    # reserved frames: priority 7 on taprio's queue of traffic class 1; every other frame: priority 0 on
+    # class 0's queue (set, not left to the kernel, which would reuse the sender socket's queue)
+    assert "egress prio 1" in fresh[1] and "flower vlan_prio 7 action skbedit priority 7 queue_mapping 1" in fresh[1]
+    assert "egress prio 2" in fresh[2] and "matchall action skbedit priority 0 queue_mapping 0" in fresh[2]
+    assert [cfg.queues[t][1] for t in (0, 1)] == [0, 1] and cfg.prio_map[7] == 1 and cfg.prio_map[0] == 0
+    assert fresh[3] == f"qdisc del dev {dev} root"
+    taprio = shlex.split(fresh[4])
     assert taprio[:7] == ["qdisc", "replace", "dev", dev, "root", "handle", f"{TAPRIO_HANDLE}:"]
     assert taprio[7:] == cfg.command()[6:]             # the rest is schedules.taprio's argv, unchanged
-    assert fresh[4:6] == [f"qdisc replace dev {dev} parent {TAPRIO_HANDLE}:{q} handle {TAPRIO_HANDLE + q}: netem "
+    assert fresh[5:7] == [f"qdisc replace dev {dev} parent {TAPRIO_HANDLE}:{q} handle {TAPRIO_HANDLE + q}: netem "
                           f"{netem}" for q in (1, 2)]
-    assert fresh[6] == fresh[3]          # given again: the grafts cancelled the timer that puts it in force
-    assert install_lines(cfg, fresh=False) == [fresh[3]]
+    assert fresh[7] == fresh[4]          # given again: the grafts cancelled the timer that puts it in force
+    assert install_lines(cfg, fresh=False) == [fresh[4]]
     assert netem_args(topo, "a", "b", link_scale=None, delay_scale=1.0, delayed=False) is None
 
 

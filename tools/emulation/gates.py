@@ -18,9 +18,13 @@ emulation's ports get the gates the schedule implies, and a ``GateKeeper`` keeps
   rate differs from the emulated rate by more than 1% is not gated (an error naming both);
 - **reserved frames into the reserved class**: the controller marks them PCP 7 at their ingress
   (``controller.dataplane.translation.RESERVED_PCP``); a ``clsact`` egress filter on the port
-  (``flower vlan_prio 7 action skbedit priority 7``: flower reads the tag inline or as the kernel
-  datapath's metadata) gives them skb priority 7 before the TX queue is picked, and taprio's map
-  sends priority 7 to traffic class 1 on TX queue 1. The veths need two TX queues
+  (``flower vlan_prio 7 action skbedit priority 7 queue_mapping 1``: flower reads the tag inline or
+  as the kernel datapath's metadata) gives them skb priority 7 and TX queue 1, taprio's queue of
+  traffic class 1, and every other frame priority 0 and queue 0 (``matchall``). The queue is set,
+  not left to the kernel: a frame crossing veth pairs keeps its sender's socket, and the kernel
+  sends it on the TX queue that socket last used, whatever its priority (measured in the VM: a
+  best-effort flood in the reserved queue and a reservation in best effort's, on every port of their
+  paths). The veths need two TX queues
   (``Emulation(tx_queues=2)`` creates them so);
 - **the link under the gate**: Linux runs the root qdisc last, so the emulation's shaping and
   propagation (``topologies.emulated.tc_batch``: HTB at the link's rate, netem with its delay)
@@ -149,7 +153,8 @@ def gate_plan(schedule: dict[str, Any], topology: Any, plan: Any, *, link_scale:
 
 def install_lines(cfg: TaprioConfig, *, fresh: bool, netem: str | None = None) -> list[str]:
     """``tc -batch`` lines putting ``cfg`` on its device. ``fresh`` (no gate there yet): also the
-    ``clsact`` classifier (PCP 7 -> skb priority 7) and, when ``netem`` is given (``"delay 1500us rate
+    ``clsact`` classifier (PCP 7 -> skb priority 7 on the reserved class's TX queue, every other frame
+    priority 0 on best effort's) and, when ``netem`` is given (``"delay 1500us rate
     100000kbit limit 1000"``), that netem under each of taprio's two queues."""
     dev = cfg.dev
     argv = cfg.command()[1:]
@@ -157,9 +162,14 @@ def install_lines(cfg: TaprioConfig, *, fresh: bool, netem: str | None = None) -
     taprio = " ".join(argv[:at] + ["handle", f"{TAPRIO_HANDLE}:"] + argv[at:])
     if not fresh:
         return [taprio]
+    (_, be_queue), (_, reserved_queue) = cfg.queues
     lines = [f"qdisc replace dev {dev} clsact",
+             # the TX queue is set here, not left to the kernel: a frame that keeps its sender's
+             # socket (veth pairs do) is sent on the queue that socket last used, whatever its priority
              f"filter replace dev {dev} egress prio 1 handle 1 protocol 802.1q flower vlan_prio {RESERVED_PRIO} "
-             f"action skbedit priority {RESERVED_PRIO}",
+             f"action skbedit priority {RESERVED_PRIO} queue_mapping {reserved_queue}",
+             f"filter replace dev {dev} egress prio 2 handle 2 protocol all matchall "
+             f"action skbedit priority 0 queue_mapping {be_queue}",
              # the emulation's HTB (or a run's) cannot be replaced by taprio in place: a fresh root
              f"qdisc del dev {dev} root", taprio]
     if netem:
