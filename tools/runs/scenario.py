@@ -302,21 +302,21 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
     # seconds under the VM's TCG: the first ones would otherwise send while the others load)
     not_before = ["--not-before", str(time.time_ns() + int(patience(TALKER_STARTUP_S) * 1e9)),
                   "--spin", str(TALKER_SPIN_VM_NS if in_vm() else TALKER_SPIN_NS)]
+    rt = ["--rt"] if cfg.realtime else []
     talkers = []
     for f in flows:
-        res = f["emulated"]
         out = outdir / f"talker-{f['id']}.json"
-        cmd = [DNCTL, "probe", "send", "--schedule", str(sched_file), "--reservation", f["id"],
-               "--dst", f["dst_ip"], "--port", str(f["port"]), "--duration", f"{cfg.duration:g}",
-               "--out", str(out), "--json"] + not_before + (["--rt"] if cfg.realtime else [])
+        cmd = probe_send_cmd(sched_file, f["id"], f["dst_ip"], f["port"], "--duration", f"{cfg.duration:g}",
+                             "--out", str(out), *not_before, *rt)
         talkers.append((f, out, procs.add(net.get(f["src_host"]).popen(cmd, stdout=subprocess.DEVNULL,
                                                                          stderr=subprocess.PIPE))))
     for f in flows:   # the reference flows: one switch away from each receiver, into the same capture
         ref = refs[f["id"]]
         out = outdir / f"talker-{ref['id']}.json"
-        cmd = [DNCTL, "probe", "send", "--schedule", str(sched_file), "--reservation", ref["id"],
-               "--dst", f["dst_ip"], "--port", str(f["ref_port"]), "--duration", f"{cfg.duration:g}",
-               "--out", str(out), "--json"] + not_before + (["--rt"] if cfg.realtime else [])   # as the reserved flow
+        cmd = probe_send_cmd(sched_file, ref["id"], f["dst_ip"], f["ref_port"], "--duration", f"{cfg.duration:g}",
+                             "--out", str(out), *not_before)
+        # at normal priority: with it under SCHED_FIFO too, four busy-waiting real-time talkers on the
+        # host's 2 cores starved userspace Open vSwitch (30% of the reserved frames lost, 3 runs of 3)
         talkers.append((ref, out, procs.add(net.get(f["ref_host"]).popen(cmd, stdout=subprocess.DEVNULL,
                                                                            stderr=subprocess.PIPE))))
     say(f"[{name}] {len(flows)} talkers and {len(flows)} reference talkers for {cfg.duration:g} s")
@@ -374,6 +374,12 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
             "html": str(outdir / "report.html")}
 
 
+def probe_send_cmd(sched_file: Path, reservation_id: str, dst_ip: str, port: int, *more: str) -> list[str]:
+    """argv of ``dnctl probe send --json`` of one reservation of ``sched_file`` to ``dst_ip:port``, plus ``more``."""
+    return [DNCTL, "probe", "send", "--schedule", str(sched_file), "--reservation", reservation_id,
+            "--dst", dst_ip, "--port", str(port), "--json", *more]
+
+
 def warm_up(flows: list[dict[str, Any]], warm: dict[str, dict[str, Any]], sched_file: Path, net: Any,
             procs: HostProcs, cycle_ns: int, say: Any, phase: str) -> None:
     """Prime every reserved flow's path before its captures start, as the ARP pings prime the hosts.
@@ -383,15 +389,15 @@ def warm_up(flows: list[dict[str, Any]], warm: dict[str, dict[str, Any]], sched_
     window and wait a cycle, or be overtaken by the next packet. On a network whose forwarding is
     installed ahead of the traffic (the switches' OpenFlow tables are) that first-packet cost is the
     software switch's, not the schedule's. So each talker's flow (its addresses and UDP destination
-    port: what the switches' entries match) is sent ``WARMUP_PERIODS`` periods first, under the id ``<id>-warmup`` (another flow id: were one still in flight when the captures
-    start, the analyzer lists it as an unknown flow, never as a duplicate of the measured flow); the
-    captures start two cycles after the last of them."""
+    port: what the switches' entries match) is sent ``WARMUP_PERIODS`` periods first, under the id
+    ``<id>-warmup`` (another flow id: were one still in flight when the captures start, the analyzer
+    lists it as an unknown flow, never as a duplicate of the measured flow); the captures start two
+    cycles after the last of them."""
     ts = []
     for f in flows:
         w = warm[f["id"]]
-        cmd = [DNCTL, "probe", "send", "--schedule", str(sched_file), "--reservation", w["id"], "--dst", f["dst_ip"],
-               "--port", str(f["port"]), "--count", str(WARMUP_PERIODS * max(1, len(w.get("tx_offsets_ns") or [0]))),
-               "--json"]
+        cmd = probe_send_cmd(sched_file, w["id"], f["dst_ip"], f["port"],
+                             "--count", str(WARMUP_PERIODS * max(1, len(w.get("tx_offsets_ns") or [0]))))
         ts.append(procs.add(net.get(f["src_host"]).popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
     for p in ts:
         p.wait(timeout=patience(60) + WARMUP_PERIODS * cycle_ns / 1e9)
