@@ -260,12 +260,22 @@ def test_a_slowed_miniature_gets_a_slot_as_long_as_its_frames_and_the_scheduler_
 
 
 def test_wait_gated_waits_for_every_reserved_link_read_back_equal():
+    from tools.emulation.gates import GateKeeper
+
     class Keeper:
+        """The keeper's own wait over scripted rounds of what it gated and read back."""
+        wait_gated = GateKeeper.wait_gated
+        differences: dict = {}
+
         def __init__(self, rounds):
             self.rounds, self.syncs = rounds, 0
 
+        def _sleep(self, s):
+            time.sleep(min(s, 0.05))
+
         def sync(self):
             self.syncs += 1
+            return False
 
         def summary(self):
             gated, equal = self.rounds[min(self.syncs, len(self.rounds)) - 1]
@@ -435,3 +445,40 @@ def test_verify_scenario_refuses_bad_options_in_one_line_before_anything_starts(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) <= 3 and "Traceback" not in "\n".join(err)
     assert any(("must be positive" in l) or ("invalid choice" in l) for l in err)
+
+
+def test_training_run_waits_for_its_gates_and_the_demo_says_what_they_were():
+    from types import SimpleNamespace
+
+    from tools.emulation.gates import GatesNotInPlace
+    from tools.runs.demo import gates_line
+
+    made = [{"id": "r0", "path": ["A", "B", "C"]}, {"id": "r0-ack", "path": ["C", "B", "A"]}]
+    asked = []
+
+    class Keeper:
+        def __init__(self, ok):
+            self.ok = ok
+
+        def wait_gated(self, links, timeout_s):
+            asked.append(set(links))
+            if not self.ok:
+                raise GatesNotInPlace("gates not in place after 60 s: missing ['B->A']")
+            return {"ports_gated": len(links)}
+
+    said = []
+    training_run.wait_gated(SimpleNamespace(gates=None), made, said.append)      # no gates: nothing to wait for
+    assert asked == [] and said == []
+    training_run.wait_gated(SimpleNamespace(gates=Keeper(True)), made, said.append)
+    assert asked == [{"A->B", "B->C", "C->B", "B->A"}] and "4 ports gated" in said[-1]
+    with pytest.raises(training_run.RunError, match=r"missing \['B->A'\]"):
+        training_run.wait_gated(SimpleNamespace(gates=Keeper(False)), made, said.append)
+    with pytest.raises(training_run.RunError, match="gates 'maybe'"):
+        training_run.execute(training_run.RunOptions("demo-emulated", gates="maybe"))
+    assert gates_line({"enabled": False, "reason": "no tc taprio on this kernel"}).startswith(
+        "gates: none (no tc taprio on this kernel)")
+    equal = {"enabled": True, "ports_gated": 12, "readback_equal": True, "all_gated": True, "differences": {},
+             "errors": {}, "readbacks": 9}
+    assert "on 12 ports, read back equal to the schedule" in gates_line(equal)
+    assert "DIFFERENT from the schedule (1 ports differ" in gates_line(
+        dict(equal, readback_equal=False, differences={"A->B": ["entry 0 differs"]}))

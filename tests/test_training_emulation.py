@@ -37,6 +37,14 @@ def test_reserved_iterations_are_faster_and_steadier_than_best_effort(tmp_path):
     print(f"\nbaseline {base:.3f} s; deterministic mean {det['mean_s']:.3f} s p99 {det['p99_s']:.3f} s; "
           f"best effort mean {be['mean_s']:.3f} s p99 {be['p99_s']:.3f} s")
     assert det["iterations"] == be["iterations"] == 5   # 6 minus the warm-up
+    # gates ("auto"): on where this kernel has taprio, read back equal after the deterministic run;
+    # otherwise the report says why not
+    from topologies.machine import taprio_works
+    gates = res["gates"]
+    if taprio_works():
+        assert gates["enabled"] and gates["readback_equal"] and gates["all_gated"] and gates["ports_gated"] > 0
+    else:
+        assert gates == {"enabled": False, "reason": "no tc taprio on this kernel"}
     # the interference really ran along the ring hops
     assert len(res["interference"]) == 4 and all(i["shared_links"] for i in res["interference"])
     # faster: reservations change the communication part of an iteration (the mean minus the

@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "netem the links carry none, the controller schedules none and the report says so")
     p.add_argument("--smoke", action="store_true",
                    help="only check the emulation forwards: fntf40 with static forwarding, a few pings")
+    p.add_argument("--gates", choices=("auto", "on", "off"), default="auto",
+                   help="802.1Qbv gates (tc taprio) on every port carrying reservations, read back equal to the "
+                        "schedule before and after the deterministic run and its verification: on (or fail), off, "
+                        "auto (default: where the kernel has taprio, except in the TCG guest of --vm: docs/gates.md)")
     p.add_argument("--json", action="store_true", help="print report.json instead of the table")
     add_vm_argument(p)
     p.set_defaults(func=_run)
@@ -71,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         return code
     try:
         result = run_demo(args.out, tenants=args.tenants, quick=args.quick, job=args.job, scale=scale,
-                          iterations=args.iterations, delay_scale=args.delay_scale)
+                          iterations=args.iterations, delay_scale=args.delay_scale, gates=args.gates)
     except RunError as e:
         raise CliError(str(e), code=1) from None
     if args.json:

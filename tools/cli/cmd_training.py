@@ -80,6 +80,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--iterations", type=int, help="iterations per run (default: the job's)")
     q.add_argument("--tenants", type=int, help="tenants to create (default: 1 + one per ring hop)")
     q.add_argument("--out", metavar="DIR", help="keep logs, per-iteration files and run.json here")
+    q.add_argument("--gates", choices=("auto", "on", "off"), default="auto",
+                   help="802.1Qbv gates (tc taprio) on every port carrying reservations, read back equal to the "
+                        "schedule before and after the deterministic run: on (or fail), off, auto (default: "
+                        "where the kernel has taprio, except in the TCG guest of --vm: docs/gates.md)")
     q.add_argument("--json", action="store_true", help="print the result as one JSON object")
     add_vm_argument(q)
     q.set_defaults(func=_run)
@@ -219,7 +223,8 @@ def _run(args) -> int:
     if code is not None:
         return code
     opts = RunOptions(args.job, topology=args.topology, scale=scale, network=args.network,
-                      interference=interference, iterations=args.iterations, out=args.out, tenants=args.tenants)
+                      interference=interference, iterations=args.iterations, out=args.out, tenants=args.tenants,
+                      gates=args.gates)
     try:
         result = execute(opts, progress=lambda m: print(f"training: {m}", file=sys.stderr, flush=True))
     except (RunError, NotAdmissible) as e:

@@ -60,7 +60,7 @@ from topologies.emulated import switch_intf_name, tc_batch
 from tools.emulation.lifecycle import Managed
 from tools.emulation.progress import progress
 
-__all__ = ["GateKeeper", "GatePlan", "TAPRIO_HANDLE", "changes_schedule", "gate_plan", "install_lines",
+__all__ = ["GateKeeper", "GatePlan", "GatesNotInPlace", "TAPRIO_HANDLE", "changes_schedule", "gate_plan", "install_lines",
            "qdisc_texts", "readback", "remove_lines", "reserved_links"]
 
 #: taprio's handle on a gated port: its queues are the classes 100:1 (best effort) and 100:2 (reserved)
@@ -242,6 +242,10 @@ def readback(configs: dict[Link, TaprioConfig], show: str) -> dict[Link, list[st
 
 # ----- the keeper (runs tc, talks to the controller) ---------------------------------------------------------
 
+class GatesNotInPlace(RuntimeError):
+    """The gates a run needs did not come up equal to the schedule in time (``GateKeeper.wait_gated``)."""
+
+
 class GateKeeper(Managed):
     """Keeps the gates of a running ``emu`` (``tools.emulation.network.Emulation``) equal to the schedule
     of the controller ``client`` (``tools.client.ApiClient``, admin token: it reads every reservation).
@@ -365,6 +369,24 @@ class GateKeeper(Managed):
                 self.say(f"port {u}->{v} ({self.installed[(u, v)].dev}) differs from the schedule: {'; '.join(d[:3])}"
                          + (f" (+{len(d) - 3} more)" if len(d) > 3 else ""))
             return dict(self.differences)
+
+    def wait_gated(self, links: Iterable[str], timeout_s: float = 60.0) -> dict[str, Any]:
+        """Wait until every port in ``links`` (``"u->v"``) is gated and every gated port reads back equal
+        to the schedule (a ``sync`` round each half second); returns the summary. Raises ``GatesNotInPlace``
+        when that has not happened within ``timeout_s``: traffic that is measured against the gates must
+        not start before them. A port that read back different is installed afresh in the next round."""
+        want = set(links)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self.sync() and self.differences:
+                self.apply()
+            s = self.summary()
+            if want <= set(s["gated"]) and s["readback_equal"]:
+                return s
+            if time.monotonic() > deadline:
+                raise GatesNotInPlace(f"gates not in place after {timeout_s:g} s: missing {sorted(want - set(s['gated']))}"
+                                      f", differences {s['differences']}, errors {s['errors']}")
+            self._sleep(0.5)
 
     def stats(self) -> str:
         """``tc -s qdisc show`` of every gated port (counters and backlogs of taprio and the netem under

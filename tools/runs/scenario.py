@@ -53,6 +53,7 @@ from typing import Any
 
 from controller.dataplane.routing import best_effort_path as _be_path
 from tools.emulation.controller_proc import DNCTL
+from tools.emulation.gates import GatesNotInPlace
 from tools.emulation.miniature import scaled_bps
 from tools.emulation.patience import in_vm, patience
 from tools.emulation.procs import HostProcs
@@ -407,21 +408,14 @@ def warm_up(flows: list[dict[str, Any]], warm: dict[str, dict[str, Any]], sched_
 
 def wait_gated(keeper: Any, flows: list[dict[str, Any]], say: Any, timeout_s: float = 60.0) -> None:
     """Wait until the gate keeper has gated every link the reservations of ``flows`` cross and read
-    them back equal to the schedule (it follows the controller's events every half second); raise when
-    it has not within ``timeout_s`` (the talkers must not start before their gates)."""
+    them back equal to the schedule (``GateKeeper.wait_gated``; ``timeout_s`` stretched in the VM):
+    the talkers must not start before their gates."""
     links = {f"{u}->{v}" for f in flows for u, v in zip(f["reservation"]["path"], f["reservation"]["path"][1:])}
-    deadline = time.monotonic() + patience(timeout_s)
-    while True:
-        keeper.sync()
-        s = keeper.summary()
-        if links <= set(s["gated"]) and s["readback_equal"]:
-            say(f"gates: {s['ports_gated']} ports gated, read back equal to the schedule")
-            return
-        if time.monotonic() > deadline:
-            missing = sorted(links - set(s["gated"]))
-            raise RuntimeError(f"gates not in place after {timeout_s:g} s: missing {missing}, differences "
-                               f"{s['differences']}, errors {s['errors']}")
-        time.sleep(0.5)
+    try:
+        s = keeper.wait_gated(links, patience(timeout_s))
+    except GatesNotInPlace as e:
+        raise RuntimeError(str(e)) from None
+    say(f"gates: {s['ports_gated']} ports gated, read back equal to the schedule")
 
 
 def receiver_filter(ip: str) -> str:

@@ -36,6 +36,13 @@ network's. An emulated iteration therefore lasts as
 long as the modelled one (minus propagation: this machine's emulation has no netem delay), and
 the analytic model's estimate is directly comparable.
 
+Gates (``gates``: "auto", "on", "off"): 802.1Qbv ``taprio`` on every port that carries a reservation,
+its gate control list the controller's schedule (``tools.emulation.gates.GateKeeper``), where the
+kernel has taprio ("auto"; in the project's TCG guest only when asked, docs/gates.md). The
+deterministic run starts only once every reserved port is gated and reads back equal to the
+schedule; after that run (and the demo's verification) the ports are read back once more, and
+``result["gates"]`` is the keeper's report from then (or ``enabled: false`` and why).
+
 Each training host shapes its own egress to 95% of the scaled channel (``tc tbf``), in both runs:
 a site's WAN rate is the job's channel either way; the talker (here TCP) staying under its
 reserved rate is what DetNet asks of a talker. Iteration time is the ring's: the maximum over
@@ -69,8 +76,10 @@ from schedules.training import JobError, load_job
 from schedules.training_model import collective_shape, estimate
 from tools.client import ApiError
 from tools.emulation.controller_proc import ControllerProcessError
+from tools.emulation.gates import GatesNotInPlace
 from tools.emulation.miniature import scaled_bps
 from tools.emulation.network import EmulationError, write_plan
+from tools.emulation.patience import patience
 from tools.emulation.progress import Progress, quiet
 from tools.emulation.stack import NetworkStack
 from tools.runs.scales import DEFAULT_SCALE
@@ -285,6 +294,8 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 # ----- links: HTB with a priority class for reserved frames ---------------------------------------
 
+#: ``gates`` of a run (module doc) -> ``NetworkStack(gates=...)``: None = where the kernel has taprio
+GATE_MODES = {"auto": None, "on": True, "off": False}
 LINK_MODES = {"priority": "htb, reserved (PCP 7) served first", "fifo": "htb, one FIFO for both classes",
               "none": "unshaped, meters only"}
 
@@ -361,7 +372,8 @@ class Stack(NetworkStack):
     """
 
     def __init__(self, run: RunPlan, workdir: str | Path, progress: Progress = quiet,
-                 lldp_interval: float = 2.0, links: str = "priority", delay_scale: float = 1.0):
+                 lldp_interval: float = 2.0, links: str = "priority", delay_scale: float = 1.0,
+                 gates: str = "auto"):
         if links not in LINK_MODES:
             raise RunError(f"links {links!r}: expected one of {', '.join(LINK_MODES)}")
         self.run, self.workdir, self.links = run, Path(workdir), links
@@ -372,7 +384,7 @@ class Stack(NetworkStack):
                          db=self.workdir / "controller.db", log_dir=self.workdir, lldp_interval=lldp_interval,
                          start_timeout=30.0, connect_timeout=90.0, verbose=False, progress=progress,
                          miniature=True, periods_ns=tuple(int(f.request["period_ns"]) for f in run.flows),
-                         delay_scale=delay_scale)
+                         delay_scale=delay_scale, gates=GATE_MODES[gates])
 
     # -- lifecycle --
     def start(self) -> "Stack":
@@ -485,6 +497,20 @@ def reserve(st: Stack, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return made
 
 
+def wait_gated(st: Stack, reservations: list[dict[str, Any]], progress: Progress = quiet,
+               timeout_s: float = 60.0) -> None:
+    """With gates on, wait until every port the ``reservations`` cross is gated and reads back equal to
+    the schedule (``GateKeeper.wait_gated``; ``timeout_s`` stretched in the VM); RunError if not."""
+    if st.gates is None:
+        return
+    links = {f"{u}->{v}" for r in reservations for u, v in zip(r["path"], r["path"][1:])}
+    try:
+        s = st.gates.wait_gated(links, patience(timeout_s))
+    except GatesNotInPlace as e:
+        raise RunError(str(e)) from None
+    progress(f"gates: {s['ports_gated']} ports gated (taprio), read back equal to the schedule")
+
+
 def release(st: Stack, reservations: list[dict[str, Any]]) -> None:
     for r in reservations:
         api_retry(st.api.delete, f"/v1/reservations/{r['id']}")
@@ -571,6 +597,7 @@ class RunOptions:
     links: str = "priority"                # priority | fifo | none (module doc)
     reference_hosts: bool = False          # a second training host per site (the demo's noise floor)
     delay_scale: float = 1.0               # propagation factor where netem emulates it
+    gates: str = "auto"                    # 802.1Qbv gates: auto | on | off (module doc)
 
 
 def model_estimates(job: Any, topology: Any, interference_bps: float) -> dict[str, Any]:
@@ -624,6 +651,8 @@ def execute(opts: RunOptions, progress: Progress = quiet, hooks: dict[str, Calla
     iterations = opts.iterations or job.iterations
     if iterations < 2:
         raise RunError("iterations must be at least 2 (the first is a warm-up)")
+    if opts.gates not in GATE_MODES:
+        raise RunError(f"gates {opts.gates!r}: expected one of {', '.join(GATE_MODES)}")
     run = make_plan(job, topo, scale=opts.scale, tenants=opts.tenants, interference=opts.interference,
                     reference_hosts=opts.reference_hosts)
     run.topology_spec = opts.topology
@@ -632,7 +661,7 @@ def execute(opts: RunOptions, progress: Progress = quiet, hooks: dict[str, Calla
     result: dict[str, Any] = {"job": job.to_dict(), "run": run.to_dict(), "iterations": iterations,
                               "warmup": WARMUP, "workdir": str(workdir)}
     t_start = time.monotonic()
-    with Stack(run, workdir, progress, links=opts.links, delay_scale=opts.delay_scale) as st:
+    with Stack(run, workdir, progress, links=opts.links, delay_scale=opts.delay_scale, gates=opts.gates) as st:
         result["timings"] = {}
         progress(f"tenants: creating {run.tenants} tenant(s) over REST")
         result["tenants_created"] = len(create_tenants(st))
@@ -652,6 +681,7 @@ def execute(opts: RunOptions, progress: Progress = quiet, hooks: dict[str, Calla
                      f"+ ACK reservations)")
             made = reserve(st, reqs)
             result["reservations"] = made
+            wait_gated(st, made, progress)
             time.sleep(1.0)
             progress(f"deterministic run: {iterations} iterations with interference")
             t0 = time.monotonic()
@@ -659,6 +689,9 @@ def execute(opts: RunOptions, progress: Progress = quiet, hooks: dict[str, Calla
             result["timings"]["deterministic_s"] = time.monotonic() - t0
             if "after_deterministic" in hooks:
                 result["after_deterministic"] = hooks["after_deterministic"](st, made)
+            if st.gates is not None:
+                st.gates.check()    # the gates the reserved traffic crossed, read back once more
+            result["gates"] = st.gates_report
             progress(f"reservations: releasing {len(made)}")
             release(st, made)
             time.sleep(1.0)
