@@ -247,7 +247,9 @@ def _carve_guard_bands(timeline: list[list[int]], guard_ns: int, min_ns: int) ->
 
     ``timeline`` alternates masks (merged). A run is one best-effort entry, or the last and the first
     entry together when the cycle starts with best effort before a window (the run wraps the cycle).
-    A run shorter than the guard band closes whole; an open piece shorter than ``min_ns`` closes too.
+    A run shorter than the guard band closes whole; an open piece shorter than ``min_ns`` closes too,
+    and a closed piece shorter than that (what is left of the guard band for the cycle's end when the
+    run wraps) grows to ``min_ns``: the kernel takes no interval below a minimum frame.
     """
     n = len(timeline)
     closed = [0] * n
@@ -262,6 +264,8 @@ def _carve_guard_bands(timeline: list[list[int]], guard_ns: int, min_ns: int) ->
         for j in run:                          # from the window backwards
             closed[j] = min(take, timeline[j][1])
             take -= closed[j]
+            if 0 < closed[j] < min_ns:         # the guard band's last ns, wrapped to the cycle's end
+                closed[j] = min(min_ns, timeline[j][1])
             if 0 < timeline[j][1] - closed[j] < min_ns:
                 closed[j] = timeline[j][1]
     out: list[list[int]] = []
