@@ -482,3 +482,28 @@ def test_training_run_waits_for_its_gates_and_the_demo_says_what_they_were():
     assert "on 12 ports, read back equal to the schedule" in gates_line(equal)
     assert "DIFFERENT from the schedule (1 ports differ" in gates_line(
         dict(equal, readback_equal=False, differences={"A->B": ["entry 0 differs"]}))
+
+
+def test_when_a_stack_gates_its_links(monkeypatch):
+    """Gates where the kernel has taprio and the controller schedules the miniature; in the TCG guest
+    only when asked and only for slots of 1 ms or more (100 us windows soft-locked the guest)."""
+    from tools.emulation import stack as stack_mod
+    from tools.emulation.network import EmulationError
+
+    def want(asked, *, vm=False, taprio=True, slot_ns=1_000_000, miniature=True):
+        monkeypatch.setattr(stack_mod, "in_vm", lambda: vm)
+        monkeypatch.setattr(stack_mod, "taprio_works", lambda: taprio)
+        st = stack_mod.NetworkStack(ring4("r", 300, 900), None, miniature=miniature, gates=asked)
+        st.slot_ns = slot_ns if miniature else None
+        return st._want_gates(), st.gates_off_reason
+
+    assert want(None) == (True, None)
+    assert want(None, taprio=False) == (False, "no tc taprio on this kernel")
+    assert want(None, miniature=False)[0] is False and want(False) == (False, "turned off")
+    assert want(None, vm=True)[0] is False and want(True, vm=True) == (True, None)
+    assert want(True, vm=True, slot_ns=100_000_000) == (True, None)
+    assert want(None, slot_ns=100_000) == (True, None)          # a native kernel gates 100 us slots
+    with pytest.raises(EmulationError, match="slots shorter than 1 ms are not gated .this one is 100000 ns."):
+        want(True, vm=True, slot_ns=100_000)
+    with pytest.raises(EmulationError, match="no tc taprio"):
+        want(True, taprio=False)
