@@ -16,8 +16,9 @@ setup:
 demo: setup
 	$(DNCTL) demo --out $(OUT) --vm $(VM)
 
+# the 25 slowest tests are listed at the end, so a CI log says where its time went (the VM's share)
 test: setup
-	$(PYTEST) -q -ra
+	$(PYTEST) -q -ra --durations=25
 
 test-unit: setup
 	$(PYTEST) -q -ra -m "not emulation"
