@@ -507,3 +507,13 @@ def test_when_a_stack_gates_its_links(monkeypatch):
         want(True, vm=True, slot_ns=100_000)
     with pytest.raises(EmulationError, match="no tc taprio"):
         want(True, taprio=False)
+
+
+def test_channel_bench_reads_installs_from_a_log_with_a_byte_that_is_not_utf8(tmp_path):
+    from tools.runs.bench_channel import logged_installs
+
+    log = tmp_path / "controller.log"
+    log.write_bytes(b"2026-12-01 INFO detnet.ofshim: reservation r1 installed on 3 switches (3 flows): install_ms=4.5\n"
+                    b"2026-12-01 WARNING os_ken: odd bytes \x83\xff from a peer\n"
+                    b"2026-12-01 INFO detnet.ofshim: reservations r2,r3 installed on 2 switches: install_ms=7.25\n")
+    assert logged_installs(log) == (3, [4.5, 7.25])

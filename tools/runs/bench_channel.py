@@ -23,6 +23,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from tools.client import ApiError
@@ -56,6 +57,14 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def logged_installs(log_path: Any) -> tuple[int, list[float]]:
+    """The reservations the controller's log says it installed, and each program's ``install_ms``. The
+    log is its stderr, read while it is written: a byte that is not UTF-8 (a CI run met one) is
+    replaced, never fatal."""
+    programs = list(_INSTALL.finditer(Path(log_path).read_text(errors="replace")))
+    return sum(len(m.group(1).split(",")) for m in programs), [float(m.group(3)) for m in programs]
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
@@ -86,9 +95,8 @@ def _one(opts: ChannelOptions, tls: bool, say: Callable[[str], None]) -> dict[st
         deadline = time.monotonic() + 30
         installs: list[float] = []
         while time.monotonic() < deadline:
-            programs = list(_INSTALL.finditer(ctl.log_path.read_text()))
-            installs = [float(m.group(3)) for m in programs]
-            if sum(len(m.group(1).split(",")) for m in programs) >= len(post_ms):
+            reserved, installs = logged_installs(ctl.log_path)
+            if reserved >= len(post_ms):
                 break
             time.sleep(0.2)
         result = {"channel": "tls" if tls else "plain", "switches": len(topo.nodes),
