@@ -17,7 +17,7 @@ import json
 
 from schedules.training import JobError, load_job
 from tools.cli import CliError
-from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
+from tools.cli.vmarg import add_gates_argument, add_vm_argument, run_in_vm_if_asked
 from tools.emulation.network import Emulation, EmulationError
 from tools.runs.demo import run_demo
 from tools.runs.scales import DEFAULT_SCALE
@@ -45,10 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "netem the links carry none, the controller schedules none and the report says so")
     p.add_argument("--smoke", action="store_true",
                    help="only check the emulation forwards: fntf40 with static forwarding, a few pings")
-    p.add_argument("--gates", choices=("auto", "on", "off"), default="auto",
-                   help="802.1Qbv gates (tc taprio) on every port carrying reservations, read back equal to the "
-                        "schedule before and after the deterministic run and its verification: on (or fail), off, "
-                        "auto (default: where the kernel has taprio, except in the TCG guest of --vm: docs/gates.md)")
+    add_gates_argument(p, "before and after the deterministic run and its verification")
     p.add_argument("--json", action="store_true", help="print report.json instead of the table")
     add_vm_argument(p)
     p.set_defaults(func=_run)

@@ -12,7 +12,7 @@ from schedules.training_plan import NotAdmissible, check_sites, hop_delays, plan
 from tools.cli import CliError
 from tools.cli.clientargs import add_client_args, client_from_args, wants_json
 from tools.cli.cmd_reserve import send_batch
-from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
+from tools.cli.vmarg import add_gates_argument, add_vm_argument, run_in_vm_if_asked
 from tools.cli.units import parse_bandwidth
 from tools.runs.scales import DEFAULT_SCALE
 from tools.runs.training_run import RunError, RunOptions, execute, table
@@ -80,10 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--iterations", type=int, help="iterations per run (default: the job's)")
     q.add_argument("--tenants", type=int, help="tenants to create (default: 1 + one per ring hop)")
     q.add_argument("--out", metavar="DIR", help="keep logs, per-iteration files and run.json here")
-    q.add_argument("--gates", choices=("auto", "on", "off"), default="auto",
-                   help="802.1Qbv gates (tc taprio) on every port carrying reservations, read back equal to the "
-                        "schedule before and after the deterministic run: on (or fail), off, auto (default: "
-                        "where the kernel has taprio, except in the TCG guest of --vm: docs/gates.md)")
+    add_gates_argument(q, "before and after the deterministic run")
     q.add_argument("--json", action="store_true", help="print the result as one JSON object")
     add_vm_argument(q)
     q.set_defaults(func=_run)

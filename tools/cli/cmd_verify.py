@@ -25,7 +25,7 @@ from typing import Any
 from tools.cli import CliError
 from tools.cli.cmd_emulate import require_emulation
 from tools.cli.cmd_probe import add_source_args, resolve
-from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
+from tools.cli.vmarg import add_gates_argument, add_vm_argument, run_in_vm_if_asked
 from tools.client import ClientError
 from tools.emulation.progress import progress
 from tools.probes.analyzer import PcapError, Thresholds, analyze
@@ -189,10 +189,7 @@ def _register_scenario(vs: argparse._SubParsersAction) -> None:
                    help="propagation factor where tc netem emulates it (default 1: real propagation); without "
                         "netem the links carry none and the report says so")
     q.add_argument("--no-rt", action="store_true", help="talkers without SCHED_FIFO")
-    q.add_argument("--gates", choices=("auto", "on", "off"), default="auto",
-                   help="802.1Qbv gates (tc taprio) on every port carrying reservations, read back equal to the "
-                        "schedule: on (or fail), off, auto (default: where the kernel has taprio, except in the "
-                        "TCG guest of --vm, where they are on only when asked: docs/gates.md)")
+    add_gates_argument(q, "before the talkers start and after the phases")
     q.add_argument("--json", action="store_true", help="print report.json instead of the summary")
     add_vm_argument(q)
     q.set_defaults(func=_scenario)

@@ -29,6 +29,15 @@ VM_HELP = ("where to run: 'on' whole in a VM with Debian's stock kernel (kernel 
 say = progress("vm")
 
 
+def add_gates_argument(p: argparse.ArgumentParser, when: str) -> None:
+    """``--gates auto|on|off`` of a run verb (``tools.emulation.stack.GATE_MODES``); ``when`` says when the
+    gated ports are read back."""
+    p.add_argument("--gates", choices=("auto", "on", "off"), default="auto",
+                   help=f"802.1Qbv gates (tc taprio) on every port carrying reservations, read back equal to the "
+                        f"schedule {when}: on (or fail), off, auto (default: where the kernel has taprio, except in "
+                        f"the TCG guest of --vm, where they are on only when asked: docs/gates.md)")
+
+
 def add_vm_argument(p: argparse.ArgumentParser) -> None:
     """Add ``--vm`` to an emulation verb's parser (the verb must have ``--out``)."""
     p.add_argument("--vm", choices=VM_MODES, default="auto", help=VM_HELP)

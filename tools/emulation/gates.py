@@ -60,8 +60,8 @@ from topologies.emulated import switch_intf_name, tc_batch
 from tools.emulation.lifecycle import Managed
 from tools.emulation.progress import progress
 
-__all__ = ["GateKeeper", "GatePlan", "GatesNotInPlace", "TAPRIO_HANDLE", "changes_schedule", "gate_plan", "install_lines",
-           "qdisc_texts", "readback", "remove_lines", "reserved_links"]
+__all__ = ["GateKeeper", "GatePlan", "GatesNotInPlace", "TAPRIO_HANDLE", "changes_schedule", "gate_plan",
+           "install_lines", "qdisc_texts", "readback", "remove_lines", "reserved_links"]
 
 #: taprio's handle on a gated port: its queues are the classes 100:1 (best effort) and 100:2 (reserved)
 TAPRIO_HANDLE = 100

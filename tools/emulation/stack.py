@@ -83,6 +83,9 @@ def mem_available_mb() -> float:
 #: both vCPUs soft-locked in softirq for minutes (taprio's hrtimers, with netem and four floods);
 #: 1 ms slots (tests/test_vm_gates.py) and 100 ms slots (tests/test_vm_verbs.py) run
 TCG_MIN_GATED_SLOT_NS = 1_000_000
+#: the runs' ``--gates`` -> ``NetworkStack(gates=...)``: None = where the kernel has taprio (see the class)
+GATE_MODES = {"auto": None, "on": True, "off": False}
+
 
 class NetworkStack(Managed):
     """A controller child process + the Mininet emulation connected to it + processes in its hosts.

@@ -53,12 +53,11 @@ from typing import Any
 
 from controller.dataplane.routing import best_effort_path as _be_path
 from tools.emulation.controller_proc import DNCTL
-from tools.emulation.gates import GatesNotInPlace
 from tools.emulation.miniature import scaled_bps
 from tools.emulation.patience import in_vm, patience
 from tools.emulation.procs import HostProcs
 from tools.emulation.progress import progress
-from tools.emulation.stack import NetworkStack
+from tools.emulation.stack import GATE_MODES, NetworkStack
 from tools.probes.analyzer import analyze, merge_reports, noise_floor, read_probes, thresholds_with_noise
 from tools.probes.capture import capture_command
 from tools.probes.probe_format import flow_id_of
@@ -411,10 +410,7 @@ def wait_gated(keeper: Any, flows: list[dict[str, Any]], say: Any, timeout_s: fl
     them back equal to the schedule (``GateKeeper.wait_gated``; ``timeout_s`` stretched in the VM):
     the talkers must not start before their gates."""
     links = {f"{u}->{v}" for f in flows for u, v in zip(f["reservation"]["path"], f["reservation"]["path"][1:])}
-    try:
-        s = keeper.wait_gated(links, patience(timeout_s))
-    except GatesNotInPlace as e:
-        raise RuntimeError(str(e)) from None
+    s = keeper.wait_gated(links, patience(timeout_s))     # GatesNotInPlace (a RuntimeError) if not
     say(f"gates: {s['ports_gated']} ports gated, read back equal to the schedule")
 
 
@@ -489,7 +485,7 @@ def run_scenario(cfg: ScenarioConfig) -> dict[str, Any]:
     t3 = time.monotonic()
     with NetworkStack(topo, plan, link_scale=scale, log_dir=out, verbose=cfg.verbose,
                       lldp_interval=cfg.lldp_interval, miniature=True, periods_ns=(cfg.period_ns,),
-                      delay_scale=cfg.delay_scale, gates={"auto": None, "on": True, "off": False}[cfg.gates]) as net:
+                      delay_scale=cfg.delay_scale, gates=GATE_MODES[cfg.gates]) as net:
         ctl, emu, procs = net.ctl, net.emu, net.procs
         apply_priority_links(emu, scale)   # reserved frames (PCP 7) first on every link
         seconds["bring_up_s"] = time.monotonic() - t0

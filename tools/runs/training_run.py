@@ -81,7 +81,7 @@ from tools.emulation.miniature import scaled_bps
 from tools.emulation.network import EmulationError, write_plan
 from tools.emulation.patience import patience
 from tools.emulation.progress import Progress, quiet
-from tools.emulation.stack import NetworkStack
+from tools.emulation.stack import GATE_MODES, NetworkStack
 from tools.runs.scales import DEFAULT_SCALE
 from topologies.emulated import host_intf_name, switch_intf_name
 from topologies.hosts import HostPlan
@@ -294,8 +294,6 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 # ----- links: HTB with a priority class for reserved frames ---------------------------------------
 
-#: ``gates`` of a run (module doc) -> ``NetworkStack(gates=...)``: None = where the kernel has taprio
-GATE_MODES = {"auto": None, "on": True, "off": False}
 LINK_MODES = {"priority": "htb, reserved (PCP 7) served first", "fifo": "htb, one FIFO for both classes",
               "none": "unshaped, meters only"}
 
