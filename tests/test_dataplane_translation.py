@@ -140,6 +140,29 @@ def test_baseline_classification_and_drop_default():
     assert rates[specs.be_meter_id(plan.port("A", "C"))] == int(1e9 * tr.BE_HEADROOM * 0.01 / 1000)
 
 
+def test_arp_to_the_controller_goes_through_each_host_ports_policer():
+    plan = line_plan()
+    flows, meters = tr.baseline(plan, "C", rate_scale=0.001)
+    by_id = {m.meter_id: m for m in meters}
+    arp_entries = [f for f in flows if f.match.get("eth_type") == specs.ETH_TYPE_ARP]
+    assert {f.match["in_port"] for f in arp_entries} == {h.port for h in plan.host_ports("C")}
+    for f in arp_entries:
+        # the meter first, then the controller: a storm is dropped in the switch, not handed up
+        assert f.meter_id == specs.arp_meter_id(f.match["in_port"])
+        assert f.outputs() == [specs.OFPP_CONTROLLER]
+        m = by_id[f.meter_id]
+        # not scaled with the links: 100 requests/s of minimum frames, 50 back to back
+        assert m.rate_kbps * 1000 / 8 / tr.ARP_FRAME_BYTES == pytest.approx(tr.ARP_PACKETS_PER_S, rel=0.05)
+        assert m.burst_kb * 1000 / 8 / tr.ARP_FRAME_BYTES == pytest.approx(tr.ARP_BURST_FRAMES, rel=0.05)
+    # their ids are neither a best-effort meter's (inter-switch ports) nor a reservation's
+    be_ids = {specs.be_meter_id(p) for p in tr.inter_switch_ports(plan, "C")}
+    arp_ids = {specs.arp_meter_id(h.port) for h in plan.host_ports("C")}
+    assert arp_ids <= set(by_id) and not arp_ids & be_ids
+    assert all(specs.BE_METER_BASE <= i < specs.RES_METER_BASE for i in arp_ids | be_ids)
+    assert set(by_id) == arp_ids | be_ids
+    assert tr.port_meters(plan, "C", rate_scale=0.001) == meters
+
+
 def test_arp_answered_for_same_tenant_only():
     plan = line_plan()
     a1 = next(h for h in plan.hosts if h.tenant == 1 and h.switch == "A")

@@ -413,8 +413,9 @@ def rebased(program: Program, plan: HostPlan, node: str, actual: SwitchState, to
 
     Those programs are newer than the plan, so every change of a touched reservation's entries,
     meter or group is dropped (the plan would delete a new reservation the dump caught, or re-add
-    one removed since). The best-effort meters, sized by what the reservations leave of each port,
-    are planned again from ``reservations`` against the dump. Nothing touched: ``program`` itself."""
+    one removed since). The port meters (best effort, sized by what the reservations leave of each
+    port, and the ARP policers) are planned again from ``reservations`` against the dump. Nothing
+    touched: ``program`` itself."""
     ids = set(touched)
     if not ids:
         return program
@@ -438,8 +439,8 @@ def rebased(program: Program, plan: HostPlan, node: str, actual: SwitchState, to
             return c.group_id in groups
         return False
 
-    be_meters = tr.best_effort_meters(plan, node, tr.reserved_share_by_port(plan, node, reservations),
-                                      rate_scale=rate_scale)
+    be_meters = tr.port_meters(plan, node, tr.reserved_share_by_port(plan, node, reservations),
+                               rate_scale=rate_scale)
     add, modify, _ = meter_resync_plan(be_meters, [m for m in actual.meters
                                                    if int(m["meter_id"]) < specs.RES_METER_BASE])
     return Program([Phase([MeterAdd(m) for m in add] + [MeterModify(m) for m in modify])]

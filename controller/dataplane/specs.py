@@ -15,8 +15,8 @@ is a stable 32-bit hash of the reservation id (0 outside reservations); ``digest
 hash of the entry's content so a resync notices a changed action under an unchanged match.
 ``COOKIE_MASK_*`` select all entries of one reservation, one tenant or one kind.
 
-Meter ids: best-effort meters use ``BE_METER_BASE + port`` (one per inter-switch port); a
-reservation's meter (on its ingress switch only) ``RES_METER_BASE + number % RES_METER_SPAN``;
+Meter ids: best-effort meters use ``BE_METER_BASE + port`` (one per inter-switch port); the
+ARP-to-controller policer of a host port ``ARP_METER_BASE + port``; a reservation's meter (on its ingress switch only) ``RES_METER_BASE + number % RES_METER_SPAN``;
 a protected reservation's replication group ``RES_GROUP_BASE + number % RES_GROUP_SPAN``.
 """
 
@@ -70,6 +70,7 @@ COOKIE_MASK_KIND = 0xFF00_0000_0000_0000
 
 # meter and group ids
 BE_METER_BASE = 0
+ARP_METER_BASE = 0x0000_8000     # + host port (ports stay below 0x8000)
 RES_METER_BASE = 0x0001_0000
 RES_METER_SPAN = 0xFFFF_0000 - RES_METER_BASE - 1   # stay below OFPM_MAX
 #: group ids of protected reservations (OFPG_MAX is 0xffffff00)
@@ -212,6 +213,10 @@ def reservation_group_id(res_id: str) -> int:
 
 def be_meter_id(port: int) -> int:
     return BE_METER_BASE + port
+
+
+def arp_meter_id(port: int) -> int:
+    return ARP_METER_BASE + port
 
 
 def content_digest(match: dict[str, Any], instructions: list[dict[str, Any]]) -> int:
