@@ -55,6 +55,7 @@ from typing import Any, Callable
 
 
 from schedules.training import load_job
+from tools.emulation import droplog
 from tools.emulation.network import parse_ping
 from tools.probes.analyzer import (analyze, count_leaks, merge_reports, noise_floor, read_probes,
                                    thresholds_with_noise)
@@ -127,11 +128,12 @@ def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, du
     meta = {"cycle_ns": int(sched["cycle_ns"]), "slot_ns": int(sched["slot_ns"]), "links": sched.get("links", [])}
     if "epoch_ns" in sched:
         meta["epoch_ns"] = int(sched["epoch_ns"])
-    sent, talker_results, reports, noise = {}, {}, [], {}
+    sent, talker_results, reports, noise, drops = {}, {}, [], {}, {}
     unshape_sites(st)   # the probes send exactly the reserved bytes; the training shaper is at 95%
     try:
         for r in ring:   # one flow at a time: concurrent Python talkers on 2 cores fall behind their slots
-            pcap = _probe_one(st, r, refs[str(r["id"])], sched_file, outdir, duration_s, sent, talker_results)
+            pcap = _probe_one(st, r, refs[str(r["id"])], sched_file, outdir, duration_s, sent, talker_results,
+                              drops)
             nf = noise_floor(read_probes([str(pcap)]), [flow_id_of(refs[str(r["id"])]["id"])]) \
                 if pcap.exists() else {"noise_floor_ns": None, "packets": 0}
             noise[str(r["id"])] = nf
@@ -144,6 +146,7 @@ def verify_flows(st: Stack, reservations: list[dict[str, Any]], outdir: Path, du
     out = _verdict(report, outdir, talker_results, duration_s)
     for f in out["flows"]:
         f["noise_floor"] = noise.get(str(f["id"]))
+        f["drops_while_probed"] = drops.get(str(f["id"]))
     floors = [n["noise_floor_ns"] for n in noise.values() if n["noise_floor_ns"] is not None]
     out["noise_floor_ns"] = max(floors) if floors else None
     out["tolerances"] = {
@@ -183,12 +186,16 @@ def unshape_sites(st: Stack) -> None:
 
 
 def _probe_one(st: Stack, r: dict[str, Any], ref: dict[str, Any], sched_file: Path, outdir: Path, duration_s: float,
-               sent: dict[str, int], talker_results: dict[str, Any]) -> Path:
+               sent: dict[str, int], talker_results: dict[str, Any], drops: dict[str, Any]) -> Path:
     """Capture at the receiver; the talker at the sender and the reference talker at the receiver's
-    site at the same time; stop the capture; returns the pcap."""
+    site at the same time; stop the capture; returns the pcap. ``drops[id]``: the host's drop
+    counters that rose meanwhile (``droplog``: where a lost frame can have gone)."""
     dst = st.run.hosts.host_by_ip(r["match"]["ip_dst"])
     src = st.run.hosts.host_by_ip(r["match"]["ip_src"])
     ref_src = st.run.reference_host(dst.switch)
+    switches = [st.run.hosts.switch_name(n) for n in r.get("path") or []]
+    watched = {h.name: st.node(h).pid for h in (src, dst) if h is not None}
+    before = droplog.snapshot(switches, watched)
     pcap = outdir / f"{r['id']}.pcap"
     st.popen(dst, capture_command(host_intf_name(dst), str(pcap),
                                   f"udp and (dst port {PROBE_PORT} or dst port {REF_PORT}) and dst host {dst.ip}"),
@@ -216,6 +223,7 @@ def _probe_one(st: Stack, r: dict[str, Any], ref: dict[str, Any], sched_file: Pa
     time.sleep(1.0)   # the last datagrams are in flight
     st.procs.stop_all("talker")
     st.procs.stop_all("capture")
+    drops[str(r["id"])] = droplog.grown(before, droplog.snapshot(switches, watched))
     for res, out, _ in talkers:
         try:
             d = json.loads(out.read_text())
@@ -444,7 +452,19 @@ def verdict_table(result: dict[str, Any]) -> str:
         lines.append(f"{f['id']:18}{fmt_ns(lat.get('bound_ns')):>12}{fmt_ns(lat.get('jitter_bound_ns')):>12}"
                      f"{fmt_ns(nf):>12}  {trio(i.get('with_interference')):>34}  {trio(i.get('without_interference')):>34}"
                      f"  {st('latency_measured'):13}  {st('jitter'):13}  {f.get('verdict', 'pass' if f['pass'] else 'fail')}")
+    for f in result.get("flows", []):
+        if f.get("lost"):
+            lines.append(f"{f['id']} lost {f['lost']} of {f.get('sent')} frames; " + drop_sites(f.get("drops_while_probed")))
     return "\n".join(lines)
+
+
+def drop_sites(grown: dict[str, int] | None) -> str:
+    """One line on where the host dropped frames while a flow was probed (``droplog`` counters)."""
+    if grown is None:
+        return "drop counters not read"
+    if not grown:
+        return "no drop counter of the switches, sockets, queues or backlog rose meanwhile"
+    return "drop counters that rose meanwhile: " + ", ".join(f"{k} +{v}" for k, v in grown.items())
 
 
 def write_html(result: dict[str, Any], outdir: Path, pngs: list[str]) -> str:

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.dataplane.routing import best_effort_path as _be_path
+from tools.emulation import droplog
 from tools.emulation.controller_proc import DNCTL
 from tools.emulation.miniature import scaled_bps
 from tools.emulation.patience import in_vm, patience
@@ -303,6 +304,9 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
     not_before = ["--not-before", str(time.time_ns() + int(patience(TALKER_STARTUP_S) * 1e9)),
                   "--spin", str(TALKER_SPIN_VM_NS if in_vm() else TALKER_SPIN_NS)]
     rt = ["--rt"] if cfg.realtime else []
+    switches = sorted({plan.switch_name(n) for f in flows for n in f["reservation"]["path"]})
+    watched = {h: net.get(h).pid for f in flows for h in (f["src_host"], f["dst_host"])}
+    drops_before = droplog.snapshot(switches, watched)
     talkers = []
     for f in flows:
         out = outdir / f"talker-{f['id']}.json"
@@ -329,6 +333,7 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
             raise RuntimeError(f"talker of {f['id']} failed: {err.decode(errors='replace').strip()[-300:]}") from None
         talker_results.append(tr)
     time.sleep(0.5)
+    drops = droplog.grown(drops_before, droplog.snapshot(switches, watched))
     flood_results = []
     for fl, cli in flood_procs:
         try:
@@ -360,6 +365,7 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
     report = merge_reports(reports, ignore={flow_id_of(r["id"]) for r in refs.values()})
     for fl in report.flows:
         fl["noise_floor"] = noise.get(fl["id"])
+        fl["drops_while_probed"] = drops     # the talkers ran together: one set of counters for all
     write_all(report, str(outdir))
     d = report.to_dict()
     say(f"[{name}] {'PASS' if report.passed else 'FAIL'}: " + "; ".join(
@@ -369,7 +375,7 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
         for f in d["flows"]))
     floors = [n["noise_floor_ns"] for n in noise.values() if n["noise_floor_ns"] is not None]
     return {"name": name, "pass": report.passed, "flows": d["flows"], "talkers": talker_results,
-            "noise_floor_ns": max(floors) if floors else None,
+            "noise_floor_ns": max(floors) if floors else None, "drops_while_probed": drops,
             "interference": flood_results, "analysis": {k: v for k, v in d.items() if k != "flows"},
             "html": str(outdir / "report.html")}
 
