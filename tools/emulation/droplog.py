@@ -12,6 +12,10 @@ counter:
 - a queueing discipline of a switch port (the priority HTB, netem, taprio: ``tc -s qdisc``);
 - the kernel's per-CPU input backlog (``/proc/net/softnet_stat``, second column).
 
+Not every counter is a lost data frame: a best-effort meter's band drops are its job, and
+``coverage:datapath_drop_userspace_action_error`` of the userspace datapath rose with the frames
+it hands to the controller (LLDP, ARP) in every run measured here, lost data frame or not.
+
 ``snapshot()`` reads them all (switch side: the root network namespace; host side: each Mininet
 host's namespace through its shell's pid), ``grown()`` keeps the counters that rose. A report that
 counts a lost reserved frame can then say where frames were dropped meanwhile, instead of
