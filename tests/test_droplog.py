@@ -16,10 +16,20 @@ p_raw UNCONN 0      0                [0]:*                *
 \t skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d7)
 """
 
-OVS = json.dumps({"headings": ["name", "statistics"], "data": [
-    ["s1-eth1", ["map", [["collisions", 0], ["rx_bytes", 100], ["rx_dropped", 3], ["tx_dropped", 0],
-                         ["tx_packets", 9]]]],
-    ["s1", ["map", []]]]})
+DPCTL = """netdev@ovs-netdev:
+  lookups: hit:100 missed:7 lost:2
+  flows: 5
+  port 0: ovs-netdev (tap)
+    RX packets:0 errors:0 dropped:0 overruns:0 frame:0
+    TX packets:0 errors:0 dropped:0 aborted:0 carrier:0
+    collisions:0
+    RX bytes:0  TX bytes:0
+  port 1: s1-eth1
+    RX packets:2900 errors:0 dropped:3 overruns:0 frame:0
+    TX packets:2800 errors:1 dropped:94 aborted:0 carrier:0
+    collisions:0
+    RX bytes:4350000 (4.1 MiB)  TX bytes:4200000 (4.0 MiB)
+"""
 
 METERS = """OFPST_METER reply (OF1.3) (xid=0x2):
 meter:1 flow_count:4 packet_in_count:1200 byte_in_count:1800000 duration:12.3s bands:
@@ -48,9 +58,12 @@ def test_packet_sockets_read_one_line_and_two_line_forms_by_owner():
     assert got == {"socket:ovs-vswitchd:pid15615:fd69": 0, "socket:ovs-vswitchd:pid15615:fd44": 940}
 
 
-def test_ovs_interfaces_keep_only_drop_and_error_counters():
-    assert droplog.parse_ovs_interfaces(OVS) == {"ovs:s1-eth1:rx_dropped": 3, "ovs:s1-eth1:tx_dropped": 0}
-    assert droplog.parse_ovs_interfaces("") == {}
+def test_dpctl_ports_drop_and_error_counters_and_lost_upcalls():
+    got = droplog.parse_dpctl(DPCTL)
+    assert got["ovs:netdev@ovs-netdev:lost"] == 2
+    assert got["ovs:s1-eth1:rx_dropped"] == 3 and got["ovs:s1-eth1:tx_dropped"] == 94
+    assert got["ovs:s1-eth1:tx_errors"] == 1 and got["ovs:ovs-netdev:rx_dropped"] == 0
+    assert droplog.parse_dpctl("") == {}
 
 
 def test_meters_coverage_qdiscs_and_softnet():

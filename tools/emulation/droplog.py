@@ -6,7 +6,8 @@ counter:
 
 - a packet socket whose receive buffer was full (``ss --packet``: ``skmem ... d<drops>``): the
   userspace switch reads every port through one, as does each capture;
-- Open vSwitch: a port's ``rx_dropped``/``tx_dropped``/``*_errors`` (``ovs-vsctl list Interface``),
+- Open vSwitch: a datapath port's RX/TX ``dropped`` and ``errors`` and the datapath's lost upcalls
+  (``ovs-appctl dpctl/show -s``),
   a meter band (``ovs-ofctl meter-stats``) and the datapath's drop coverage counters
   (``ovs-appctl coverage/show``: ``datapath_drop_*``, ``drop_action_*``, ...);
 - a queueing discipline of a switch port (the priority HTB, netem, taprio: ``tc -s qdisc``);
@@ -36,8 +37,6 @@ _SS_PROCESS = re.compile(r'users:\(\("([^"]+)",pid=(\d+),fd=(\d+)\)')
 _SS_IFACE = re.compile(r"\s(\S+):\S*\s+\S+\s+users:|\s\*:(\S+)\s")
 _METER_BAND = re.compile(r"meter:(\d+) .*?bands:\s*\n\s*0:\s*packet_count:(\d+)", re.S)
 _COVERAGE_LINE = re.compile(r"^(\w+)\s+.*total:\s*(\d+)\s*$")
-_OVS_STAT_KEYS = ("rx_dropped", "tx_dropped", "rx_errors", "tx_errors", "rx_missed_errors",
-                  "rx_over_err", "tx_retries")
 
 
 def _run(cmd: list[str], timeout: float = 10.0) -> str:
@@ -68,18 +67,29 @@ def parse_packet_sockets(text: str, prefix: str) -> dict[str, int]:
     return out
 
 
-def parse_ovs_interfaces(text: str) -> dict[str, int]:
-    """``ovs-vsctl --format=json --columns=name,statistics list Interface``: each port's drop and
-    error counters as ``ovs:<port>:<counter>``."""
-    if not text.strip():
-        return {}
-    data = json.loads(text)
+def parse_dpctl(text: str) -> dict[str, int]:
+    """``ovs-appctl dpctl/show -s``: each datapath port's drop and error counters as
+    ``ovs:<port>:<counter>`` and each datapath's lost upcalls as ``ovs:<datapath>:lost``. Read
+    live from the datapath (the database's Interface statistics lag by up to 5 s)."""
     out: dict[str, int] = {}
-    for name, stats in data.get("data", []):
-        pairs = stats[1] if isinstance(stats, list) and stats and stats[0] == "map" else []
-        for key, value in pairs:
-            if key in _OVS_STAT_KEYS:
-                out[f"ovs:{name}:{key}"] = int(value)
+    dp = port = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if line and not line[0].isspace() and line.rstrip().endswith(":"):
+            dp, port = line.rstrip()[:-1], None
+        elif stripped.startswith("lookups:") and dp:
+            m = re.search(r"lost:(\d+)", stripped)
+            if m:
+                out[f"ovs:{dp}:lost"] = int(m.group(1))
+        elif stripped.startswith("port "):
+            m = re.match(r"port \d+: (\S+)", stripped)
+            port = m.group(1) if m else None
+        elif port and stripped.startswith(("RX packets:", "TX packets:")):
+            side = "rx" if stripped.startswith("RX") else "tx"
+            for key in ("errors", "dropped"):
+                m = re.search(rf"\b{key}:(\d+)", stripped)
+                if m:
+                    out[f"ovs:{port}:{side}_{key}"] = int(m.group(1))
     return out
 
 
@@ -132,8 +142,7 @@ def snapshot(switches: Iterable[str], host_pids: Mapping[str, int] | None = None
     switches = list(switches)
     counters: dict[str, int] = {}
     counters.update(parse_packet_sockets(_run(["ss", "-0", "-a", "-m", "-p", "-n"]), "socket"))
-    counters.update(parse_ovs_interfaces(_run(["ovs-vsctl", "--format=json", "--columns=name,statistics",
-                                               "list", "Interface"])))
+    counters.update(parse_dpctl(_run(["ovs-appctl", "dpctl/show", "-s"])))
     for sw in switches:
         counters.update(parse_meter_stats(_run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", sw]), sw))
     counters.update(parse_coverage(_run(["ovs-appctl", "coverage/show"])))

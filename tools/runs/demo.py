@@ -59,7 +59,7 @@ from tools.emulation import droplog
 from tools.emulation.network import parse_ping
 from tools.probes.analyzer import (analyze, count_leaks, merge_reports, noise_floor, read_probes,
                                    thresholds_with_noise)
-from tools.probes.capture import capture_command
+from tools.probes.capture import capture_command, parse_stats
 from tools.probes.probe_format import flow_id_of
 from tools.probes.report import fmt_ns, json_plain, write_all
 from tools.runs.training_run import (DEFAULT_SCALE, TRAINING_TENANT, RunOptions, Stack, execute, make_plan,
@@ -197,9 +197,10 @@ def _probe_one(st: Stack, r: dict[str, Any], ref: dict[str, Any], sched_file: Pa
     watched = {h.name: st.node(h).pid for h in (src, dst) if h is not None}
     before = droplog.snapshot(switches, watched)
     pcap = outdir / f"{r['id']}.pcap"
+    capture_log = f"capture-{outdir.name}-{r['id']}.log"    # the control run's own (it overwrote the first's)
     st.popen(dst, capture_command(host_intf_name(dst), str(pcap),
                                   f"udp and (dst port {PROBE_PORT} or dst port {REF_PORT}) and dst host {dst.ip}"),
-             f"capture-{r['id']}.log", "capture")
+             capture_log, "capture")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not (pcap.exists() and pcap.stat().st_size >= 24):
         time.sleep(0.05)
@@ -223,7 +224,14 @@ def _probe_one(st: Stack, r: dict[str, Any], ref: dict[str, Any], sched_file: Pa
     time.sleep(1.0)   # the last datagrams are in flight
     st.procs.stop_all("talker")
     st.procs.stop_all("capture")
-    drops[str(r["id"])] = droplog.grown(before, droplog.snapshot(switches, watched))
+    grown = droplog.grown(before, droplog.snapshot(switches, watched))
+    try:   # the capture's own ring (tcpdump's exit lines): a frame it dropped never reached the pcap
+        cap = parse_stats((st.workdir / "logs" / capture_log).read_text(errors="replace"))
+        if cap.get("dropped_by_kernel"):
+            grown[f"capture@{dst.name}:dropped_by_kernel"] = int(cap["dropped_by_kernel"])
+    except OSError:
+        pass
+    drops[str(r["id"])] = grown
     for res, out, _ in talkers:
         try:
             d = json.loads(out.read_text())
