@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from tools.emulation import ovs
+from tools.emulation import ovs, txbuffer
 from tools.emulation.controller_proc import ControllerProcess
 from tools.emulation.etcd import EtcdCluster, etcd_cluster
 from tools.emulation.gates import GateKeeper
@@ -126,6 +126,7 @@ class NetworkStack(Managed):
         #: False = never; True = or fail
         self.gates_asked = gates
         self.gates: GateKeeper | None = None
+        self.tx_buffer: txbuffer.Widened | None = None     # userspace OVS's transmit socket, widened for the run
         self.gates_off_reason: str | None = None
         self._lock_cm: contextlib.AbstractContextManager | None = None
         #: a cluster of this many controllers on a 3-member etcd (``controller.ha``); 0: one controller
@@ -201,6 +202,8 @@ class NetworkStack(Managed):
         self.timings["emulation_start_s"] = time.monotonic() - t0
         self.ctl.wait_switches(n, self.connect_timeout)
         self.timings["emulation_s"] = time.monotonic() - t0
+        if self.emu.datapath == "user":   # one shared transmit socket: its buffer must not drop frames
+            self.tx_buffer = txbuffer.widen()
         self.emulation_mem_mb = round(mem0 - mem_available_mb(), 1)
         if gated:
             t0 = time.monotonic()
@@ -331,6 +334,9 @@ class NetworkStack(Managed):
                 if self.gates is not None:
                     self.gates.stop()
                     self.gates.client.close()
+                if self.tx_buffer is not None:
+                    tx, self.tx_buffer = self.tx_buffer, None
+                    txbuffer.restore(tx)
                 if self.emu is not None:
                     with contextlib.suppress(Exception):
                         self.emu.stop()

@@ -399,7 +399,7 @@ class Stack(NetworkStack):
         self.api = self.ctl.client(timeout=30)
         self.progress(f"emulation: up, {len(self.run.topology.nodes)} switches connected in "
                       f"{self.timings['emulation_s']:.1f} s (datapath {self.emu.datapath}, links x{self.run.scale:g}: "
-                      f"{LINK_MODES[self.links]})")
+                      f"{LINK_MODES[self.links]}" + (f"; {self.tx_buffer.describe()}" if self.tx_buffer else "") + ")")
         return self
 
     def stop(self) -> None:
