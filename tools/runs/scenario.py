@@ -301,12 +301,12 @@ def run_phase(name: str, emu: Any, plan: HostPlan, flows: list[dict[str, Any]], 
         say(f"[{name}] {len(floods)} interference flows at {rates} Mb/s")
     # talkers: every one starts in the same cycle, once all have started up (Python's start-up is
     # seconds under the VM's TCG: the first ones would otherwise send while the others load)
+    switches = sorted({plan.switch_name(n) for f in flows for n in f["reservation"]["path"]})
+    watched = {h: net.get(h).pid for f in flows for h in (f["src_host"], f["dst_host"])}
+    drops_before = droplog.snapshot(switches, watched)    # before the talkers' start time is set (it takes a while)
     not_before = ["--not-before", str(time.time_ns() + int(patience(TALKER_STARTUP_S) * 1e9)),
                   "--spin", str(TALKER_SPIN_VM_NS if in_vm() else TALKER_SPIN_NS)]
     rt = ["--rt"] if cfg.realtime else []
-    switches = sorted({plan.switch_name(n) for f in flows for n in f["reservation"]["path"]})
-    watched = {h: net.get(h).pid for f in flows for h in (f["src_host"], f["dst_host"])}
-    drops_before = droplog.snapshot(switches, watched)
     talkers = []
     for f in flows:
         out = outdir / f"talker-{f['id']}.json"
