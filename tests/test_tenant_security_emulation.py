@@ -116,7 +116,6 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
     if missing:
         pytest.skip("machine lacks: " + ", ".join(missing))
     import json
-    import re
     import subprocess
     import sys
 
@@ -124,6 +123,7 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
     from tools.probes.capture import capture_command
     from tools.emulation.stack import controlled_emulation
     from tools.emulation.network import emulation_lock
+    from tools.emulation import droplog
     from tools.emulation.procs import HostProcs
     from tools.runs.scenario import (SCENARIO_LINK_SCALE, ScenarioConfig, attach_reference_hosts, flow_record,
                                      interference_flows, reservation_requests, run_phase, scenario_plan)
@@ -208,8 +208,8 @@ def test_broadcast_storm_does_not_eat_reserved_bandwidth(tmp_path):
                 for sw in {plan.switch_name(n) for n in path}:
                     out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", sw], capture_output=True,
                                          text=True, timeout=30).stdout
-                    meter_drops[sw] = {int(m): int(n) for m, n in re.findall(
-                        r"meter:(\d+) .*?bands:\s*\n\s*0:\s*packet_count:(\d+)", out) if int(n)}
+                    meter_drops[sw] = {int(k.rsplit(":", 1)[1]): n
+                                       for k, n in droplog.parse_meter_stats(out, sw).items() if n}
         finally:
             procs.stop_all()
     wall = time.monotonic() - t0

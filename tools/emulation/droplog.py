@@ -34,7 +34,6 @@ from typing import Iterable, Mapping
 _COVERAGE_DROP = re.compile(r"drop|_error|_fail|lost")
 _SKMEM_DROPS = re.compile(r"skmem:\([^)]*\bd(\d+)\)")
 _SS_PROCESS = re.compile(r'users:\(\("([^"]+)",pid=(\d+),fd=(\d+)\)')
-_SS_IFACE = re.compile(r"\s(\S+):\S*\s+\S+\s+users:|\s\*:(\S+)\s")
 _METER_BAND = re.compile(r"meter:(\d+) .*?bands:\s*\n\s*0:\s*packet_count:(\d+)", re.S)
 _COVERAGE_LINE = re.compile(r"^(\w+)\s+.*total:\s*(\d+)\s*$")
 

@@ -51,9 +51,6 @@ class Widened:
     after: int | None = None
     reason: str = ""
 
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
     def describe(self) -> str:
         """'OVS transmit buffer 212992 -> 16777216 B', or the size and why it is unchanged."""
         if not self.reason:
