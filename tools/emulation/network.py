@@ -39,7 +39,7 @@ from typing import Any, Iterator
 from topologies.emulated import DEFAULT_DELAY_SCALE, DEFAULT_LINK_SCALE, host_intf_name, switch_intf_name, tc_batch
 from topologies.hosts import Host, HostPlan
 from topologies.model import Topology
-from tools.emulation import ovs
+from tools.emulation import ovs, vethorder
 from tools.emulation.lifecycle import Managed, sigint_deferred
 from tools.emulation.progress import progress
 
@@ -268,6 +268,7 @@ class Emulation(Managed):
         self.shaped = self.delayed = False
         self.net: Any = None
         self.flow_count = 0
+        self.veth_order: vethorder.Ordered | None = None    # which veth ends deliver through one ring
         self.timings = Timings()
         self.notes: list[str] = []
         self._lock_cm: contextlib.AbstractContextManager | None = None
@@ -418,6 +419,14 @@ class Emulation(Managed):
         keys = [f"net.ipv6.conf.{n}.disable_ipv6=1" for n in self.root_interfaces()[:-len(self.switch_names)]]
         for i in range(0, len(keys), 500):
             subprocess.run(["sysctl", "-q", "-w", *keys[i:i + 500]], capture_output=True, timeout=60)
+        # every veth one FIFO (a flow's frames sent from two CPUs must not leave two backlogs out of order)
+        hosts = {h.name: h for h in self.plan.hosts}
+        self.veth_order = vethorder.configure(
+            self.root_interfaces()[:-len(self.switch_names)],
+            [(node.pid, host_intf_name(hosts[node.name])) for node in self.net.hosts if node.name in hosts])
+        self._log(self.veth_order.describe())
+        if self.veth_order.failed:
+            self.notes.append(self.veth_order.describe())
         batch = tc_batch(self.topology, self.plan, link_scale=self.link_scale if self.shaped else None,
                          delay_scale=self.delay_scale, delay=self.delayed)
         if batch:
@@ -552,6 +561,7 @@ class Emulation(Managed):
                 "controller": f"{self.controller[0]}:{self.controller[1]}" if self.controller else None,
                 "openflow": ("tls" if self.tls else "tcp") if self.controller else None,
                 "static_routes": self.static_routes, "static_entries": self.flow_count,
+                "veth_ends_in_order": len(self.veth_order.ends) if self.veth_order else 0,
                 "notes": list(self.notes), "timings": self.timings.to_dict()}
 
 

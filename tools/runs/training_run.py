@@ -399,7 +399,8 @@ class Stack(NetworkStack):
         self.api = self.ctl.client(timeout=30)
         self.progress(f"emulation: up, {len(self.run.topology.nodes)} switches connected in "
                       f"{self.timings['emulation_s']:.1f} s (datapath {self.emu.datapath}, links x{self.run.scale:g}: "
-                      f"{LINK_MODES[self.links]}" + (f"; {self.tx_buffer.describe()}" if self.tx_buffer else "") + ")")
+                      f"{LINK_MODES[self.links]}" + (f"; {self.tx_buffer.describe()}" if self.tx_buffer else "")
+                      + (f"; {self.emu.veth_order.describe()}" if self.emu.veth_order else "") + ")")
         return self
 
     def stop(self) -> None:
