@@ -50,6 +50,11 @@ TC = json.dumps([{"kind": "htb", "handle": "1:", "dev": "s1-eth1", "drops": 5},
                  {"kind": "netem", "handle": "10:", "dev": "s1-eth1", "drops": 0},
                  {"kind": "noqueue", "handle": "0:", "dev": "lo", "drops": 0}])
 
+# ``ip -s -j link show type veth`` (trimmed to the fields read)
+LINKS = json.dumps([{"ifname": "s1-eth1", "stats64": {"rx": {"packets": 10, "dropped": 0},
+                                                      "tx": {"packets": 12, "dropped": 7}}},
+                    {"ifname": "s1-eth2", "stats64": {"rx": {"packets": 3, "dropped": 2}, "tx": {"packets": 3}}}])
+
 SOFTNET = "00e8b05f 00000000 00000283 00000000\n010f0a35 0000001a 000002a4 00000000\n"
 
 
@@ -66,12 +71,15 @@ def test_dpctl_ports_drop_and_error_counters_and_lost_upcalls():
     assert droplog.parse_dpctl("") == {}
 
 
-def test_meters_coverage_qdiscs_and_softnet():
+def test_meters_coverage_qdiscs_links_and_softnet():
     assert droplog.parse_meter_stats(METERS, "s1") == {"meter:s1:1": 2321, "meter:s1:32772": 33437}
     assert droplog.parse_coverage(COVERAGE) == {"coverage:datapath_drop_meter": 831084,
                                                 "coverage:datapath_drop_userspace_action_error": 529589}
     assert droplog.parse_qdiscs(TC, "qdisc", ["s1-eth1"]) == {"qdisc:s1-eth1:htb:1:": 5, "qdisc:s1-eth1:netem:10:": 0}
     assert len(droplog.parse_qdiscs(TC, "qdisc")) == 3
+    assert droplog.parse_links(LINKS, "link") == {"link:s1-eth1:rx": 0, "link:s1-eth1:tx": 7,
+                                                  "link:s1-eth2:rx": 2, "link:s1-eth2:tx": 0}
+    assert droplog.parse_links("", "link") == {}
     assert droplog.parse_softnet(SOFTNET) == {"softnet:cpu0:dropped": 0, "softnet:cpu1:dropped": 26}
 
 

@@ -11,6 +11,8 @@ counter:
   a meter band (``ovs-ofctl meter-stats``) and the datapath's drop coverage counters
   (``ovs-appctl coverage/show``: ``datapath_drop_*``, ``drop_action_*``, ...);
 - a queueing discipline of a switch port (the priority HTB, netem, taprio: ``tc -s qdisc``);
+- a veth end (``ip -s link``: RX/TX ``dropped``): where a veth's receive ring (docs/emulation.md,
+  ``tools.emulation.vethorder``) was full;
 - the kernel's per-CPU input backlog (``/proc/net/softnet_stat``, second column).
 
 Not every counter is a lost data frame: a best-effort meter's band drops are its job, and
@@ -120,6 +122,18 @@ def parse_qdiscs(text: str, prefix: str, devices: Iterable[str] | None = None) -
     return out
 
 
+def parse_links(text: str, prefix: str) -> dict[str, int]:
+    """RX and TX drops of each interface in ``ip -s -j link show`` output: ``<prefix>:<dev>:rx|tx``."""
+    if not text.strip():
+        return {}
+    out = {}
+    for link in json.loads(text):
+        stats = link.get("stats64") or {}
+        for way in ("rx", "tx"):
+            out[f"{prefix}:{link.get('ifname')}:{way}"] = int((stats.get(way) or {}).get("dropped", 0))
+    return out
+
+
 def parse_softnet(text: str) -> dict[str, int]:
     """Frames each CPU's input backlog dropped (``/proc/net/softnet_stat``, second column, hex)."""
     out = {}
@@ -146,6 +160,7 @@ def snapshot(switches: Iterable[str], host_pids: Mapping[str, int] | None = None
         counters.update(parse_meter_stats(_run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", sw]), sw))
     counters.update(parse_coverage(_run(["ovs-appctl", "coverage/show"])))
     counters.update(parse_qdiscs(_run(["tc", "-s", "-j", "qdisc", "show"]), "qdisc"))
+    counters.update(parse_links(_run(["ip", "-s", "-j", "link", "show", "type", "veth"]), "link"))
     try:
         with open("/proc/net/softnet_stat") as f:
             counters.update(parse_softnet(f.read()))
@@ -155,4 +170,5 @@ def snapshot(switches: Iterable[str], host_pids: Mapping[str, int] | None = None
         ns = ["nsenter", "-t", str(pid), "-n"]
         counters.update(parse_packet_sockets(_run(ns + ["ss", "-0", "-a", "-m", "-p", "-n"]), f"socket@{host}"))
         counters.update(parse_qdiscs(_run(ns + ["tc", "-s", "-j", "qdisc", "show"]), f"qdisc@{host}"))
+        counters.update(parse_links(_run(ns + ["ip", "-s", "-j", "link", "show", "type", "veth"]), f"link@{host}"))
     return counters
