@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import time
 
 import pytest
 
@@ -98,9 +99,12 @@ def test_ensure_ovs_running_reports_failed_start(monkeypatch):
     monkeypatch.setattr(ovs, "ovs_running", lambda: False)
     monkeypatch.setattr(ovs, "_ovs_ctl", lambda: "/fake/ovs-ctl")
     monkeypatch.setattr(ovs.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(ovs, "_run", lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, "", "boom: no db\n"))
+    started = []
+    monkeypatch.setattr(ovs, "_run", lambda cmd, **k: started.append(k.get("env"))
+                        or subprocess.CompletedProcess(cmd, 1, "", "boom: no db\n"))
     with pytest.raises(ovs.OvsError, match="could not start Open vSwitch.*boom: no db"):
         ovs.ensure_ovs_running()
+    assert started == [ovs.start_env()]     # started in the environment start_env gives
 
 
 # ----- topologies/machine.py: the kernel probes ---------------------------------------------
@@ -153,3 +157,33 @@ def test_kernel_datapath_follows_the_module_directory(monkeypatch, tmp_path):
     loaded.mkdir()
     assert machine.kernel_datapath_available() is True
     assert machine.load_kernel_datapath() is True
+
+
+def test_open_vswitch_is_started_on_jemalloc_when_it_is_installed(monkeypatch, tmp_path):
+    lib = tmp_path / "libjemalloc.so.2"
+    lib.write_bytes(b"")
+    monkeypatch.setattr(ovs, "JEMALLOC_CANDIDATES", (str(tmp_path / "absent.so"), str(lib)))
+    env = ovs.start_env({"PATH": "/bin"})
+    assert env == {"PATH": "/bin", "LD_PRELOAD": str(lib)}
+    # an existing preload is kept, after ours, and ours is never added twice
+    assert ovs.start_env({"LD_PRELOAD": "/x.so"})["LD_PRELOAD"] == f"{lib} /x.so"
+    assert ovs.start_env({"LD_PRELOAD": str(lib)})["LD_PRELOAD"] == str(lib)
+    monkeypatch.setattr(ovs, "JEMALLOC_CANDIDATES", (str(tmp_path / "absent.so"),))
+    assert ovs.start_env({"PATH": "/bin"}) == {"PATH": "/bin"}
+
+
+def test_allocator_reads_what_a_process_really_runs_on():
+    lib = ovs.jemalloc_path()
+    if lib is None:
+        pytest.skip("machine lacks libjemalloc2 (make setup installs it)")
+    plain = subprocess.Popen(["sleep", "30"])
+    preloaded = subprocess.Popen(["sleep", "30"], env=ovs.start_env())
+    try:
+        time.sleep(0.3)
+        assert ovs.allocator(plain.pid) == "glibc"
+        assert ovs.allocator(preloaded.pid) == "jemalloc"
+    finally:
+        for p in (plain, preloaded):
+            p.kill()
+            p.wait()
+    assert ovs.allocator(plain.pid) == "unknown"

@@ -27,6 +27,7 @@ install_missing() {
 }
 
 install_missing mininet openvswitch-switch iputils-ping iperf3 tcpdump iproute2 ethtool python3-venv prometheus
+install_missing libjemalloc2   # Open vSwitch is started on it (tools/emulation/ovs.py start_env: its per-port buffers)
 install_missing jq curl     # the docs' examples pipe through them (tests/test_doc_examples.py)
 install_missing libyang2-tools   # yanglint: validates the 802.1Qcw YANG output (tests/test_yang.py)
 install_missing chromium    # the live view's browser tests (tests/test_ui_browser.py; Playwright drives it, no browser download)

@@ -75,6 +75,7 @@ from schedules import training_plan
 from schedules.training import JobError, load_job
 from schedules.training_model import collective_shape, estimate
 from tools.client import ApiError
+from tools.emulation import ovs
 from tools.emulation.controller_proc import ControllerProcessError
 from tools.emulation.gates import GatesNotInPlace
 from tools.emulation.miniature import scaled_bps
@@ -400,6 +401,8 @@ class Stack(NetworkStack):
         self.progress(f"emulation: up, {len(self.run.topology.nodes)} switches connected in "
                       f"{self.timings['emulation_s']:.1f} s (datapath {self.emu.datapath}, links x{self.run.scale:g}: "
                       f"{LINK_MODES[self.links]}" + (f"; {self.tx_buffer.describe()}" if self.tx_buffer else "")
+                      + (f"; ovs-vswitchd on {ovs.allocator(self.tx_buffer.pid)}"
+                         if self.tx_buffer and self.tx_buffer.pid else "")
                       + (f"; {self.emu.veth_order.describe()}" if self.emu.veth_order else "") + ")")
         return self
 
