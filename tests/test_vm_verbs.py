@@ -2,8 +2,8 @@
 
 - ``dnctl emulate up --vm on``: the 40-city backbone on the kernel datapath with netem on every
   link; long-haul pings show RTT never below twice the propagation of the path the static
-  forwarding takes (the 55,000 km inside the emulation) and above it by at most 10% + 5 ms + 1.5 ms
-  per hop (the TCG guest's timers: see the test);
+  forwarding takes (the 55,000 km inside the emulation) and above it by at most 10% + 5 ms + the
+  lateness of the path's netem timers, measured in the same run (``netem_lateness``; see the test);
 - ``dnctl verify scenario --vm on --gates on`` on a small ring: the controller schedules the
   miniature with the links' real propagation, slowed (100 kb/s links, 1 s periods, 100 ms slots)
   until its bounds outlast the TCG guest's timing noise (tens of ms: at 10 Mb/s, with 1 ms slots,
@@ -60,15 +60,23 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout)
     assert summary["vm"] is True and summary["datapath"] == "kernel" and summary["propagation_emulated"] is True
+    cal = summary["netem_lateness"]
+    assert "late_ms" in cal, cal
+    say(request, f"vm: netem timers: a {cal['delay_ms']:g} ms delay took {cal['late_ms']:.3f} ms longer on average "
+                 f"(calibration RTT min/avg/max {cal['rtt_min_ms']:.2f}/{cal['rtt_avg_ms']:.2f}/"
+                 f"{cal['rtt_max_ms']:.2f} ms for {2 * cal['delay_ms']:g})")
+    unchecked = []
     for p in summary["pings"]:
         path = best_effort_path(topo.graph, p["src"], p["dst"])
         prop_ms = sum(topo.propagation_ns(u, v) for u, v in zip(path, path[1:])) / 1e6
         expected = 2 * prop_ms
         hops = len(path) - 1
-        limit = 0.1 * expected + 5 + 1.5 * hops
+        timers = 2 * hops * cal["late_ms"]      # one netem delay per link and direction
+        limit = 0.1 * expected + 5 + timers
         say(request, f"vm: {p['src']} -> {p['dst']} ({hops} hops, {prop_ms:.1f} ms of fibre): RTT "
                      f"min/avg/max {p['rtt_min_ms']:.1f}/{p['rtt_avg_ms']:.1f}/{p['rtt_max_ms']:.1f} ms, "
-                     f"expected {expected:.1f}, at most +{limit:.1f} ms")
+                     f"expected {expected:.1f}, at most +{limit:.1f} ms (10% + 5 ms + {timers:.1f} ms of "
+                     f"measured timer lateness)")
         assert p["received"] == p["sent"] > 0, p
         # the network's round trip is the fastest one: netem's delay is a floor and the TCG guest's
         # scheduling only adds to it (the first ping also sets up the kernel datapath's flows); the
@@ -76,10 +84,17 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
         # once 59.4 ms for 47.6 expected: too few samples to reach the floor under TCG. Each hop's
         # netem delay is an hrtimer in the guest, and under TCG on a busy host every timer fires
         # late: a CI run measured the fastest of 20 at +5.9 ms over 6 hops and +10.0 ms over 10
-        # (about 1 ms per hop and round trip, on both pairs), hence 1.5 ms per hop. A
-        # doubled delay (+47.6 ms on Harbin-Haikou) or a much longer path still fails.
+        # (about 0.5 ms per delay). How late is the machine's, at that moment: measured in the same
+        # run on one delayed link (tools/emulation/netemcal.py), never written in here. A doubled
+        # delay (+47.6 ms on Harbin-Haikou) or a much longer path still fails.
+        assert p["rtt_min_ms"] >= 0.99 * expected, p          # never faster than the fibre
+        if limit >= expected / 2:     # the timers' noise would hide a doubled fibre: not checkable
+            unchecked.append(f"{p['src']}->{p['dst']}: limit +{limit:.1f} ms >= half of {expected:.1f}")
+            continue
         assert p["rtt_min_ms"] - expected <= limit, p
-        assert p["rtt_min_ms"] >= 0.99 * expected, p          # and never faster than the fibre
+    if unchecked:
+        pytest.skip("machine's netem timers too late (measured %.3f ms per delay) to check: %s"
+                    % (cal["late_ms"], "; ".join(unchecked)))
 
 
 def test_scenario_in_the_vm_reports_honest_verdicts_with_real_propagation(tmp_path, request):

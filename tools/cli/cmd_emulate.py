@@ -28,6 +28,7 @@ from typing import Any
 from tools.cli import CliError
 from tools.cli.clientargs import add_connection_args, client_from_args
 from tools.cli.vmarg import add_vm_argument, run_in_vm_if_asked
+from tools.emulation import netemcal
 from tools.emulation.gates import GateKeeper
 from tools.emulation.network import Emulation, EmulationError, parse_controller, write_plan
 from tools.emulation.ovs import probe
@@ -240,6 +241,13 @@ def _up(args: argparse.Namespace) -> int:
             keeper.client.close()
     ok = all(p["ok"] for p in pings)
     summary = emu.summary() | {"vm": in_vm(), "pings": pings, "gates": gates, "ok": ok}
+    if pings and emu.delayed:
+        # how late this machine's netem delays fire, measured now: what a propagation check of the
+        # pings' round trips must allow for the timers (tools/emulation/netemcal.py)
+        try:
+            summary["netem_lateness"] = netemcal.measure().to_dict()
+        except RuntimeError as e:
+            summary["netem_lateness"] = {"error": str(e)}
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -251,6 +259,10 @@ def _up(args: argparse.Namespace) -> int:
             print(f"  note: {note}")
         if pings:
             print(f"pings: {sum(p['ok'] for p in pings)}/{len(pings)} pairs answered in full")
+        cal = summary.get("netem_lateness")
+        if cal and "late_ms" in cal:
+            print(f"netem timers: a {cal['delay_ms']:g} ms delay took {cal['late_ms']:.3f} ms longer on average "
+                  f"({cal['pings']} pings across one delayed link)")
         if gates["enabled"]:
             print(f"gates: {gates['ports_gated']} ports gated, {gates['ports_open']} open, read back "
                   f"{'equal to the schedule' if gates['readback_equal'] else 'DIFFERENT: ' + str(gates['differences'])}"
