@@ -32,7 +32,8 @@ def test_measures_where_netem_works_and_says_why_not_where_it_does_not():
         cal = netemcal.measure(delay_ms=2.0, count=10)
         assert cal.pings == 10
         assert cal.rtt_min_ms >= 2 * 2.0             # both delays were really applied
-        assert cal.late_ms == netemcal.lateness_from(cal.rtt_avg_ms, 2.0) >= 0
+        assert cal.late_ms == netemcal.lateness_from(cal.rtt_min_ms, 2.0) >= 0
+        assert cal.late_avg_ms == netemcal.lateness_from(cal.rtt_avg_ms, 2.0) >= cal.late_ms
     else:
         with pytest.raises(RuntimeError, match="cannot make the netem calibration link") as e:
             netemcal.measure()

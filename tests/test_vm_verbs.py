@@ -62,17 +62,20 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
     assert summary["vm"] is True and summary["datapath"] == "kernel" and summary["propagation_emulated"] is True
     cal = summary["netem_lateness"]
     assert "late_ms" in cal, cal
-    say(request, f"vm: netem timers: a {cal['delay_ms']:g} ms delay took {cal['late_ms']:.3f} ms longer on average "
-                 f"(calibration RTT min/avg/max {cal['rtt_min_ms']:.2f}/{cal['rtt_avg_ms']:.2f}/"
-                 f"{cal['rtt_max_ms']:.2f} ms for {2 * cal['delay_ms']:g})")
+    say(request, f"vm: netem timers: a {cal['delay_ms']:g} ms delay fired {cal['late_ms']:.3f} ms late in the fastest "
+                 f"ping, {cal['late_avg_ms']:.3f} on average (calibration RTT min/avg/max {cal['rtt_min_ms']:.2f}/"
+                 f"{cal['rtt_avg_ms']:.2f}/{cal['rtt_max_ms']:.2f} ms for {2 * cal['delay_ms']:g})")
     unchecked = []
     for p in summary["pings"]:
         path = best_effort_path(topo.graph, p["src"], p["dst"])
         prop_ms = sum(topo.propagation_ns(u, v) for u, v in zip(path, path[1:])) / 1e6
         expected = 2 * prop_ms
         hops = len(path) - 1
-        timers = 2 * hops * cal["late_ms"]      # one netem delay per link and direction
-        limit = 0.1 * expected + 5 + timers
+        # the fastest ping's timer lateness, one netem delay per link and direction: the noise floor of
+        # a check of the fastest round trip, measured in the same run (netemcal)
+        timers = 2 * hops * cal["late_ms"]
+        tolerance = 0.1 * expected + 5
+        limit = tolerance + timers
         say(request, f"vm: {p['src']} -> {p['dst']} ({hops} hops, {prop_ms:.1f} ms of fibre): RTT "
                      f"min/avg/max {p['rtt_min_ms']:.1f}/{p['rtt_avg_ms']:.1f}/{p['rtt_max_ms']:.1f} ms, "
                      f"expected {expected:.1f}, at most +{limit:.1f} ms (10% + 5 ms + {timers:.1f} ms of "
@@ -85,11 +88,12 @@ def test_long_haul_pings_in_the_vm_carry_the_fibre(request):
         # netem delay is an hrtimer in the guest, and under TCG on a busy host every timer fires
         # late: a CI run measured the fastest of 20 at +5.9 ms over 6 hops and +10.0 ms over 10
         # (about 0.5 ms per delay). How late is the machine's, at that moment: measured in the same
-        # run on one delayed link (tools/emulation/netemcal.py), never written in here. A doubled
-        # delay (+47.6 ms on Harbin-Haikou) or a much longer path still fails.
+        # run on one delayed link (tools/emulation/netemcal.py), never written in here; where that
+        # noise exceeds the 10% + 5 ms the check allows, it cannot tell and says so. A doubled delay
+        # (+47.6 ms on Harbin-Haikou) or a much longer path still fails.
         assert p["rtt_min_ms"] >= 0.99 * expected, p          # never faster than the fibre
-        if limit >= expected / 2:     # the timers' noise would hide a doubled fibre: not checkable
-            unchecked.append(f"{p['src']}->{p['dst']}: limit +{limit:.1f} ms >= half of {expected:.1f}")
+        if timers > tolerance:        # the noise exceeds what the check allows: not checkable
+            unchecked.append(f"{p['src']}->{p['dst']}: timers +{timers:.1f} ms > 10% + 5 ms = {tolerance:.1f}")
             continue
         assert p["rtt_min_ms"] - expected <= limit, p
     if unchecked:

@@ -261,8 +261,8 @@ def _up(args: argparse.Namespace) -> int:
             print(f"pings: {sum(p['ok'] for p in pings)}/{len(pings)} pairs answered in full")
         cal = summary.get("netem_lateness")
         if cal and "late_ms" in cal:
-            print(f"netem timers: a {cal['delay_ms']:g} ms delay took {cal['late_ms']:.3f} ms longer on average "
-                  f"({cal['pings']} pings across one delayed link)")
+            print(f"netem timers: a {cal['delay_ms']:g} ms delay fired {cal['late_ms']:.3f} ms late in the fastest of "
+                  f"{cal['pings']} pings across one delayed link, {cal['late_avg_ms']:.3f} ms on average")
         if gates["enabled"]:
             print(f"gates: {gates['ports_gated']} ports gated, {gates['ports_open']} open, read back "
                   f"{'equal to the schedule' if gates['readback_equal'] else 'DIFFERENT: ' + str(gates['differences'])}"
