@@ -16,18 +16,21 @@ import re
 
 import pytest
 
+from tools.emulation.network import parse_echo
 from vmhelpers import booted_guest, say
 
 pytestmark = [pytest.mark.emulation, pytest.mark.vm]
 
 #: the linear topology: switches, one-way netem delay per inter-switch link
 SWITCHES, DELAY_MS = 4, 10.0
+#: the ICMP echo that awaits every reply (tools/emulation/echo.py), from the guest's share of the repository
+GUEST_ECHO = "/repo/tools/emulation/echo.py"
 
 MININET_LINEAR = r"""
 set -e
 /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null
 python3 - <<'PY'
-import json, re
+import json
 from mininet.link import TCLink
 from mininet.log import setLogLevel
 from mininet.net import Mininet
@@ -50,12 +53,8 @@ net.start()
 try:
     h1, hn = net.get("h1"), net.get(f"h{{N}}")
     h1.cmd(f"ping -c 3 -i 0.2 {{hn.IP()}}")                       # ARP and MAC learning first
-    out = h1.cmd(f"ping -c 20 -i 0.2 -q {{hn.IP()}}")
-    m = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms", out)
-    loss = re.search(r"([\d.]+)% packet loss", out)
+    out = h1.cmd(f"python3 -S {echo} {{hn.IP()}} 20 0.2 10")       # every reply awaited
     print(json.dumps({{
-        "rtt_ms": [float(x) for x in m.groups()[:3]] if m else None,
-        "loss_pct": float(loss.group(1)) if loss else None,
         "datapath": net.get("s1").cmd("ovs-dpctl show"),
         "qdisc_s2": net.get("s2").cmd("tc qdisc show dev s2-eth2"),
         "ping": out,
@@ -75,7 +74,7 @@ ip -n a addr add 10.9.0.1/24 dev va
 ip -n b addr add 10.9.0.2/24 dev vb
 ip -n a link set va up
 ip -n b link set vb up
-png() { ip netns exec a ping -c "$1" -i 0.037 -n 10.9.0.2; }
+png() { ip netns exec a python3 -S /repo/tools/emulation/echo.py 10.9.0.2 "$1" 0.037 5; }     # every reply awaited
 gate() {  # class 0 (every priority but 1) open $1 ns, then class 1 open $2 ns; cycle $1 + $2
     tc -n a qdisc replace dev va root taprio num_tc 2 map 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 \
         queues 1@0 1@1 base-time 0 sched-entry S 01 "$1" sched-entry S 02 "$2" clockid CLOCK_TAI
@@ -90,11 +89,10 @@ echo "== closed10"; png 60
 
 
 def _ping_stats(text: str) -> tuple[list[float], float]:
-    """(round-trip time of every reply in ms, loss %) of a ``ping -n`` output."""
-    rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", text)]
-    loss = re.search(r"([\d.]+)% packet loss", text)
-    assert rtts and loss, f"no ping replies or summary in: {text!r}"
-    return rtts, float(loss.group(1))
+    """(round-trip time of every reply in ms, loss %) of an ``echo.py`` output."""
+    r = parse_echo("a", "b", text)
+    assert r.rtts_ms, f"no ping replies in: {text!r}"
+    return r.rtts_ms, r.loss_pct
 
 
 def _p(values: list[float], q: float) -> float:
@@ -125,13 +123,14 @@ def test_vm_kernel_modules_load(guest, request):
 
 
 def test_vm_mininet_kernel_datapath_netem_rtt(guest, request):
-    r = guest.run(MININET_LINEAR.format(switches=SWITCHES, delay_ms=DELAY_MS), timeout=300)
+    r = guest.run(MININET_LINEAR.format(switches=SWITCHES, delay_ms=DELAY_MS, echo=GUEST_ECHO), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert "system@ovs-system" in res["datapath"]
     assert "netem" in res["qdisc_s2"] and f"delay {DELAY_MS:g}ms" in res["qdisc_s2"], res["qdisc_s2"]
-    assert res["loss_pct"] == 0, res["ping"]
-    rtt_min, rtt_avg, rtt_max = res["rtt_ms"]
+    ping = parse_echo("h1", f"h{SWITCHES}", res["ping"])
+    assert ping.ok, res["ping"]
+    rtt_min, rtt_avg, rtt_max = ping.rtt_min_ms, ping.rtt_avg_ms, ping.rtt_max_ms
     expected = 2 * (SWITCHES - 1) * DELAY_MS          # netem on both directions of every link
     limit = 0.1 * expected + 5
     say(request, f"vm: mininet linear,{SWITCHES} kernel datapath, netem {DELAY_MS:g} ms on "

@@ -220,7 +220,7 @@ def _up(args: argparse.Namespace) -> int:
                 r = emu.ping(src, dst, count=args.count)
                 pings.append({"src": src, "dst": dst, "sent": r.sent, "received": r.received,
                               "rtt_avg_ms": r.rtt_avg_ms, "rtt_min_ms": r.rtt_min_ms, "rtt_max_ms": r.rtt_max_ms,
-                              "ok": r.ok})
+                              "missing": r.missing, "ok": r.ok})
                 if not args.json:
                     print(r, flush=True)
             if args.cli:

@@ -30,6 +30,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -148,6 +149,10 @@ class PingResult:
     rtt_avg_ms: float | None
     rtt_min_ms: float | None = None
     rtt_max_ms: float | None = None
+    # where counted by sequence number (``parse_echo``): the probes without a reply, and the round
+    # trip of each answered probe in the order sent
+    missing: list[int] | None = None
+    rtts_ms: list[float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -160,6 +165,30 @@ class PingResult:
     def __str__(self) -> str:
         rtt = f", rtt {self.rtt_avg_ms:.3f} ms" if self.rtt_avg_ms is not None else ""
         return f"{self.src} -> {self.dst}: {self.received}/{self.sent} received, {self.loss_pct:.0f}% loss{rtt}"
+
+
+#: the ICMP echo that waits for every probe's reply (stdlib only, run by path in a host's shell)
+ECHO = Path(__file__).resolve().with_name("echo.py")
+
+
+def echo_command(ip: str, count: int, interval_s: float, wait_s: float, python: str | None = None) -> str:
+    """The shell command of ``echo.py``: ``count`` ICMP echo requests to ``ip``, ``interval_s`` apart,
+    each answered if its reply comes within ``wait_s`` of the last one; read with ``parse_echo``."""
+    return f"{python or sys.executable} -S {ECHO} {ip} {count} {interval_s:g} {wait_s:g}"
+
+
+def parse_echo(src: str, dst: str, out: str) -> PingResult:
+    """The result of an ``echo_command`` from its output (its last JSON line); no such line (the host
+    could not run it) counts as nothing sent."""
+    line = next((x for x in reversed(out.strip().splitlines()) if x.startswith("{")), None)
+    if line is None:
+        return PingResult(src, dst, 0, 0, None)
+    r = json.loads(line)
+    by_seq = {int(k): float(v) for k, v in r["rtt_ms"].items()}
+    v = [by_seq[k] for k in sorted(by_seq)]
+    return PingResult(src, dst, r["sent"], len(v), sum(v) / len(v) if v else None, min(v) if v else None,
+                      max(v) if v else None, missing=[k for k in range(1, r["sent"] + 1) if k not in by_seq],
+                      rtts_ms=v)
 
 
 def parse_ping(src: str, dst: str, out: str) -> PingResult:
@@ -539,11 +568,12 @@ class Emulation(Managed):
 
     def ping(self, src: str, dst: str, count: int = 3, interval_s: float = 0.2, timeout_s: float = 2.0,
              tenant: int | None = None) -> PingResult:
-        """Ping from host/city ``src`` to host/city ``dst`` (same tenant) and parse the result."""
+        """Ping from host/city ``src`` to host/city ``dst`` (same tenant) and parse the result: ``count``
+        probes, each answered if its reply comes within ``timeout_s`` of the last probe (``echo.py``)."""
         s = self.resolve(src, tenant)
         d = self.resolve(dst, s.tenant if tenant is None else tenant)
-        out = self.net.get(s.name).cmd(f"ping -n -c {count} -i {interval_s} -W {timeout_s:g} {d.ip}")
-        return parse_ping(src, dst, out)
+        out = self.net.get(s.name).cmd(echo_command(d.ip, count, interval_s, timeout_s))
+        return parse_echo(src, dst, out)
 
     def flows(self, node_or_switch: str) -> list[str]:
         """Current entries of a switch (by topology node or switch name)."""
