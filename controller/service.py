@@ -101,6 +101,8 @@ class ControllerService:
         self._build()
         self._credentials.init_admin(self.store, admin_token, self._announce, write=writable)
         self._load(record=writable)
+        #: the token hashes ``authenticate`` reads (it takes no lock): those of the last complete load
+        self._serving_credentials = self._credentials
         self.metrics.watch(self._metrics_state)
 
     def _build(self) -> None:
@@ -156,14 +158,18 @@ class ControllerService:
 
     def reload(self, *, writable: bool, note: dict[str, Any] | None = None) -> None:
         """Throw the in-memory state away and load it again from the store (a cluster member:
-        a follower after the leader wrote, or on taking the lead). The listeners (the shim) stay;
-        they are not told of the reload: a new leader resynchronises the switches itself.
+        a follower after the leader wrote, or on taking the lead). Reads wait for it (they take the
+        lock); authentication keeps the previous load's tokens until it is done. The listeners (the
+        shim) stay; they are not told of the reload: a new leader resynchronises the switches itself.
         ``note`` goes into the ``start`` audit entry a writable load makes."""
         with self._lock:
             self.writable = writable
             self._build()
             self._credentials.init_admin(self.store, self._admin_token, self._announce, write=writable)
             self._load(record=writable, note=note)
+            # only now: until here a token is checked against the previous load's hashes, never
+            # against the half-built table (which refused valid tokens with 401 mid-reload)
+            self._serving_credentials = self._credentials
 
     @classmethod
     def from_config(cls, config: ControllerConfig, topology: Topology, host_plan: HostPlan | None = None,
@@ -196,7 +202,7 @@ class ControllerService:
     # ----- auth -----------------------------------------------------------------------
     def authenticate(self, token: str | None) -> Principal | None:
         """The principal a bearer token stands for, or None (constant-time over all hashes)."""
-        return self._credentials.authenticate(token)
+        return self._serving_credentials.authenticate(token)
 
     def record_refusal(self, principal: Principal, action: str, request: Any, code: str, detail: str,
                        field: str | None = None) -> None:

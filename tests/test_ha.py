@@ -3,6 +3,7 @@ one member leads and writes, the others serve the same state read-only and canno
 that goes is replaced (at once when it resigns or its REST port refuses, after the lease when it is
 merely silent); writes on a follower are answered with 307 to the leader (``controller.api.leader``)."""
 
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -283,3 +284,42 @@ def test_a_switch_event_the_store_cannot_audit_is_a_warning_not_an_error(cluster
             lead.service.switch_disconnected(3)
         assert [r.getMessage() for r in caplog.records if "not audited" in r.getMessage()]
         assert 3 not in lead.service.switches_connected()
+
+
+def test_tokens_keep_working_while_a_follower_reloads(tmp_path):
+    """A follower reloads its state after every leader write (``ControllerService.reload``); requests
+    keep arriving meanwhile, and authentication takes no lock. The tokens must be checked against the
+    previous load's hashes until the new load is complete, never against a half-built table (CI saw a
+    follower answer 401 "invalid bearer token" to the admin's GET right after a write)."""
+    service = ControllerService(square(), db_path=str(tmp_path / "s.db"), admin_token=ADMIN)
+    _, tenant_token = service.create_tenant("alpha")
+    store = service.store
+    slow = {name: getattr(store, name) for name in ("get_setting", "load_tenants", "load_reservations")}
+
+    def slowed(f):
+        def call(*a, **kw):
+            time.sleep(0.2)           # an etcd round trip on a loaded machine, made long
+            return f(*a, **kw)
+        return call
+
+    for name, f in slow.items():
+        setattr(store, name, slowed(f))
+    refused: list[str] = []
+    done = threading.Event()
+
+    def knock():
+        while not done.is_set():
+            for who, token in (("admin", ADMIN), ("tenant", tenant_token)):
+                if service.authenticate(token) is None:
+                    refused.append(who)
+
+    t = threading.Thread(target=knock)
+    t.start()
+    try:
+        service.reload(writable=False)
+    finally:
+        done.set()
+        t.join()
+        service.close()
+    assert refused == []
+    assert service.authenticate(ADMIN).is_admin and service.authenticate(tenant_token).tenant == 1
