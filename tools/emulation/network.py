@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -171,10 +172,10 @@ class PingResult:
 ECHO = Path(__file__).resolve().with_name("echo.py")
 
 
-def echo_command(ip: str, count: int, interval_s: float, wait_s: float, python: str | None = None) -> str:
+def echo_command(ip: str, count: int, interval_s: float, wait_s: float) -> str:
     """The shell command of ``echo.py``: ``count`` ICMP echo requests to ``ip``, ``interval_s`` apart,
     each answered if its reply comes within ``wait_s`` of the last one; read with ``parse_echo``."""
-    return f"{python or sys.executable} -S {ECHO} {ip} {count} {interval_s:g} {wait_s:g}"
+    return f"{shlex.quote(sys.executable)} -S {shlex.quote(str(ECHO))} {ip} {count} {interval_s:g} {wait_s:g}"
 
 
 def parse_echo(src: str, dst: str, out: str) -> PingResult:
