@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.dataplane import frames
 from tools.emulation import echo
 from tools.emulation.network import echo_command, parse_echo, parse_ping
 
@@ -145,6 +146,9 @@ def test_the_packets_are_real_icmp_and_bad_arguments_are_one_line():
     from scapy.layers.inet import ICMP, IP
 
     raw = echo.request(0x1234, 7)
+    assert raw == frames.icmp_echo(0x1234, 7, echo.PAYLOAD)       # the twin it writes again (echo.py's doc)
+    for data in (b"", b"\x01", raw, raw + b"\xff"):
+        assert echo.checksum(data) == frames.inet_checksum(data)
     parsed = ICMP(raw)
     assert (parsed.type, parsed.id, parsed.seq, len(raw)) == (8, 0x1234, 7, 64)
     assert parsed.chksum == ICMP(bytes(ICMP(type=8, id=0x1234, seq=7) / echo.PAYLOAD)).chksum

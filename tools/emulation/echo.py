@@ -12,7 +12,10 @@ not come within WAIT_S of the last probe.
 
 Standard library only, so it starts fast in an emulated host's shell (``python3 -S``) and in the
 VM's guest; needs a raw socket (root), as emulation does. ``tools.emulation.network.parse_echo``
-reads its output.
+reads its output. Its ``checksum`` and ``request`` are ``controller.dataplane.frames``'
+``inet_checksum`` and ``icmp_echo`` written again on purpose: that module imports numpy (0.4 s per
+run here, far more in the TCG guest) and needs the project's environment, which ``-S`` leaves out;
+``tests/test_echo.py`` checks the two agree byte for byte.
 """
 
 from __future__ import annotations
